@@ -66,9 +66,7 @@ def env_int(
     return value
 
 
-def env_choice(
-    name: str, default: str, choices: Sequence[str], *, environ: Mapping[str, str] | None = None
-) -> str:
+def env_choice(name: str, default: str, choices: Sequence[str], *, environ: Mapping[str, str] | None = None) -> str:
     """One of `choices` (exact match)."""
     value = env_str(name, default, environ=environ)
     if value not in choices:

@@ -3,7 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from abplatform import views
+
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
 ]

@@ -40,7 +40,7 @@ class Item(models.Model):
     title = models.CharField(max_length=500, blank=True)
     description = models.TextField(blank=True)
     category = models.CharField(max_length=200, blank=True)
-    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
 
     class Meta:

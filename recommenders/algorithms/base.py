@@ -190,12 +190,17 @@ class Recommender(ABC):
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         unknown = sorted(set(raw) - set(fields))
         if unknown:
-            raise ParameterError(unknown[0], f"unknown parameter for {cls.name}; allowed: {', '.join(sorted(fields)) or 'none'}")
+            raise ParameterError(
+                unknown[0], f"unknown parameter for {cls.name}; allowed: {', '.join(sorted(fields)) or 'none'}"
+            )
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            expected = fields[key].type if isinstance(fields[key].type, type) else None
+            declared = fields[key].type
+            expected: type | None = declared if isinstance(declared, type) else None
             default = fields[key].default
-            kind = expected or (type(default) if default is not dataclasses.MISSING and default is not None else None)
+            kind: type | None = expected or (
+                type(default) if default is not dataclasses.MISSING and default is not None else None
+            )
             values[key] = _coerce(key, value, kind)
         try:
             return cls.Params(**values)
@@ -208,7 +213,10 @@ class Recommender(ABC):
         schema: dict[str, dict[str, Any]] = {}
         for f in dataclasses.fields(cls.Params):
             default = f.default if f.default is not dataclasses.MISSING else None
-            schema[f.name] = {"type": type(default).__name__ if default is not None else str(f.type), "default": default}
+            schema[f.name] = {
+                "type": type(default).__name__ if default is not None else str(f.type),
+                "default": default,
+            }
         return schema
 
     # ---- training ---------------------------------------------------------------

@@ -1,0 +1,17 @@
+# One image for web, worker and beat (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+USER app
+
+EXPOSE 8000
+CMD ["gunicorn", "abplatform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,0 +1,50 @@
+# The two commands: `make demo` (set up and run the platform) and `make test` (run the suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+MYPY_PACKAGES := recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats
+
+.PHONY: demo test lint format serve migrate clean help
+
+help:
+	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, run web + worker"
+	@echo "make test    set up .venv with the dev tools and run the whole test suite"
+	@echo "make lint    ruff check, ruff format --check and mypy on the Django-free packages"
+	@echo "make clean   remove .venv and var/ (the embedded database and broker folder)"
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.runtime
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py import_dataset online-retail data/online-retail/online_retail.csv.gz --name online-retail --if-missing
+	$(PY) manage.py create_demo_users
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	./scripts/serve.sh
+
+serve: $(VENV)/.runtime
+	./scripts/serve.sh
+
+test: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(wildcard $(MYPY_PACKAGES))
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,39 @@
+"""`manage.py create_demo_users`: one user per role, for the demo; prints the credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
+
+DEMO_USERS = (
+    ("pm", "Pat Manager", PRODUCT_MANAGERS),
+    ("ds", "Dana Scientist", DATA_SCIENTISTS),
+    ("reviewer", "Robin Reviewer", REVIEWERS),
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (or reset) one demo user per role: pm (Product managers), ds (Data scientists) and "
+        "reviewer (Reviewers), and print their credentials. For local demos only: the passwords are public."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--password-suffix", default="-demo-2026", help="password = username + this suffix")
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.stdout.write("Demo users (log in at http://127.0.0.1:8000/accounts/login/):")
+        for username, full_name, role in DEMO_USERS:
+            first, last = full_name.split(" ", 1)
+            user, _ = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
+            password = f"{username}{options['password_suffix']}"
+            user.set_password(password)
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+            self.stdout.write(f"  {role:<17} username {username:<9} password {password}")

@@ -1,0 +1,1 @@
+"""Parsers that turn data files into a `ParsedDataset` (Django-free; the loader writes it)."""

@@ -1,0 +1,60 @@
+"""A real Celery worker in its own process, on the configured broker, against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from tests.support import REPO
+
+
+@contextmanager
+def worker_process(timeout: float = 60.0) -> Iterator[str]:
+    """Start `celery worker` on a fresh queue; yield the queue name; stop the worker afterwards.
+
+    The worker gets the test database's URL, so it reads what a transactional test committed.
+    """
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        database_url = f"sqlite:///{settings['NAME']}"
+    else:
+        password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+        database_url = (
+            f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+        )
+    env = {**os.environ, "DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "celery", "-A", "abplatform", "worker", "--pool", "solo", "-Q", queue,
+               "--without-mingle", "--without-gossip", "--loglevel", "INFO", "-n", f"{queue}@%h"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_until_ready(process, timeout)
+        yield queue
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_ready(process: subprocess.Popen[str], timeout: float) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if " ready." in line:
+            return
+    process.kill()
+    raise RuntimeError("The Celery worker did not start:\n" + "".join(seen[-40:]))
