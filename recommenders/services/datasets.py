@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from recommenders.models import Dataset, Interaction, Item
 WriteProgress = Callable[[int, int], None]
 """Called with (rows written, rows to write)."""
 
-SQLITE_BATCH = 5_000
+BATCH = 50_000
 
 
 class DatasetExists(Exception):
@@ -82,25 +82,11 @@ def save_dataset(
                 )
                 for item in parsed.items
             ),
-            batch_size=SQLITE_BATCH,
+            batch_size=BATCH,
         )
         report(len(parsed.items), total)
         item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
-        for start in range(0, len(interactions), SQLITE_BATCH):
-            stop = min(start + SQLITE_BATCH, len(interactions))
-            Interaction.objects.bulk_create(
-                Interaction(
-                    dataset=dataset,
-                    user_id=interactions.user_id[i],
-                    item_id=item_pk[interactions.item_id[i]],
-                    event_type=interactions.event_type[i],
-                    value=interactions.value[i],
-                    timestamp=interactions.timestamp[i],
-                    session_id=interactions.session_id[i],
-                )
-                for i in range(start, stop)
-            )
-            report(len(parsed.items) + stop, total)
+        _insert_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
     return dataset
 
 
@@ -146,30 +132,50 @@ def _copy_items(dataset: Dataset, parsed: ParsedDataset) -> None:
     )
 
 
+INTERACTION_COLUMNS = ("dataset_id", "user_id", "item_id", "event_type", "value", "timestamp", "session_id")
+
+
+def _interaction_rows(
+    dataset: Dataset, parsed: ParsedDataset, item_pk: dict[str, int], start: int, stop: int,
+    format_time: Callable[[datetime], Any],
+) -> Iterator[tuple[Any, ...]]:  # fmt: skip
+    """Rows start..stop as tuples in INTERACTION_COLUMNS order."""
+    rows = parsed.interactions
+    times: dict[datetime, Any] = {}  # many rows share a timestamp (an invoice's lines): format each once
+    for i in range(start, stop):
+        when = rows.timestamp[i]
+        formatted = times.get(when)
+        if formatted is None:
+            formatted = times[when] = format_time(when)
+        yield (dataset.pk, rows.user_id[i], item_pk[rows.item_id[i]], rows.event_type[i], rows.value[i],
+               formatted, rows.session_id[i])  # fmt: skip
+
+
 def _copy_interactions(
     dataset: Dataset, parsed: ParsedDataset, item_pk: dict[str, int], progress: Callable[[int], None]
 ) -> None:
-    rows = parsed.interactions
-    iso: dict[datetime, str] = {}  # many rows share a timestamp (an invoice's lines)
-    chunk = 50_000
-    columns = ("dataset_id", "user_id", "item_id", "event_type", "value", "timestamp", "session_id")
-    for start in range(0, len(rows), chunk):
-        stop = min(start + chunk, len(rows))
+    total = len(parsed.interactions)
+    for start in range(0, total, BATCH):
+        stop = min(start + BATCH, total)
         buffer = io.StringIO()
-        csv.writer(buffer).writerows(
-            (
-                dataset.pk,
-                rows.user_id[i],
-                item_pk[rows.item_id[i]],
-                rows.event_type[i],
-                rows.value[i],
-                iso.get(rows.timestamp[i]) or iso.setdefault(rows.timestamp[i], rows.timestamp[i].isoformat()),
-                rows.session_id[i],
-            )
-            for i in range(start, stop)
-        )
-        _copy(buffer, Interaction._meta.db_table, columns, not_null=("user_id", "session_id"))
+        csv.writer(buffer).writerows(_interaction_rows(dataset, parsed, item_pk, start, stop, datetime.isoformat))
+        _copy(buffer, Interaction._meta.db_table, INTERACTION_COLUMNS, not_null=("user_id", "session_id"))
         progress(stop)
+
+
+def _insert_interactions(
+    dataset: Dataset, parsed: ParsedDataset, item_pk: dict[str, int], progress: Callable[[int], None]
+) -> None:
+    """Plain INSERTs for databases without COPY (SQLite): no model instances, several times faster."""
+    total = len(parsed.interactions)
+    placeholders = ", ".join(["%s"] * len(INTERACTION_COLUMNS))
+    sql = f"INSERT INTO {Interaction._meta.db_table} ({', '.join(INTERACTION_COLUMNS)}) VALUES ({placeholders})"
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for start in range(0, total, BATCH):
+            stop = min(start + BATCH, total)
+            cursor.executemany(sql, list(_interaction_rows(dataset, parsed, item_pk, start, stop, adapt)))
+            progress(stop)
 
 
 def _copy(buffer: io.StringIO, table: str, columns: Iterable[str], not_null: Iterable[str]) -> None:
