@@ -109,8 +109,11 @@ def effect_moments(
         effect = mean_t / mean_c - 1.0
         mc2 = mean_c * mean_c
         variance = vm_t / mc2 + (mean_t * mean_t) * vm_c / (mc2 * mc2)
-    # Squares of tiny variances (n ~ 1e9) can underflow to 0 only if both are 0, excluded above.
-    dof = (vm_c + vm_t) ** 2 / (vm_t * vm_t / (n_t - 1.0) + vm_c * vm_c / (n_c - 1.0))
+    # Same Welch-Satterthwaite formula written with weights w = vm / (vm_c + vm_t) in [0, 1], so
+    # squaring cannot overflow (variances ~1e200) or underflow (n ~ 1e9): dof = 1 / sum(w^2 / (n - 1)).
+    total = vm_c + vm_t
+    w_c, w_t = vm_c / total, vm_t / total
+    dof = 1.0 / (w_t * w_t / (n_t - 1.0) + w_c * w_c / (n_c - 1.0))
     bad = ~(np.isfinite(effect) & np.isfinite(variance) & np.isfinite(dof)) | (variance <= 0.0)
     if np.any(bad):
         i = _first(bad)

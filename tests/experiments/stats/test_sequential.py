@@ -113,3 +113,11 @@ def test_aa_type_one_error_with_daily_looks_is_controlled() -> None:
     res = sequential_proportion_test_arrays(n.ravel(), sc.ravel(), n.ravel(), stt.ravel())
     any_reject = res.significant.reshape(sims, looks).any(axis=1).mean()
     assert any_reject <= 0.05
+
+
+def test_huge_n_is_finite() -> None:
+    n = 10**9
+    for diff in ("absolute", "relative"):
+        r = sequential_test(Proportion(n, n // 10), Proportion(n, n // 10 + 50_000), difference=diff)  # type: ignore[arg-type]
+        assert all(math.isfinite(v) for v in (r.effect, r.ci_low, r.ci_high, r.p_value))
+        assert 0.0 <= r.p_value <= 1.0
