@@ -97,7 +97,7 @@ def sample_size_proportions(
     baseline, treatment, h = _effect_size(baseline, mde_relative)
     approx = 2.0 * ((special.ndtri(1.0 - alpha / 2.0) + special.ndtri(power)) / h) ** 2
     # The closed form ignores the far tail; solve the exact equation (as statsmodels does) around it.
-    # power(n) is increasing in n, and at n -> 0 it tends to alpha < target... bracket from below.
+    # power(n) increases with n (from alpha at n = 0), so halving lo until power(lo) < target brackets the root.
     lo, hi = max(approx * 0.5, 1e-9), approx * 2.0
     while _power(h, lo, alpha) > power:
         lo /= 2.0
