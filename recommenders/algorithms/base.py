@@ -94,7 +94,7 @@ class TrainingData:
         return len(self.item_ids)
 
     def matrix(self, *, binary: bool = True) -> sp.csr_matrix:
-        """User × item CSR matrix; duplicates are summed (or set to 1 when `binary`)."""
+        """User x item CSR matrix; duplicates are summed (or set to 1 when `binary`)."""
         data = np.ones(len(self.user_index), dtype=np.float32) if binary else self.value.astype(np.float32)
         m = sp.csr_matrix(
             (data, (self.user_index, self.item_index)), shape=(self.n_users, self.n_items), dtype=np.float32
@@ -103,6 +103,19 @@ class TrainingData:
         if binary:
             m.data[:] = 1.0
         return m
+
+    def take(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> TrainingData:
+        """The same catalogue and users (same id tuples, so indices agree) with only `rows` kept.
+
+        `rows` is a boolean mask or an array of row positions; splits are built from this.
+        """
+        return dataclasses.replace(
+            self,
+            user_index=self.user_index[rows],
+            item_index=self.item_index[rows],
+            value=self.value[rows],
+            timestamp=self.timestamp[rows],
+        )
 
     @classmethod
     def from_records(
@@ -190,10 +203,13 @@ class Recommender(ABC):
         fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         unknown = sorted(set(raw) - set(fields))
         if unknown:
-            raise ParameterError(unknown[0], f"unknown parameter for {cls.name}; allowed: {', '.join(sorted(fields)) or 'none'}")
+            raise ParameterError(
+                unknown[0], f"unknown parameter for {cls.name}; allowed: {', '.join(sorted(fields)) or 'none'}"
+            )
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            expected = fields[key].type if isinstance(fields[key].type, type) else None
+            declared = fields[key].type
+            expected = declared if isinstance(declared, type) else None
             default = fields[key].default
             kind = expected or (type(default) if default is not dataclasses.MISSING and default is not None else None)
             values[key] = _coerce(key, value, kind)
@@ -207,8 +223,16 @@ class Recommender(ABC):
         """{name: {"type": ..., "default": ...}} for forms and API documentation."""
         schema: dict[str, dict[str, Any]] = {}
         for f in dataclasses.fields(cls.Params):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            schema[f.name] = {"type": type(default).__name__ if default is not None else str(f.type), "default": default}
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = None
+            schema[f.name] = {
+                "type": type(default).__name__ if default is not None else str(f.type),
+                "default": default,
+            }
         return schema
 
     # ---- training ---------------------------------------------------------------
@@ -238,6 +262,14 @@ class Recommender(ABC):
         self._require_fitted()
         return np.asarray(self._score(np.asarray(users, dtype=np.int64), query), dtype=np.float32)
 
+    def has_history(self, user_index: int) -> bool:
+        """True when the known user index has at least one training interaction.
+
+        Splits keep every user in the id tuples, so a known index can still have no history;
+        such users get the cold-start fallback like unknown ids.
+        """
+        return bool(self.seen.indptr[user_index + 1] > self.seen.indptr[user_index])
+
     def cold_start_scores(self, query: str | None = None) -> FloatArray:
         """Scores for a user without history: popularity (algorithms may override, e.g. by query)."""
         return self.popularity.copy()
@@ -253,8 +285,8 @@ class Recommender(ABC):
         if k <= 0:
             raise RecommenderError(f"k must be positive, got {k}.")
         pos = self._user_pos.get(user_id)
-        if pos is None:
-            scores = self.cold_start_scores(query)
+        if pos is None or not self.has_history(pos):
+            scores = self.cold_start_scores(query).copy()
         else:
             scores = self.score_users(np.array([pos]), query)[0].copy()
             if exclude_seen:
