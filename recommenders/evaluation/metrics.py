@@ -81,13 +81,15 @@ def map_at_k(hits: BoolMatrix, n_relevant: IntVector, k: int) -> float:
 
 def mrr(hits: BoolMatrix, n_relevant: IntVector) -> float:
     h, _ = _evaluated(hits, n_relevant)
-    first = np.argmax(h, axis=1)
-    return _mean(np.asarray(np.where(h.any(axis=1), 1.0 / (first + 1), 0.0), dtype=np.float64))
+    found = h.any(axis=1)
+    reciprocal = np.zeros(len(h), dtype=np.float64)
+    reciprocal[found] = 1.0 / (np.argmax(h[found], axis=1) + 1)
+    return _mean(reciprocal)
 
 
 def hit_rate(hits: BoolMatrix, n_relevant: IntVector) -> float:
     h, _ = _evaluated(hits, n_relevant)
-    return _mean(h.any(axis=1).astype(np.float64))
+    return _mean(np.asarray(h.any(axis=1), dtype=np.float64))
 
 
 # ---- beyond accuracy: inputs are the recommended item indices, -1 marking empty slots ----
