@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 
 from recommenders.algorithms.base import (
@@ -56,7 +56,13 @@ class EaseRecommender(Recommender):
         gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
         gram[np.diag_indices_from(gram)] += self.params.l2
         progress(0.3, "inverting the item Gram matrix")
-        p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        # G is symmetric positive definite: invert through its Cholesky factor (potrf + potri),
+        # cheaper than a general LU inverse; potri fills only the upper triangle.
+        factor, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            raise RecommenderError(f"ease: the regularised Gram matrix is not positive definite (l2={self.params.l2}).")
+        upper, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+        p = np.triu(upper) + np.triu(upper, 1).T
         weights = -p / np.diag(p)[None, :]
         np.fill_diagonal(weights, 0.0)
         self.weights: FloatArray = weights.astype(np.float32)
