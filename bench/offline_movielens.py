@@ -92,12 +92,16 @@ THREADED = {"als", "bpr"}
 TUNE_GRID: dict[str, dict[str, list[Any]]] = {
     "ease": {"l2": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]},
     "item_knn": {"neighbours": [20, 50, 100, 200, 400], "shrink": [0.0, 20.0]},
-    "als": {"factors": [32, 64, 128], "regularization": [0.05, 0.5, 5.0], "alpha": [1.0, 5.0, 20.0]},
+    # Round 1 (factors 32-128, regularization 0.05-5, alpha 1-20) peaked at the small-factor,
+    # high-regularisation corner, so round 2 searches around it.
+    "als": {"factors": [16, 32, 48], "regularization": [5.0, 20.0, 50.0], "alpha": [1.0, 2.0]},
+    # Round 1 (factors 64/128, lr .01/.05, reg .001/.01, 100/300 iterations) peaked at
+    # 128 factors, lr .01, reg .01, 100 iterations; more iterations only overfitted.
     "bpr": {
-        "factors": [64, 128],
-        "learning_rate": [0.01, 0.05],
-        "regularization": [0.001, 0.01],
-        "iterations": [100, 300],
+        "factors": [128, 200],
+        "learning_rate": [0.01, 0.02],
+        "regularization": [0.01, 0.05, 0.1],
+        "iterations": [50, 100],
     },
 }
 

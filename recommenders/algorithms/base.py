@@ -316,16 +316,27 @@ class Recommender(ABC):
 
 
 def top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> IntArray:
-    """Indices of the k highest scores per row, best first (ties: lower index first)."""
-    n_items = scores.shape[1]
+    """Indices of the k highest scores per row, best first (ties: lower index first).
+
+    Ties are honoured also at the cut-off: when several items share the k-th score, the
+    lowest indices get in (argpartition alone would pick among them arbitrarily).
+    """
+    n_rows, n_items = scores.shape
     k = min(k, n_items)
     if k == n_items:
-        part = np.broadcast_to(np.arange(n_items), scores.shape)
+        chosen = np.broadcast_to(np.arange(n_items), scores.shape)
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.asarray(np.take_along_axis(part, order, axis=1), dtype=np.int64)
+        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above = scores > threshold
+        at = scores == threshold
+        room = k - above.sum(axis=1, keepdims=True)
+        keep = above | (at & (np.cumsum(at, axis=1) <= room))
+        # Exactly k cells per row are kept; nonzero returns them row by row in index order.
+        chosen = np.nonzero(keep)[1].reshape(n_rows, k)
+    chosen_scores = np.take_along_axis(scores, chosen, axis=1)
+    order = np.lexsort((chosen, -chosen_scores), axis=1)
+    return np.asarray(np.take_along_axis(chosen, order, axis=1), dtype=np.int64)
 
 
 def _coerce(key: str, value: Any, kind: type | None) -> Any:
