@@ -92,16 +92,17 @@ THREADED = {"als", "bpr"}
 TUNE_GRID: dict[str, dict[str, list[Any]]] = {
     "ease": {"l2": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]},
     "item_knn": {"neighbours": [20, 50, 100, 200, 400], "shrink": [0.0, 20.0]},
-    # Round 1 (factors 32-128, regularization 0.05-5, alpha 1-20) peaked at the small-factor,
-    # high-regularisation corner, so round 2 searches around it.
-    "als": {"factors": [16, 32, 48], "regularization": [5.0, 20.0, 50.0], "alpha": [1.0, 2.0]},
-    # Round 1 (factors 64/128, lr .01/.05, reg .001/.01, 100/300 iterations) peaked at
-    # 128 factors, lr .01, reg .01, 100 iterations; more iterations only overfitted.
+    # Rounds 1-2 (factors 16-128, regularization 0.05-50, alpha 1-20) kept peaking at few
+    # factors and strong regularisation; round 3 searches around the best (16, 20, 2).
+    "als": {"factors": [8, 16, 24], "regularization": [10.0, 20.0, 40.0], "alpha": [2.0, 4.0]},
+    # implicit's BPR draws negatives in proportion to popularity (from the non-zeros), which
+    # costs accuracy here; rounds 1-2 (factors 64-200, lr .01-.05, reg .001-.1, 50-300
+    # iterations) preferred 128 factors, lr .01, reg .05, 50 iterations.
     "bpr": {
-        "factors": [128, 200],
-        "learning_rate": [0.01, 0.02],
-        "regularization": [0.01, 0.05, 0.1],
-        "iterations": [50, 100],
+        "factors": [64, 128],
+        "learning_rate": [0.005, 0.01],
+        "regularization": [0.05, 0.1],
+        "iterations": [25, 50],
     },
 }
 
