@@ -67,10 +67,10 @@ PUBLISHED: dict[str, tuple[float, float, float, float, float | None]] = {
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("popularity", {}),
     "content_tfidf": ("content_tfidf", {}),
-    "item_knn": ("item_knn", {"neighbours": 100}),
-    "ease": ("ease", {"l2": 500.0}),
+    "item_knn": ("item_knn", {"neighbours": 200, "shrink": 20.0}),
+    "ease": ("ease", {"l2": 800.0}),
     "als": ("als", {"factors": 64, "regularization": 0.05, "alpha": 1.0, "iterations": 15}),
-    "bpr": ("bpr", {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100}),
+    "bpr": ("bpr", {"factors": 64, "learning_rate": 0.01, "regularization": 0.05, "iterations": 50}),
     "deep_mlp": ("deep_mlp", {}),
     "two_tower": ("two_tower", {}),
     "hybrid": (
@@ -92,9 +92,9 @@ THREADED = {"als", "bpr"}
 TUNE_GRID: dict[str, dict[str, list[Any]]] = {
     "ease": {"l2": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]},
     "item_knn": {"neighbours": [20, 50, 100, 200, 400], "shrink": [0.0, 20.0]},
-    # Rounds 1-2 (factors 16-128, regularization 0.05-50, alpha 1-20) kept peaking at few
-    # factors and strong regularisation; round 3 searches around the best (16, 20, 2).
-    "als": {"factors": [8, 16, 24], "regularization": [10.0, 20.0, 40.0], "alpha": [2.0, 4.0]},
+    # Rounds 1-3 (factors 8-128, regularization 0.05-50, alpha 1-20) kept peaking at few
+    # factors and strong regularisation; round 4 searches around the best (24, 40, 4).
+    "als": {"factors": [24, 32, 48], "regularization": [40.0, 80.0, 160.0], "alpha": [4.0, 8.0]},
     # implicit's BPR draws negatives in proportion to popularity (from the non-zeros), which
     # costs accuracy here; rounds 1-2 (factors 64-200, lr .01-.05, reg .001-.1, 50-300
     # iterations) preferred 128 factors, lr .01, reg .05, 50 iterations.
@@ -188,6 +188,26 @@ def print_table(title: str, rows: list[dict[str, Any]], published: bool) -> None
         print("[MS] = published by Microsoft Recommenders (4-CPU machine), not measured here.")
 
 
+def hybrid_candidates() -> dict[str, dict[str, Any]]:
+    """Hybrid shapes compared by --tune (each learns its weights on its own inner holdout)."""
+    ease = {"algorithm": "ease", "params": VARIANTS["ease"][1]}
+    knn = {"algorithm": "item_knn", "params": VARIANTS["item_knn"][1]}
+    als = {"algorithm": "als", "params": VARIANTS["als"][1]}
+    bpr = {"algorithm": "bpr", "params": VARIANTS["bpr"][1]}
+    popularity = {"algorithm": "popularity"}
+    shapes = {
+        "ease+als": [ease, als],
+        "ease+knn+als": [ease, knn, als],
+        "ease+als+bpr": [ease, als, bpr],
+        "ease+knn+als+pop": [ease, knn, als, popularity],
+    }
+    return {
+        f"{shape} {norm}": {"components": components, "learn_weights": True, "normalisation": norm}
+        for shape, components in shapes.items()
+        for norm in ("minmax", "zscore")
+    }
+
+
 def tune(train: TrainingData, algorithms: list[str], threads: int) -> None:
     """Grid search on a validation split carved from `train` only; prints the best params."""
     fit_part, validation = stratified_split(train, 0.8, seed=7)
@@ -209,6 +229,12 @@ def tune(train: TrainingData, algorithms: list[str], threads: int) -> None:
             print(f"  tune {algorithm} {params}: validation NDCG@10 {ndcg:.4f} ({seconds:.1f} s)", flush=True)
         best = max(results, key=lambda r: r[0])
         print(f"best {algorithm}: {best[1]} validation NDCG@10 {best[0]:.4f}", flush=True)
+    if "hybrid" in algorithms:
+        for label, params in hybrid_candidates().items():
+            model = registry.get("hybrid")(params)
+            report = model.fit(fit_part)
+            ndcg = evaluate(model, fit_part, validation, K).ndcg
+            print(f"  tune hybrid {label}: weights {report.notes['weights']} validation NDCG@10 {ndcg:.4f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,3 +39,10 @@ class MissingScoreRecommender(Recommender):  # type: ignore[misc]
 
     def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
         return FitReport()
+
+
+class PlainParamsRecommender(ReverseIndexRecommender):
+    name = "test_plain_params"
+
+    class Params:
+        factors = 3

@@ -41,6 +41,11 @@ def test_a_class_missing_score_is_refused_naming_the_method() -> None:
         registry.register_dotted_path(f"{HERE}.MissingScoreRecommender")
 
 
+def test_a_class_whose_params_is_not_a_dataclass_is_refused() -> None:
+    with pytest.raises(RecommenderError, match="Params must be a dataclass"):
+        registry.register_dotted_path(f"{HERE}.PlainParamsRecommender")
+
+
 def test_a_class_without_a_name_is_refused() -> None:
     with pytest.raises(RecommenderError, match="must set the class attribute `name`"):
         registry.register_dotted_path(f"{HERE}.NamelessRecommender")
