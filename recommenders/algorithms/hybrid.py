@@ -32,6 +32,7 @@ the components' `cold_start_scores` (so a content component still ranks by the q
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,23 @@ def simplex_grid(n: int, step: float) -> list[FloatArray]:
     return points
 
 
+def _describe_fitted(components: Sequence[tuple[Recommender, float]], normalisation: str) -> HybridParams:
+    """Params recording a blend of already-built models, for display and stored runs.
+
+    They are not validated against the registry (the models exist already, and a custom
+    class need not be registered to be blended), so __post_init__ is bypassed on purpose.
+    """
+    if normalisation not in NORMALISATIONS:
+        raise ParameterError("normalisation", f"must be one of {', '.join(NORMALISATIONS)}")
+    params = object.__new__(HybridParams)
+    values = {f.name: f.default for f in dataclasses.fields(HybridParams) if f.default is not dataclasses.MISSING}
+    values["components"] = [{"algorithm": m.name or type(m).__name__, "weight": float(w)} for m, w in components]
+    values["normalisation"] = normalisation
+    for name, value in values.items():
+        object.__setattr__(params, name, value)
+    return params
+
+
 class _Alignment:
     """Maps hybrid user/item indices to one component's (-1 where the component lacks the id)."""
 
@@ -166,12 +184,8 @@ class HybridRecommender(Recommender):
             model._require_fitted()
             if weight < 0:
                 raise ParameterError("weight", f"weights must be ≥ 0, got {weight}")
-        specs = [{"algorithm": m.name, "weight": float(w)} for m, w in components if m.name in registry.names()]
         hybrid = cls.__new__(cls)
-        Recommender.__init__(
-            hybrid,
-            HybridParams(components=specs or [{"algorithm": "popularity"}], normalisation=normalisation),
-        )
+        Recommender.__init__(hybrid, _describe_fitted(components, normalisation))
         hybrid.components = [m for m, _ in components]
         hybrid.weights = np.asarray([w for _, w in components], dtype=np.float32)
         if hybrid.weights.sum() <= 0:

@@ -88,6 +88,10 @@ def test_from_fitted_with_all_weight_on_one_model_ranks_like_it() -> None:
 
     hybrid = HybridRecommender.from_fitted([(ease, 1.0), (popularity, 0.0)])
 
+    assert hybrid.params.components == [
+        {"algorithm": "ease", "weight": 1.0},
+        {"algorithm": "popularity", "weight": 0.0},
+    ]
     for user in data.user_ids:
         assert ids(hybrid.recommend(user, k=3)) == ids(ease.recommend(user, k=3))
 
