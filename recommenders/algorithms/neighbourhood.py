@@ -79,11 +79,13 @@ class ItemKnnRecommender(Recommender):
 
     def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
         x = data.matrix(binary=not self.params.use_values)
-        neighbours = top_k_similarities(x, self.params.neighbours, self.params.shrink, progress)
-        # score = history @ neighboursᵀ: column i of neighboursᵀ is item i's neighbour list.
-        self.neighbours_t: sp.csr_matrix = sp.csr_matrix(neighbours.T)
+        self.neighbours: sp.csr_matrix = top_k_similarities(x, self.params.neighbours, self.params.shrink, progress)
         self.history: sp.csr_matrix = x
-        return FitReport(notes={"similarity_nonzeros": int(neighbours.nnz)})
+        return FitReport(notes={"similarity_nonzeros": int(self.neighbours.nnz)})
 
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
-        return np.asarray((self.history[users] @ self.neighbours_t).toarray(), dtype=np.float32)
+        # score[u, i] = Σ_j history[u, j] · neighbours[i, j], computed as neighbours @ historyᵀ:
+        # a sparse x dense product (fast in scipy), where sparse x sparse would build a
+        # nearly dense sparse result slowly.
+        history = self.history[users].toarray().T
+        return np.ascontiguousarray((self.neighbours @ history).T, dtype=np.float32)
