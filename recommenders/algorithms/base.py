@@ -94,7 +94,7 @@ class TrainingData:
         return len(self.item_ids)
 
     def matrix(self, *, binary: bool = True) -> sp.csr_matrix:
-        """User × item CSR matrix; duplicates are summed (or set to 1 when `binary`)."""
+        """User x item CSR matrix; duplicates are summed (or set to 1 when `binary`)."""
         data = np.ones(len(self.user_index), dtype=np.float32) if binary else self.value.astype(np.float32)
         m = sp.csr_matrix(
             (data, (self.user_index, self.item_index)), shape=(self.n_users, self.n_items), dtype=np.float32
@@ -103,6 +103,19 @@ class TrainingData:
         if binary:
             m.data[:] = 1.0
         return m
+
+    def take(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> TrainingData:
+        """The same catalogue and users (same id tuples, so indices agree) with only `rows` kept.
+
+        `rows` is a boolean mask or an array of row positions; splits are built from this.
+        """
+        return dataclasses.replace(
+            self,
+            user_index=self.user_index[rows],
+            item_index=self.item_index[rows],
+            value=self.value[rows],
+            timestamp=self.timestamp[rows],
+        )
 
     @classmethod
     def from_records(
@@ -196,11 +209,9 @@ class Recommender(ABC):
         values: dict[str, Any] = {}
         for key, value in raw.items():
             declared = fields[key].type
-            expected: type | None = declared if isinstance(declared, type) else None
+            expected = declared if isinstance(declared, type) else None
             default = fields[key].default
-            kind: type | None = expected or (
-                type(default) if default is not dataclasses.MISSING and default is not None else None
-            )
+            kind = expected or (type(default) if default is not dataclasses.MISSING and default is not None else None)
             values[key] = _coerce(key, value, kind)
         try:
             return cls.Params(**values)
@@ -212,7 +223,12 @@ class Recommender(ABC):
         """{name: {"type": ..., "default": ...}} for forms and API documentation."""
         schema: dict[str, dict[str, Any]] = {}
         for f in dataclasses.fields(cls.Params):
-            default = f.default if f.default is not dataclasses.MISSING else None
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = None
             schema[f.name] = {
                 "type": type(default).__name__ if default is not None else str(f.type),
                 "default": default,
@@ -246,6 +262,14 @@ class Recommender(ABC):
         self._require_fitted()
         return np.asarray(self._score(np.asarray(users, dtype=np.int64), query), dtype=np.float32)
 
+    def has_history(self, user_index: int) -> bool:
+        """True when the known user index has at least one training interaction.
+
+        Splits keep every user in the id tuples, so a known index can still have no history;
+        such users get the cold-start fallback like unknown ids.
+        """
+        return bool(self.seen.indptr[user_index + 1] > self.seen.indptr[user_index])
+
     def cold_start_scores(self, query: str | None = None) -> FloatArray:
         """Scores for a user without history: popularity (algorithms may override, e.g. by query)."""
         return self.popularity.copy()
@@ -261,8 +285,8 @@ class Recommender(ABC):
         if k <= 0:
             raise RecommenderError(f"k must be positive, got {k}.")
         pos = self._user_pos.get(user_id)
-        if pos is None:
-            scores = self.cold_start_scores(query)
+        if pos is None or not self.has_history(pos):
+            scores = self.cold_start_scores(query).copy()
         else:
             scores = self.score_users(np.array([pos]), query)[0].copy()
             if exclude_seen:
@@ -292,16 +316,27 @@ class Recommender(ABC):
 
 
 def top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> IntArray:
-    """Indices of the k highest scores per row, best first (ties: lower index first)."""
-    n_items = scores.shape[1]
+    """Indices of the k highest scores per row, best first (ties: lower index first).
+
+    Ties are honoured also at the cut-off: when several items share the k-th score, the
+    lowest indices get in (argpartition alone would pick among them arbitrarily).
+    """
+    n_rows, n_items = scores.shape
     k = min(k, n_items)
     if k == n_items:
-        part = np.broadcast_to(np.arange(n_items), scores.shape)
+        chosen = np.broadcast_to(np.arange(n_items), scores.shape)
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.asarray(np.take_along_axis(part, order, axis=1), dtype=np.int64)
+        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        above = scores > threshold
+        at = scores == threshold
+        room = k - above.sum(axis=1, keepdims=True)
+        keep = above | (at & (np.cumsum(at, axis=1) <= room))
+        # Exactly k cells per row are kept; nonzero returns them row by row in index order.
+        chosen = np.nonzero(keep)[1].reshape(n_rows, k)
+    chosen_scores = np.take_along_axis(scores, chosen, axis=1)
+    order = np.lexsort((chosen, -chosen_scores), axis=1)
+    return np.asarray(np.take_along_axis(chosen, order, axis=1), dtype=np.int64)
 
 
 def _coerce(key: str, value: Any, kind: type | None) -> Any:

@@ -7,6 +7,7 @@ import TensorFlow. `register_dotted_path` checks that an extra class implements 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 
@@ -77,4 +78,6 @@ def _import_class(path: str) -> type[Recommender]:
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         raise RecommenderError(f"{path} does not implement {', '.join(missing)} of the recommender interface.")
+    if not dataclasses.is_dataclass(cls.Params):
+        raise RecommenderError(f"{path}.Params must be a dataclass (its fields are the parameters, with defaults).")
     return cls
