@@ -211,7 +211,8 @@ class _SampledNegativesRecommender(Recommender):
     """Training loop, numpy weights and pickling shared by the Keras models.
 
     Subclasses implement `_build_keras` (the architecture, with fixed layer names),
-    `_compute_cache` (numpy arrays derived from `_weights` once, for scoring) and `_score`,
+    `_compute_cache` (numpy arrays derived from `_weights` once, for scoring) and
+    `_score_rows` (network scores for a batch of users, numpy only),
     and set `from_logits` when the Keras output is a logit rather than a probability.
     """
 
@@ -333,6 +334,22 @@ class _SampledNegativesRecommender(Recommender):
             self._keras = model
         return self._keras
 
+    def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
+        """Network scores, except that users without training interactions get `cold_start_scores`.
+
+        The base class sends only unknown ids to the fallback; a user listed in
+        `TrainingData.user_ids` without interactions has an untrained (random) embedding,
+        so its network scores would be noise.
+        """
+        scores = self._score_rows(users)
+        cold = np.diff(self.seen.indptr)[users] == 0
+        if cold.any():
+            scores[cold] = self.cold_start_scores(query)
+        return scores
+
+    def _score_rows(self, users: IntArray) -> FloatArray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _scoring_cache(self) -> dict[str, Array32]:
         if self._cache is None:
             self._cache = self._compute_cache()
@@ -388,7 +405,7 @@ class MlpRecommender(_SampledNegativesRecommender):
             "item_part": self._weights["item_embedding"][0] @ kernel[d:],
         }
 
-    def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
+    def _score_rows(self, users: IntArray) -> FloatArray:
         p = cast(MlpParams, self.params)
         cache = self._scoring_cache()
         item_part = cache["item_part"]
@@ -445,6 +462,6 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
     def _compute_cache(self) -> dict[str, Array32]:
         return {"user": self._tower("user"), "item": self._tower("item")}
 
-    def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
+    def _score_rows(self, users: IntArray) -> FloatArray:
         cache = self._scoring_cache()
         return np.asarray(cache["user"][users] @ cache["item"].T, dtype=np.float32)

@@ -8,6 +8,7 @@ only read them.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -181,6 +182,17 @@ def test_cold_start_user_gets_the_popularity_fallback(toy_model: Any) -> None:
     recommended = model.recommend("nobody", k=5)
     expected = np.argsort(-model.popularity, kind="stable")[:5]
     assert [r.item_id for r in recommended] == [model.item_ids[j] for j in expected]
+
+
+@pytest.mark.tensorflow
+def test_a_listed_user_without_interactions_also_gets_the_fallback(toy: TrainingData) -> None:
+    # TrainingData may list users with no interactions; their embeddings never train.
+    data = dataclasses.replace(toy, user_ids=(*toy.user_ids, "ghost"))
+    model = tiny(TwoTowerRecommender, epochs=1)
+    model.fit(data)
+    expected = np.argsort(-model.popularity, kind="stable")[:5]
+    assert [r.item_id for r in model.recommend("ghost", k=5)] == [model.item_ids[j] for j in expected]
+    assert model.recommend("u0", k=5) != model.recommend("ghost", k=5)
 
 
 @pytest.mark.tensorflow
