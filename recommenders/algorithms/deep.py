@@ -1,0 +1,467 @@
+"""Deep recommenders trained on implicit feedback with sampled negatives (TensorFlow/Keras).
+
+Two models share one training loop (`_SampledNegativesRecommender`):
+
+* `MlpRecommender` (``deep_mlp``): user and item embeddings are concatenated and fed to a
+  stack of ReLU layers ending in one sigmoid unit, the probability that the user
+  interacts with the item (the "MLP" half of He et al., 2017, Neural Collaborative
+  Filtering).
+* `TwoTowerRecommender` (``two_tower``): a user tower and an item tower (embedding, then
+  small dense layers) map each side to a vector; their dot product is the logit. Scoring
+  every item for a user is one matrix product of precomputed tower outputs.
+
+Training data. Every distinct observed (user, item) pair is a positive (label 1), whatever
+its rating or quantity. For each positive, `negatives` items the user never interacted
+with are drawn uniformly (label 0), afresh for every epoch, from a numpy generator seeded
+with `seed`. The loss is binary cross-entropy, optimised with Adam; the mean loss of each
+epoch goes to `FitReport.history["loss"]` and to `progress` through a Keras callback.
+
+Scoring and artifacts. After training, the Keras weights are copied into numpy arrays, and
+`_score` evaluates the network with numpy alone. So a loaded model serves recommendations
+without importing TensorFlow (a ~6 s import and a few hundred MB in a web worker), and the
+pickled state holds only numpy arrays and the params (`__getstate__` drops the Keras
+object). `keras_model()` rebuilds the Keras model from those arrays on demand, e.g. to
+inspect it or check that the numpy forward pass agrees with Keras (the tests do).
+
+Scores are logits (the sigmoid is monotonic, so ranking is the same); probabilities near 1
+would round to equal float32 values and lose the order among the best items.
+
+TensorFlow is imported only inside the functions that train or rebuild a model, never at
+module level: Django and Celery import this module through the registry at start-up.
+Determinism: training seeds Python, numpy and TensorFlow with `seed`
+(`keras.utils.set_random_seed`, which also reseeds numpy's global generator) and shuffles
+with its own generator; on CPU that repeats runs closely, but multithreaded kernels may
+still differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from recommenders.algorithms.base import (
+    FitReport,
+    FloatArray,
+    IntArray,
+    ParameterError,
+    ProgressCallback,
+    Recommender,
+    RecommenderError,
+    TrainingData,
+)
+
+Array32 = npt.NDArray[np.float32]
+LayerWeights = dict[str, list[Array32]]
+"""Trained weights by Keras layer name, as numpy arrays (Dense: [kernel, bias]; Embedding: [table])."""
+
+# Budget of float32 activations per scoring chunk (elements): bounds memory at ~64 MB.
+_SCORE_CHUNK_ELEMENTS = 16_000_000
+# A user who has seen (nearly) every item can make rejection sampling loop for ever:
+# after this many rounds the negatives still colliding with a positive are dropped.
+_MAX_SAMPLING_ROUNDS = 50
+
+
+# ---- parameter validation ---------------------------------------------------------------
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(name, f"expected a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ParameterError(name, f"must be between {low} and {high}, got {value}")
+
+
+def _check_float(name: str, value: float, low: float, high: float, *, include_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(name, f"expected a number, got {value!r}")
+    above_low = value >= low if include_low else value > low
+    if not (above_low and value < high):
+        bracket = "[" if include_low else "("
+        raise ParameterError(name, f"must be in {bracket}{low}, {high}), got {value}")
+
+
+def _check_common(params: Any) -> None:
+    """Range checks shared by both models' params (training loop settings)."""
+    _check_int("embedding_dim", params.embedding_dim, 1, 1024)
+    _check_float("learning_rate", params.learning_rate, 0.0, 1.0)
+    _check_int("batch_size", params.batch_size, 1, 1_000_000)
+    _check_int("epochs", params.epochs, 1, 1000)
+    _check_int("negatives", params.negatives, 1, 100)
+    _check_float("validation_fraction", params.validation_fraction, 0.0, 0.5, include_low=True)
+    _check_int("seed", params.seed, 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class MlpParams:
+    """Parameters of `MlpRecommender`; the network defaults are 3 x 200 ReLU, Adam 0.001, batch 64, 10 epochs.
+
+    `validation_fraction` > 0 holds out that share of the positive pairs (with freshly
+    sampled negatives) and records `history["val_loss"]`; the held-out pairs are not trained on.
+    """
+
+    embedding_dim: int = 32
+    hidden_units: int = 200
+    hidden_layer_count: int = 3
+    learning_rate: float = 0.001
+    batch_size: int = 64
+    epochs: int = 10
+    negatives: int = 4
+    validation_fraction: float = 0.0
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_int("hidden_units", self.hidden_units, 1, 4096)
+        # At least one hidden layer: without one the model is a sum of a user and an item
+        # term and cannot express any user-item interaction.
+        _check_int("hidden_layer_count", self.hidden_layer_count, 1, 10)
+
+
+@dataclass(frozen=True)
+class TwoTowerParams:
+    """Parameters of `TwoTowerRecommender`.
+
+    Each tower: embedding of `embedding_dim` → `tower_layer_count` ReLU layers of
+    `tower_units` → a linear layer of `output_dim` (the space where the dot product is taken).
+    """
+
+    embedding_dim: int = 64
+    tower_units: int = 128
+    tower_layer_count: int = 1
+    output_dim: int = 64
+    learning_rate: float = 0.001
+    batch_size: int = 256
+    epochs: int = 10
+    negatives: int = 4
+    validation_fraction: float = 0.0
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_int("tower_units", self.tower_units, 1, 4096)
+        _check_int("tower_layer_count", self.tower_layer_count, 0, 10)
+        _check_int("output_dim", self.output_dim, 1, 1024)
+
+
+# ---- negative sampling ------------------------------------------------------------------
+def _pair_keys(seen: sp.csr_matrix) -> npt.NDArray[np.int64]:
+    """Sorted keys user * n_items + item of every seen pair, for vectorised membership tests."""
+    users = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr))
+    return np.sort(users * seen.shape[1] + seen.indices.astype(np.int64))
+
+
+def _is_seen(keys: npt.NDArray[np.int64], n_items: int, users: IntArray, items: IntArray) -> npt.NDArray[np.bool_]:
+    query = users * n_items + items
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.asarray(keys[pos] == query)
+
+
+def sample_negatives(
+    seen: sp.csr_matrix, users: IntArray, per_user_row: int, rng: np.random.Generator
+) -> tuple[IntArray, IntArray]:
+    """For each entry of `users`, `per_user_row` items drawn uniformly from those the user has not seen.
+
+    Rejection sampling: draw uniformly from the catalogue and redraw the ones that hit a
+    seen pair, which leaves each accepted draw uniform over the unseen items. Returns
+    parallel (user, item) arrays; draws still colliding after `_MAX_SAMPLING_ROUNDS`
+    (users who have seen almost everything) are dropped.
+    """
+    n_items = seen.shape[1]
+    keys = _pair_keys(seen)
+    neg_users = np.repeat(users.astype(np.int64), per_user_row)
+    neg_items = rng.integers(0, n_items, size=len(neg_users), dtype=np.int64)
+    bad = _is_seen(keys, n_items, neg_users, neg_items)
+    for _ in range(_MAX_SAMPLING_ROUNDS):
+        if not bad.any():
+            break
+        neg_items[bad] = rng.integers(0, n_items, size=int(bad.sum()), dtype=np.int64)
+        bad[bad] = _is_seen(keys, n_items, neg_users[bad], neg_items[bad])
+    keep = ~bad
+    return neg_users[keep], neg_items[keep]
+
+
+def _labelled_rows(
+    seen: sp.csr_matrix,
+    pos_users: IntArray,
+    pos_items: IntArray,
+    negatives: int,
+    rng: np.random.Generator,
+) -> tuple[IntArray, IntArray, Array32]:
+    """Positives plus `negatives` sampled negatives each, shuffled: (users, items, labels)."""
+    neg_users, neg_items = sample_negatives(seen, pos_users, negatives, rng)
+    users = np.concatenate([pos_users, neg_users])
+    items = np.concatenate([pos_items, neg_items])
+    labels = np.concatenate([np.ones(len(pos_users), np.float32), np.zeros(len(neg_users), np.float32)])
+    order = rng.permutation(len(users))
+    return users[order], items[order], labels[order]
+
+
+# ---- numpy forward pass helpers ---------------------------------------------------------
+def _dense(x: Array32, weights: list[Array32], *, relu: bool) -> Array32:
+    """A Keras Dense layer in numpy: x @ kernel + bias, then ReLU when `relu`."""
+    y = x @ weights[0] + weights[1]
+    return np.maximum(y, 0.0, dtype=np.float32) if relu else y.astype(np.float32, copy=False)
+
+
+# ---- shared training loop -----------------------------------------------------------------
+class _SampledNegativesRecommender(Recommender):
+    """Training loop, numpy weights and pickling shared by the Keras models.
+
+    Subclasses implement `_build_keras` (the architecture, with fixed layer names),
+    `_compute_cache` (numpy arrays derived from `_weights` once, for scoring) and
+    `_score_rows` (network scores for a batch of users, numpy only),
+    and set `from_logits` when the Keras output is a logit rather than a probability.
+    """
+
+    from_logits: ClassVar[bool] = False
+    # Transient state: rebuilt on demand, never pickled.
+    _TRANSIENT: ClassVar[tuple[str, ...]] = ("_keras", "_cache")
+
+    _weights: LayerWeights
+    _n_users: int
+    _n_items: int
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        self._keras: Any = None
+        self._cache: dict[str, Array32] | None = None
+
+    # -- architecture hooks --
+    def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _compute_cache(self) -> dict[str, Array32]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- training --
+    def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
+        import tensorflow as tf  # heavy: imported only when training
+
+        keras = tf.keras
+        p = cast("MlpParams | TwoTowerParams", self.params)
+        started = time.perf_counter()
+        self._n_users, self._n_items = data.n_users, data.n_items
+        # Positives: distinct (user, item) pairs; `seen` is the binary matrix the base built.
+        coo = self.seen.tocoo()
+        pos_users = coo.row.astype(np.int64)
+        pos_items = coo.col.astype(np.int64)
+        rng = np.random.default_rng(p.seed)
+        validation: tuple[dict[str, IntArray], Array32] | None = None
+        if p.validation_fraction > 0:
+            held = rng.random(len(pos_users)) < p.validation_fraction
+            if held.all() or not held.any():
+                raise RecommenderError(
+                    f"validation_fraction={p.validation_fraction} leaves no training or no validation pairs "
+                    f"out of {len(pos_users)}."
+                )
+            vu, vi, vy = _labelled_rows(self.seen, pos_users[held], pos_items[held], p.negatives, rng)
+            validation = ({"user": vu, "item": vi}, vy[:, None])
+            pos_users, pos_items = pos_users[~held], pos_items[~held]
+
+        keras.utils.set_random_seed(p.seed)
+        model = self._build_keras(keras, data.n_users, data.n_items)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate),
+            loss=keras.losses.BinaryCrossentropy(from_logits=self.from_logits),
+            # Several steps per graph call: same updates, fewer Python round trips per batch.
+            steps_per_execution=32,
+        )
+        history: dict[str, list[float]] = {"loss": []}
+        if validation is not None:
+            history["val_loss"] = []
+
+        class _Progress(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+            """Records each epoch's mean loss and reports it through `progress`."""
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                logs = logs or {}
+                for key in history:
+                    history[key].append(float(logs[key]))
+                message = f"epoch {epoch + 1}/{p.epochs} loss {history['loss'][-1]:.4f}"
+                if "val_loss" in history:
+                    message += f" val_loss {history['val_loss'][-1]:.4f}"
+                progress((epoch + 1) / p.epochs, message)
+
+        callback = _Progress()
+        rows_per_epoch = 0
+        for epoch in range(p.epochs):
+            # Fresh negatives every epoch (as in NCF): the model sees more of the unseen
+            # items than a fixed sample would show it, at the cost of resampling here.
+            users, items, labels = _labelled_rows(self.seen, pos_users, pos_items, p.negatives, rng)
+            rows_per_epoch = len(labels)
+            model.fit(
+                {"user": users, "item": items},
+                labels[:, None],
+                batch_size=p.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,  # already shuffled by our seeded generator
+                validation_data=validation,
+                callbacks=[callback],
+                verbose=0,
+            )
+        self._weights = {
+            layer.name: [np.asarray(w, dtype=np.float32) for w in layer.get_weights()]
+            for layer in model.layers
+            if layer.get_weights()
+        }
+        self._keras = model
+        self._cache = None
+        return FitReport(
+            history=history,
+            notes={
+                "positives": len(pos_users),
+                "rows_per_epoch": rows_per_epoch,
+                "validation_rows": 0 if validation is None else len(validation[1]),
+                "train_seconds": round(time.perf_counter() - started, 3),
+                "tensorflow": tf.__version__,
+            },
+        )
+
+    # -- Keras model on demand --
+    def keras_model(self) -> Any:
+        """The trained Keras model, rebuilt from the numpy weights after unpickling (imports TensorFlow)."""
+        self._require_fitted()
+        if self._keras is None:
+            import tensorflow as tf
+
+            model = self._build_keras(tf.keras, self._n_users, self._n_items)
+            for name, weights in self._weights.items():
+                model.get_layer(name).set_weights(weights)
+            self._keras = model
+        return self._keras
+
+    def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
+        """Network scores, except that users without training interactions get `cold_start_scores`.
+
+        The base class sends only unknown ids to the fallback; a user listed in
+        `TrainingData.user_ids` without interactions has an untrained (random) embedding,
+        so its network scores would be noise.
+        """
+        scores = self._score_rows(users)
+        cold = np.diff(self.seen.indptr)[users] == 0
+        if cold.any():
+            scores[cold] = self.cold_start_scores(query)
+        return scores
+
+    def _score_rows(self, users: IntArray) -> FloatArray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _scoring_cache(self) -> dict[str, Array32]:
+        if self._cache is None:
+            self._cache = self._compute_cache()
+        return self._cache
+
+    # -- pickling: numpy weights + params only --
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self._TRANSIENT:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._keras = None
+        self._cache = None
+
+
+# ---- the two models -----------------------------------------------------------------------
+class MlpRecommender(_SampledNegativesRecommender):
+    """Embeddings → MLP → sigmoid, trained with binary cross-entropy on sampled negatives.
+
+    Architecture: concat(user_embedding[u], item_embedding[i]) → `hidden_layer_count` x
+    Dense(`hidden_units`, ReLU) → Dense(1, sigmoid). Defaults: 3 x 200 units, Adam 0.001,
+    batch 64, 10 epochs, 4 negatives per positive.
+
+    Scoring: the first hidden layer acts on a concatenation, so its pre-activation splits
+    into a user part (E_u W_u + b) and an item part (E_i W_i), each computed once per user
+    or item; the remaining layers run on (users in chunk x all items) rows in numpy.
+    `_score` returns the logit of the output unit.
+    """
+
+    name = "deep_mlp"
+    Params = MlpParams
+
+    def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:
+        p = cast(MlpParams, self.params)
+        user_in = keras.Input(shape=(), dtype="int32", name="user")
+        item_in = keras.Input(shape=(), dtype="int32", name="item")
+        u = keras.layers.Embedding(n_users, p.embedding_dim, name="user_embedding")(user_in)
+        v = keras.layers.Embedding(n_items, p.embedding_dim, name="item_embedding")(item_in)
+        x = keras.layers.Concatenate(name="concat")([u, v])
+        for k in range(p.hidden_layer_count):
+            x = keras.layers.Dense(p.hidden_units, activation="relu", name=f"hidden_{k}")(x)
+        out = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+        return keras.Model({"user": user_in, "item": item_in}, out, name="deep_mlp")
+
+    def _compute_cache(self) -> dict[str, Array32]:
+        d = cast(MlpParams, self.params).embedding_dim
+        kernel, bias = self._weights["hidden_0"]
+        return {
+            "user_part": self._weights["user_embedding"][0] @ kernel[:d] + bias,
+            "item_part": self._weights["item_embedding"][0] @ kernel[d:],
+        }
+
+    def _score_rows(self, users: IntArray) -> FloatArray:
+        p = cast(MlpParams, self.params)
+        cache = self._scoring_cache()
+        item_part = cache["item_part"]
+        n_items = item_part.shape[0]
+        out = np.empty((len(users), n_items), dtype=np.float32)
+        chunk = max(1, _SCORE_CHUNK_ELEMENTS // (n_items * p.hidden_units))
+        for start in range(0, len(users), chunk):
+            block = users[start : start + chunk]
+            h = np.maximum(cache["user_part"][block][:, None, :] + item_part[None, :, :], 0.0, dtype=np.float32)
+            h = h.reshape(-1, p.hidden_units)
+            for k in range(1, p.hidden_layer_count):
+                h = _dense(h, self._weights[f"hidden_{k}"], relu=True)
+            logits = _dense(h, self._weights["output"], relu=False)
+            out[start : start + len(block)] = logits.reshape(len(block), n_items)
+        return out
+
+
+class TwoTowerRecommender(_SampledNegativesRecommender):
+    """Two towers whose dot product is the logit, trained with binary cross-entropy on sampled negatives.
+
+    Architecture, per side: embedding(`embedding_dim`) → `tower_layer_count` x
+    Dense(`tower_units`, ReLU) → Dense(`output_dim`, linear); logit = ⟨user vector, item vector⟩.
+    The loss is sigmoid cross-entropy on the logit (from_logits), with `negatives` uniform
+    unseen items per positive; sampled softmax would suit catalogues far larger than ours.
+
+    Scoring: both towers are evaluated once for all users and all items (numpy), then a
+    batch of users is scored by one matrix product.
+    """
+
+    name = "two_tower"
+    Params = TwoTowerParams
+    from_logits = True
+
+    def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:
+        p = cast(TwoTowerParams, self.params)
+
+        def tower(side: str, size: int, inputs: Any) -> Any:
+            x = keras.layers.Embedding(size, p.embedding_dim, name=f"{side}_embedding")(inputs)
+            for k in range(p.tower_layer_count):
+                x = keras.layers.Dense(p.tower_units, activation="relu", name=f"{side}_hidden_{k}")(x)
+            return keras.layers.Dense(p.output_dim, name=f"{side}_output")(x)
+
+        user_in = keras.Input(shape=(), dtype="int32", name="user")
+        item_in = keras.Input(shape=(), dtype="int32", name="item")
+        logit = keras.layers.Dot(axes=1, name="dot")([tower("user", n_users, user_in), tower("item", n_items, item_in)])
+        return keras.Model({"user": user_in, "item": item_in}, logit, name="two_tower")
+
+    def _tower(self, side: str) -> Array32:
+        x = self._weights[f"{side}_embedding"][0]
+        for k in range(cast(TwoTowerParams, self.params).tower_layer_count):
+            x = _dense(x, self._weights[f"{side}_hidden_{k}"], relu=True)
+        return _dense(x, self._weights[f"{side}_output"], relu=False)
+
+    def _compute_cache(self) -> dict[str, Array32]:
+        return {"user": self._tower("user"), "item": self._tower("item")}
+
+    def _score_rows(self, users: IntArray) -> FloatArray:
+        cache = self._scoring_cache()
+        return np.asarray(cache["user"][users] @ cache["item"].T, dtype=np.float32)
