@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
     "django_celery_results",
     "accounts",
     "recommenders",
@@ -107,6 +109,11 @@ TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Trained models (one file per training run, with its sha256 recorded in the database).
+ARTIFACT_DIR = Path(env_str("ABPLATFORM_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
+# Dotted paths of extra recommender classes, e.g. "mypackage.recs.MyRecommender".
+EXTRA_ALGORITHMS = env_list("ABPLATFORM_EXTRA_ALGORITHMS")
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
@@ -120,6 +127,22 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", PRODUCTION)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
 X_FRAME_OPTIONS = "DENY"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "abplatform API",
+    "DESCRIPTION": "Recommender variants, training, offline evaluation and experiments.",
+    "VERSION": "1",
+}
 
 # Celery. The default broker is kombu's filesystem transport: a real broker with a real
 # worker process, needing no server. Redis (or RabbitMQ) is one variable away.
@@ -148,7 +171,10 @@ CELERY_TIMEZONE = TIME_ZONE
 # one message at a time per worker process, acknowledged after the work (acks_late).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"recommenders.tasks.train_*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    "recommenders.tasks.train_variant_task": {"queue": "training"},
+    "recommenders.tasks.evaluate_variant_task": {"queue": "training"},
+}
 
 LOGGING = {
     "version": 1,

@@ -18,6 +18,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     PRODUCT_MANAGERS: (
         "recommenders.view_dataset",
         "recommenders.view_item",
+        "recommenders.view_variant",
+        "recommenders.view_trainingrun",
+        "recommenders.view_evaluation",
     ),
     DATA_SCIENTISTS: (
         "recommenders.view_dataset",
@@ -27,9 +30,17 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "recommenders.import_dataset",
         "recommenders.view_item",
         "recommenders.view_interaction",
+        "recommenders.view_variant",
+        "recommenders.add_variant",
+        "recommenders.view_trainingrun",
+        "recommenders.add_trainingrun",
+        "recommenders.view_evaluation",
+        "recommenders.add_evaluation",
     ),
     REVIEWERS: (
         "recommenders.view_dataset",
+        "recommenders.view_variant",
+        "recommenders.view_evaluation",
     ),
 }  # fmt: skip
 

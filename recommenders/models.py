@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -81,3 +83,149 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.event_type} {self.item_id}"
+
+
+class ImmutableVariant(Exception):
+    """A trained variant version's algorithm, parameters or data set was about to change."""
+
+
+class VariantQuerySet(models.QuerySet["Variant"]):
+    def latest_versions(self) -> VariantQuerySet:
+        """The newest version of each variant name."""
+        newest = models.Subquery(
+            Variant.objects.filter(name=models.OuterRef("name")).order_by("-version").values("version")[:1]
+        )
+        return self.filter(version=newest)
+
+
+class Variant(models.Model):
+    """A registered recommender: an algorithm with parameters on a data set, in numbered versions.
+
+    Registering a name again makes a new version; a version that trained successfully is
+    immutable (its algorithm, parameters and data set can no longer change).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        TRAINING = "training", "Training"
+        TRAINED = "trained", "Trained"
+        FAILED = "failed", "Failed"
+
+    name = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField()
+    algorithm = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="variants")
+    description = models.TextField(blank=True)
+    author = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="variants")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = VariantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="variant_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            frozen = (
+                Variant.objects.filter(pk=self.pk, status=Variant.Status.TRAINED)
+                .values_list("algorithm", "params", "dataset_id")
+                .first()
+            )
+            if frozen is not None and frozen != (self.algorithm, self.params, self.dataset_id):
+                raise ImmutableVariant(f"{self} is trained: register a new version instead of changing it.")
+        super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def latest_successful_run(self) -> TrainingRun | None:
+        return self.training_runs.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-finished_at").first()
+
+
+class TrainingRun(models.Model):
+    """One training of a variant version on its data set, run by a Celery worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="training_runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    log = models.TextField(blank=True)
+    data_fingerprint = models.CharField(max_length=64, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    fit_report = models.JSONField(default=dict, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="training_progress_at_most_100")
+        ]
+
+    def __str__(self) -> str:
+        return f"training of {self.variant} ({self.status})"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Evaluation(models.Model):
+    """An offline evaluation of a variant version: fit on a split's train part, measured on its test part."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Split(models.TextChoices):
+        STRATIFIED = "stratified", "Per-user random (stratified)"
+        TEMPORAL = "temporal", "Global temporal cut-off"
+        LEAVE_LAST_OUT = "leave_last_out", "Leave last out"
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="evaluations")
+    split = models.CharField(max_length=20, choices=Split.choices, default=Split.STRATIFIED)
+    ratio = models.FloatField(default=0.75)
+    seed = models.IntegerField(default=42)
+    k = models.PositiveSmallIntegerField(default=10)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    data_fingerprint = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    train_seconds = models.FloatField(null=True, blank=True)
+    evaluate_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.variant} ({self.status})"

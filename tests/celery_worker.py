@@ -16,12 +16,21 @@ from tests.support import REPO
 
 
 @contextmanager
-def worker_process(timeout: float = 60.0) -> Iterator[str]:
-    """Start `celery worker` on a fresh queue; yield the queue name; stop the worker afterwards.
+def worker_process(timeout: float = 60.0, queues: str | None = None) -> Iterator[str]:
+    """Start `celery worker` on `queues` (default: a fresh queue); yield the queue names; stop it afterwards.
 
     The worker gets the test database's URL, so it reads what a transactional test committed.
+    A test that uses the real queue names (e.g. "training") purges them first.
     """
-    queue = f"test-{uuid.uuid4().hex[:12]}"
+    queue = queues or f"test-{uuid.uuid4().hex[:12]}"
+    if queues:
+        from abplatform.celery import app
+
+        with app.connection_for_write() as broker:
+            channel = broker.default_channel
+            for name in queues.split(","):
+                channel.queue_declare(name, durable=True, auto_delete=False)
+                channel.queue_purge(name)
     settings = connection.settings_dict
     if settings["ENGINE"].endswith("sqlite3"):
         database_url = f"sqlite:///{settings['NAME']}"
@@ -32,7 +41,8 @@ def worker_process(timeout: float = 60.0) -> Iterator[str]:
         )
     env = {**os.environ, "DATABASE_URL": database_url}
     command = [sys.executable, "-m", "celery", "-A", "abplatform", "worker", "--pool", "solo", "-Q", queue,
-               "--without-mingle", "--without-gossip", "--loglevel", "INFO", "-n", f"{queue}@%h"]  # fmt: skip
+               "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+               "-n", f"{uuid.uuid4().hex[:8]}@%h"]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_until_ready(process, timeout)
