@@ -142,6 +142,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "abplatform API",
     "DESCRIPTION": "Recommender variants, training, offline evaluation and experiments.",
     "VERSION": "1",
+    # Several models have a `status` with different choices; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "recommenders.models.TrainingRun.Status",
+        "VariantStatusEnum": "recommenders.models.Variant.Status",
+    },
 }
 
 # Celery. The default broker is kombu's filesystem transport: a real broker with a real

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from recommenders.algorithms import registry
 from recommenders.models import Evaluation, TrainingRun, Variant
 from recommenders.serializers import (
+    AlgorithmSerializer,
     EvaluateSerializer,
     EvaluationSerializer,
     RecommendSerializer,
@@ -43,6 +44,7 @@ class VariantPermission(permissions.BasePermission):
 class AlgorithmList(APIView):
     permission_classes = [VariantPermission]
 
+    @extend_schema(responses={200: AlgorithmSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """The registered algorithms with their parameters and defaults."""
         rows = []

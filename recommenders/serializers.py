@@ -67,3 +67,10 @@ class RecommendSerializer(serializers.Serializer[Any]):
     user_id = serializers.CharField(max_length=100)
     k = serializers.IntegerField(default=10, min_value=1, max_value=1000)
     query = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AlgorithmSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    supports_query = serializers.BooleanField()
+    params = serializers.DictField(help_text="{parameter: {type, default}}")
+    doc = serializers.CharField()

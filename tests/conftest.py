@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,9 @@ def _broker_answers() -> None:
             connection.ensure_connection(max_retries=2)
     except Exception as error:  # any transport error: the message says which broker and why
         pytest.exit(f"The Celery broker {app.conf.broker_url} does not answer: {error}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # The production hasher is deliberately slow; tests only need passwords to round-trip.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
