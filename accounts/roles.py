@@ -21,6 +21,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "recommenders.view_variant",
         "recommenders.view_trainingrun",
         "recommenders.view_evaluation",
+        "experiments.view_experiment",
+        "experiments.add_experiment",
+        "experiments.change_experiment",
+        "experiments.run_experiment",
+        "experiments.view_decision",
     ),
     DATA_SCIENTISTS: (
         "recommenders.view_dataset",
@@ -36,11 +41,17 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "recommenders.add_trainingrun",
         "recommenders.view_evaluation",
         "recommenders.add_evaluation",
+        "experiments.view_experiment",
+        "experiments.view_decision",
     ),
     REVIEWERS: (
         "recommenders.view_dataset",
         "recommenders.view_variant",
         "recommenders.view_evaluation",
+        "experiments.view_experiment",
+        "experiments.view_decision",
+        "experiments.add_decision",
+        "experiments.record_decision",
     ),
 }  # fmt: skip
 

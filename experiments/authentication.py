@@ -1,0 +1,64 @@
+"""DRF authentication by API token (`Authorization: Bearer abp_...` or `Token abp_...`), with scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from experiments.models import ApiToken
+from experiments.services.tokens import find_token
+
+
+class TokenClient:
+    """The `request.user` of a token-authenticated request: a client, not a person."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+
+    def __init__(self, token: ApiToken) -> None:
+        self.token = token
+        self.username = f"token:{token.name}"
+        self.pk = None
+
+    def has_perm(self, perm: str) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request: Request) -> tuple[TokenClient, ApiToken] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode().lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
+        token = find_token(header[1].decode(errors="replace"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
+        return TokenClient(token), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"
+
+
+def token_scope(scope: str) -> type[permissions.BasePermission]:
+    """A permission: a token holding `scope`, or a signed-in user with the experiments view permission."""
+
+    class HasScope(permissions.BasePermission):
+        message = f"This endpoint needs an API token with the {scope!r} scope."
+
+        def has_permission(self, request: Request, view: Any) -> bool:
+            if isinstance(request.auth, ApiToken):
+                return scope in request.auth.scopes
+            user = request.user
+            return bool(user and user.is_authenticated and user.has_perm("experiments.view_experiment"))
+
+    HasScope.__name__ = f"HasScope_{scope}"
+    return HasScope

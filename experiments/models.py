@@ -1,0 +1,228 @@
+"""Experiments between trained recommender variants, their audit log, traffic and events."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from recommenders.models import TrainingRun, Variant
+
+
+class Experiment(models.Model):
+    """An A/B test between arms (trained variant versions) on one surface.
+
+    Lifecycle: draft -> running <-> paused -> stopped -> concluded -> archived (a draft may
+    also be archived). Only drafts are freely editable; see experiments.services.lifecycle.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped"
+        CONCLUDED = "concluded", "Concluded"
+        ARCHIVED = "archived", "Archived"
+
+    class Surface(models.TextChoices):
+        RECOMMENDATIONS = "recommendations", "Recommendations"
+        SEARCH = "search", "Search"
+
+    class Metric(models.TextChoices):
+        CTR = "ctr", "Click-through rate (clicks per impression)"
+        CONVERSION = "conversion_rate", "Conversion rate (purchasers per exposed user)"
+        ADD_TO_CART = "add_to_cart_rate", "Add-to-cart rate (users adding per exposed user)"
+        REVENUE_PER_USER = "revenue_per_user", "Revenue per exposed user"
+        CLICKS_PER_USER = "clicks_per_user", "Clicks per exposed user"
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
+    surface = models.CharField(max_length=20, choices=Surface.choices, default=Surface.RECOMMENDATIONS)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    traffic_percent = models.FloatField(default=100.0, help_text="share of eligible users who enter, 0-100")
+    salt = models.CharField(max_length=100)
+    layer = models.SlugField(max_length=100, blank=True, help_text="experiments in one layer never share a user")
+    layer_share_percent = models.FloatField(default=100.0, help_text="share of the layer this experiment reserves")
+    layer_start = models.PositiveIntegerField(null=True, blank=True)
+    layer_end = models.PositiveIntegerField(null=True, blank=True)
+    primary_metric = models.CharField(max_length=30, choices=Metric.choices, default=Metric.CTR)
+    secondary_metrics = models.JSONField(default=list, blank=True)
+    guardrail_metrics = models.JSONField(default=list, blank=True)
+    baseline_rate = models.FloatField(null=True, blank=True)
+    minimum_detectable_effect = models.FloatField(null=True, blank=True, help_text="relative, e.g. 0.05 for +5%")
+    expected_daily_users = models.PositiveIntegerField(null=True, blank=True)
+    alpha = models.FloatField(default=0.05)
+    power = models.FloatField(default=0.8)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    concluded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("run_experiment", "Can start, pause, stop and conclude experiments"),
+            ("record_decision", "Can record a decision on an experiment"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(traffic_percent__gte=0, traffic_percent__lte=100), name="experiment_traffic_0_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def control(self) -> Arm | None:
+        return self.arms.filter(is_control=True).first()
+
+
+class Arm(models.Model):
+    """One arm: a variant version, its allocation weight, and (once started) the frozen training run."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.SlugField(max_length=50)
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="arms")
+    weight = models.FloatField(default=1.0)
+    is_control = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["experiment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="arm_unique_name"),
+            models.UniqueConstraint(fields=["experiment"], condition=models.Q(is_control=True), name="arm_one_control"),
+            models.CheckConstraint(condition=models.Q(weight__gte=0), name="arm_weight_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}/{self.name}"
+
+
+class ExperimentChange(models.Model):
+    """The audit log: who changed what on an experiment, and when (values before and after)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=50)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["experiment", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key} {self.action} by {self.user}"
+
+
+class Decision(models.Model):
+    """A reviewer's recorded decision on an experiment."""
+
+    class Outcome(models.TextChoices):
+        SHIP = "ship", "Ship the treatment"
+        KEEP_CONTROL = "keep_control", "Keep the control"
+        ITERATE = "iterate", "Iterate and rerun"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    winning_arm = models.ForeignKey(Arm, on_delete=models.SET_NULL, null=True, blank=True)
+    rationale = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment", "-at"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: {self.outcome}"
+
+
+class ApiToken(models.Model):
+    """A client credential. Only the sha256 of the secret is stored; `prefix` identifies it in lists."""
+
+    class Scope(models.TextChoices):
+        SERVE = "serve", "Ask for recommendations"
+        INGEST = "ingest", "Send events"
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Exposure(models.Model):
+    """The first time a user was served an arm of an experiment (one row per user and experiment)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="exposures")
+    user_id = models.CharField(max_length=100)
+    bucket = models.PositiveSmallIntegerField()
+    first_exposed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="exposure_once_per_user")]
+        indexes = [models.Index(fields=["experiment", "arm"], name="exposure_experiment_arm")]
+
+
+class ServedRequest(models.Model):
+    """One answered recommendation request: who, which arm, and the probability of that arm."""
+
+    request_id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="served_requests")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    user_id = models.CharField(max_length=100)
+    exposed = models.BooleanField(help_text="False when the user is outside the experiment (served control)")
+    arm_probability = models.FloatField()
+    query = models.CharField(max_length=500, blank=True)
+    k = models.PositiveSmallIntegerField()
+    served_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["experiment", "served_at"], name="served_experiment_time")]
+
+
+class Event(models.Model):
+    """What a user did (impression, click, add to cart, purchase), sent by the shop or logged by serving.
+
+    `event_id` is the client's idempotency key: a repeated event is accepted but stored once.
+    """
+
+    class Type(models.TextChoices):
+        IMPRESSION = "impression", "Impression"
+        CLICK = "click", "Click"
+        ADD_TO_CART = "add_to_cart", "Add to cart"
+        PURCHASE = "purchase", "Purchase"
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    user_id = models.CharField(max_length=100)
+    item_id = models.CharField(max_length=100, blank=True)
+    request_id = models.UUIDField(null=True, blank=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
+    propensity = models.FloatField(null=True, blank=True)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Rollups fold an experiment's events in id order from a watermark.
+            models.Index(fields=["experiment", "id"], name="event_experiment_id"),
+            models.Index(fields=["request_id"], name="event_request"),
+        ]

@@ -1,0 +1,225 @@
+"""Event ingestion: validate a batch event by event, store the valid ones once each.
+
+`event_id` is the client's idempotency key. A repeated event (in the same batch, an earlier
+one, or a concurrent one) is accepted and counted as a duplicate, never stored twice: the
+unique index on event_id decides, through INSERT ... ON CONFLICT DO NOTHING, so two
+batches racing with the same events cannot both store them.
+
+Each event is attributed to an arm when it can be: through its request_id (the served
+request's arm) or else through the user's exposure in the named experiment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from experiments.models import Event, Experiment, Exposure, ServedRequest
+
+MAX_BATCH = 10_000
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of shops drift; more than this is a bug on their side
+EVENT_TYPES = frozenset(Event.Type.values)
+_ALLOWED_KEYS = frozenset(
+    {"event_id", "type", "user_id", "item_id", "request_id", "experiment", "revenue", "timestamp", "position"}
+)
+COLUMNS = ("event_id", "type", "user_id", "item_id", "request_id", "experiment_id", "arm_id", "position",
+           "propensity", "revenue", "timestamp", "received_at")  # fmt: skip
+
+
+class BatchError(Exception):
+    """The whole batch is refused (not a list, too many events); `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class IngestResult:
+    received: int
+    stored: int
+    duplicates: int
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Row:
+    event_id: str
+    type: str
+    user_id: str
+    item_id: str
+    request_id: uuid.UUID | None
+    experiment_key: str | None
+    position: int | None
+    propensity: float | None
+    revenue: Decimal | None
+    timestamp: datetime
+
+
+def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
+    """Validate and store a batch; invalid events are reported by index and reason, the rest stored."""
+    if not isinstance(events, list):
+        raise BatchError('the body must be a JSON list of events, or {"events": [...]}')
+    if len(events) > MAX_BATCH:
+        raise BatchError(f"a batch holds at most {MAX_BATCH:,} events; this one has {len(events):,}", status=413)
+    now = now or timezone.now()
+    rows: list[_Row] = []
+    errors: list[dict[str, Any]] = []
+    for index, raw in enumerate(events):
+        try:
+            rows.append(_parse(raw, now))
+        except ValueError as error:
+            errors.append({"index": index, "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
+                           "error": str(error)})  # fmt: skip
+    experiments = _experiments({row.experiment_key for row in rows if row.experiment_key})
+    kept: list[_Row] = []
+    for index, row in zip(_valid_indices(len(events), errors), rows, strict=True):
+        if row.experiment_key and row.experiment_key not in experiments:
+            errors.append(
+                {"index": index, "event_id": row.event_id, "error": f"unknown experiment {row.experiment_key!r}"}
+            )
+        else:
+            kept.append(row)
+    errors.sort(key=lambda e: e["index"])
+    stored = store(kept, experiments, received_at=now)
+    return IngestResult(received=len(events), stored=stored, duplicates=len(kept) - stored, errors=errors)
+
+
+def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: datetime) -> int:
+    """Insert the rows, skipping event_ids already stored; returns how many were new."""
+    if not rows:
+        return 0
+    arm_of_request = dict(
+        ServedRequest.objects.filter(request_id__in={r.request_id for r in rows if r.request_id}).values_list(
+            "request_id", "arm_id"
+        )
+    )
+    wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
+    arm_of_user: dict[tuple[int, str], int] = {}
+    if wanted:
+        for experiment_id, user_id, arm_id in Exposure.objects.filter(
+            experiment_id__in={e for e, _ in wanted}, user_id__in={u for _, u in wanted}
+        ).values_list("experiment_id", "user_id", "arm_id"):
+            arm_of_user[(experiment_id, user_id)] = arm_id
+    values = []
+    for r in rows:
+        experiment_id = experiments.get(r.experiment_key) if r.experiment_key else None
+        arm_id = arm_of_request.get(r.request_id) if r.request_id else None
+        if arm_id is None and experiment_id is not None:
+            arm_id = arm_of_user.get((experiment_id, r.user_id))
+        values.append((r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id, r.position,
+                       r.propensity, r.revenue, r.timestamp, received_at))  # fmt: skip
+    return insert_events(values)
+
+
+def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
+    """INSERT ... ON CONFLICT (event_id) DO NOTHING; returns the number of rows inserted."""
+    table = Event._meta.db_table
+    sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES %s ON CONFLICT (event_id) DO NOTHING"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            raw: Any = cursor.cursor
+            inserted = execute_values(raw, sql + " RETURNING 1", values, page_size=2000, fetch=True)
+            return len(inserted)
+        adapt = connection.ops.adapt_datetimefield_value
+        placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+        total = 0
+        for row in values:
+            cursor.execute(sql.replace("%s", placeholders), _sqlite_row(row, adapt))
+            total += cursor.rowcount
+        return total
+
+
+def _sqlite_row(row: tuple[Any, ...], adapt: Any) -> tuple[Any, ...]:
+    out = list(row)
+    out[4] = row[4].hex if row[4] else None
+    out[9] = str(row[9]) if row[9] is not None else None
+    out[10], out[11] = adapt(row[10]), adapt(row[11])
+    return tuple(out)
+
+
+def _experiments(keys: set[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    return dict(Experiment.objects.filter(key__in=keys).values_list("key", "id"))
+
+
+def _valid_indices(total: int, errors: list[dict[str, Any]]) -> list[int]:
+    bad = {e["index"] for e in errors}
+    return [i for i in range(total) if i not in bad]
+
+
+def _parse(raw: Any, now: datetime) -> _Row:
+    if not isinstance(raw, dict):
+        raise ValueError("an event must be a JSON object")
+    unknown = raw.keys() - _ALLOWED_KEYS
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+    event_id = _text(raw, "event_id", required=True)
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"type must be one of {', '.join(sorted(EVENT_TYPES))}, got {kind!r}")
+    user_id = _text(raw, "user_id", required=True)
+    request_id = None
+    if raw.get("request_id") is not None:
+        try:
+            request_id = uuid.UUID(str(raw["request_id"]))
+        except ValueError:
+            raise ValueError(f"request_id {raw['request_id']!r} is not a UUID") from None
+    position = raw.get("position")
+    if position is not None and (
+        isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= 1000
+    ):
+        raise ValueError(f"position must be a whole number from 1 to 1000, got {position!r}")
+    revenue = None
+    if raw.get("revenue") is not None:
+        try:
+            revenue = Decimal(str(raw["revenue"]))
+        except InvalidOperation:
+            raise ValueError(f"revenue {raw['revenue']!r} is not a number") from None
+        if not revenue.is_finite() or revenue < 0:
+            raise ValueError(f"revenue must be a non-negative amount, got {raw['revenue']!r}")
+        if revenue >= Decimal("1e12"):
+            raise ValueError(f"revenue {raw['revenue']!r} is implausibly large")
+    return _Row(
+        event_id=event_id, type=kind, user_id=user_id, item_id=_text(raw, "item_id") or "",
+        request_id=request_id, experiment_key=_text(raw, "experiment"), position=position, propensity=None,
+        revenue=revenue, timestamp=_timestamp(raw.get("timestamp"), now),
+    )  # fmt: skip
+
+
+def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{name} must be text, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > 100:
+        raise ValueError(f"{name} is longer than 100 characters")
+    return text
+
+
+def _timestamp(value: Any, now: datetime) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("timestamp is required, as ISO 8601 text such as 2026-11-27T10:15:00Z")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is not ISO 8601 (e.g. 2026-11-27T10:15:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when > now + FUTURE_TOLERANCE:
+        raise ValueError(f"timestamp {value} is in the future (more than {FUTURE_TOLERANCE} ahead of the server)")
+    return when

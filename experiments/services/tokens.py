@@ -1,0 +1,58 @@
+"""API tokens for shops and the simulator: the secret is shown once, only its sha256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.db import IntegrityError
+from django.utils import timezone
+
+from experiments.models import ApiToken
+
+PREFIX = "abp_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
+
+
+class TokenError(Exception):
+    pass
+
+
+def create_token(name: str, scopes: Sequence[str]) -> tuple[ApiToken, str]:
+    """Create a token; returns it and its secret (which is not stored and cannot be shown again)."""
+    unknown = sorted(set(scopes) - set(ApiToken.Scope.values))
+    if unknown or not scopes:
+        raise TokenError(f"scopes must be among {', '.join(ApiToken.Scope.values)}; got {', '.join(scopes) or 'none'}")
+    if not name.strip():
+        raise TokenError("give the token a name (e.g. the shop that uses it)")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    try:
+        token = ApiToken.objects.create(
+            name=name.strip(), prefix=secret[: len(PREFIX) + 8], key_hash=_digest(secret), scopes=sorted(set(scopes))
+        )
+    except IntegrityError:
+        raise TokenError(f"a token named {name!r} exists already") from None
+    return token, secret
+
+
+def find_token(secret: str) -> ApiToken | None:
+    """The live token with this secret, or None; records when it was last used."""
+    if not secret.startswith(PREFIX):
+        return None
+    token = ApiToken.objects.filter(key_hash=_digest(secret), revoked_at__isnull=True).first()
+    if token is not None:
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def revoke_token(name: str) -> bool:
+    return bool(ApiToken.objects.filter(name=name, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+def _digest(secret: str) -> str:
+    # A fast hash is right here: the secret has 256 bits of entropy, so it cannot be guessed.
+    return hashlib.sha256(secret.encode()).hexdigest()

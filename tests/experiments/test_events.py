@@ -1,0 +1,106 @@
+"""Event ingestion: per-event errors, idempotency by event_id (also under concurrent batches)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from experiments.models import Event
+from experiments.services.events import MAX_BATCH, BatchError, ingest
+from tests.experiments.factories import draft_experiment, product_manager, trained_variants
+from tests.support import skip_unless
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _event(n: int, **fields: object) -> dict[str, object]:
+    return {"event_id": f"e{n}", "type": "click", "user_id": f"u{n % 7}", "item_id": "85123A",
+            "timestamp": "2026-11-27T11:59:00+00:00", **fields}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_valid_events_are_stored_and_invalid_ones_reported_by_index() -> None:
+    batch = [
+        _event(1),
+        _event(2, type="like"),
+        _event(3, revenue=-5),
+        _event(4, timestamp=(NOW + timedelta(hours=1)).isoformat()),
+        _event(5, experiment="no-such-experiment"),
+        _event(6, request_id="not-a-uuid"),
+        _event(7, type="purchase", revenue="19.99"),
+        {"type": "click"},
+    ]
+    result = ingest(batch, now=NOW)
+
+    assert (result.received, result.stored, result.duplicates) == (8, 2, 0)
+    assert [(e["index"], e["error"]) for e in result.errors] == [
+        (1, "type must be one of add_to_cart, click, impression, purchase, got 'like'"),
+        (2, "revenue must be a non-negative amount, got -5"),
+        (3, "timestamp 2026-11-27T13:00:00+00:00 is in the future (more than 0:05:00 ahead of the server)"),
+        (4, "unknown experiment 'no-such-experiment'"),
+        (5, "request_id 'not-a-uuid' is not a UUID"),
+        (7, "event_id is required"),
+    ]
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == ["e1", "e7"]
+    assert str(Event.objects.get(event_id="e7").revenue) == "19.99"
+
+
+@pytest.mark.django_db
+def test_a_repeated_event_is_accepted_but_stored_once() -> None:
+    first = ingest([_event(1), _event(2), _event(2)], now=NOW)
+    again = ingest([_event(1), _event(3)], now=NOW)
+    assert (first.stored, first.duplicates) == (2, 1)
+    assert (again.stored, again.duplicates) == (1, 1)
+    assert Event.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_oversized_batches_and_non_lists_are_refused_whole() -> None:
+    with pytest.raises(BatchError, match="at most 10,000 events") as error:
+        ingest([_event(i) for i in range(MAX_BATCH + 1)], now=NOW)
+    assert error.value.status == 413
+    with pytest.raises(BatchError, match="must be a JSON list"):
+        ingest({"event_id": "x"}, now=NOW)
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_events_of_exposed_users_are_attributed_to_their_arm(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from experiments.models import Exposure
+    from experiments.services.lifecycle import transition
+
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    trained_variants(tmp_path)
+    pm = product_manager()
+    experiment = transition(draft_experiment(pm), "start", pm)
+    knn = experiment.arms.get(name="knn")
+    Exposure.objects.create(experiment=experiment, arm=knn, user_id="u1", bucket=5, first_exposed_at=NOW)
+
+    ingest([_event(1, experiment="recs-ab", user_id="u1"), _event(2, experiment="recs-ab", user_id="u9")], now=NOW)
+    assert dict(Event.objects.values_list("event_id", "arm_id")) == {"e1": knn.pk, "e2": None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_batches_store_each_event_once() -> None:
+    skip_unless(connection.vendor == "postgresql", "concurrent writers need PostgreSQL (SQLite locks the file)")
+    batch = [_event(i) for i in range(2000)]
+    results = []
+
+    def send() -> None:
+        try:
+            results.append(ingest(batch, now=NOW))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.stored for r in results) == 2000
+    assert sum(r.duplicates for r in results) == 3 * 2000
+    assert Event.objects.count() == 2000
