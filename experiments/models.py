@@ -176,6 +176,9 @@ class Exposure(models.Model):
         constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="exposure_once_per_user")]
         indexes = [models.Index(fields=["experiment", "arm"], name="exposure_experiment_arm")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} saw {self.arm_id} of {self.experiment_id}"
+
 
 class ServedRequest(models.Model):
     """One answered recommendation request: who, which arm, and the probability of that arm."""
@@ -192,6 +195,9 @@ class ServedRequest(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["experiment", "served_at"], name="served_experiment_time")]
+
+    def __str__(self) -> str:
+        return str(self.request_id)
 
 
 class Event(models.Model):
@@ -226,3 +232,6 @@ class Event(models.Model):
             models.Index(fields=["experiment", "id"], name="event_experiment_id"),
             models.Index(fields=["request_id"], name="event_request"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
