@@ -351,6 +351,6 @@ def _replace_arms(experiment: Experiment, arms: Sequence[tuple[ArmSpec, Variant]
             weight=float(spec.weight),
             is_control=spec.is_control,
             position=position,
-        )  # fmt: skip
+        )
         for position, (spec, variant) in enumerate(arms)
     )
