@@ -36,8 +36,13 @@ class Experiment(models.Model):
         REVENUE_PER_USER = "revenue_per_user", "Revenue per exposed user"
         CLICKS_PER_USER = "clicks_per_user", "Clicks per exposed user"
 
+    class Source(models.TextChoices):
+        PLATFORM = "platform", "Served by the platform"
+        IMPORTED = "imported", "Imported traffic log of an experiment run elsewhere"
+
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.PLATFORM)
     hypothesis = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
     surface = models.CharField(max_length=20, choices=Surface.choices, default=Surface.RECOMMENDATIONS)
@@ -82,11 +87,14 @@ class Experiment(models.Model):
 
 
 class Arm(models.Model):
-    """One arm: a variant version, its allocation weight, and (once started) the frozen training run."""
+    """One arm: a variant version, its allocation weight, and (once started) the frozen training run.
+
+    Arms of an imported experiment have no variant: their traffic was served elsewhere.
+    """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
     name = models.SlugField(max_length=50)
-    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="arms")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="arms", null=True, blank=True)
     weight = models.FloatField(default=1.0)
     is_control = models.BooleanField(default=False)
     position = models.PositiveSmallIntegerField(default=0)

@@ -200,10 +200,15 @@ def _prepare_start(experiment: Experiment) -> None:
         problems.append("exactly one arm must be the control")
     if sum(arm.weight for arm in arms) <= 0:
         problems.append("at least one arm needs a positive weight")
-    datasets = {arm.variant.dataset_id for arm in arms}
+    if experiment.source == Experiment.Source.IMPORTED:
+        problems.append("an imported experiment's traffic was served elsewhere; it cannot be started here")
+    datasets = {arm.variant.dataset_id for arm in arms if arm.variant}
     if len(datasets) > 1:
         problems.append("all arms must serve the same data set's catalogue")
     for arm in arms:
+        if arm.variant is None:
+            problems.append(f"arm {arm.name} has no variant")
+            continue
         run = arm.variant.latest_successful_run()
         if run is None:
             problems.append(f"arm {arm.name}: {arm.variant.label} has no successful training run")
@@ -249,7 +254,12 @@ def snapshot(experiment: Experiment) -> dict[str, Any]:
     state: dict[str, Any] = {name: getattr(experiment, name) for name in DRAFT_FIELDS}
     state["status"] = experiment.status
     state["arms"] = [
-        {"name": a.name, "variant": a.variant.label, "weight": a.weight, "is_control": a.is_control}
+        {
+            "name": a.name,
+            "variant": a.variant.label if a.variant else None,
+            "weight": a.weight,
+            "is_control": a.is_control,
+        }
         for a in experiment.arms.select_related("variant").order_by("position")
     ]
     return state

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from recommenders.algorithms import registry
+from recommenders.models import Variant
 from recommenders.services.variants import VariantError, VariantSpec, register_variant
 
 EPILOG = """The file holds one variant, or a list of them under `variants:`:
@@ -47,6 +48,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("file", type=Path, help="the YAML file")
         parser.add_argument("--author", help="username recorded as the author")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="skip variants whose name is registered already (no new version)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -67,6 +71,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             for position, entry in enumerate(entries):
                 where = f"{path}" if len(entries) == 1 else f"{path}, variant {position + 1}"
+                name = entry.get("name") if isinstance(entry, dict) else None
+                if options["if_missing"] and Variant.objects.filter(name=name).exists():
+                    self.stdout.write(f"{name} is registered already; skipped.")
+                    continue
                 try:
                     variant = register_variant(_spec(where, entry), author)
                 except VariantError as error:

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from recommenders.management.commands._progress import wait_for
-from recommenders.models import TrainingRun
+from recommenders.models import TrainingRun, Variant
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantError, find_variant
 
@@ -16,11 +16,13 @@ from recommenders.services.variants import VariantError, find_variant
 class Command(BaseCommand):
     help = (
         "Train a variant (NAME for its newest version, or NAME@VERSION) on the training queue of a Celery "
-        "worker, and draw its progress until it ends. The model file and its checksum are recorded."
+        "worker, and draw its progress until it ends. The model file and its checksum are recorded. "
+        "With --untrained, queue every variant version that has no training run yet."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("variant", help="NAME or NAME@VERSION")
+        parser.add_argument("variant", nargs="?", help="NAME or NAME@VERSION")
+        parser.add_argument("--untrained", action="store_true", help="queue all never-trained versions (no wait)")
         parser.add_argument("--no-wait", action="store_true", help="queue the training and return at once")
         parser.add_argument(
             "--inline", action="store_true", help="train in this process instead of a worker (debugging)"
@@ -28,6 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["untrained"]:
+            pending = list(Variant.objects.filter(training_runs__isnull=True).order_by("name", "version"))
+            for variant in pending:
+                run = queue_training(variant)
+                self.stdout.write(f"Training run {run.pk} of {variant.label} ({variant.algorithm}) queued.")
+            if not pending:
+                self.stdout.write("Every variant has been trained or is training.")
+            return
+        if not options["variant"]:
+            raise CommandError("Name a variant (NAME or NAME@VERSION), or pass --untrained.")
         try:
             variant = find_variant(options["variant"])
         except VariantError as error:
