@@ -216,8 +216,11 @@ def _as_bytes_array(user_ids: Sequence[str] | NDArray[np.generic]) -> NDArray[np
         user_ids = array.tolist()
     if isinstance(user_ids, str | bytes):
         raise InvalidUserIdsError("user_ids must be a sequence of ids, not a single string")
-    ids = list(user_ids)
-    if not all(type(u) is str for u in ids):
+    ids = user_ids if isinstance(user_ids, list) else list(user_ids)
+    # numpy would silently turn 7 into b"7" and None into b"None"; set(map(type, ...)) runs at C
+    # speed (a generator with isinstance costs more than the hashing itself).
+    types = set(map(type, ids))
+    if types - {str}:
         bad = next(u for u in ids if type(u) is not str)
         raise InvalidUserIdsError(f"user ids must be str, got {type(bad).__name__}: {bad!r}")
     try:
