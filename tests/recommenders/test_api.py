@@ -102,3 +102,13 @@ def test_a_variant_registered_through_rest_trains_on_a_real_worker(dataset) -> N
     assert TrainingRun.objects.get(pk=run_id).artifact_path.startswith(str(settings.ARTIFACT_DIR))
     recommended = ds.post(f"/api/v1/variants/{variant['id']}/recommend/", {"user_id": "17850", "k": 3}, format="json")
     assert [item["position"] for item in recommended.json()["items"]] == [1, 2, 3]
+
+
+def test_the_openapi_schema_validates_without_warnings() -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+    assert "/api/v1/events" in out.getvalue()

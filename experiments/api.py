@@ -1,0 +1,219 @@
+"""REST endpoints of experiments: configuration and lifecycle, serving, events, decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.authentication import ApiTokenAuthentication, token_scope
+from experiments.models import Decision, Experiment
+from experiments.serializers import (
+    ChangeSerializer,
+    DecisionSerializer,
+    EventInput,
+    ExperimentInput,
+    ExperimentPatch,
+    ExperimentSerializer,
+    IngestAnswer,
+    RecommendationAnswer,
+    RecommendationRequest,
+)
+from experiments.services import events as event_service
+from experiments.services.lifecycle import (
+    TRANSITIONS,
+    ArmSpec,
+    ExperimentError,
+    ExperimentSpec,
+    TransitionError,
+    create_experiment,
+    transition,
+    update_experiment,
+)
+from experiments.services.serving import ServingError, serve
+
+SESSION_AND_TOKEN = [
+    ApiTokenAuthentication,
+    *[cls for cls in APIView.authentication_classes if cls is not ApiTokenAuthentication],
+]
+
+
+class ExperimentPermission(permissions.BasePermission):
+    """Everyone with a role reads; product managers create, edit and run; reviewers record decisions."""
+
+    message = "Your role may not do this: product managers configure and run experiments, reviewers decide."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        act = getattr(view, "action", None)
+        if request.method in permissions.SAFE_METHODS:
+            return bool(user.has_perm("experiments.view_experiment"))
+        if act == "decisions":
+            return bool(user.has_perm("experiments.record_decision"))
+        if act in TRANSITIONS:
+            return bool(user.has_perm("experiments.run_experiment"))
+        if act == "create":
+            return bool(user.has_perm("experiments.add_experiment"))
+        return bool(user.has_perm("experiments.change_experiment"))
+
+
+def _arms(data: list[dict[str, Any]]) -> list[ArmSpec]:
+    return [ArmSpec(**arm) for arm in data]
+
+
+class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Experiment]):
+    queryset = Experiment.objects.select_related("owner").prefetch_related("arms__variant").order_by("-created_at")
+    serializer_class = ExperimentSerializer
+    permission_classes = [ExperimentPermission]
+    lookup_field = "key"
+    lookup_value_regex = r"[-\w]+"
+
+    @extend_schema(request=ExperimentInput, responses={201: ExperimentSerializer})
+    def create(self, request: Request) -> Response:
+        form = ExperimentInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        arms = _arms(data.pop("arms"))
+        try:
+            experiment = create_experiment(ExperimentSpec(arms=arms, **data), owner=request.user)  # type: ignore[arg-type]
+        except ExperimentError as error:
+            return Response(error.errors, status=400)
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ExperimentPatch, responses={200: ExperimentSerializer})
+    def partial_update(self, request: Request, key: str) -> Response:
+        form = ExperimentPatch(data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        arms = _arms(data.pop("arms")) if "arms" in data else None
+        try:
+            experiment = update_experiment(self.get_object(), data, request.user, arms=arms)  # type: ignore[arg-type]
+        except ExperimentError as error:
+            return Response(error.errors, status=400)
+        except TransitionError as error:
+            return Response({"detail": str(error)}, status=409)
+        return Response(ExperimentSerializer(experiment).data)
+
+    def _transition(self, request: Request, key: str, name: str) -> Response:
+        try:
+            experiment = transition(self.get_object(), name, request.user)  # type: ignore[arg-type]
+        except TransitionError as error:
+            return Response({"detail": str(error)}, status=409)
+        return Response(ExperimentSerializer(experiment).data)
+
+    @extend_schema(
+        request=None, responses={200: ExperimentSerializer, 409: OpenApiResponse(description="not allowed now")}
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, key: str) -> Response:
+        """Freeze the arms' trained models, reserve the layer range and start assigning traffic."""
+        return self._transition(request, key, "start")
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, key: str) -> Response:
+        return self._transition(request, key, "pause")
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, key: str) -> Response:
+        return self._transition(request, key, "resume")
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, key: str) -> Response:
+        return self._transition(request, key, "stop")
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def conclude(self, request: Request, key: str) -> Response:
+        return self._transition(request, key, "conclude")
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, key: str) -> Response:
+        return self._transition(request, key, "archive")
+
+    @extend_schema(responses={200: ChangeSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def changes(self, request: Request, key: str) -> Response:
+        """The audit log: who changed what, when, with the values before and after."""
+        return Response(ChangeSerializer(self.get_object().changes.select_related("user"), many=True).data)
+
+    @extend_schema(request=DecisionSerializer, responses={201: DecisionSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def decisions(self, request: Request, key: str) -> Response:
+        """Reviewers record a decision (ship, keep control, iterate, inconclusive) with a rationale."""
+        experiment = self.get_object()
+        if request.method == "GET":
+            return Response(
+                DecisionSerializer(experiment.decisions.select_related("reviewer", "winning_arm"), many=True).data
+            )
+        form = DecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        arm_name = (form.validated_data.pop("winning_arm", None) or {}).get("name")
+        arm = experiment.arms.filter(name=arm_name).first() if arm_name else None
+        if arm_name and arm is None:
+            return Response({"winning_arm": [f"no arm named {arm_name!r}"]}, status=400)
+        if experiment.status not in (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED):
+            return Response(
+                {"detail": f"{experiment.key} is {experiment.status}: stop it before deciding."}, status=409
+            )
+        decision = Decision.objects.create(experiment=experiment, reviewer=request.user, winning_arm=arm,
+                                           **form.validated_data)  # fmt: skip
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class RecommendationsView(APIView):
+    """POST /api/v1/experiments/{key}/recommendations: the arm's top-k for a user, logged (exposure, impressions)."""
+
+    authentication_classes = SESSION_AND_TOKEN
+    permission_classes = [token_scope("serve")]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=RecommendationRequest, responses={200: RecommendationAnswer})
+    def post(self, request: Request, key: str) -> Response:
+        form = RecommendationRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        experiment = Experiment.objects.filter(key=key).first()
+        if experiment is None:
+            return Response({"detail": f"no experiment {key!r}"}, status=404)
+        try:
+            result = serve(experiment, form.validated_data["user_id"], form.validated_data["k"],
+                           form.validated_data["query"] or None)  # fmt: skip
+        except ServingError as error:
+            return Response({"detail": str(error)}, status=409)
+        return Response(result)
+
+
+class EventsView(APIView):
+    """POST /api/v1/events: a batch of up to 10,000 events; each event_id is stored once."""
+
+    authentication_classes = SESSION_AND_TOKEN
+    permission_classes = [token_scope("ingest")]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=EventInput(many=True),
+        responses={200: IngestAnswer, 400: IngestAnswer, 413: OpenApiResponse(description="more than 10,000 events")},
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        events = body.get("events") if isinstance(body, dict) else body
+        try:
+            result = event_service.ingest(events)
+        except event_service.BatchError as error:
+            return Response({"detail": str(error)}, status=error.status)
+        answer = {"received": result.received, "stored": result.stored, "duplicates": result.duplicates,
+                  "rejected": len(result.errors), "errors": result.errors}  # fmt: skip
+        if result.errors and len(result.errors) == result.received:
+            return Response(answer, status=400)
+        return Response(answer)

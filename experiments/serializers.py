@@ -1,0 +1,136 @@
+"""REST representations of experiments, arms, audit entries and decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from experiments.models import Arm, Decision, Experiment, ExperimentChange
+
+
+class ArmSerializer(serializers.ModelSerializer[Arm]):
+    variant = serializers.CharField(source="variant.label")
+    training_run = serializers.IntegerField(source="training_run_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Arm
+        fields = ["name", "variant", "weight", "is_control", "training_run"]
+
+
+class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    arms = ArmSerializer(many=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "key", "name", "hypothesis", "owner", "surface", "status", "traffic_percent", "layer",
+            "layer_share_percent", "layer_start", "layer_end", "primary_metric", "secondary_metrics",
+            "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
+            "power", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
+        ]  # fmt: skip
+        read_only_fields = ["owner", "status", "layer_start", "layer_end", "created_at", "started_at", "stopped_at",
+                            "concluded_at"]  # fmt: skip
+
+
+class ArmInput(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=50)
+    variant = serializers.CharField(max_length=120, help_text="NAME@VERSION of a trained variant")
+    weight = serializers.FloatField(default=1.0)
+    is_control = serializers.BooleanField(default=False)
+
+
+class ExperimentInput(serializers.Serializer[Any]):
+    """The fields a product manager sets; validation of their meaning happens in the service."""
+
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    arms = ArmInput(many=True)
+    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    surface = serializers.CharField(required=False)
+    traffic_percent = serializers.FloatField(required=False)
+    layer = serializers.CharField(required=False, allow_blank=True)
+    layer_share_percent = serializers.FloatField(required=False)
+    primary_metric = serializers.CharField(required=False)
+    secondary_metrics = serializers.ListField(child=serializers.CharField(), required=False)
+    guardrail_metrics = serializers.ListField(child=serializers.CharField(), required=False)
+    baseline_rate = serializers.FloatField(required=False, allow_null=True)
+    minimum_detectable_effect = serializers.FloatField(required=False, allow_null=True)
+    expected_daily_users = serializers.IntegerField(required=False, allow_null=True)
+    alpha = serializers.FloatField(required=False)
+    power = serializers.FloatField(required=False)
+
+
+class ExperimentPatch(ExperimentInput):
+    key = None  # type: ignore[assignment]
+    name = serializers.CharField(max_length=200, required=False)
+    arms = ArmInput(many=True, required=False)
+
+
+class ChangeSerializer(serializers.ModelSerializer[ExperimentChange]):
+    user = serializers.CharField(source="user.username", default=None)
+
+    class Meta:
+        model = ExperimentChange
+        fields = ["at", "user", "action", "before", "after"]
+
+
+class DecisionSerializer(serializers.ModelSerializer[Decision]):
+    reviewer = serializers.CharField(source="reviewer.username", read_only=True)
+    winning_arm = serializers.CharField(source="winning_arm.name", default=None, allow_null=True, required=False)
+
+    class Meta:
+        model = Decision
+        fields = ["outcome", "winning_arm", "rationale", "reviewer", "at"]
+        read_only_fields = ["reviewer", "at"]
+
+
+class RecommendationRequest(serializers.Serializer[Any]):
+    user_id = serializers.CharField(max_length=100)
+    k = serializers.IntegerField(default=10, min_value=1, max_value=100)
+    query = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    context = serializers.DictField(required=False, default=dict)
+
+
+class RecommendedItem(serializers.Serializer[Any]):
+    item_id = serializers.CharField()
+    score = serializers.FloatField()
+    position = serializers.IntegerField()
+
+
+class RecommendationAnswer(serializers.Serializer[Any]):
+    request_id = serializers.UUIDField(help_text="send it with the impressions' clicks and purchases")
+    experiment = serializers.CharField()
+    arm = serializers.CharField()
+    exposed = serializers.BooleanField(help_text="False when the user is outside the experiment (served control)")
+    arm_probability = serializers.FloatField(help_text="probability that a random user is served this arm")
+    items = RecommendedItem(many=True)
+
+
+class EventInput(serializers.Serializer[Any]):
+    """One event (documentation: the endpoint validates events itself, one by one, for speed)."""
+
+    event_id = serializers.CharField(max_length=100, help_text="idempotency key: a repeat is stored once")
+    type = serializers.ChoiceField(choices=["impression", "click", "add_to_cart", "purchase"])
+    user_id = serializers.CharField(max_length=100)
+    item_id = serializers.CharField(max_length=100, required=False)
+    request_id = serializers.UUIDField(required=False, help_text="from the recommendations answer")
+    experiment = serializers.CharField(required=False, help_text="experiment key")
+    position = serializers.IntegerField(required=False, min_value=1)
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2, required=False, min_value=0)
+    timestamp = serializers.DateTimeField(help_text="ISO 8601; at most 5 minutes in the future")
+
+
+class EventError(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    error = serializers.CharField()
+
+
+class IngestAnswer(serializers.Serializer[Any]):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = EventError(many=True)

@@ -1,0 +1,167 @@
+"""Serving recommendations inside an experiment: assign the user's arm, answer, and log it.
+
+Each answer records the served request (arm, whether the user is in the experiment, and
+the probability of being served that arm), the user's exposure the first time they are
+served an arm of the experiment, and one impression event per returned item (event id
+"imp:<request_id>:<position>", so the shop must not send those impressions again).
+Users outside the experiment's traffic, and everyone while it is paused or stopped, get
+the control arm and are marked as not exposed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from experiments import bucketing
+from experiments.models import Arm, Experiment, Exposure, ServedRequest
+from experiments.services.events import insert_events
+from recommenders.serving import model_for_run
+
+CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
+
+
+class ServingError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Config:
+    experiment_id: int
+    key: str
+    status: str
+    salt: str
+    allocation: bucketing.Allocation
+    arms: tuple[Arm, ...]
+    control: int
+    loaded_at: float
+
+
+_configs: dict[str, _Config] = {}
+_lock = threading.Lock()
+
+
+def serve(experiment: Experiment, user_id: str, k: int, query: str | None = None) -> dict[str, Any]:
+    config = _config(experiment)
+    if config.status not in (Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.STOPPED):
+        raise ServingError(f"{config.key} is {config.status}: only started experiments serve traffic.")
+    assignment = bucketing.assign(config.allocation, config.salt, user_id)
+    exposed = config.status == Experiment.Status.RUNNING and assignment.in_experiment
+    index = assignment.arm if exposed and assignment.arm is not None else config.control
+    arm = config.arms[index]
+    probability = _probability(config, index)
+    model = model_for_run(arm.training_run)  # type: ignore[arg-type]
+    recommendations = model.recommend(user_id, k, query)
+    request_id = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        ServedRequest.objects.create(
+            request_id=request_id, experiment_id=config.experiment_id, arm=arm, user_id=user_id, exposed=exposed,
+            arm_probability=probability, query=query or "", k=k, served_at=now,
+        )  # fmt: skip
+        if exposed:
+            _expose(config.experiment_id, arm.pk, user_id, assignment.bucket, now)
+        insert_events(
+            [
+                (
+                    f"imp:{request_id}:{position}",
+                    "impression",
+                    user_id,
+                    rec.item_id,
+                    request_id,
+                    config.experiment_id if exposed else None,
+                    arm.pk if exposed else None,
+                    position,
+                    probability,
+                    None,
+                    now,
+                    now,
+                )
+                for position, rec in enumerate(recommendations, start=1)
+            ]
+        )
+    return {
+        "request_id": str(request_id),
+        "experiment": config.key,
+        "arm": arm.name,
+        "exposed": exposed,
+        "arm_probability": probability,
+        "items": [
+            {"item_id": rec.item_id, "score": rec.score, "position": position}
+            for position, rec in enumerate(recommendations, start=1)
+        ],
+    }
+
+
+def _expose(experiment_id: int, arm_id: int, user_id: str, bucket: int, now: Any) -> None:
+    """Record the first exposure only; concurrent first requests of one user race on the unique index."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Exposure._meta.db_table} (experiment_id, arm_id, user_id, bucket, first_exposed_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (experiment_id, user_id) DO NOTHING",
+                [experiment_id, arm_id, user_id, bucket, now],
+            )
+    else:
+        Exposure.objects.get_or_create(
+            experiment_id=experiment_id, user_id=user_id,
+            defaults={"arm_id": arm_id, "bucket": bucket, "first_exposed_at": now},
+        )  # fmt: skip
+
+
+def _config(experiment: Experiment) -> _Config:
+    now = time.monotonic()
+    with _lock:
+        cached = _configs.get(experiment.key)
+    if cached is not None and now - cached.loaded_at < CONFIG_TTL:
+        return cached
+    experiment.refresh_from_db()
+    arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
+    if not arms:
+        raise ServingError(f"{experiment.key} has no arms.")
+    config = _Config(
+        experiment_id=experiment.pk,
+        key=experiment.key,
+        status=experiment.status,
+        salt=experiment.salt,
+        allocation=allocation_of(experiment, arms),
+        arms=arms,
+        control=next(i for i, arm in enumerate(arms) if arm.is_control),
+        loaded_at=now,
+    )
+    with _lock:
+        _configs[experiment.key] = config
+    return config
+
+
+def allocation_of(experiment: Experiment, arms: tuple[Arm, ...]) -> bucketing.Allocation:
+    """The bucketing allocation of a started experiment; a layer's salt is shared by its experiments."""
+    layer = None
+    if experiment.layer and experiment.layer_start is not None and experiment.layer_end is not None:
+        layer = bucketing.LayerSlot(salt=f"layer:{experiment.layer}", start=experiment.layer_start,
+                                    end=experiment.layer_end)  # fmt: skip
+    return bucketing.Allocation(
+        traffic=experiment.traffic_percent / 100, weights=tuple(arm.weight for arm in arms), layer=layer
+    )
+
+
+def _probability(config: _Config, index: int) -> float:
+    """P(a random user is served this arm's list): the arm's assignment share, plus, for the control,
+    the users outside the experiment (they are served the control too). 1.0 when not running."""
+    if config.status != Experiment.Status.RUNNING:
+        return 1.0
+    share = bucketing.assignment_probability(config.allocation, index)
+    if index == config.control:
+        share += 1 - config.allocation.entry_count / bucketing.BUCKETS
+    return share
+
+
+def clear_cache() -> None:
+    with _lock:
+        _configs.clear()
