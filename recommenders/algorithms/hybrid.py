@@ -233,9 +233,11 @@ class HybridRecommender(Recommender):
         specs = self.params.components
         notes: dict[str, Any] = {}
         weights = np.asarray([float(c.get("weight", 1.0)) for c in specs], dtype=np.float32)
+        refit_start = 0.0
         if self.params.learn_weights and len(specs) > 1:
             weights, notes = self._learn_weights(data, lambda f, m: progress(0.5 * f, m))
-        self.components = self._fit_components(data, lambda f, m: progress(0.5 + 0.5 * f, m))
+            refit_start = 0.5
+        self.components = self._fit_components(data, lambda f, m: progress(refit_start + (1.0 - refit_start) * f, m))
         self.weights = weights
         self._adopt_ids()
         notes["weights"] = [float(w) for w in weights]
@@ -251,6 +253,7 @@ class HybridRecommender(Recommender):
                 progress((position + fraction) / len(specs), f"{name}: {message}")
 
             model.fit(data, scaled)
+            scaled(1.0, "fitted")  # not every algorithm reports its own end
             fitted.append(model)
         return fitted
 
