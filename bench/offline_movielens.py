@@ -71,7 +71,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "content_tfidf": ("content_tfidf", {}),
     "item_knn": ("item_knn", {"neighbours": 200, "shrink": 20.0}),
     "ease": ("ease", {"l2": 800.0}),
-    "als": ("als", {"factors": 24, "regularization": 40.0, "alpha": 4.0, "iterations": 15}),
+    "als": ("als", {"factors": 32, "regularization": 40.0, "alpha": 1.0, "use_values": True, "iterations": 30}),
     "bpr": ("bpr", {"factors": 64, "learning_rate": 0.01, "regularization": 0.05, "iterations": 50}),
     "deep_mlp": ("deep_mlp", {}),
     "two_tower": ("two_tower", {}),
@@ -83,7 +83,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "components": [
                 {"algorithm": "ease", "params": {"l2": 800.0}},
                 {"algorithm": "item_knn", "params": {"neighbours": 200, "shrink": 20.0}},
-                {"algorithm": "als", "params": {"factors": 24, "regularization": 40.0, "alpha": 4.0}},
+                {
+                    "algorithm": "als",
+                    "params": {
+                        "factors": 32,
+                        "regularization": 40.0,
+                        "alpha": 1.0,
+                        "use_values": True,
+                        "iterations": 30,
+                    },
+                },
             ],
             "learn_weights": True,
             "normalisation": "zscore",
@@ -94,20 +103,22 @@ THREADED = {"als", "bpr"}
 
 # Grids for --tune (kept small: the machine is shared).
 TUNE_GRID: dict[str, dict[str, list[Any]]] = {
-    "ease": {"l2": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]},
+    # Round 1: l2 in 100..1200, binary only (best 800); round 2 adds ratings as values.
+    "ease": {"l2": [500.0, 800.0, 1200.0, 2000.0], "use_values": [False, True]},
     "item_knn": {"neighbours": [20, 50, 100, 200, 400], "shrink": [0.0, 20.0]},
-    # Rounds 1-3 (factors 8-128, regularization 0.05-50, alpha 1-20) kept peaking at few
-    # factors and strong regularisation; round 4 searches around the best (24, 40, 4).
-    "als": {"factors": [24, 32, 48], "regularization": [40.0, 80.0, 160.0], "alpha": [4.0, 8.0]},
-    # implicit's BPR draws negatives in proportion to popularity (from the non-zeros), which
-    # costs accuracy here; rounds 1-2 (factors 64-200, lr .01-.05, reg .001-.1, 50-300
-    # iterations) preferred 128 factors, lr .01, reg .05, 50 iterations.
-    "bpr": {
-        "factors": [64, 128],
-        "learning_rate": [0.005, 0.01],
-        "regularization": [0.05, 0.1],
-        "iterations": [25, 50],
+    # Rounds 1-4 (binary; factors 8-128, regularization 0.05-160, alpha 1-20) settled on
+    # 24 factors, regularization 40, alpha 4; round 5 adds ratings as confidence and iterations.
+    "als": {
+        "factors": [24, 32],
+        "regularization": [40.0, 80.0],
+        "alpha": [1.0, 4.0],
+        "use_values": [False, True],
+        "iterations": [15, 30],
     },
+    # implicit's BPR draws negatives in proportion to popularity (from the non-zeros), which
+    # costs accuracy here; rounds 1-3 (factors 64-200, lr .005-.05, reg .001-.1, 25-300
+    # iterations) settled on 64 factors, lr .01, reg .05, 50 iterations.
+    "bpr": {"factors": [64], "learning_rate": [0.01], "regularization": [0.05], "iterations": [50]},
 }
 
 

@@ -104,20 +104,25 @@ class AlsRecommender(_FactorModel):
 
     def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         p = self.params
-        model = AlternatingLeastSquares(
-            factors=p.factors,
-            regularization=p.regularization,
-            alpha=p.alpha,
-            iterations=p.iterations,
-            calculate_training_loss=True,
-            num_threads=p.num_threads,
-            random_state=p.seed,
-        )
         loss: list[float] = []
         user_items: sp.csr_matrix = data.matrix(binary=not p.use_values)
-        model.fit(user_items, show_progress=False, callback=_callback(progress, p.iterations, loss))
+        # implicit parallelises over users itself; a multithreaded BLAS underneath it
+        # oversubscribes the cores (implicit warns about it, when the model is built). Limit
+        # BLAS for this block only, as implicit recommends, not through environment variables.
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=p.factors,
+                regularization=p.regularization,
+                alpha=p.alpha,
+                iterations=p.iterations,
+                calculate_training_loss=True,
+                num_threads=p.num_threads,
+                random_state=p.seed,
+            )
+            model.fit(user_items, show_progress=False, callback=_callback(progress, p.iterations, loss))
         self._keep_factors(model)
         return FitReport(history={"loss": loss})
 

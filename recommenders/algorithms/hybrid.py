@@ -61,7 +61,11 @@ _MAX_GRID_POINTS = 5000
 
 @dataclass(frozen=True)
 class HybridParams:
-    """`components`: list of {"algorithm": name, "params": {...} (optional), "weight": w ≥ 0 (default 1)}."""
+    """`components`: list of {"algorithm": name, "params": {...} (optional), "weight": w ≥ 0 (default 1)}.
+
+    `learn_weights` holds one float32 (validation users x items) score matrix per component
+    while searching, so `max_validation_users` bounds its memory.
+    """
 
     components: list[dict[str, Any]] = field(default_factory=list)
     normalisation: str = "minmax"
@@ -233,9 +237,11 @@ class HybridRecommender(Recommender):
         specs = self.params.components
         notes: dict[str, Any] = {}
         weights = np.asarray([float(c.get("weight", 1.0)) for c in specs], dtype=np.float32)
+        refit_start = 0.0
         if self.params.learn_weights and len(specs) > 1:
             weights, notes = self._learn_weights(data, lambda f, m: progress(0.5 * f, m))
-        self.components = self._fit_components(data, lambda f, m: progress(0.5 + 0.5 * f, m))
+            refit_start = 0.5
+        self.components = self._fit_components(data, lambda f, m: progress(refit_start + (1.0 - refit_start) * f, m))
         self.weights = weights
         self._adopt_ids()
         notes["weights"] = [float(w) for w in weights]
@@ -251,6 +257,7 @@ class HybridRecommender(Recommender):
                 progress((position + fraction) / len(specs), f"{name}: {message}")
 
             model.fit(data, scaled)
+            scaled(1.0, "fitted")  # not every algorithm reports its own end
             fitted.append(model)
         return fitted
 
@@ -279,8 +286,10 @@ class HybridRecommender(Recommender):
         best, best_ndcg = None, -1.0
         grid = simplex_grid(len(normalised), p.grid_step)
         for weights in grid:
-            blended = sum(float(w) * s for w, s in zip(weights, normalised, strict=True) if w > 0)
-            assert isinstance(blended, np.ndarray)
+            blended = np.zeros_like(normalised[0])
+            for weight, scores in zip(weights, normalised, strict=True):
+                if weight > 0:
+                    blended += weight * scores
             blended[seen] = -np.inf
             top = top_k(blended, 10)
             ndcg = ndcg_at_k(np.take_along_axis(relevant, top, axis=1), n_relevant, 10)
@@ -324,15 +333,14 @@ class HybridRecommender(Recommender):
 
     def cold_start_scores(self, query: str | None = None) -> FloatArray:
         """Blend of the components' cold-start scores, normalised the same way."""
-        users = np.full(1, -1, dtype=np.int64)
         nothing_seen = np.zeros((1, len(self.item_ids)), dtype=bool)
         total = np.zeros(len(self.item_ids), dtype=np.float32)
         for c, weight in enumerate(self.weights):
             if weight > 0:
-                total += weight * self._normalised_cold(c, users, query, nothing_seen)[0]
+                total += weight * self._normalised_cold(c, query, nothing_seen)[0]
         return total
 
-    def _normalised_cold(self, c: int, users: IntArray, query: str | None, seen: np.ndarray) -> FloatArray:
+    def _normalised_cold(self, c: int, query: str | None, seen: np.ndarray) -> FloatArray:
         model, alignment = self.components[c], self._alignments[c]
         raw = model.cold_start_scores(query if model.supports_query else None)[None, :]
         if alignment.items is not None:

@@ -155,3 +155,22 @@ def test_learn_weights_prefers_the_useful_component_and_refits_on_everything(ml_
     assert report.notes["grid_points"] == 5
     assert 0.0 < report.notes["validation_ndcg_at_10"] <= 1.0
     assert all(c.seen.nnz == ml_slice.matrix().nnz for c in hybrid.components)
+
+
+def test_fixed_weight_fit_reports_progress_from_the_start_to_done() -> None:
+    seen: list[float] = []
+    hybrid = HybridRecommender({"components": [{"algorithm": "ease"}, {"algorithm": "popularity"}]})
+
+    hybrid.fit(toy_data(), lambda fraction, _: seen.append(fraction))
+
+    assert seen[0] < 0.5
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen)
+
+
+def test_params_schema_lists_the_components_and_options() -> None:
+    schema = HybridRecommender.params_schema()
+
+    assert schema["components"] == {"type": "list", "default": []}
+    assert schema["normalisation"] == {"type": "str", "default": "minmax"}
+    assert schema["learn_weights"] == {"type": "bool", "default": False}
