@@ -34,6 +34,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             (
                 "ours: assign_many(list[str])",
                 size,
-                *best_rate(lambda m=many: assign_many(unlayered, SALT, m), size, args.repeats),
+                *best_rate(partial(assign_many, unlayered, SALT, many), size, args.repeats),
                 VECTOR_TARGET,
             )
         )
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             (
                 "ours: assign_many(S array)",
                 size,
-                *best_rate(lambda b=as_bytes: assign_many(unlayered, SALT, b), size, args.repeats),
+                *best_rate(partial(assign_many, unlayered, SALT, as_bytes), size, args.repeats),
                 VECTOR_TARGET,
             )
         )

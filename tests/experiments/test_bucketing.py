@@ -417,3 +417,8 @@ def test_all_errors_are_value_errors() -> None:
     assert issubclass(BucketingError, ValueError)
     for error in (InvalidTrafficError, InvalidWeightsError, InvalidLayerRangeError, LayerOverlapError, InvalidArmError):
         assert issubclass(error, BucketingError)
+
+
+def test_layer_must_be_a_layer_slot() -> None:
+    with pytest.raises(InvalidLayerRangeError):
+        Allocation(traffic=1.0, weights=[1], layer=(0, 100))  # type: ignore[arg-type]
