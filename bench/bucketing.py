@@ -18,6 +18,13 @@ Each rate is the best of ``--repeats`` runs, as wall-clock and as CPU time of th
 (``time.process_time``): on a shared machine the CPU-time rate is less distorted by waiting for a
 core, but both are noisy; the load average is printed with the table.
 
+GrowthBook is not a project dependency: ``pip install --dry-run growthbook`` (4.0.0) would add
+aiohttp, cryptography, cffi, multidict, yarl, frozenlist, propcache, aiosignal, aiohappyeyeballs and
+pycparser to the shared environment, so it is kept out of it. To measure it, install it aside and
+point the bench there: ``pip install --target /tmp/gbsdk growthbook==4.0.0`` then
+``--growthbook-path /tmp/gbsdk`` (the directory is appended to sys.path, so packages already
+installed keep their versions).
+
 Ids are ``user-0000000`` style (12 ASCII characters, two 8-byte words), the long end of typical
 numeric/alphanumeric e-commerce ids.
 

@@ -161,7 +161,10 @@ def _hash_with(seed: int, ks: tuple[int, ...], user_id: str) -> int:
     # Hot path (one call per live assignment): ids of up to 16 bytes, the common case, avoid the
     # loop. int.from_bytes pads the missing high bytes of the last word with zeros, exactly like
     # the zero padding of numpy's fixed-width byte strings.
-    data = user_id.encode("utf-8")
+    try:
+        data = user_id.encode("utf-8")
+    except AttributeError:  # try costs nothing on the hot path in 3.11; isinstance would not
+        raise InvalidUserIdsError(f"user_id must be str, got {type(user_id).__name__}: {user_id!r}") from None
     size = len(data)
     if size <= 8:
         acc = int.from_bytes(data, "little") * ks[0]
