@@ -161,7 +161,10 @@ def _hash_with(seed: int, ks: tuple[int, ...], user_id: str) -> int:
     # Hot path (one call per live assignment): ids of up to 16 bytes, the common case, avoid the
     # loop. int.from_bytes pads the missing high bytes of the last word with zeros, exactly like
     # the zero padding of numpy's fixed-width byte strings.
-    data = user_id.encode("utf-8")
+    try:
+        data = user_id.encode("utf-8")
+    except AttributeError:  # try costs nothing on the hot path in 3.11; isinstance would not
+        raise InvalidUserIdsError(f"user_id must be str, got {type(user_id).__name__}: {user_id!r}") from None
     size = len(data)
     if size <= 8:
         acc = int.from_bytes(data, "little") * ks[0]
@@ -349,9 +352,9 @@ class Allocation:
             running += w
             bounds.append(round(BUCKETS * running / total))
         bounds[-1] = BUCKETS  # rounding of the running sum must not leave points unassigned
-        size = self.layer.size if self.layer is not None else BUCKETS
         if self.layer is not None and not isinstance(self.layer, LayerSlot):
             raise InvalidLayerRangeError(f"layer must be a LayerSlot or None, got {self.layer!r}")
+        size = self.layer.size if self.layer is not None else BUCKETS
         object.__setattr__(self, "traffic", traffic)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "arm_bounds", tuple(bounds))
@@ -405,6 +408,8 @@ class AssignmentArrays:
 # Building a frozen dataclass costs three object.__setattr__ calls, about a third of an
 # assignment. Assignments are immutable values determined by (arm, bucket), so equal ones are
 # shared; the key space is at most 10,000 x (arms + 1) and the cap bounds memory regardless.
+# Threads (Django's) need no lock: dict reads and writes are atomic, and a race only builds an
+# equal object twice.
 _ASSIGNMENTS: dict[int, Assignment] = {}
 _ASSIGNMENTS_CAP: Final = 1 << 18
 

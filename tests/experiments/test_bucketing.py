@@ -188,6 +188,14 @@ def test_vectorised_rejects_non_string_ids(bad: object) -> None:
         buckets("exp-1", bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("user_id", [42, None, b"bytes"])
+def test_scalar_rejects_non_string_id(user_id: object) -> None:
+    with pytest.raises(InvalidUserIdsError):
+        bucket("exp-1", user_id)  # type: ignore[arg-type]
+    with pytest.raises(InvalidUserIdsError):
+        assign(Allocation(traffic=1.0, weights=[1]), "exp-1", user_id)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("salt", ["", None, 3])
 def test_salt_must_be_a_non_empty_string(salt: object) -> None:
     with pytest.raises(InvalidSaltError):
@@ -417,3 +425,8 @@ def test_all_errors_are_value_errors() -> None:
     assert issubclass(BucketingError, ValueError)
     for error in (InvalidTrafficError, InvalidWeightsError, InvalidLayerRangeError, LayerOverlapError, InvalidArmError):
         assert issubclass(error, BucketingError)
+
+
+def test_layer_must_be_a_layer_slot() -> None:
+    with pytest.raises(InvalidLayerRangeError):
+        Allocation(traffic=1.0, weights=[1], layer=(0, 100))  # type: ignore[arg-type]
