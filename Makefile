@@ -7,7 +7,8 @@ MYPY_PACKAGES := recommenders/algorithms recommenders/evaluation recommenders/im
 .PHONY: demo test lint format serve migrate clean help
 
 help:
-	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, run web + worker"
+	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, register and"
+	@echo "             queue the demo recommender variants, run web + worker (the worker trains them)"
 	@echo "make test    set up .venv with the dev tools and run the whole test suite"
 	@echo "make lint    ruff check, ruff format --check and mypy on the Django-free packages"
 	@echo "make clean   remove .venv and var/ (the embedded database and broker folder)"
@@ -28,6 +29,8 @@ migrate: $(VENV)/.runtime
 demo: migrate
 	$(PY) manage.py import_dataset online-retail data/online-retail/online_retail.csv.gz --name online-retail --if-missing
 	$(PY) manage.py create_demo_users
+	$(PY) manage.py register_variant data/demo/variants.yaml --if-missing --author ds
+	$(PY) manage.py train --untrained
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	./scripts/serve.sh
 
