@@ -126,6 +126,8 @@ class TwoTowerParams:
 
     Each tower: embedding of `embedding_dim` → `tower_layer_count` ReLU layers of
     `tower_units` → a linear layer of `output_dim` (the space where the dot product is taken).
+    `text_features` > 0 also feeds the item tower that many fixed dimensions of the item's
+    text (TF-IDF reduced by truncated SVD; see `item_text_features`); 0 turns it off.
     """
 
     embedding_dim: int = 64
@@ -137,10 +139,12 @@ class TwoTowerParams:
     epochs: int = 10
     negatives: int = 4
     validation_fraction: float = 0.0
+    text_features: int = 0
     seed: int = 42
 
     def __post_init__(self) -> None:
         _check_common(self)
+        _check_int("text_features", self.text_features, 0, 512)
         _check_int("tower_units", self.tower_units, 1, 4096)
         _check_int("tower_layer_count", self.tower_layer_count, 0, 10)
         _check_int("output_dim", self.output_dim, 1, 1024)
@@ -199,6 +203,27 @@ def _labelled_rows(
     return users[order], items[order], labels[order]
 
 
+# ---- item text features -------------------------------------------------------------------
+def item_text_features(texts: tuple[str, ...], dims: int, seed: int) -> Array32:
+    """Dense item vectors from text: TF-IDF (sublinear tf) → truncated SVD → unit-length rows.
+
+    Returns (len(texts), dims) float32; columns beyond what the vocabulary supports, and
+    rows of items without text, are zero. Imports scikit-learn, so call it only when training.
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    out = np.zeros((len(texts), dims), dtype=np.float32)
+    tfidf = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
+    if k < 1:
+        return out
+    reduced = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
+    norms = np.linalg.norm(reduced, axis=1, keepdims=True)
+    out[:, :k] = reduced / np.where(norms > 0, norms, 1.0)
+    return out
+
+
 # ---- numpy forward pass helpers ---------------------------------------------------------
 def _dense(x: Array32, weights: list[Array32], *, relu: bool) -> Array32:
     """A Keras Dense layer in numpy: x @ kernel + bias, then ReLU when `relu`."""
@@ -230,14 +255,21 @@ class _SampledNegativesRecommender(Recommender):
         self._cache: dict[str, Array32] | None = None
 
     # -- architecture hooks --
+    def _prepare(self, data: TrainingData) -> None:
+        """Derive fixed inputs from `data` before the model is built (none by default)."""
+
     def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _compute_cache(self) -> dict[str, Array32]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _finish(self) -> None:
+        """Drop what `_prepare` derived once the weights hold it (nothing by default)."""
+
     # -- training --
     def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
+        self._prepare(data)  # first: it may reject the data before the slow TensorFlow import
         import tensorflow as tf  # heavy: imported only when training
 
         keras = tf.keras
@@ -310,6 +342,7 @@ class _SampledNegativesRecommender(Recommender):
         }
         self._keras = model
         self._cache = None
+        self._finish()
         return FitReport(
             history=history,
             notes={
@@ -438,12 +471,28 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
     name = "two_tower"
     Params = TwoTowerParams
     from_logits = True
+    _item_text: Array32 | None = None  # only between `_prepare` and the end of training
+
+    def _prepare(self, data: TrainingData) -> None:
+        p = cast(TwoTowerParams, self.params)
+        self._item_text = None
+        if p.text_features:
+            if not any(text.strip() for text in data.item_text):
+                raise RecommenderError("text_features > 0 needs item text, and this data set has none.")
+            self._item_text = item_text_features(data.item_text, p.text_features, p.seed)
+
+    def _finish(self) -> None:
+        self._item_text = None  # now in _weights["item_text"]
 
     def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:
         p = cast(TwoTowerParams, self.params)
 
         def tower(side: str, size: int, inputs: Any) -> Any:
             x = keras.layers.Embedding(size, p.embedding_dim, name=f"{side}_embedding")(inputs)
+            if side == "item" and p.text_features:
+                # Fixed per-item text vectors: a frozen lookup table, set after building.
+                text = keras.layers.Embedding(size, p.text_features, trainable=False, name="item_text")(inputs)
+                x = keras.layers.Concatenate(name="item_features")([x, text])
             for k in range(p.tower_layer_count):
                 x = keras.layers.Dense(p.tower_units, activation="relu", name=f"{side}_hidden_{k}")(x)
             return keras.layers.Dense(p.output_dim, name=f"{side}_output")(x)
@@ -451,10 +500,15 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
         user_in = keras.Input(shape=(), dtype="int32", name="user")
         item_in = keras.Input(shape=(), dtype="int32", name="item")
         logit = keras.layers.Dot(axes=1, name="dot")([tower("user", n_users, user_in), tower("item", n_items, item_in)])
-        return keras.Model({"user": user_in, "item": item_in}, logit, name="two_tower")
+        model = keras.Model({"user": user_in, "item": item_in}, logit, name="two_tower")
+        if self._item_text is not None:
+            model.get_layer("item_text").set_weights([self._item_text])
+        return model
 
     def _tower(self, side: str) -> Array32:
         x = self._weights[f"{side}_embedding"][0]
+        if side == "item" and "item_text" in self._weights:
+            x = np.concatenate([x, self._weights["item_text"][0]], axis=1)
         for k in range(cast(TwoTowerParams, self.params).tower_layer_count):
             x = _dense(x, self._weights[f"{side}_hidden_{k}"], relu=True)
         return _dense(x, self._weights[f"{side}_output"], relu=False)

@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from recommenders.algorithms import registry
-from recommenders.algorithms.base import ParameterError, Recommender, TrainingData
+from recommenders.algorithms.base import ParameterError, Recommender, RecommenderError, TrainingData
 from recommenders.algorithms.deep import (
     MlpParams,
     MlpRecommender,
     TwoTowerParams,
     TwoTowerRecommender,
+    item_text_features,
     sample_negatives,
 )
 from tests.recommenders.algorithms.deep_data import REPO_ROOT, ml100k_slice, online_retail_slice, toy_two_groups
@@ -263,6 +264,39 @@ def test_fits_and_recommends_on_a_movielens_slice(cls: type[Recommender]) -> Non
     assert scores.shape == (data.n_users, data.n_items)
     assert scores.dtype == np.float32
     assert len(model.recommend(data.user_ids[0], k=10)) == 10
+
+
+def test_item_text_features_are_unit_rows_and_zero_without_text() -> None:
+    texts = ("red heart mug", "blue heart mug", "", "red lantern", "white metal lantern")
+    features = item_text_features(texts, 8, seed=0)
+    assert features.shape == (5, 8)
+    norms = np.linalg.norm(features, axis=1)
+    np.testing.assert_allclose(norms[[0, 1, 3, 4]], 1.0, rtol=1e-5)
+    assert norms[2] == 0.0
+    # Items sharing words are closer than items sharing none.
+    assert features[0] @ features[1] > features[0] @ features[4]
+
+
+@pytest.mark.tensorflow
+def test_two_tower_with_text_features_trains_pickles_and_matches_keras(tmp_path: Path) -> None:
+    data = online_retail_slice(600)
+    model = TwoTowerRecommender({**TINY[TwoTowerRecommender], "epochs": 1, "text_features": 8})
+    model.fit(data)
+    assert model._weights["item_text"][0].shape == (data.n_items, 8)
+    model.save(tmp_path / "m.pkl")
+    loaded = Recommender.load(tmp_path / "m.pkl")
+    assert isinstance(loaded, TwoTowerRecommender)
+    users = np.arange(3)
+    np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
+    pairs = {"user": np.repeat(users, data.n_items), "item": np.tile(np.arange(data.n_items), 3)}
+    keras_out = np.asarray(loaded.keras_model()(pairs)).reshape(3, data.n_items)
+    np.testing.assert_allclose(keras_out, loaded.score_users(users), atol=1e-4)
+
+
+def test_text_features_without_item_text_is_an_error(toy: TrainingData) -> None:
+    # Rejected before TensorFlow is imported or anything is trained.
+    with pytest.raises(RecommenderError, match="item text"):
+        tiny(TwoTowerRecommender, text_features=8).fit(toy)
 
 
 @pytest.mark.tensorflow
