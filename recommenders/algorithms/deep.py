@@ -127,7 +127,10 @@ class TwoTowerParams:
     Each tower: embedding of `embedding_dim` → `tower_layer_count` ReLU layers of
     `tower_units` → a linear layer of `output_dim` (the space where the dot product is taken).
     `text_features` > 0 also feeds the item tower that many fixed dimensions of the item's
-    text (TF-IDF reduced by truncated SVD; see `item_text_features`); 0 turns it off.
+    text (TF-IDF reduced by truncated SVD; see `item_text_features`) when the training data
+    carry item text; without text the model trains on ids alone and `FitReport.notes`
+    says so. 0 turns text off. (On Online Retail, 32 text dimensions raised NDCG@10 of a
+    per-customer 75/25 split from 0.124/0.129 to 0.142/0.150 over two seeds.)
     """
 
     embedding_dim: int = 64
@@ -139,7 +142,7 @@ class TwoTowerParams:
     epochs: int = 10
     negatives: int = 4
     validation_fraction: float = 0.0
-    text_features: int = 0
+    text_features: int = 32
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -264,6 +267,10 @@ class _SampledNegativesRecommender(Recommender):
     def _compute_cache(self) -> dict[str, Array32]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _fit_notes(self) -> dict[str, Any]:
+        """Model-specific entries for `FitReport.notes` (none by default)."""
+        return {}
+
     def _finish(self) -> None:
         """Drop what `_prepare` derived once the weights hold it (nothing by default)."""
 
@@ -351,6 +358,7 @@ class _SampledNegativesRecommender(Recommender):
                 "validation_rows": 0 if validation is None else len(validation[1]),
                 "train_seconds": round(time.perf_counter() - started, 3),
                 "tensorflow": tf.__version__,
+                **self._fit_notes(),
             },
         )
 
@@ -472,14 +480,20 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
     Params = TwoTowerParams
     from_logits = True
     _item_text: Array32 | None = None  # only between `_prepare` and the end of training
+    _uses_text: bool = False  # whether the item tower has the text input (pickled)
 
     def _prepare(self, data: TrainingData) -> None:
         p = cast(TwoTowerParams, self.params)
         self._item_text = None
-        if p.text_features:
-            if not any(text.strip() for text in data.item_text):
-                raise RecommenderError("text_features > 0 needs item text, and this data set has none.")
+        self._uses_text = bool(p.text_features) and any(text.strip() for text in data.item_text)
+        if self._uses_text:
             self._item_text = item_text_features(data.item_text, p.text_features, p.seed)
+
+    def _fit_notes(self) -> dict[str, Any]:
+        p = cast(TwoTowerParams, self.params)
+        if self._uses_text:
+            return {"text_features": p.text_features}
+        return {"text_features": 0, "text_features_off": "turned off" if not p.text_features else "no item text"}
 
     def _finish(self) -> None:
         self._item_text = None  # now in _weights["item_text"]
@@ -489,7 +503,7 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
 
         def tower(side: str, size: int, inputs: Any) -> Any:
             x = keras.layers.Embedding(size, p.embedding_dim, name=f"{side}_embedding")(inputs)
-            if side == "item" and p.text_features:
+            if side == "item" and self._uses_text:
                 # Fixed per-item text vectors: a frozen lookup table, set after building.
                 text = keras.layers.Embedding(size, p.text_features, trainable=False, name="item_text")(inputs)
                 x = keras.layers.Concatenate(name="item_features")([x, text])

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from recommenders.algorithms import registry
-from recommenders.algorithms.base import ParameterError, Recommender, RecommenderError, TrainingData
+from recommenders.algorithms.base import ParameterError, Recommender, TrainingData
 from recommenders.algorithms.deep import (
     MlpParams,
     MlpRecommender,
@@ -116,6 +116,7 @@ def test_bad_params_raise_parameter_error_naming_the_field(
         (MlpRecommender, {"hidden_layer_count": 0}, "hidden_layer_count"),
         (TwoTowerRecommender, {"tower_layer_count": -1}, "tower_layer_count"),
         (TwoTowerRecommender, {"output_dim": 0}, "output_dim"),
+        (TwoTowerRecommender, {"text_features": -1}, "text_features"),
     ],
 )
 def test_bad_architecture_params_name_the_field(cls: type[Recommender], raw: dict[str, Any], field: str) -> None:
@@ -281,7 +282,7 @@ def test_item_text_features_are_unit_rows_and_zero_without_text() -> None:
 def test_two_tower_with_text_features_trains_pickles_and_matches_keras(tmp_path: Path) -> None:
     data = online_retail_slice(600)
     model = TwoTowerRecommender({**TINY[TwoTowerRecommender], "epochs": 1, "text_features": 8})
-    model.fit(data)
+    assert model.fit(data).notes["text_features"] == 8
     assert model._weights["item_text"][0].shape == (data.n_items, 8)
     model.save(tmp_path / "m.pkl")
     loaded = Recommender.load(tmp_path / "m.pkl")
@@ -293,10 +294,14 @@ def test_two_tower_with_text_features_trains_pickles_and_matches_keras(tmp_path:
     np.testing.assert_allclose(keras_out, loaded.score_users(users), atol=1e-4)
 
 
-def test_text_features_without_item_text_is_an_error(toy: TrainingData) -> None:
-    # Rejected before TensorFlow is imported or anything is trained.
-    with pytest.raises(RecommenderError, match="item text"):
-        tiny(TwoTowerRecommender, text_features=8).fit(toy)
+@pytest.mark.tensorflow
+def test_without_item_text_the_two_tower_trains_on_ids_and_says_so(toy_model: Any) -> None:
+    model, _, report = toy_model
+    if isinstance(model, TwoTowerRecommender):  # the toy data have no item text
+        assert (report.notes["text_features"], report.notes["text_features_off"]) == (0, "no item text")
+        assert "item_text" not in model._weights
+    else:  # the MLP never uses text
+        assert "text_features" not in report.notes
 
 
 @pytest.mark.tensorflow
