@@ -8,7 +8,8 @@ Two models share one training loop (`_SampledNegativesRecommender`):
   Filtering).
 * `TwoTowerRecommender` (``two_tower``): a user tower and an item tower (embedding, then
   small dense layers) map each side to a vector; their dot product is the logit. Scoring
-  every item for a user is one matrix product of precomputed tower outputs.
+  every item for a user is one matrix product of precomputed tower outputs. When the data
+  carry item text, the item tower also reads a fixed TF-IDF/SVD vector of it.
 
 Training data. Every distinct observed (user, item) pair is a positive (label 1), whatever
 its rating or quantity. For each positive, `negatives` items the user never interacted
@@ -24,7 +25,10 @@ object). `keras_model()` rebuilds the Keras model from those arrays on demand, e
 inspect it or check that the numpy forward pass agrees with Keras (the tests do).
 
 Scores are logits (the sigmoid is monotonic, so ranking is the same); probabilities near 1
-would round to equal float32 values and lose the order among the best items.
+would round to equal float32 values and lose the order among the best items. Cost of
+scoring all items: two-tower, one (users x d) @ (d x items) product; MLP, the network on
+every (user, item) pair, ~80k multiply-adds each with the default layers (measured on a
+loaded 2-core machine: 943 x 1,682 pairs in ~19 s, 4,192 x 3,665 in ~50 s).
 
 TensorFlow is imported only inside the functions that train or rebuild a model, never at
 module level: Django and Celery import this module through the registry at start-up.
