@@ -8,7 +8,8 @@ Two models share one training loop (`_SampledNegativesRecommender`):
   Filtering).
 * `TwoTowerRecommender` (``two_tower``): a user tower and an item tower (embedding, then
   small dense layers) map each side to a vector; their dot product is the logit. Scoring
-  every item for a user is one matrix product of precomputed tower outputs.
+  every item for a user is one matrix product of precomputed tower outputs. When the data
+  carry item text, the item tower also reads a fixed TF-IDF/SVD vector of it.
 
 Training data. Every distinct observed (user, item) pair is a positive (label 1), whatever
 its rating or quantity. For each positive, `negatives` items the user never interacted
@@ -24,7 +25,10 @@ object). `keras_model()` rebuilds the Keras model from those arrays on demand, e
 inspect it or check that the numpy forward pass agrees with Keras (the tests do).
 
 Scores are logits (the sigmoid is monotonic, so ranking is the same); probabilities near 1
-would round to equal float32 values and lose the order among the best items.
+would round to equal float32 values and lose the order among the best items. Cost of
+scoring all items: two-tower, one (users x d) @ (d x items) product; MLP, the network on
+every (user, item) pair, ~80k multiply-adds each with the default layers (measured on a
+loaded 2-core machine: 943 x 1,682 pairs in ~19 s, 4,192 x 3,665 in ~50 s).
 
 TensorFlow is imported only inside the functions that train or rebuild a model, never at
 module level: Django and Celery import this module through the registry at start-up.
@@ -126,6 +130,11 @@ class TwoTowerParams:
 
     Each tower: embedding of `embedding_dim` → `tower_layer_count` ReLU layers of
     `tower_units` → a linear layer of `output_dim` (the space where the dot product is taken).
+    `text_features` > 0 also feeds the item tower that many fixed dimensions of the item's
+    text (TF-IDF reduced by truncated SVD; see `item_text_features`) when the training data
+    carry item text; without text the model trains on ids alone and `FitReport.notes`
+    says so. 0 turns text off. (On Online Retail, 32 text dimensions raised NDCG@10 of a
+    per-customer 75/25 split from 0.124/0.129 to 0.142/0.150 over two seeds.)
     """
 
     embedding_dim: int = 64
@@ -137,10 +146,12 @@ class TwoTowerParams:
     epochs: int = 10
     negatives: int = 4
     validation_fraction: float = 0.0
+    text_features: int = 32
     seed: int = 42
 
     def __post_init__(self) -> None:
         _check_common(self)
+        _check_int("text_features", self.text_features, 0, 512)
         _check_int("tower_units", self.tower_units, 1, 4096)
         _check_int("tower_layer_count", self.tower_layer_count, 0, 10)
         _check_int("output_dim", self.output_dim, 1, 1024)
@@ -199,6 +210,27 @@ def _labelled_rows(
     return users[order], items[order], labels[order]
 
 
+# ---- item text features -------------------------------------------------------------------
+def item_text_features(texts: tuple[str, ...], dims: int, seed: int) -> Array32:
+    """Dense item vectors from text: TF-IDF (sublinear tf) → truncated SVD → unit-length rows.
+
+    Returns (len(texts), dims) float32; columns beyond what the vocabulary supports, and
+    rows of items without text, are zero. Imports scikit-learn, so call it only when training.
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    out = np.zeros((len(texts), dims), dtype=np.float32)
+    tfidf = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    k = min(dims, tfidf.shape[1] - 1, len(texts) - 1)
+    if k < 1:
+        return out
+    reduced = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
+    norms = np.linalg.norm(reduced, axis=1, keepdims=True)
+    out[:, :k] = reduced / np.where(norms > 0, norms, 1.0)
+    return out
+
+
 # ---- numpy forward pass helpers ---------------------------------------------------------
 def _dense(x: Array32, weights: list[Array32], *, relu: bool) -> Array32:
     """A Keras Dense layer in numpy: x @ kernel + bias, then ReLU when `relu`."""
@@ -230,14 +262,25 @@ class _SampledNegativesRecommender(Recommender):
         self._cache: dict[str, Array32] | None = None
 
     # -- architecture hooks --
+    def _prepare(self, data: TrainingData) -> None:
+        """Derive fixed inputs from `data` before the model is built (none by default)."""
+
     def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _compute_cache(self) -> dict[str, Array32]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _fit_notes(self) -> dict[str, Any]:
+        """Model-specific entries for `FitReport.notes` (none by default)."""
+        return {}
+
+    def _finish(self) -> None:
+        """Drop what `_prepare` derived once the weights hold it (nothing by default)."""
+
     # -- training --
     def _fit(self, data: TrainingData, progress: ProgressCallback) -> FitReport:
+        self._prepare(data)  # first: it may reject the data before the slow TensorFlow import
         import tensorflow as tf  # heavy: imported only when training
 
         keras = tf.keras
@@ -310,6 +353,7 @@ class _SampledNegativesRecommender(Recommender):
         }
         self._keras = model
         self._cache = None
+        self._finish()
         return FitReport(
             history=history,
             notes={
@@ -318,6 +362,7 @@ class _SampledNegativesRecommender(Recommender):
                 "validation_rows": 0 if validation is None else len(validation[1]),
                 "train_seconds": round(time.perf_counter() - started, 3),
                 "tensorflow": tf.__version__,
+                **self._fit_notes(),
             },
         )
 
@@ -438,12 +483,34 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
     name = "two_tower"
     Params = TwoTowerParams
     from_logits = True
+    _item_text: Array32 | None = None  # only between `_prepare` and the end of training
+    _uses_text: bool = False  # whether the item tower has the text input (pickled)
+
+    def _prepare(self, data: TrainingData) -> None:
+        p = cast(TwoTowerParams, self.params)
+        self._item_text = None
+        self._uses_text = bool(p.text_features) and any(text.strip() for text in data.item_text)
+        if self._uses_text:
+            self._item_text = item_text_features(data.item_text, p.text_features, p.seed)
+
+    def _fit_notes(self) -> dict[str, Any]:
+        p = cast(TwoTowerParams, self.params)
+        if self._uses_text:
+            return {"text_features": p.text_features}
+        return {"text_features": 0, "text_features_off": "turned off" if not p.text_features else "no item text"}
+
+    def _finish(self) -> None:
+        self._item_text = None  # now in _weights["item_text"]
 
     def _build_keras(self, keras: Any, n_users: int, n_items: int) -> Any:
         p = cast(TwoTowerParams, self.params)
 
         def tower(side: str, size: int, inputs: Any) -> Any:
             x = keras.layers.Embedding(size, p.embedding_dim, name=f"{side}_embedding")(inputs)
+            if side == "item" and self._uses_text:
+                # Fixed per-item text vectors: a frozen lookup table, set after building.
+                text = keras.layers.Embedding(size, p.text_features, trainable=False, name="item_text")(inputs)
+                x = keras.layers.Concatenate(name="item_features")([x, text])
             for k in range(p.tower_layer_count):
                 x = keras.layers.Dense(p.tower_units, activation="relu", name=f"{side}_hidden_{k}")(x)
             return keras.layers.Dense(p.output_dim, name=f"{side}_output")(x)
@@ -451,10 +518,15 @@ class TwoTowerRecommender(_SampledNegativesRecommender):
         user_in = keras.Input(shape=(), dtype="int32", name="user")
         item_in = keras.Input(shape=(), dtype="int32", name="item")
         logit = keras.layers.Dot(axes=1, name="dot")([tower("user", n_users, user_in), tower("item", n_items, item_in)])
-        return keras.Model({"user": user_in, "item": item_in}, logit, name="two_tower")
+        model = keras.Model({"user": user_in, "item": item_in}, logit, name="two_tower")
+        if self._item_text is not None:
+            model.get_layer("item_text").set_weights([self._item_text])
+        return model
 
     def _tower(self, side: str) -> Array32:
         x = self._weights[f"{side}_embedding"][0]
+        if side == "item" and "item_text" in self._weights:
+            x = np.concatenate([x, self._weights["item_text"][0]], axis=1)
         for k in range(cast(TwoTowerParams, self.params).tower_layer_count):
             x = _dense(x, self._weights[f"{side}_hidden_{k}"], relu=True)
         return _dense(x, self._weights[f"{side}_output"], relu=False)

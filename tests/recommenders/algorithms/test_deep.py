@@ -25,6 +25,7 @@ from recommenders.algorithms.deep import (
     MlpRecommender,
     TwoTowerParams,
     TwoTowerRecommender,
+    item_text_features,
     sample_negatives,
 )
 from tests.recommenders.algorithms.deep_data import REPO_ROOT, ml100k_slice, online_retail_slice, toy_two_groups
@@ -115,6 +116,7 @@ def test_bad_params_raise_parameter_error_naming_the_field(
         (MlpRecommender, {"hidden_layer_count": 0}, "hidden_layer_count"),
         (TwoTowerRecommender, {"tower_layer_count": -1}, "tower_layer_count"),
         (TwoTowerRecommender, {"output_dim": 0}, "output_dim"),
+        (TwoTowerRecommender, {"text_features": -1}, "text_features"),
     ],
 )
 def test_bad_architecture_params_name_the_field(cls: type[Recommender], raw: dict[str, Any], field: str) -> None:
@@ -263,6 +265,43 @@ def test_fits_and_recommends_on_a_movielens_slice(cls: type[Recommender]) -> Non
     assert scores.shape == (data.n_users, data.n_items)
     assert scores.dtype == np.float32
     assert len(model.recommend(data.user_ids[0], k=10)) == 10
+
+
+def test_item_text_features_are_unit_rows_and_zero_without_text() -> None:
+    texts = ("red heart mug", "blue heart mug", "", "red lantern", "white metal lantern")
+    features = item_text_features(texts, 8, seed=0)
+    assert features.shape == (5, 8)
+    norms = np.linalg.norm(features, axis=1)
+    np.testing.assert_allclose(norms[[0, 1, 3, 4]], 1.0, rtol=1e-5)
+    assert norms[2] == 0.0
+    # Items sharing words are closer than items sharing none.
+    assert features[0] @ features[1] > features[0] @ features[4]
+
+
+@pytest.mark.tensorflow
+def test_two_tower_with_text_features_trains_pickles_and_matches_keras(tmp_path: Path) -> None:
+    data = online_retail_slice(600)
+    model = TwoTowerRecommender({**TINY[TwoTowerRecommender], "epochs": 1, "text_features": 8})
+    assert model.fit(data).notes["text_features"] == 8
+    assert model._weights["item_text"][0].shape == (data.n_items, 8)
+    model.save(tmp_path / "m.pkl")
+    loaded = Recommender.load(tmp_path / "m.pkl")
+    assert isinstance(loaded, TwoTowerRecommender)
+    users = np.arange(3)
+    np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
+    pairs = {"user": np.repeat(users, data.n_items), "item": np.tile(np.arange(data.n_items), 3)}
+    keras_out = np.asarray(loaded.keras_model()(pairs)).reshape(3, data.n_items)
+    np.testing.assert_allclose(keras_out, loaded.score_users(users), atol=1e-4)
+
+
+@pytest.mark.tensorflow
+def test_without_item_text_the_two_tower_trains_on_ids_and_says_so(toy_model: Any) -> None:
+    model, _, report = toy_model
+    if isinstance(model, TwoTowerRecommender):  # the toy data have no item text
+        assert (report.notes["text_features"], report.notes["text_features_off"]) == (0, "no item text")
+        assert "item_text" not in model._weights
+    else:  # the MLP never uses text
+        assert "text_features" not in report.notes
 
 
 @pytest.mark.tensorflow
