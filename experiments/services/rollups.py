@@ -214,7 +214,13 @@ def _fold_step(experiment_id: int, cutoff: datetime, chunk: int) -> tuple[FoldRe
             for sql in _exposure_sqls():
                 cursor.execute(sql, params)
         settled = _upper(cursor, _EVENT, "received_at", experiment_id, state.event_watermark, cutoff)
-        upper_e = min(settled, state.event_watermark + chunk)
+        # Chunks count from the experiment's next event, not the watermark: ids are shared by all
+        # experiments, so walking an empty id range in steps would be one transaction per step.
+        cursor.execute(
+            f"SELECT MIN(id) FROM {_EVENT} WHERE experiment_id = %s AND id > %s", [experiment_id, state.event_watermark]
+        )
+        following = cursor.fetchone()[0]
+        upper_e = min(settled, (int(following) - 1 if following else state.event_watermark) + chunk)
         events = unattributed = 0
         if upper_e > state.event_watermark:
             params.update(low=state.event_watermark, high=upper_e, exposures=upper_x)
