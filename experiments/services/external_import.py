@@ -267,7 +267,7 @@ def import_traffic(
     owner: User | None = None,
     control: str | None = None,
     name: str | None = None,
-    primary_metric: str = Experiment.Metric.CTR,
+    primary_metric: str = "ctr",
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Store the rows as exposures and events of the imported experiment (see the module docstring)."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
@@ -142,17 +143,18 @@ def _compare(experiment: Experiment, control: ArmRollup, treatment: ArmRollup) -
             entry.update(absolute=None, relative=None, error=str(error))
         else:
             test = _TESTS[metric]
-            entry["absolute"], entry["error"] = _attempt(lambda c=c, t=t, test=test: test(c, t, alpha=alpha))
-            entry["relative"], relative_error = _attempt(
-                lambda c=c, t=t, test=test: test(c, t, alpha=alpha, difference="relative")
-            )
+            entry["absolute"], entry["error"] = _attempt(partial(test, c, t, alpha=alpha))
+            entry["relative"], relative_error = _attempt(partial(test, c, t, alpha=alpha, difference="relative"))
             entry["error"] = entry["error"] or relative_error
         entry["p_value_adjusted"] = None
         metrics[metric] = entry
     comparison: dict[str, Any] = {"metrics": metrics}
     try:
-        conversion = (_statistic("conversion_rate", control), _statistic("conversion_rate", treatment))
-        comparison["bayesian"], comparison["bayesian_error"] = _attempt(lambda: bayesian_proportion_test(*conversion))
+        c_conv = Proportion(int(control.exposed_users), int(control.purchasers))
+        t_conv = Proportion(int(treatment.exposed_users), int(treatment.purchasers))
+        comparison["bayesian"], comparison["bayesian_error"] = _attempt(
+            lambda: bayesian_proportion_test(c_conv, t_conv)
+        )
     except StatisticError as error:
         comparison["bayesian"], comparison["bayesian_error"] = None, str(error)
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
 from experiments.services.events import ingest
@@ -157,3 +159,20 @@ def test_the_periodic_task_folds_every_experiment_with_new_events(settings: Any)
     assert experiments_to_fold() == []
     assert fold_rollups_task(lag_seconds=0) == {}
     assert "fold-rollups" in settings.CELERY_BEAT_SCHEDULE
+
+
+@pytest.mark.django_db
+def test_the_fold_rollups_command_folds_and_recomputes_one_experiment() -> None:
+    experiment, control, _ = running_experiment()
+    expose(experiment, control, "a")
+    send(experiment, ("1", "a", "click", DAY1), ("2", "nobody", "click", DAY1))
+
+    out = io.StringIO()
+    call_command("fold_rollups", "--lag", "0", stdout=out)
+    call_command("fold_rollups", "--experiment", experiment.key, "--recompute", "--lag", "0", stdout=out)
+
+    assert out.getvalue().splitlines()[0].startswith("rollup-ab: 2 events (1 unattributed), 1 exposures folded")
+    assert out.getvalue().splitlines()[1].startswith("rollup-ab: 2 events (1 unattributed), 1 exposures folded")
+    assert ArmRollup.objects.get(arm=control).clicks == 1
+    with pytest.raises(CommandError, match="needs --experiment"):
+        call_command("fold_rollups", "--recompute")
