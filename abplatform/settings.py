@@ -186,6 +186,11 @@ CELERY_TASK_ROUTES = {
     "recommenders.tasks.evaluate_variant_task": {"queue": "training"},
 }
 
+# Periodic work (run `celery -A abplatform beat` next to the workers).
+CELERY_BEAT_SCHEDULE = {
+    "fold-rollups": {"task": "experiments.tasks.fold_rollups_task", "schedule": 30.0, "options": {"expires": 25}},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

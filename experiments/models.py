@@ -243,3 +243,90 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+# ---- rollups (see experiments.services.rollups for how they are folded) -----------------
+
+
+class RollupState(models.Model):
+    """How far an experiment's rollups have folded: the last event id and exposure id counted."""
+
+    experiment = models.OneToOneField(Experiment, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    event_watermark = models.BigIntegerField(default=0)
+    exposure_watermark = models.BigIntegerField(default=0)
+    folded_events = models.BigIntegerField(default=0, help_text="events attributed to an arm")
+    unattributed_events = models.BigIntegerField(default=0, help_text="events of users with no exposure")
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} folded to event {self.event_watermark}"
+
+
+class DailyRollup(models.Model):
+    """Counts of one arm on one UTC day: event totals by the event's day, new users by first exposure."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    new_users = models.BigIntegerField(default=0)
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    add_to_carts = models.BigIntegerField(default=0)
+    purchases = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "arm", "day"], name="daily_rollup_once")]
+
+    def __str__(self) -> str:
+        return f"{self.arm_id} {self.day}"
+
+
+class UserRollup(models.Model):
+    """One exposed user's cumulative totals (kept so a fold knows each user's previous values)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    user_id = models.CharField(max_length=100)
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    add_to_carts = models.BigIntegerField(default=0)
+    purchases = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="user_rollup_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.arm_id}"
+
+
+class ArmRollup(models.Model):
+    """Per arm sufficient statistics over users: sums, sums of squares and the clicks x impressions
+    cross product (delta-method CTR), and how many users clicked / added / purchased at least once.
+
+    Kept up to date by each fold from the users' previous totals, so results read a few rows.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    exposed_users = models.BigIntegerField(default=0)
+    active_users = models.BigIntegerField(default=0, help_text="exposed users with at least one event")
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    add_to_carts = models.BigIntegerField(default=0)
+    purchases = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    impressions_sq = models.BigIntegerField(default=0)
+    clicks_sq = models.BigIntegerField(default=0)
+    clicks_x_impressions = models.BigIntegerField(default=0)
+    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
+    clickers = models.BigIntegerField(default=0)
+    adders = models.BigIntegerField(default=0)
+    purchasers = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "arm"], name="arm_rollup_once")]
+
+    def __str__(self) -> str:
+        return f"rollup of {self.arm_id}"

@@ -1,0 +1,273 @@
+"""An experiment's results, computed from its rollups only (never from raw events).
+
+``experiment_results(experiment)`` reads the experiment's ArmRollup rows (one per arm: users and
+the per-user sums, sums of squares and cross products), its DailyRollup rows (arms x days) and its
+RollupState: a handful of rows however much traffic there was, so the answer takes milliseconds
+for 10 M events as for 10 k. The numbers are as of the last fold (``as_of``); pass
+``fold_first=True`` to fold pending events first.
+
+Units are exposed users throughout (the unit of randomisation); users with no event count as
+zeros. Metrics and the engine's test for each treatment arm against the control:
+
+    conversion_rate   purchasers / users            proportion_test (absolute and relative), Bayesian
+    add_to_cart_rate  users adding / users          proportion_test
+    ctr               clicks / impressions          ratio_test, users as units (delta method)
+    revenue_per_user  revenue / users               mean_test (Welch)
+    clicks_per_user   clicks / users                mean_test (Welch)
+
+Multiple testing: the absolute-difference p-values of all arms x metrics form one Holm family
+(``multiple_testing``; each metric also carries its ``p_value_adjusted``). The verdict is on the
+primary metric only, the pre-registered decision metric, so it is Holm-corrected across the
+treatment arms (not across secondary metrics, which do not decide anything). Its basis is the
+fixed-horizon test once the experiment has stopped (the horizon is reached), and the always-valid
+sequential test while it still runs (peeking at a fixed-horizon p-value inflates false positives).
+
+Verdicts: "treatment wins" / "control wins" (significant, by the effect's sign; every metric
+here is higher-is-better), "no significant difference", "not enough data" (the engine refused:
+n < 2, no variance, no events).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
+from experiments.services.rollups import fold
+from experiments.stats import (
+    Proportion,
+    RatioSample,
+    SampleMean,
+    StatisticError,
+    adjust_pvalues,
+    bayesian_proportion_test,
+    mean_test,
+    proportion_test,
+    ratio_test,
+    sequential_test,
+    srm_test,
+)
+
+SRM_ALPHA = 0.001
+METRICS = ("conversion_rate", "add_to_cart_rate", "ctr", "revenue_per_user", "clicks_per_user")
+TREATMENT_WINS, CONTROL_WINS = "treatment wins", "control wins"
+NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
+_FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
+
+Statistic = Proportion | RatioSample | SampleMean
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _statistic(metric: str, row: ArmRollup) -> Statistic:
+    """The engine's sufficient statistic of `metric` for one arm (raises StatisticError when n = 0)."""
+    n = int(row.exposed_users)
+    if metric == "conversion_rate":
+        return Proportion(n, int(row.purchasers))
+    if metric == "add_to_cart_rate":
+        return Proportion(n, int(row.adders))
+    if metric == "ctr":
+        return RatioSample(n, float(row.clicks), float(row.impressions), float(row.clicks_sq),
+                           float(row.impressions_sq), float(row.clicks_x_impressions))  # fmt: skip
+    if metric == "revenue_per_user":
+        return SampleMean(n, float(row.revenue), float(row.revenue_sq))
+    return SampleMean(n, float(row.clicks), float(row.clicks_sq))
+
+
+_TESTS: Mapping[str, Callable[..., Any]] = {
+    "conversion_rate": proportion_test,
+    "add_to_cart_rate": proportion_test,
+    "ctr": ratio_test,
+    "revenue_per_user": mean_test,
+    "clicks_per_user": mean_test,
+}
+
+
+def _attempt(compute: Callable[[], Any]) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return asdict(compute()), None
+    except StatisticError as error:
+        return None, str(error)
+
+
+def _arm_summary(arm: Arm, row: ArmRollup) -> dict[str, Any]:
+    users = int(row.exposed_users)
+    return {
+        "name": arm.name,
+        "is_control": arm.is_control,
+        "weight": arm.weight,
+        "users": users,
+        "active_users": int(row.active_users),
+        "impressions": int(row.impressions),
+        "clicks": int(row.clicks),
+        "ctr": _ratio(row.clicks, row.impressions),
+        "add_to_carts": int(row.add_to_carts),
+        "add_to_cart_rate": _ratio(row.adders, users),
+        "purchases": int(row.purchases),
+        "purchasers": int(row.purchasers),
+        "conversion_rate": _ratio(row.purchasers, users),
+        "revenue": float(row.revenue),
+        "revenue_per_user": _ratio(float(row.revenue), users),
+        "clicks_per_user": _ratio(row.clicks, users),
+    }
+
+
+def _daily(experiment: Experiment, arms: list[Arm]) -> dict[str, list[dict[str, Any]]]:
+    names = {arm.pk: arm.name for arm in arms}
+    series: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms}
+    cumulative: dict[str, int] = dict.fromkeys(series, 0)
+    for row in DailyRollup.objects.filter(experiment=experiment).order_by("arm_id", "day"):
+        name = names[row.arm_id]
+        cumulative[name] += row.new_users
+        series[name].append({
+            "day": row.day.isoformat(), "new_users": row.new_users, "users": cumulative[name],
+            "impressions": row.impressions, "clicks": row.clicks, "ctr": _ratio(row.clicks, row.impressions),
+            "add_to_carts": row.add_to_carts, "purchases": row.purchases, "revenue": float(row.revenue),
+        })  # fmt: skip
+    return series
+
+
+def _compare(experiment: Experiment, control: ArmRollup, treatment: ArmRollup) -> dict[str, Any]:
+    alpha = experiment.alpha
+    metrics: dict[str, Any] = {}
+    for metric in METRICS:
+        entry: dict[str, Any] = {"primary": metric == experiment.primary_metric}
+        try:
+            c, t = _statistic(metric, control), _statistic(metric, treatment)
+        except StatisticError as error:
+            entry.update(absolute=None, relative=None, error=str(error))
+        else:
+            test = _TESTS[metric]
+            entry["absolute"], entry["error"] = _attempt(partial(test, c, t, alpha=alpha))
+            entry["relative"], relative_error = _attempt(partial(test, c, t, alpha=alpha, difference="relative"))
+            entry["error"] = entry["error"] or relative_error
+        entry["p_value_adjusted"] = None
+        metrics[metric] = entry
+    comparison: dict[str, Any] = {"metrics": metrics}
+    try:
+        c_conv = Proportion(int(control.exposed_users), int(control.purchasers))
+        t_conv = Proportion(int(treatment.exposed_users), int(treatment.purchasers))
+        comparison["bayesian"], comparison["bayesian_error"] = _attempt(
+            lambda: bayesian_proportion_test(c_conv, t_conv)
+        )
+    except StatisticError as error:
+        comparison["bayesian"], comparison["bayesian_error"] = None, str(error)
+    try:
+        primary = (_statistic(experiment.primary_metric, control), _statistic(experiment.primary_metric, treatment))
+        comparison["sequential"], comparison["sequential_error"] = _attempt(
+            lambda: sequential_test(*primary, alpha=alpha)
+        )
+    except StatisticError as error:
+        comparison["sequential"], comparison["sequential_error"] = None, str(error)
+    return comparison
+
+
+def _verdict(effect: float, p_value: float, alpha: float) -> str:
+    if p_value >= alpha:
+        return NO_DIFFERENCE
+    return TREATMENT_WINS if effect > 0 else CONTROL_WINS
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: replace them with null, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> dict[str, Any]:
+    """The experiment's JSON-ready results from its rollups (see the module docstring for the shape)."""
+    if fold_first:
+        fold(experiment.pk)
+    arms = list(experiment.arms.order_by("position", "pk"))
+    rows = {row.arm_id: row for row in ArmRollup.objects.filter(experiment=experiment)}
+    row_of = {arm.pk: rows.get(arm.pk) or ArmRollup(experiment=experiment, arm=arm) for arm in arms}
+    state = RollupState.objects.filter(pk=experiment.pk).first()
+    control = next((arm for arm in arms if arm.is_control), None)
+    warnings: list[str] = []
+
+    srm: dict[str, Any] | None
+    srm, srm_error = _attempt(
+        lambda: srm_test([int(row_of[a.pk].exposed_users) for a in arms], [a.weight for a in arms], alpha=SRM_ALPHA)
+    )
+    if srm is None:
+        srm = {"error": srm_error, "mismatch": False}
+    elif srm["mismatch"]:
+        warnings.append(
+            f"sample ratio mismatch (p = {srm['p_value']:.2g} < {SRM_ALPHA}): the arms' sizes do not match their "
+            "weights, so assignment or logging is broken and the comparisons cannot be trusted"
+        )
+    if state and state.unattributed_events:
+        warnings.append(f"{state.unattributed_events:,} events of users without an exposure were not counted")
+
+    comparisons: list[dict[str, Any]] = []
+    treatments = [arm for arm in arms if control is not None and arm.pk != control.pk]
+    if control is None:
+        warnings.append("the experiment has no control arm: nothing to compare against")
+    for arm in treatments:
+        comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk])  # type: ignore[union-attr]
+        comparisons.append({"arm": arm.name, "control": control.name, **comparison})  # type: ignore[union-attr]
+
+    # Holm over every arm x metric (fixed-horizon, absolute difference).
+    family = [
+        (i, metric) for i, comp in enumerate(comparisons) for metric in METRICS if comp["metrics"][metric]["absolute"]
+    ]
+    multiple_testing: dict[str, Any] = {"method": "holm", "alpha": experiment.alpha, "tests": []}
+    if family:
+        adjusted = adjust_pvalues(
+            [comparisons[i]["metrics"][m]["absolute"]["p_value"] for i, m in family], "holm", experiment.alpha
+        )
+        for (i, metric), p, q, rejected in zip(
+            family, adjusted.p_values, adjusted.adjusted, adjusted.rejected, strict=True
+        ):
+            comparisons[i]["metrics"][metric]["p_value_adjusted"] = q
+            multiple_testing["tests"].append({
+                "arm": comparisons[i]["arm"], "metric": metric, "primary": metric == experiment.primary_metric,
+                "p_value": p, "p_value_adjusted": q, "rejected": rejected,
+            })  # fmt: skip
+
+    # Verdicts on the primary metric, Holm across treatment arms.
+    basis = "fixed_horizon" if experiment.status in _FINISHED else "sequential"
+    decisive = []
+    for comp in comparisons:
+        result = (
+            comp["metrics"][experiment.primary_metric]["absolute"] if basis == "fixed_horizon" else comp["sequential"]
+        )
+        comp["verdict_basis"] = basis
+        comp["verdict"], comp["verdict_p_value"] = NOT_ENOUGH_DATA, None
+        if result is not None:
+            decisive.append((comp, result))
+    if decisive:
+        primary_adjusted = adjust_pvalues([r["p_value"] for _, r in decisive], "holm", experiment.alpha).adjusted
+        for (comp, result), p_value in zip(decisive, primary_adjusted, strict=True):
+            comp["verdict_p_value"] = p_value
+            comp["verdict"] = _verdict(result["effect"], p_value, experiment.alpha)
+
+    return _finite({
+        "experiment": experiment.key,
+        "status": experiment.status,
+        "source": experiment.source,
+        "primary_metric": experiment.primary_metric,
+        "alpha": experiment.alpha,
+        "as_of": {
+            "event_watermark": state.event_watermark if state else 0,
+            "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
+            "folded_events": state.folded_events if state else 0,
+            "unattributed_events": state.unattributed_events if state else 0,
+        },
+        "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
+        "daily": _daily(experiment, arms),
+        "comparisons": comparisons,
+        "multiple_testing": multiple_testing,
+        "srm": srm,
+        "warnings": warnings,
+    })  # fmt: skip

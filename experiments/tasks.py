@@ -1,0 +1,33 @@
+"""Celery entry points of the experiments app: thin wrappers around services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import OperationalError
+
+from experiments.services.rollups import FOLD_LAG, experiments_to_fold, fold
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=3,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def fold_rollups_task(lag_seconds: float = FOLD_LAG.total_seconds()) -> dict[str, int]:
+    """Fold new events of every experiment that has some (idempotent: each fold locks its state row
+    and moves a watermark, so an overlapping or redelivered run folds nothing twice).
+
+    Returns {experiment id: events folded} for the experiments that had any.
+    """
+    folded: dict[str, int] = {}
+    for experiment_id in experiments_to_fold():
+        result = fold(experiment_id, lag=timedelta(seconds=lag_seconds))
+        if result.events or result.exposures:
+            folded[str(experiment_id)] = result.events
+    return folded

@@ -1,0 +1,150 @@
+"""Results from rollups: per arm figures, the engine's tests on the rollup sums, Holm, SRM, verdicts."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments.models import Exposure
+from experiments.services.results import experiment_results
+from experiments.services.rollups import fold
+from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test
+from tests.experiments.test_rollups import DAY1, expose, running_experiment, send
+
+NO_LAG = timedelta(0)
+
+
+def simulate(experiment: Any, arms: Any, users_per_arm: int, seed: int = 7) -> dict[str, dict[str, np.ndarray]]:
+    """Send random traffic through ingestion; return per-user arrays (zeros included) by arm name."""
+    rng = random.Random(seed)
+    events: list[tuple[str, ...]] = []
+    per_arm: dict[str, dict[str, list[float]]] = {}
+    for arm in arms:
+        columns: dict[str, list[float]] = {"imp": [], "clk": [], "pur": [], "rev": [], "atc": []}
+        boost = 0.25 if arm.is_control else 0.45
+        for u in range(users_per_arm):
+            user = f"{arm.name}-{u}"
+            expose(experiment, arm, user)
+            imp = rng.randint(0, 4)
+            clk = sum(rng.random() < boost for _ in range(imp))
+            atc = int(clk > 0 and rng.random() < 0.5)
+            pur = int(atc and rng.random() < 0.6)
+            rev = round(rng.uniform(5, 80), 2) if pur else 0.0
+            when = DAY1 + timedelta(hours=u % 30)
+            kinds = ["impression"] * imp + ["click"] * clk + ["add_to_cart"] * atc
+            events += [(f"{user}-{k}", user, kind, when) for k, kind in enumerate(kinds)]
+            if pur:
+                events.append((f"{user}-p", user, "purchase", when, f"{rev:.2f}"))
+            for name, value in zip(("imp", "clk", "pur", "rev", "atc"), (imp, clk, pur, rev, atc), strict=True):
+                columns[name].append(value)
+        per_arm[arm.name] = {k: np.array(v, dtype=float) for k, v in columns.items()}
+    send(experiment, *events)  # type: ignore[arg-type]
+    return per_arm
+
+
+@pytest.mark.django_db
+def test_results_are_the_engine_tests_on_the_per_user_values() -> None:
+    experiment, control, treatment = running_experiment()
+    experiment.status = "stopped"
+    experiment.save()
+    data = simulate(experiment, (control, treatment), users_per_arm=60)
+    fold(experiment.pk, lag=NO_LAG)
+
+    results = experiment_results(experiment)
+    json.dumps(results, allow_nan=False)  # JSON-ready, no NaN
+
+    c, t = data["control"], data["treatment"]
+    arm = {a["name"]: a for a in results["arms"]}
+    assert arm["control"]["users"] == 60
+    assert arm["control"]["impressions"] == int(c["imp"].sum())
+    assert arm["treatment"]["clicks"] == int(t["clk"].sum())
+    assert arm["treatment"]["purchasers"] == int(t["pur"].sum())
+    assert arm["treatment"]["conversion_rate"] == pytest.approx(t["pur"].mean(), abs=1e-12)
+    assert arm["treatment"]["revenue"] == pytest.approx(t["rev"].sum(), abs=1e-9)
+    assert arm["control"]["ctr"] == pytest.approx(c["clk"].sum() / c["imp"].sum(), abs=1e-12)
+
+    (comparison,) = results["comparisons"]
+    metrics = comparison["metrics"]
+    # CTR: the delta-method ratio test on per-user values, as computed from raw arrays.
+    expected_ctr = ratio_test(RatioSample.from_values(c["clk"], c["imp"]), RatioSample.from_values(t["clk"], t["imp"]))
+    assert metrics["ctr"]["absolute"]["p_value"] == pytest.approx(expected_ctr.p_value, abs=1e-9)
+    # Revenue and clicks per user: Welch's t-test over all exposed users (scipy, independently).
+    for metric, column in (("revenue_per_user", "rev"), ("clicks_per_user", "clk")):
+        welch = stats.ttest_ind(t[column], c[column], equal_var=False)
+        assert metrics[metric]["absolute"]["p_value"] == pytest.approx(welch.pvalue, abs=1e-9)
+        assert metrics[metric]["absolute"]["effect"] == pytest.approx(t[column].mean() - c[column].mean(), abs=1e-9)
+    assert SampleMean.from_values(t["rev"]).sum == pytest.approx(arm["treatment"]["revenue"], abs=1e-9)
+
+    # Holm over 2 arms x 5 metrics = 5 comparisons; the verdict is on the primary metric (CTR).
+    assert [row["metric"] for row in results["multiple_testing"]["tests"]] == [
+        "conversion_rate", "add_to_cart_rate", "ctr", "revenue_per_user", "clicks_per_user"]  # fmt: skip
+    assert [row["primary"] for row in results["multiple_testing"]["tests"]] == [False, False, True, False, False]
+    assert comparison["verdict_basis"] == "fixed_horizon"
+    assert comparison["verdict_p_value"] == pytest.approx(expected_ctr.p_value, abs=1e-9)
+    expected_verdict = (
+        "no significant difference"
+        if expected_ctr.p_value >= 0.05
+        else ("treatment wins" if expected_ctr.effect > 0 else "control wins")
+    )
+    assert comparison["verdict"] == expected_verdict
+    assert 0.0 <= comparison["bayesian"]["chance_to_win"] <= 1.0
+    assert comparison["sequential"]["p_value"] >= comparison["metrics"]["ctr"]["absolute"]["p_value"]
+    assert results["srm"]["mismatch"] is False
+    assert sum(d["new_users"] for d in results["daily"]["control"]) == 60
+
+
+@pytest.mark.django_db
+def test_an_experiment_without_traffic_answers_not_enough_data() -> None:
+    experiment, control, _ = running_experiment()
+    expose(experiment, control, "only-one")
+    send(experiment, ("1", "only-one", "impression", DAY1))
+    fold(experiment.pk, lag=NO_LAG)
+
+    results = experiment_results(experiment)
+
+    json.dumps(results, allow_nan=False)
+    (comparison,) = results["comparisons"]
+    assert comparison["verdict"] == "not enough data"
+    assert comparison["verdict_basis"] == "sequential"  # still running: only the always-valid test may decide
+    assert comparison["metrics"]["ctr"]["absolute"] is None
+    assert "Proportion.n" in comparison["metrics"]["conversion_rate"]["error"]
+    assert [a["users"] for a in results["arms"]] == [1, 0]
+    assert results["multiple_testing"]["tests"] == []
+
+
+@pytest.mark.django_db
+def test_a_sample_ratio_mismatch_is_flagged_and_conversion_tested() -> None:
+    experiment, control, treatment = running_experiment()
+    experiment.primary_metric = "conversion_rate"
+    experiment.status = "stopped"
+    experiment.save()
+    when = datetime(2026, 11, 24, tzinfo=UTC)
+    Exposure.objects.bulk_create(
+        [Exposure(experiment=experiment, arm=control, user_id=f"c{i}", bucket=0, first_exposed_at=when)
+         for i in range(600)]
+        + [Exposure(experiment=experiment, arm=treatment, user_id=f"t{i}", bucket=0, first_exposed_at=when)
+           for i in range(400)]
+    )  # fmt: skip
+    send(experiment, *[(f"c{i}", f"c{i}", "purchase", when, "10.00") for i in range(30)],
+         *[(f"t{i}", f"t{i}", "purchase", when, "10.00") for i in range(60)])  # fmt: skip
+    fold(experiment.pk, lag=NO_LAG)
+
+    results = experiment_results(experiment)
+
+    assert results["srm"]["mismatch"] is True
+    assert results["srm"]["p_value"] == pytest.approx(stats.chisquare([600, 400]).pvalue, rel=1e-9)
+    assert results["warnings"][0].startswith("sample ratio mismatch")
+    (comparison,) = results["comparisons"]
+    # 30/600 against 60/400: treatment converts 3x as often.
+
+    expected = proportion_test(Proportion(600, 30), Proportion(400, 60))
+    assert comparison["metrics"]["conversion_rate"]["absolute"]["p_value"] == pytest.approx(expected.p_value, abs=1e-12)
+    assert comparison["metrics"]["conversion_rate"]["relative"]["effect"] == pytest.approx(2.0, abs=1e-12)
+    assert comparison["verdict"] == "treatment wins"
+    assert comparison["bayesian"]["chance_to_win"] > 0.99

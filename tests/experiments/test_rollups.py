@@ -1,0 +1,178 @@
+"""Rollups: incremental folds equal a full recompute, row for row; folding twice changes nothing."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from experiments.models import Arm, ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.services.events import ingest
+from experiments.services.rollups import experiments_to_fold, fold, recompute
+from experiments.tasks import fold_rollups_task
+
+DAY1 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+NO_LAG = timedelta(0)
+
+
+def running_experiment(key: str = "rollup-ab") -> tuple[Experiment, Arm, Arm]:
+    owner, _ = User.objects.get_or_create(username="owner")
+    experiment = Experiment.objects.create(key=key, name=key, owner=owner, salt=key, status="running")
+    control = Arm.objects.create(experiment=experiment, name="control", is_control=True, position=0)
+    treatment = Arm.objects.create(experiment=experiment, name="treatment", position=1)
+    return experiment, control, treatment
+
+
+def expose(experiment: Experiment, arm: Arm, user: str, when: datetime = DAY1) -> None:
+    Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=when)
+
+
+def send(experiment: Experiment, *events: tuple[str, str, str, datetime] | tuple[str, str, str, datetime, str]) -> int:
+    """Ingest (event_id, user, type, timestamp[, revenue]) events through the real ingestion path."""
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        raw: dict[str, Any] = {"event_id": event[0], "user_id": event[1], "type": event[2],
+                               "timestamp": event[3].isoformat(), "experiment": experiment.key}  # fmt: skip
+        if len(event) == 5:
+            raw["revenue"] = event[4]
+        batch.append(raw)
+    result = ingest(batch)
+    assert result.errors == []
+    return result.stored
+
+
+def snapshot(experiment: Experiment) -> dict[str, list[tuple[Any, ...]]]:
+    fields = [f.name for f in ArmRollup._meta.fields if f.name not in ("id", "experiment")]
+    return {
+        "arm": sorted(ArmRollup.objects.filter(experiment=experiment).values_list("arm_id", *fields[1:])),
+        "user": sorted(
+            UserRollup.objects.filter(experiment=experiment).values_list(
+                "arm_id", "user_id", "impressions", "clicks", "add_to_carts", "purchases", "revenue"
+            )
+        ),
+        "daily": sorted(
+            DailyRollup.objects.filter(experiment=experiment).values_list(
+                "arm_id", "day", "new_users", "impressions", "clicks", "add_to_carts", "purchases", "revenue"
+            )
+        ),
+        "state": list(
+            RollupState.objects.filter(pk=experiment.pk).values_list(
+                "event_watermark", "exposure_watermark", "folded_events", "unattributed_events"
+            )
+        ),
+    }
+
+
+@pytest.mark.django_db
+def test_incremental_folds_equal_a_recompute_row_for_row() -> None:
+    experiment, control, treatment = running_experiment()
+    expose(experiment, control, "a")
+    expose(experiment, treatment, "b")
+    send(experiment, ("1", "a", "impression", DAY1), ("2", "a", "click", DAY1), ("3", "b", "impression", DAY1),
+         ("4", "stranger", "click", DAY1))  # fmt: skip
+    fold(experiment.pk, lag=NO_LAG)
+
+    # Between folds: a repeat (dropped by ingestion), more events of known users, a new user.
+    expose(experiment, treatment, "c", DAY2)
+    assert send(experiment, ("2", "a", "click", DAY1), ("5", "a", "impression", DAY2), ("6", "a", "click", DAY2),
+                ("7", "b", "purchase", DAY2, "19.99"), ("8", "c", "impression", DAY2)) == 4  # fmt: skip
+    fold(experiment.pk, lag=NO_LAG)
+    send(experiment, ("9", "b", "purchase", DAY2, "5.01"), ("10", "c", "click", DAY2), ("11", "c", "add_to_cart", DAY2))
+    fold(experiment.pk, lag=NO_LAG)
+    incremental = snapshot(experiment)
+    fold(experiment.pk, lag=NO_LAG)
+    assert snapshot(experiment) == incremental  # a second fold in a row changes nothing
+
+    recompute(experiment.pk, lag=NO_LAG)
+    assert snapshot(experiment) == incremental
+
+    # And the values are the ones counted by hand: a = 2 imp 2 clicks; b = 1 imp, 2 purchases 25.00; c = 1/1/1 atc.
+    arms = {row.arm_id: row for row in ArmRollup.objects.filter(experiment=experiment)}
+    c, t = arms[control.pk], arms[treatment.pk]
+    assert (c.exposed_users, c.active_users, c.impressions, c.clicks, c.impressions_sq, c.clicks_sq) == (
+        1,
+        1,
+        2,
+        2,
+        4,
+        4,
+    )
+    assert (c.clicks_x_impressions, c.clickers, c.purchasers) == (4, 1, 0)
+    assert (t.exposed_users, t.active_users, t.impressions, t.clicks, t.purchases, t.revenue) == (
+        2, 2, 2, 1, 2, Decimal("25.00"))  # fmt: skip
+    assert (t.impressions_sq, t.clicks_sq, t.clicks_x_impressions, t.revenue_sq) == (2, 1, 1, Decimal("625.0000"))
+    assert (t.clickers, t.adders, t.purchasers) == (1, 1, 1)
+    assert list(
+        DailyRollup.objects.filter(arm=treatment).order_by("day").values_list("day", "new_users", "impressions",
+                                                                               "purchases", "revenue")
+    ) == [(date(2026, 11, 24), 1, 1, 0, Decimal("0.00")), (date(2026, 11, 25), 1, 1, 2, Decimal("25.00"))]  # fmt: skip
+    assert incremental["state"][0][2:] == (10, 1)  # 10 attributed events, the stranger's click unattributed
+
+
+@pytest.mark.django_db
+def test_events_younger_than_the_lag_wait_for_the_next_fold() -> None:
+    experiment, control, _ = running_experiment()
+    expose(experiment, control, "a")
+    send(experiment, ("1", "a", "click", DAY1))
+
+    waiting = fold(experiment.pk)  # default lag: the event was received a moment ago
+    assert waiting.events == 0
+    assert waiting.event_watermark < Event.objects.get(event_id="1").pk
+    assert not ArmRollup.objects.filter(experiment=experiment, clicks__gt=0).exists()
+
+    done = fold(experiment.pk, lag=NO_LAG)
+    assert done.events == 1
+    assert ArmRollup.objects.get(experiment=experiment, arm=control).clicks == 1
+
+
+@pytest.mark.django_db
+def test_small_chunks_fold_the_same_rows_as_one_step() -> None:
+    experiment, control, treatment = running_experiment()
+    for i in range(6):
+        expose(experiment, (control, treatment)[i % 2], f"u{i}")
+    send(experiment, *[(str(i), f"u{i % 6}", ("impression", "click")[i % 2], DAY1) for i in range(30)])
+    fold(experiment.pk, lag=NO_LAG, chunk=4)
+    chunked = snapshot(experiment)
+    recompute(experiment.pk, lag=NO_LAG)
+    assert snapshot(experiment) == chunked
+    assert sum(ArmRollup.objects.filter(experiment=experiment).values_list("impressions", flat=True)) == 15
+
+
+@pytest.mark.django_db
+def test_the_periodic_task_folds_every_experiment_with_new_events(settings: Any) -> None:
+    first, control, _ = running_experiment("first")
+    second, other, _ = running_experiment("second")
+    expose(first, control, "a")
+    expose(second, other, "a")
+    send(first, ("1", "a", "click", DAY1))
+    send(second, ("2", "a", "click", DAY1))
+    assert sorted(experiments_to_fold()) == sorted([first.pk, second.pk])
+
+    folded = fold_rollups_task(lag_seconds=0)
+    assert folded == {str(first.pk): 1, str(second.pk): 1}
+    assert experiments_to_fold() == []
+    assert fold_rollups_task(lag_seconds=0) == {}
+    assert "fold-rollups" in settings.CELERY_BEAT_SCHEDULE
+
+
+@pytest.mark.django_db
+def test_the_fold_rollups_command_folds_and_recomputes_one_experiment() -> None:
+    experiment, control, _ = running_experiment()
+    expose(experiment, control, "a")
+    send(experiment, ("1", "a", "click", DAY1), ("2", "nobody", "click", DAY1))
+
+    out = io.StringIO()
+    call_command("fold_rollups", "--lag", "0", stdout=out)
+    call_command("fold_rollups", "--experiment", experiment.key, "--recompute", "--lag", "0", stdout=out)
+
+    assert out.getvalue().splitlines()[0].startswith("rollup-ab: 2 events (1 unattributed), 1 exposures folded")
+    assert out.getvalue().splitlines()[1].startswith("rollup-ab: 2 events (1 unattributed), 1 exposures folded")
+    assert ArmRollup.objects.get(arm=control).clicks == 1
+    with pytest.raises(CommandError, match="needs --experiment"):
+        call_command("fold_rollups", "--recompute")
