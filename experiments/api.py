@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
@@ -36,6 +36,7 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
+from experiments.services.results import experiment_results
 from experiments.services.serving import ServingError, serve
 
 SESSION_AND_TOKEN = [
@@ -141,6 +142,17 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "archive")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("fold", bool, description="fold new events into the rollups first")],
+        responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
+    )
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, key: str) -> Response:
+        """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
+        user from the rollups, each treatment tested against the control (Holm-corrected), and the SRM check."""
+        fold = request.query_params.get("fold", "").lower() in ("1", "true", "yes")
+        return Response(experiment_results(self.get_object(), fold_first=fold))
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])
