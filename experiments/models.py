@@ -226,8 +226,17 @@ class Event(models.Model):
     user_id = models.CharField(max_length=100)
     item_id = models.CharField(max_length=100, blank=True)
     request_id = models.UUIDField(null=True, blank=True)
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
-    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # Events are an append-only log written at tens of thousands of rows a second: no
+    # single-column indexes on the foreign keys (the composite (experiment, id) below serves the
+    # experiment's lookups; nothing queries events by arm) and no database-level foreign-key
+    # checks (ingestion resolves the ids itself; deletes still cascade through the ORM).
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, null=True, blank=True, related_name="events",
+        db_index=False, db_constraint=False,
+    )  # fmt: skip
+    arm = models.ForeignKey(
+        Arm, on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_index=False, db_constraint=False
+    )
     position = models.PositiveSmallIntegerField(null=True, blank=True)
     propensity = models.FloatField(null=True, blank=True)
     revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
@@ -238,7 +247,6 @@ class Event(models.Model):
         indexes = [
             # Rollups fold an experiment's events in id order from a watermark.
             models.Index(fields=["experiment", "id"], name="event_experiment_id"),
-            models.Index(fields=["request_id"], name="event_request"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,8 @@ request's arm) or else through the user's exposure in the named experiment.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,11 +105,21 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     )
     wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
     arm_of_user: dict[tuple[int, str], int] = {}
-    if wanted:
+    if wanted and connection.vendor != "postgresql":
         for experiment_id, user_id, arm_id in Exposure.objects.filter(
             experiment_id__in={e for e, _ in wanted}, user_id__in={u for _, u in wanted}
         ).values_list("experiment_id", "user_id", "arm_id"):
             arm_of_user[(experiment_id, user_id)] = arm_id
+    elif wanted:
+        # Raw SQL with array parameters: the ORM's IN (...) costs ~10 us per value to build.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT experiment_id, user_id, arm_id FROM {Exposure._meta.db_table} "
+                "WHERE experiment_id = ANY(%s) AND user_id = ANY(%s)",
+                [list({e for e, _ in wanted}), list({u for _, u in wanted})],
+            )
+            for experiment_id, user_id, arm_id in cursor.fetchall():
+                arm_of_user[(experiment_id, user_id)] = arm_id
     values = []
     for r in rows:
         experiment_id = experiments.get(r.experiment_key) if r.experiment_key else None
@@ -120,21 +132,47 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
 
 
 def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
-    """INSERT ... ON CONFLICT (event_id) DO NOTHING; returns the number of rows inserted."""
+    """Store rows (in COLUMNS order) whose event_id is new; returns the number of rows inserted.
+
+    PostgreSQL: COPY the rows into a per-connection temporary staging table, then one
+    INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING moves the new ones over (COPY
+    parses rows several times faster than a multi-row INSERT). Others: row by row.
+    """
+    if not values:
+        return 0
     table = Event._meta.db_table
-    sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES %s ON CONFLICT (event_id) DO NOTHING"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
-
             raw: Any = cursor.cursor
-            inserted = execute_values(raw, sql + " RETURNING 1", values, page_size=2000, fetch=True)
-            return len(inserted)
+            columns = ", ".join(COLUMNS)
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
+                f"AS SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            buffer = io.StringIO()
+            write = csv.writer(buffer).writerow
+            times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
+            for row in values:
+                when, received = row[10], row[11]
+                stamp = times.get(when) or times.setdefault(when, when.isoformat())
+                write((*row[:10], stamp, times.get(received) or times.setdefault(received, received.isoformat())))
+            buffer.seek(0)
+            raw.copy_expert(
+                f"COPY event_staging ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (event_id, type, "
+                "user_id, item_id))",
+                buffer,
+            )
+            cursor.execute(
+                f"WITH stored AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM event_staging "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
+            )
+            return int(cursor.fetchone()[0])
+        sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+        sql += "ON CONFLICT (event_id) DO NOTHING"
         adapt = connection.ops.adapt_datetimefield_value
-        placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
         total = 0
         for row in values:
-            cursor.execute(sql.replace("%s", placeholders), _sqlite_row(row, adapt))
+            cursor.execute(sql, _sqlite_row(row, adapt))
             total += cursor.rowcount
         return total
 
