@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from experiments import bucketing
-from experiments.models import Arm, Experiment, Exposure, ServedRequest
-from experiments.services.events import insert_events
+from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
+from experiments.services.events import COLUMNS, insert_events
 from recommenders.serving import model_for_run
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
@@ -60,32 +60,18 @@ def serve(experiment: Experiment, user_id: str, k: int, query: str | None = None
     recommendations = model.recommend(user_id, k, query)
     request_id = uuid.uuid4()
     now = timezone.now()
-    with transaction.atomic():
-        ServedRequest.objects.create(
-            request_id=request_id, experiment_id=config.experiment_id, arm=arm, user_id=user_id, exposed=exposed,
-            arm_probability=probability, query=query or "", k=k, served_at=now,
-        )  # fmt: skip
-        if exposed:
-            _expose(config.experiment_id, arm.pk, user_id, assignment.bucket, now)
-        insert_events(
-            [
-                (
-                    f"imp:{request_id}:{position}",
-                    "impression",
-                    user_id,
-                    rec.item_id,
-                    request_id,
-                    config.experiment_id if exposed else None,
-                    arm.pk if exposed else None,
-                    position,
-                    probability,
-                    None,
-                    now,
-                    now,
-                )
-                for position, rec in enumerate(recommendations, start=1)
-            ]
-        )
+    impressions = [
+        (f"imp:{request_id}:{position}", "impression", user_id, rec.item_id, request_id,
+         config.experiment_id if exposed else None, arm.pk if exposed else None, position, probability, None, now, now)
+        for position, rec in enumerate(recommendations, start=1)
+    ]  # fmt: skip
+    served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, now)
+    exposure = (config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
+    if connection.vendor == "postgresql":
+        _log_postgres(served, exposure, impressions)
+    else:
+        with transaction.atomic():
+            _log_portable(served, exposure, impressions)
     return {
         "request_id": str(request_id),
         "experiment": config.key,
@@ -99,20 +85,57 @@ def serve(experiment: Experiment, user_id: str, k: int, query: str | None = None
     }
 
 
-def _expose(experiment_id: int, arm_id: int, user_id: str, bucket: int, now: Any) -> None:
-    """Record the first exposure only; concurrent first requests of one user race on the unique index."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Exposure._meta.db_table} (experiment_id, arm_id, user_id, bucket, first_exposed_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (experiment_id, user_id) DO NOTHING",
-                [experiment_id, arm_id, user_id, bucket, now],
-            )
-    else:
+_SERVED_COLUMNS = "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, served_at"
+_EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
+
+
+def _log_postgres(
+    served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
+) -> None:
+    """Write the served request, the first exposure and the impressions in one round trip.
+
+    The transaction commits without waiting for the WAL flush (synchronous_commit off): a
+    PostgreSQL crash may lose the last fraction of a second of serving logs, never corrupt
+    them, and serving does not wait on the disk. Event ingestion keeps synchronous commits,
+    because its answer tells the shop what was stored.
+    """
+    statements = [
+        "SET LOCAL synchronous_commit TO OFF",
+        f"INSERT INTO {ServedRequest._meta.db_table} ({_SERVED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    ]
+    params: list[Any] = list(served)
+    if exposure is not None:
+        statements.append(
+            f"INSERT INTO {Exposure._meta.db_table} ({_EXPOSURE_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (experiment_id, user_id) DO NOTHING"
+        )
+        params.extend(exposure)
+    if impressions:
+        row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+        statements.append(
+            f"INSERT INTO {Event._meta.db_table} ({', '.join(COLUMNS)}) VALUES "
+            + ", ".join([row] * len(impressions))
+            + " ON CONFLICT (event_id) DO NOTHING"
+        )
+        params.extend(value for impression in impressions for value in impression)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(";\n".join(statements), params)
+
+
+def _log_portable(
+    served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
+) -> None:
+    request_id, experiment_id, arm_id, user_id, exposed, probability, query, k, now = served
+    ServedRequest.objects.create(
+        request_id=request_id, experiment_id=experiment_id, arm_id=arm_id, user_id=user_id, exposed=exposed,
+        arm_probability=probability, query=query, k=k, served_at=now,
+    )  # fmt: skip
+    if exposure is not None:
         Exposure.objects.get_or_create(
-            experiment_id=experiment_id, user_id=user_id,
-            defaults={"arm_id": arm_id, "bucket": bucket, "first_exposed_at": now},
+            experiment_id=exposure[0], user_id=exposure[2],
+            defaults={"arm_id": exposure[1], "bucket": exposure[3], "first_exposed_at": exposure[4]},
         )  # fmt: skip
+    insert_events(impressions)
 
 
 def _config(experiment: Experiment) -> _Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -14,6 +15,8 @@ from experiments.models import ApiToken
 
 PREFIX = "abp_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
+CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[ApiToken, float]] = {}
 
 
 class TokenError(Exception):
@@ -38,18 +41,36 @@ def create_token(name: str, scopes: Sequence[str]) -> tuple[ApiToken, str]:
 
 
 def find_token(secret: str) -> ApiToken | None:
-    """The live token with this secret, or None; records when it was last used."""
+    """The live token with this secret, or None; records when it was last used.
+
+    Each process remembers a token for CACHE_SECONDS, so serving does not pay a query per
+    request: a revocation takes effect within that time.
+    """
     if not secret.startswith(PREFIX):
         return None
-    token = ApiToken.objects.filter(key_hash=_digest(secret), revoked_at__isnull=True).first()
+    digest = _digest(secret)
+    now = time.monotonic()
+    cached = _cache.get(digest)
+    if cached is not None and now - cached[1] < CACHE_SECONDS:
+        return cached[0]
+    token = ApiToken.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
     if token is not None:
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        stamp = timezone.now()
+        if token.last_used_at is None or stamp - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=stamp)
+        _cache[digest] = (token, now)
+    else:
+        _cache.pop(digest, None)
     return token
 
 
+def clear_cache() -> None:
+    _cache.clear()
+
+
 def revoke_token(name: str) -> bool:
+    """Revoke the live token `name` (other processes notice within CACHE_SECONDS)."""
+    _cache.clear()
     return bool(ApiToken.objects.filter(name=name, revoked_at__isnull=True).update(revoked_at=timezone.now()))
 
 

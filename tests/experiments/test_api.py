@@ -232,3 +232,25 @@ def test_results_count_what_was_served_and_clicked(variants) -> None:  # type: i
     assert {name: arm["clicks"] for name, arm in arms.items()} == by_arm
     assert results["comparisons"][0]["arm"] == "knn"
     assert "srm" in results
+
+
+def test_create_api_token_prints_the_secret_once_and_revoke_ends_it() -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("create_api_token", "shop-frontend", "--scope", "ingest", stdout=out)
+    secret = out.getvalue().strip().splitlines()[-1]
+    assert secret.startswith("abp_")
+    from experiments.models import ApiToken
+
+    token = ApiToken.objects.get(name="shop-frontend")
+    assert (token.scopes, secret in token.key_hash) == (["ingest"], False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.post("/api/v1/events", [], format="json").json()["received"] == 0  # authenticated
+    call_command("create_api_token", "shop-frontend", "--revoke", stdout=io.StringIO())
+    assert client.post("/api/v1/events", [], format="json").status_code == 401
+    with pytest.raises(CommandError, match="a token named 'shop-frontend' exists already"):
+        call_command("create_api_token", "shop-frontend", stdout=io.StringIO())
