@@ -36,14 +36,17 @@ from functools import partial
 from typing import Any
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
+from experiments.services.cuped import covariate_samples
 from experiments.services.rollups import fold
 from experiments.stats import (
+    CovariateSample,
     Proportion,
     RatioSample,
     SampleMean,
     StatisticError,
     adjust_pvalues,
     bayesian_proportion_test,
+    cuped_adjust,
     mean_test,
     proportion_test,
     ratio_test,
@@ -132,7 +135,12 @@ def _daily(experiment: Experiment, arms: list[Arm]) -> dict[str, list[dict[str, 
     return series
 
 
-def _compare(experiment: Experiment, control: ArmRollup, treatment: ArmRollup) -> dict[str, Any]:
+def _compare(
+    experiment: Experiment,
+    control: ArmRollup,
+    treatment: ArmRollup,
+    covariates: Mapping[str, Mapping[int, CovariateSample]] | None = None,
+) -> dict[str, Any]:
     alpha = experiment.alpha
     metrics: dict[str, Any] = {}
     for metric in METRICS:
@@ -147,6 +155,9 @@ def _compare(experiment: Experiment, control: ArmRollup, treatment: ArmRollup) -
             entry["relative"], relative_error = _attempt(partial(test, c, t, alpha=alpha, difference="relative"))
             entry["error"] = entry["error"] or relative_error
         entry["p_value_adjusted"] = None
+        by_arm = (covariates or {}).get(metric, {})
+        if control.arm_id in by_arm and treatment.arm_id in by_arm:
+            entry["cuped"], entry["cuped_error"] = _cuped(by_arm[control.arm_id], by_arm[treatment.arm_id], alpha)
         metrics[metric] = entry
     comparison: dict[str, Any] = {"metrics": metrics}
     try:
@@ -165,6 +176,19 @@ def _compare(experiment: Experiment, control: ArmRollup, treatment: ArmRollup) -
     except StatisticError as error:
         comparison["sequential"], comparison["sequential_error"] = None, str(error)
     return comparison
+
+
+def _cuped(
+    control: CovariateSample, treatment: CovariateSample, alpha: float
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The CUPED-adjusted Welch test, with theta and the variance reduction it achieved."""
+    try:
+        adjusted = cuped_adjust(control, treatment)
+        test = mean_test(adjusted.control_adjusted, adjusted.treatment_adjusted, alpha=alpha)
+    except StatisticError as error:
+        return None, str(error)
+    return {**asdict(test), "theta": adjusted.theta, "variance_reduction": adjusted.variance_reduction,
+            "correlation": adjusted.correlation}, None  # fmt: skip
 
 
 def _verdict(effect: float, p_value: float, alpha: float) -> str:
@@ -213,8 +237,9 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> d
     treatments = [arm for arm in arms if control is not None and arm.pk != control.pk]
     if control is None:
         warnings.append("the experiment has no control arm: nothing to compare against")
+    covariates = covariate_samples(experiment) if treatments else {}
     for arm in treatments:
-        comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk])  # type: ignore[union-attr]
+        comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates)  # type: ignore[union-attr]
         comparisons.append({"arm": arm.name, "control": control.name, **comparison})  # type: ignore[union-attr]
 
     # Holm over every arm x metric (fixed-horizon, absolute difference).

@@ -148,3 +148,46 @@ def test_a_sample_ratio_mismatch_is_flagged_and_conversion_tested() -> None:
     assert comparison["metrics"]["conversion_rate"]["relative"]["effect"] == pytest.approx(2.0, abs=1e-12)
     assert comparison["verdict"] == "treatment wins"
     assert comparison["bayesian"]["chance_to_win"] > 0.99
+
+
+@pytest.mark.django_db
+def test_cuped_uses_the_shoppers_history_before_the_start(tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    """Real customers of the data set; their clicks in the experiment follow their earlier purchases."""
+    from collections import Counter
+
+    from experiments.services.lifecycle import transition
+    from experiments.stats import CovariateSample, cuped_adjust, mean_test
+    from recommenders.models import Interaction
+    from tests.experiments.factories import draft_experiment, product_manager, trained_variants
+
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    trained_variants(tmp_path, rows=3000)
+    pm = product_manager()
+    experiment = transition(draft_experiment(pm), "start", pm)
+    history = Counter(Interaction.objects.values_list("user_id", flat=True))
+    arms = list(experiment.arms.order_by("position"))
+    rng = random.Random(3)
+    values: dict[int, tuple[list[float], list[float]]] = {arm.pk: ([], []) for arm in arms}
+    events = []
+    for i, (user, earlier) in enumerate(sorted(history.items())):
+        arm = arms[i % 2]
+        expose(experiment, arm, user)
+        clicks = earlier // 4 + rng.randint(0, 2) + (1 if arm.is_control is False else 0)
+        values[arm.pk][0].append(float(clicks))
+        values[arm.pk][1].append(float(earlier))
+        events += [(f"{user}-{c}", user, "click", DAY1) for c in range(clicks)]
+    send(experiment, *events)
+    fold(experiment.pk, lag=NO_LAG)
+
+    results = experiment_results(experiment)
+    cuped = results["comparisons"][0]["metrics"]["clicks_per_user"]["cuped"]
+    expected = cuped_adjust(
+        CovariateSample.from_values(values[arms[0].pk][0], values[arms[0].pk][1]),
+        CovariateSample.from_values(values[arms[1].pk][0], values[arms[1].pk][1]),
+    )
+    test = mean_test(expected.control_adjusted, expected.treatment_adjusted)
+    assert cuped["variance_reduction"] == pytest.approx(expected.variance_reduction, rel=1e-9)
+    assert cuped["p_value"] == pytest.approx(test.p_value, rel=1e-6)
+    assert cuped["variance_reduction"] > 0.3  # history explains much of the clicks here
+    plain = results["comparisons"][0]["metrics"]["clicks_per_user"]["absolute"]
+    assert cuped["ci_high"] - cuped["ci_low"] < plain["ci_high"] - plain["ci_low"]
