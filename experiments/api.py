@@ -37,7 +37,7 @@ from experiments.services.lifecycle import (
     update_experiment,
 )
 from experiments.services.results import experiment_results
-from experiments.services.serving import ServingError, serve
+from experiments.services.serving import ServingError, UnknownExperiment, serve
 
 SESSION_AND_TOKEN = [
     ApiTokenAuthentication,
@@ -195,12 +195,11 @@ class RecommendationsView(APIView):
     def post(self, request: Request, key: str) -> Response:
         form = RecommendationRequest(data=request.data)
         form.is_valid(raise_exception=True)
-        experiment = Experiment.objects.filter(key=key).first()
-        if experiment is None:
-            return Response({"detail": f"no experiment {key!r}"}, status=404)
         try:
-            result = serve(experiment, form.validated_data["user_id"], form.validated_data["k"],
+            result = serve(key, form.validated_data["user_id"], form.validated_data["k"],
                            form.validated_data["query"] or None)  # fmt: skip
+        except UnknownExperiment as error:
+            return Response({"detail": str(error)}, status=404)
         except ServingError as error:
             return Response({"detail": str(error)}, status=409)
         return Response(result)

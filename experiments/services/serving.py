@@ -47,7 +47,12 @@ _configs: dict[str, _Config] = {}
 _lock = threading.Lock()
 
 
-def serve(experiment: Experiment, user_id: str, k: int, query: str | None = None) -> dict[str, Any]:
+class UnknownExperiment(ServingError):
+    pass
+
+
+def serve(experiment: Experiment | str, user_id: str, k: int, query: str | None = None) -> dict[str, Any]:
+    """Serve `user_id` in the experiment (an Experiment or its key); UnknownExperiment when there is none."""
     config = _config(experiment)
     if config.status not in (Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.STOPPED):
         raise ServingError(f"{config.key} is {config.status}: only started experiments serve traffic.")
@@ -138,13 +143,18 @@ def _log_portable(
     insert_events(impressions)
 
 
-def _config(experiment: Experiment) -> _Config:
+def _config(experiment: Experiment | str) -> _Config:
+    """The experiment's serving configuration, read from the database at most once per CONFIG_TTL."""
+    key = experiment if isinstance(experiment, str) else experiment.key
     now = time.monotonic()
     with _lock:
-        cached = _configs.get(experiment.key)
+        cached = _configs.get(key)
     if cached is not None and now - cached.loaded_at < CONFIG_TTL:
         return cached
-    experiment.refresh_from_db()
+    found = Experiment.objects.filter(key=key).first()
+    if found is None:
+        raise UnknownExperiment(f"no experiment {key!r}")
+    experiment = found
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
     if not arms:
         raise ServingError(f"{experiment.key} has no arms.")
