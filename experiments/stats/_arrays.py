@@ -124,6 +124,30 @@ def effect_moments(
     return EffectMoments(effect=effect, variance=variance, dof=dof, n_total=n_c + n_t)
 
 
+def scalar_effect_moments(
+    control: Proportion | SampleMean | RatioSample,
+    treatment: Proportion | SampleMean | RatioSample,
+    difference: Literal["absolute", "relative"],
+) -> tuple[EffectMoments, float, float, int, int]:
+    """One comparison as length-1 `EffectMoments`, plus (control mean, treatment mean, n_c, n_t).
+
+    The scalar tests run the vectorised code on this, so both paths give identical numbers.
+    """
+    if type(control) is not type(treatment):
+        raise InvalidDataError(
+            f"control and treatment must be the same kind of statistic, got {type(control).__name__} "
+            f"and {type(treatment).__name__}"
+        )
+    mc, vc, nc = moments_of(control)
+    mt, vt, nt = moments_of(treatment)
+    moments = effect_moments(
+        np.array([mc]), np.array([vc]), np.array([float(nc)]),
+        np.array([mt]), np.array([vt]), np.array([float(nt)]),
+        difference=difference,
+    )  # fmt: skip
+    return moments, mc, mt, nc, nt
+
+
 def proportion_moments(
     n_c: npt.ArrayLike, successes_c: npt.ArrayLike, n_t: npt.ArrayLike, successes_t: npt.ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:

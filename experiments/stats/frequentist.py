@@ -28,8 +28,8 @@ from ._arrays import (
     FloatArray,
     as_float_array,
     effect_moments,
-    moments_of,
     proportion_moments,
+    scalar_effect_moments,
 )
 from ._validation import check_alpha, check_choice
 from .errors import InvalidDataError
@@ -174,18 +174,7 @@ def _scalar_test(
     treatment: Proportion | SampleMean | RatioSample,
     config: FrequentistConfig,
 ) -> TestResult:
-    if type(control) is not type(treatment):
-        raise InvalidDataError(
-            f"control and treatment must be the same kind of statistic, got {type(control).__name__} "
-            f"and {type(treatment).__name__}"
-        )
-    mc, vc, nc = moments_of(control)
-    mt, vt, nt = moments_of(treatment)
-    moments = effect_moments(
-        np.array([mc]), np.array([vc]), np.array([float(nc)]),
-        np.array([mt]), np.array([vt]), np.array([float(nt)]),
-        difference=config.difference,
-    )  # fmt: skip
+    moments, mc, mt, _nc, _nt = scalar_effect_moments(control, treatment, config.difference)
     res = _fixed_horizon(moments, config)
     return TestResult(
         effect=float(res.effect[0]),

@@ -45,8 +45,8 @@ from ._arrays import (
     EffectMoments,
     FloatArray,
     effect_moments,
-    moments_of,
     proportion_moments,
+    scalar_effect_moments,
 )
 from ._validation import check_alpha, check_choice, check_finite
 from .errors import InvalidDataError, InvalidParameterError
@@ -177,18 +177,7 @@ def sequential_test(
     uniformly over all looks (see module docstring for the formulas and the choice of ``n_star``).
     """
     config = SequentialConfig(alpha=alpha, difference=difference, n_star=n_star)
-    if type(control) is not type(treatment):
-        raise InvalidDataError(
-            f"control and treatment must be the same kind of statistic, got {type(control).__name__} "
-            f"and {type(treatment).__name__}"
-        )
-    mc, vc, nc = moments_of(control)
-    mt, vt, nt = moments_of(treatment)
-    moments = effect_moments(
-        np.array([mc]), np.array([vc]), np.array([float(nc)]),
-        np.array([mt]), np.array([vt]), np.array([float(nt)]),
-        difference=config.difference,
-    )  # fmt: skip
+    moments, mc, mt, nc, nt = scalar_effect_moments(control, treatment, config.difference)
     res = _sequential(moments, config)
     return SequentialResult(
         effect=float(res.effect[0]),
