@@ -148,7 +148,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     # Several models have a `status` with different choices; name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "recommenders.models.TrainingRun.Status",
+        "JobStatusEnum": "recommenders.models.BackgroundJob.Status",
         "VariantStatusEnum": "recommenders.models.Variant.Status",
         "ExperimentStatusEnum": "experiments.models.Experiment.Status",
     },

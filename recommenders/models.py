@@ -149,8 +149,8 @@ class Variant(models.Model):
         return self.training_runs.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-finished_at").first()
 
 
-class TrainingRun(models.Model):
-    """One training of a variant version on its data set, run by a Celery worker."""
+class BackgroundJob(models.Model):
+    """What training runs and evaluations share: a status a worker moves, progress, timings, failure."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -158,31 +158,20 @@ class TrainingRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="training_runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=300, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    log = models.TextField(blank=True)
     data_fingerprint = models.CharField(max_length=64, blank=True)
-    artifact_path = models.CharField(max_length=500, blank=True)
-    artifact_sha256 = models.CharField(max_length=64, blank=True)
-    fit_report = models.JSONField(default=dict, blank=True)
-    peak_memory_mb = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-queued_at"]
-        constraints = [
-            models.CheckConstraint(condition=models.Q(progress__lte=100), name="training_progress_at_most_100")
-        ]
-
-    def __str__(self) -> str:
-        return f"training of {self.variant} ({self.status})"
 
     @property
     def seconds(self) -> float | None:
@@ -191,14 +180,27 @@ class TrainingRun(models.Model):
         return None
 
 
-class Evaluation(models.Model):
-    """An offline evaluation of a variant version: fit on a split's train part, measured on its test part."""
+class TrainingRun(BackgroundJob):
+    """One training of a variant version on its data set, run by a Celery worker."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="training_runs")
+    log = models.TextField(blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    fit_report = models.JSONField(default=dict, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+
+    class Meta(BackgroundJob.Meta):
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="training_progress_at_most_100")
+        ]
+
+    def __str__(self) -> str:
+        return f"training of {self.variant} ({self.status})"
+
+
+class Evaluation(BackgroundJob):
+    """An offline evaluation of a variant version: fit on a split's train part, measured on its test part."""
 
     class Split(models.TextChoices):
         STRATIFIED = "stratified", "Per-user random (stratified)"
@@ -210,22 +212,12 @@ class Evaluation(models.Model):
     ratio = models.FloatField(default=0.75)
     seed = models.IntegerField(default=42)
     k = models.PositiveSmallIntegerField(default=10)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    message = models.CharField(max_length=300, blank=True)
-    queued_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    data_fingerprint = models.CharField(max_length=64, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     train_seconds = models.FloatField(null=True, blank=True)
     evaluate_seconds = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
 
-    class Meta:
-        ordering = ["-queued_at"]
+    class Meta(BackgroundJob.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"evaluation of {self.variant} ({self.status})"
