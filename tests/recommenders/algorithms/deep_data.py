@@ -10,12 +10,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 from pathlib import Path
 
-import pytest
-
 from recommenders.algorithms.base import TrainingData
+from tests.support import skip_unless
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
@@ -28,12 +26,8 @@ ONLINE_RETAIL_CANDIDATES = (
 
 def require(path: Path, what: str) -> Path:
     """`path` when it exists; otherwise skip (locally) or fail (under CI) naming what is missing."""
-    if path.exists():
-        return path
-    reason = f"{what} not found at {path}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so missing data is an error, not a skip)")
-    pytest.skip(reason)
+    skip_unless(path.exists(), f"{what} not found at {path}")
+    return path
 
 
 def toy_two_groups(n_users: int = 40, per_user: int = 6) -> TrainingData:

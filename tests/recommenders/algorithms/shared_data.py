@@ -7,15 +7,14 @@ environment variable is set), where a missing data set is a failure.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from recommenders.algorithms.base import TrainingData
 from recommenders.evaluation.datasets import load_movielens_100k, load_online_retail
+from tests.support import skip_unless
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
@@ -23,11 +22,7 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 def require_data(relative: str, root: Path = SHARED_DATA) -> Path:
     """The path of a shared data file or folder; skip (or fail under CI) when it is absent."""
     path = (root / relative).resolve()
-    if not path.exists():
-        message = f"shared data set {relative} not found at {path}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must provide it.")
-        pytest.skip(f"{message}; tests that read real data are skipped.")
+    skip_unless(path.exists(), f"shared data set {relative} not found at {path}")
     return path
 
 
