@@ -135,13 +135,17 @@ def run(
     should_stop: Callable[[], bool] | None = None,
     on_batch: Callable[[DayBatch], None] | None = None,
     keep_outcomes: bool = True,
+    deduplicate: bool = True,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
     `should_stop` is asked before each day; when it returns True the run ends there with
     `cancelled=True` and the days done so far. `on_batch` receives each finished day;
     with `keep_outcomes=False` the result keeps only the per-arm totals (for long runs whose
-    days the caller stores as they come).
+    days the caller stores as they come). With `deduplicate` (the default), `recommend_batch`
+    is asked once per distinct (user, query) of an arm's day and the list reused for the
+    user's other sessions that day: right for deterministic recommenders (trained models);
+    pass False for ones that randomise per request.
     """
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
@@ -161,7 +165,17 @@ def run(
         recommended = np.full((len(batch), config.k), -1, dtype=np.int64)
         for g in np.unique(arms[arms >= 0]).tolist():
             rows = np.flatnonzero(arms == g)
-            lists = _recommend(recommend_batch, g, batch.user[rows], [batch.query[r] for r in rows.tolist()], config.k)
+            queries = [batch.query[r] for r in rows.tolist()]
+            if deduplicate:
+                # One list per distinct (user, query) of the day: a day repeats its shoppers.
+                keys = list(zip(batch.user[rows].tolist(), queries, strict=True))
+                first: dict[tuple[int, str | None], int] = {}
+                inverse = np.fromiter((first.setdefault(key, len(first)) for key in keys), np.int64, len(keys))
+                distinct = list(first)
+                users = np.array([u for u, _ in distinct], dtype=np.int64)
+                lists = _recommend(recommend_batch, g, users, [q for _, q in distinct], config.k)[inverse]
+            else:
+                lists = _recommend(recommend_batch, g, batch.user[rows], queries, config.k)
             recommended[rows, : lists.shape[1]] = lists
         rng = np.random.default_rng([config.seed, OUTCOMES_STREAM, day])
         result = outcomes(config, shoppers, batch, recommended, arms, rng).shifted(positions.start)

@@ -202,3 +202,27 @@ def test_bad_assignment_is_rejected() -> None:
             lambda arm, users, queries: np.zeros((len(users), 1), dtype=np.int64),
             lambda ids: np.zeros(len(ids) + 1, dtype=np.int64),
         )
+
+
+def test_each_distinct_user_and_query_of_a_day_is_recommended_once_unless_told_otherwise() -> None:
+    config = SimulationConfig(daily_users=200, days=2, search_share=0.3)
+    calls: list[tuple[list[int], list[str | None]]] = []
+
+    def recommend(arm: int, users: IntArray, queries: Sequence[str | None]) -> IntArray:
+        calls.append((users.tolist(), list(queries)))
+        return np.tile([PLUM, APPLE], (len(users), 1)) + (users[:, None] == 0)
+
+    deduplicated = run(config, toy_shoppers(), recommend, everyone_in_arm_zero)
+    per_day = [sorted(zip(*call, strict=True), key=str) for call in calls]
+    calls.clear()
+    every_session = run(config, toy_shoppers(), recommend, everyone_in_arm_zero, deduplicate=False)
+
+    sessions = deduplicated.sessions
+    for day, pairs in enumerate(per_day):
+        today = sessions.take(sessions.day_slice(day))
+        expected = set(zip(today.user.tolist(), today.query, strict=True))
+        assert len(pairs) == len(expected)
+        assert set(pairs) == expected
+    assert [len(users) for users, _ in calls] == [len(sessions.take(sessions.day_slice(d))) for d in range(2)]
+    for f in fields(deduplicated.outcomes):
+        assert np.array_equal(getattr(deduplicated.outcomes, f.name), getattr(every_session.outcomes, f.name))
