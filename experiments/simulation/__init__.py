@@ -14,15 +14,18 @@ Public API:
 
 from .clicks import Outcomes, examination, outcomes
 from .config import ConfigError, SimulationConfig, SimulationError
-from .engine import ArmSummary, DayBatch, SimulationResult, run
+from .engine import ArmSummary, Assign, DayBatch, Progress, RecommendBatch, SimulationResult, run
 from .preferences import Shoppers, cluster_items, default_cutoff
 from .sessions import Sessions, plan_sessions
 
 __all__ = [
     "ArmSummary",
+    "Assign",
     "ConfigError",
     "DayBatch",
     "Outcomes",
+    "Progress",
+    "RecommendBatch",
     "Sessions",
     "Shoppers",
     "SimulationConfig",

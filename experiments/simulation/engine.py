@@ -23,7 +23,7 @@ from .config import SimulationConfig, SimulationError
 from .preferences import FloatArray, IntArray, Shoppers
 from .sessions import Sessions, plan_sessions
 
-__all__ = ["ArmSummary", "DayBatch", "SimulationResult", "run"]
+__all__ = ["ArmSummary", "Assign", "DayBatch", "Progress", "RecommendBatch", "SimulationResult", "run"]
 
 OUTCOMES_STREAM = 2
 """Second word of the seed sequence of each day's outcome draws: (seed, OUTCOMES_STREAM, day)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def retail_popularity() -> PopularityRecommender:
     return model
 
 
-def popular_lists(arm: int, users: IntArray, queries: object, k: int = 10) -> IntArray:
+def popular_lists(arm: int, users: IntArray, queries: Sequence[str | None], k: int = 10) -> IntArray:
     """Top-k popular items, the user's history masked (as the Django layer will serve them)."""
     model = retail_popularity()
     scores = model.score_users(users)

@@ -17,6 +17,7 @@ from experiments.simulation import (
     plan_sessions,
     run,
 )
+from experiments.simulation.engine import RecommendBatch
 from recommenders.algorithms.base import IntArray
 from tests.experiments.simulation.data import popular_lists, retail_shoppers, toy_shoppers
 
@@ -67,9 +68,10 @@ def test_popularity_ctr_with_defaults_is_a_few_percent() -> None:
 
 
 def test_finding_the_users_future_beats_popularity_which_beats_random() -> None:
+    recommenders: dict[str, RecommendBatch] = {"oracle": oracle, "popularity": popular_lists, "random": random_lists}
     ctr = {
         name: run(RETAIL, retail_shoppers(), recommend, everyone_in_arm_zero).arms[0].ctr
-        for name, recommend in [("oracle", oracle), ("popularity", popular_lists), ("random", random_lists)]
+        for name, recommend in recommenders.items()
     }
 
     assert ctr["oracle"] > 4 * ctr["popularity"]
@@ -210,7 +212,8 @@ def test_each_distinct_user_and_query_of_a_day_is_recommended_once_unless_told_o
 
     def recommend(arm: int, users: IntArray, queries: Sequence[str | None]) -> IntArray:
         calls.append((users.tolist(), list(queries)))
-        return np.tile([PLUM, APPLE], (len(users), 1)) + (users[:, None] == 0)
+        lists: IntArray = np.tile([PLUM, APPLE], (len(users), 1)) + (users[:, None] == 0)
+        return lists
 
     deduplicated = run(config, toy_shoppers(), recommend, everyone_in_arm_zero)
     per_day = [sorted(zip(*call, strict=True), key=str) for call in calls]
