@@ -1,0 +1,40 @@
+"""Django-free core of the traffic simulator: real users, their real future, simulated clicks.
+
+Public API:
+
+* `SimulationConfig` (all parameters, validated; `ConfigError` / `SimulationError`);
+* `Shoppers.build(data, cutoff=...)`: eligible users, future items, text-cluster affinities,
+  `attractiveness(users, items, config)` (module `preferences`);
+* `plan_sessions(config, shoppers) -> Sessions`: Poisson arrivals and search queries;
+* `outcomes(config, shoppers, sessions, recommended, arms, rng) -> Outcomes`: clicks, carts,
+  purchases and revenue per impression (module `clicks`);
+* `run(config, shoppers, recommend_batch, assign, ...) -> SimulationResult`: the whole
+  simulation, day by day, with progress, cancellation and a per-day callback (module `engine`).
+"""
+
+from .clicks import Outcomes, examination, outcomes
+from .config import ConfigError, SimulationConfig, SimulationError
+from .engine import ArmSummary, Assign, DayBatch, Progress, RecommendBatch, SimulationResult, run
+from .preferences import Shoppers, cluster_items, default_cutoff
+from .sessions import Sessions, plan_sessions
+
+__all__ = [
+    "ArmSummary",
+    "Assign",
+    "ConfigError",
+    "DayBatch",
+    "Outcomes",
+    "Progress",
+    "RecommendBatch",
+    "Sessions",
+    "Shoppers",
+    "SimulationConfig",
+    "SimulationError",
+    "SimulationResult",
+    "cluster_items",
+    "default_cutoff",
+    "examination",
+    "outcomes",
+    "plan_sessions",
+    "run",
+]

@@ -1,0 +1,223 @@
+"""Run a simulation against callables: the assignment and the arms' recommenders (Django-free).
+
+`run` plans every session (`plan_sessions`), then works day by day: it assigns the day's
+users to arms with `assign`, asks each arm's `recommend_batch` for the lists of its sessions
+in one call, and draws the outcomes (`clicks.outcomes`) from the day's own random stream,
+seeded by (seed, day). So the events of a day depend only on the config, the shoppers and
+what the callables return, not on batching, cancellation or earlier days' callables.
+
+A/A test: pass the same recommender for every arm (and injected_effect = 0). Known effect:
+set `injected_effect` (and `injected_arm`) in the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from .clicks import Outcomes, outcomes
+from .config import SimulationConfig, SimulationError
+from .preferences import FloatArray, IntArray, Shoppers
+from .sessions import Sessions, plan_sessions
+
+__all__ = ["ArmSummary", "Assign", "DayBatch", "Progress", "RecommendBatch", "SimulationResult", "run"]
+
+OUTCOMES_STREAM = 2
+"""Second word of the seed sequence of each day's outcome draws: (seed, OUTCOMES_STREAM, day)."""
+
+RecommendBatch = Callable[[int, IntArray, Sequence[str | None]], npt.ArrayLike]
+"""(arm index, data user indices, their queries) -> item indices (n, ≤ k), best first, -1 = empty."""
+
+Assign = Callable[[npt.NDArray[np.str_]], npt.ArrayLike]
+"""(external user ids) -> arm index per user, -1 for a user outside the experiment."""
+
+Progress = Callable[[float, str], None]
+"""Called with (fraction done in [0, 1], a short message) after each day."""
+
+
+@dataclass(frozen=True)
+class DayBatch:
+    """One simulated day, handed to `on_batch` so the caller can store it in bulk.
+
+    `outcomes.session` indexes the full plan (`SimulationResult.sessions`); `sessions[j]`
+    is plan session `session_offset + j`; `arm[j]` its arm (-1: not in the experiment).
+    """
+
+    day: int
+    session_offset: int
+    sessions: Sessions
+    arm: IntArray
+    outcomes: Outcomes
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """Totals of one arm over the simulated days."""
+
+    arm: int
+    sessions: int
+    impressions: int
+    clicks: int
+    carts: int
+    purchases: int
+    revenue: float
+
+    @property
+    def ctr(self) -> float:
+        """clicks / impressions (0 without impressions)."""
+        return self.clicks / self.impressions if self.impressions else 0.0
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """`arm[j]` is the arm of plan session j (-1: outside the experiment or not simulated).
+
+    `outcomes` holds every impression when `run` was asked to keep them, else none.
+    """
+
+    config: SimulationConfig
+    sessions: Sessions
+    arm: IntArray
+    outcomes: Outcomes
+    days_completed: int
+    cancelled: bool
+    arms: tuple[ArmSummary, ...] = field(default=())
+
+
+class _Totals:
+    """Per-arm running sums, growing with the largest arm index seen."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros((5, 0), dtype=np.int64)  # sessions, impressions, clicks, carts, purchases
+        self.revenue: FloatArray = np.zeros(0)
+
+    def add(self, arm: IntArray, result: Outcomes) -> None:
+        size = max(self.counts.shape[1], int(arm.max(initial=-1)) + 1)
+        rows = [
+            np.bincount(arm[arm >= 0], minlength=size),
+            np.bincount(result.arm, minlength=size),
+            np.bincount(result.arm[result.clicked], minlength=size),
+            np.bincount(result.arm[result.carted], minlength=size),
+            np.bincount(result.arm[result.purchased], minlength=size),
+        ]
+        grown = np.zeros((5, size), dtype=np.int64)
+        grown[:, : self.counts.shape[1]] = self.counts
+        self.counts = grown + np.array(rows, dtype=np.int64)
+        revenue = np.zeros(size)
+        revenue[: len(self.revenue)] = self.revenue
+        self.revenue = revenue + np.bincount(result.arm, weights=result.revenue, minlength=size)
+
+    def summaries(self) -> tuple[ArmSummary, ...]:
+        return tuple(
+            ArmSummary(
+                arm=g,
+                sessions=int(self.counts[0, g]),
+                impressions=int(self.counts[1, g]),
+                clicks=int(self.counts[2, g]),
+                carts=int(self.counts[3, g]),
+                purchases=int(self.counts[4, g]),
+                revenue=float(self.revenue[g]),
+            )
+            for g in range(self.counts.shape[1])
+        )
+
+
+def run(
+    config: SimulationConfig,
+    shoppers: Shoppers,
+    recommend_batch: RecommendBatch,
+    assign: Assign,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[DayBatch], None] | None = None,
+    keep_outcomes: bool = True,
+    deduplicate: bool = True,
+) -> SimulationResult:
+    """Simulate `config.days` days of traffic (see the module docstring).
+
+    `should_stop` is asked before each day; when it returns True the run ends there with
+    `cancelled=True` and the days done so far. `on_batch` receives each finished day;
+    with `keep_outcomes=False` the result keeps only the per-arm totals (for long runs whose
+    days the caller stores as they come). With `deduplicate` (the default), `recommend_batch`
+    is asked once per distinct (user, query) of an arm's day and the list reused for the
+    user's other sessions that day: right for deterministic recommenders (trained models);
+    pass False for ones that randomise per request.
+    """
+    sessions = plan_sessions(config, shoppers)
+    arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
+    kept: list[Outcomes] = []
+    totals = _Totals()
+    days_completed = 0
+    cancelled = False
+    if progress is not None:
+        progress(0.0, f"planned {len(sessions)} sessions over {config.days} days")
+    for day in range(config.days):
+        if should_stop is not None and should_stop():
+            cancelled = True
+            break
+        positions = sessions.day_slice(day)
+        batch = sessions.take(positions)
+        arms = _assign(assign, shoppers.user_ids[batch.user])
+        recommended = np.full((len(batch), config.k), -1, dtype=np.int64)
+        for g in np.unique(arms[arms >= 0]).tolist():
+            rows = np.flatnonzero(arms == g)
+            queries = [batch.query[r] for r in rows.tolist()]
+            if deduplicate:
+                # One list per distinct (user, query) of the day: a day repeats its shoppers.
+                keys = list(zip(batch.user[rows].tolist(), queries, strict=True))
+                first: dict[tuple[int, str | None], int] = {}
+                inverse = np.fromiter((first.setdefault(key, len(first)) for key in keys), np.int64, len(keys))
+                distinct = list(first)
+                users = np.array([u for u, _ in distinct], dtype=np.int64)
+                lists = _recommend(recommend_batch, g, users, [q for _, q in distinct], config.k)[inverse]
+            else:
+                lists = _recommend(recommend_batch, g, batch.user[rows], queries, config.k)
+            recommended[rows, : lists.shape[1]] = lists
+        rng = np.random.default_rng([config.seed, OUTCOMES_STREAM, day])
+        result = outcomes(config, shoppers, batch, recommended, arms, rng).shifted(positions.start)
+        arm_of_session[positions] = arms
+        totals.add(arms, result)
+        if keep_outcomes:
+            kept.append(result)
+        if on_batch is not None:
+            on_batch(DayBatch(day=day, session_offset=positions.start, sessions=batch, arm=arms, outcomes=result))
+        days_completed = day + 1
+        if progress is not None:
+            progress(
+                days_completed / config.days,
+                f"day {days_completed}/{config.days}: {len(batch)} sessions, {len(result)} impressions, "
+                f"{int(result.clicked.sum())} clicks",
+            )
+    return SimulationResult(
+        config=config,
+        sessions=sessions,
+        arm=arm_of_session,
+        outcomes=Outcomes.concatenate(kept),
+        days_completed=days_completed,
+        cancelled=cancelled,
+        arms=totals.summaries(),
+    )
+
+
+def _assign(assign: Assign, user_ids: npt.NDArray[np.str_]) -> IntArray:
+    arms = np.asarray(assign(user_ids))
+    if arms.shape != user_ids.shape or (arms.size and not np.issubdtype(arms.dtype, np.integer)):
+        raise SimulationError(f"assign must return one integer arm per user ({len(user_ids)}), got {arms!r:.80}")
+    return arms.astype(np.int64)
+
+
+def _recommend(
+    recommend_batch: RecommendBatch, arm: int, users: IntArray, queries: list[str | None], k: int
+) -> IntArray:
+    lists = np.asarray(recommend_batch(arm, users, queries))
+    if lists.ndim != 2 or lists.shape[0] != len(users) or lists.shape[1] > k:
+        raise SimulationError(
+            f"recommend_batch for arm {arm} must return ({len(users)}, ≤ {k}) item indices, got shape {lists.shape}"
+        )
+    if lists.size and not np.issubdtype(lists.dtype, np.integer):
+        raise SimulationError(f"recommend_batch for arm {arm} must return integer item indices, got {lists.dtype}")
+    return lists.astype(np.int64)
