@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py
+MYPY_PACKAGES := recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py experiments/simulation
 
 .PHONY: demo test lint format serve migrate clean help
 
