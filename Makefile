@@ -27,7 +27,8 @@ migrate: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
-	$(PY) manage.py import_dataset online-retail data/online-retail/online_retail.csv.gz --name online-retail --if-missing
+	$(PY) manage.py import_dataset online-retail data/online-retail/online_retail.csv.gz --name online-retail --if-missing \
+		--holdout-fraction 0.2
 	$(PY) manage.py create_demo_users
 	$(PY) manage.py register_variant data/demo/variants.yaml --if-missing --author ds
 	$(PY) manage.py train --untrained

@@ -24,6 +24,9 @@ class Dataset(models.Model):
     interaction_count = models.PositiveIntegerField(default=0)
     first_timestamp = models.DateTimeField(null=True, blank=True)
     last_timestamp = models.DateTimeField(null=True, blank=True)
+    # Interactions at or after this time are held out: training never sees them, and the
+    # traffic simulator takes them as what the shoppers really wanted next.
+    holdout_from = models.DateTimeField(null=True, blank=True)
     import_report = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -40,9 +40,18 @@ def check_name_free(name: str, *, replace: bool) -> None:
 
 @transaction.atomic
 def save_dataset(
-    parsed: ParsedDataset, name: str, *, replace: bool = False, progress: WriteProgress | None = None
+    parsed: ParsedDataset,
+    name: str,
+    *,
+    replace: bool = False,
+    progress: WriteProgress | None = None,
+    holdout_fraction: float | None = None,
 ) -> Dataset:
-    """Store `parsed` as the data set `name`; with `replace`, an existing one of that name goes."""
+    """Store `parsed` as the data set `name`; with `replace`, an existing one of that name goes.
+
+    `holdout_fraction` f in (0, 1) holds out the last f of the time span:
+    holdout_from = t_min + (1 - f) * (t_max - t_min), as the temporal split cuts it.
+    """
     existing = Dataset.objects.select_for_update().filter(name=name).first()
     if existing is not None:
         if not replace:
@@ -59,6 +68,9 @@ def save_dataset(
         interaction_count=len(interactions),
         first_timestamp=min(timestamps) if timestamps else None,
         last_timestamp=max(timestamps) if timestamps else None,
+        holdout_from=holdout_start(min(timestamps), max(timestamps), holdout_fraction)
+        if timestamps and holdout_fraction
+        else None,
         import_report=parsed.report,
     )
     total = len(parsed.items) + len(interactions)
@@ -88,6 +100,13 @@ def save_dataset(
         item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
         _insert_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
     return dataset
+
+
+def holdout_start(first: datetime, last: datetime, fraction: float) -> datetime:
+    """The time from which the last `fraction` of [first, last] is held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must lie strictly between 0 and 1, got {fraction}")
+    return first + (last - first) * (1 - fraction)
 
 
 def delete_dataset(name: str) -> bool:

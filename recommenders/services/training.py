@@ -38,19 +38,21 @@ class TrainingError(Exception):
     pass
 
 
-def load_training_data(dataset: Dataset) -> TrainingData:
-    """A data set's interactions and item text as `TrainingData` (items in id order, users sorted)."""
+def load_training_data(dataset: Dataset, *, include_holdout: bool = False) -> TrainingData:
+    """A data set's interactions and item text as `TrainingData` (items in id order, users sorted).
+
+    Interactions from `dataset.holdout_from` on are left out unless `include_holdout`.
+    """
     items = list(
         Item.objects.filter(dataset=dataset)
         .order_by("id")
         .values_list("id", "external_id", "title", "description", "category")
     )
     position = {pk: j for j, (pk, *_rest) in enumerate(items)}
-    rows = (
-        Interaction.objects.filter(dataset=dataset)
-        .order_by("id")
-        .values_list("user_id", "item_id", "value", "timestamp")
-    )
+    interactions = Interaction.objects.filter(dataset=dataset)
+    if dataset.holdout_from is not None and not include_holdout:
+        interactions = interactions.filter(timestamp__lt=dataset.holdout_from)
+    rows = interactions.order_by("id").values_list("user_id", "item_id", "value", "timestamp")
     users: list[str] = []
     item_index: list[int] = []
     values: list[float] = []

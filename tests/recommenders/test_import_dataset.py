@@ -260,3 +260,11 @@ def test_generic_csv_bad_input_is_refused(tmp_path: Path, args: tuple[str, ...],
     with pytest.raises(CommandError, match=message):
         _import("csv", str(events), "--name", "shop", *args)
     _assert_nothing_written()
+
+
+def test_holdout_fraction_is_checked_and_reported(tmp_path: Path) -> None:
+    path = str(_write(tmp_path / "or.csv", _online_retail_lines(20)))
+    with pytest.raises(CommandError, match=r"--holdout-fraction 1\.5: use a number strictly between 0 and 1"):
+        _import("online-retail", path, "--name", "shop", "--holdout-fraction", "1.5")
+    assert "held out from 2010-12-01" in _import("online-retail", path, "--name", "shop", "--holdout-fraction", "0.2")
+    assert Dataset.objects.get(name="shop").holdout_from is not None

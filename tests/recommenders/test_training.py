@@ -130,3 +130,21 @@ def test_train_and_evaluate_commands_inline_print_results(dataset) -> None:  # t
         call_command("train", "ghost", "--inline")
     with pytest.raises(CommandError, match=r"ratio 1\.5 must lie strictly between 0 and 1"):
         call_command("evaluate", "pop", "--inline", "--ratio", "1.5")
+
+
+def test_held_out_interactions_are_never_trained_on(tmp_path: Path) -> None:
+    from recommenders.importers.online_retail import parse_online_retail
+    from recommenders.services.datasets import save_dataset
+
+    retail_sample(tmp_path, rows=3000, name="source")  # writes the sample file
+    parsed = parse_online_retail(tmp_path / "online_retail_sample.csv")
+    dataset = save_dataset(parsed, "with-holdout", holdout_fraction=0.25)
+    first, last = min(parsed.interactions.timestamp), max(parsed.interactions.timestamp)
+    assert dataset.holdout_from == first + (last - first) * 0.75
+
+    training = load_training_data(dataset)
+    everything = load_training_data(dataset, include_holdout=True)
+    later = sum(1 for when in parsed.interactions.timestamp if when >= dataset.holdout_from)
+    assert len(everything.user_index) == dataset.interaction_count
+    assert len(training.user_index) == dataset.interaction_count - later > 0
+    assert training.timestamp.max() < dataset.holdout_from.timestamp()

@@ -60,6 +60,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-missing", action="store_true", help="do nothing (successfully) when the name exists already"
         )
+        parser.add_argument(
+            "--holdout-fraction",
+            type=float,
+            help="hold out the last fraction of the time span (e.g. 0.2): variants never train on it, and the "
+            "traffic simulator uses it as the shoppers' real next purchases",
+        )
         csv_options = parser.add_argument_group("csv format")
         csv_options.add_argument("--items", type=Path, help="items CSV; interactions naming other items are refused")
         csv_options.add_argument(
@@ -92,6 +98,9 @@ class Command(BaseCommand):
         except DatasetExists as error:
             raise CommandError(str(error)) from None
 
+        fraction = options["holdout_fraction"]
+        if fraction is not None and not 0 < fraction < 1:
+            raise CommandError(f"--holdout-fraction {fraction}: use a number strictly between 0 and 1, e.g. 0.2.")
         started = time.perf_counter()
         show = sys.stderr.isatty()
         with tqdm(desc="reading", unit="B", unit_scale=True, disable=not show, leave=False) as bar:
@@ -109,7 +118,9 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
 
             try:
-                dataset = save_dataset(parsed, name, replace=options["replace"], progress=on_write)
+                dataset = save_dataset(
+                    parsed, name, replace=options["replace"], progress=on_write, holdout_fraction=fraction
+                )
             except DatasetExists as error:
                 raise CommandError(str(error)) from None
         finished = time.perf_counter()
@@ -119,6 +130,8 @@ class Command(BaseCommand):
             f"  {dataset.user_count:,} users x {dataset.item_count:,} items, {dataset.interaction_count:,} interactions"
         )
         self.stdout.write(f"  rows read {report.get('rows_read', 0):,}, kept {report.get('rows_kept', 0):,}")
+        if dataset.holdout_from:
+            self.stdout.write(f"  held out from {dataset.holdout_from:%Y-%m-%d %H:%M} on (never trained on)")
         for reason, count in report.get("dropped", {}).items():
             self.stdout.write(f"  dropped ({reason.replace('_', ' ')}): {count:,}")
         self.stdout.write(
