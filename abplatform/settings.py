@@ -184,6 +184,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "recommenders.tasks.train_variant_task": {"queue": "training"},
     "recommenders.tasks.evaluate_variant_task": {"queue": "training"},
+    "experiments.tasks.simulate_task": {"queue": "training"},
 }
 
 # Periodic work (run `celery -A abplatform beat` next to the workers).

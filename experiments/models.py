@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from recommenders.models import TrainingRun, Variant
+from recommenders.models import BackgroundJob, TrainingRun, Variant
 
 
 class Experiment(models.Model):
@@ -179,6 +179,9 @@ class Exposure(models.Model):
     user_id = models.CharField(max_length=100)
     bucket = models.PositiveSmallIntegerField()
     first_exposed_at = models.DateTimeField()
+    simulation = models.ForeignKey(
+        "SimulationRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="exposure_once_per_user")]
@@ -200,6 +203,9 @@ class ServedRequest(models.Model):
     query = models.CharField(max_length=500, blank=True)
     k = models.PositiveSmallIntegerField()
     served_at = models.DateTimeField()
+    simulation = models.ForeignKey(
+        "SimulationRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+    )
 
     class Meta:
         indexes = [models.Index(fields=["experiment", "served_at"], name="served_experiment_time")]
@@ -242,6 +248,11 @@ class Event(models.Model):
     revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # Set on simulated traffic, so a run's events can be told apart and deleted.
+    simulation = models.ForeignKey(
+        "SimulationRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        db_index=False, db_constraint=False,
+    )  # fmt: skip
 
     class Meta:
         indexes = [
@@ -338,3 +349,31 @@ class ArmRollup(models.Model):
 
     def __str__(self) -> str:
         return f"rollup of {self.arm_id}"
+
+
+class SimulationRun(BackgroundJob):
+    """Simulated traffic for an experiment: real shoppers of the arms' data set, their held-out
+    purchases as what they want, driven through the experiment's assignment and trained models.
+
+    Simulated users are stored as "sim<run id>:<shopper id>", and every served request,
+    exposure and event of the run points to it, so a run can be deleted without touching
+    live traffic.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="simulations")
+    config = models.JSONField(default=dict)
+    sessions = models.BigIntegerField(default=0)
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    purchases = models.BigIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta(BackgroundJob.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"simulation {self.pk} of {self.experiment.key} ({self.status})"
+
+    @property
+    def user_prefix(self) -> str:
+        return f"sim{self.pk}:"

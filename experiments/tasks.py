@@ -31,3 +31,19 @@ def fold_rollups_task(lag_seconds: float = FOLD_LAG.total_seconds()) -> dict[str
         if result.events or result.exposures:
             folded[str(experiment_id)] = result.events
     return folded
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=3540,
+    time_limit=3600,
+)
+def simulate_task(simulation_id: int) -> None:
+    """Run a queued simulation (claimed once: a redelivered message finds it running and returns)."""
+    from experiments.services.simulation import run_simulation
+
+    run_simulation(simulation_id)

@@ -131,7 +131,7 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     return insert_events(values)
 
 
-def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
+def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:
     """Store rows (in COLUMNS order) whose event_id is new; returns the number of rows inserted.
 
     PostgreSQL: COPY the rows into a per-connection temporary staging table, then one
@@ -140,14 +140,18 @@ def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
     """
     if not values:
         return 0
+    columns_used = COLUMNS
+    if simulation_id is not None:  # simulated traffic: every row points to its run
+        columns_used = (*COLUMNS, "simulation_id")
+        values = [(*row, simulation_id) for row in values]
     table = Event._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             raw: Any = cursor.cursor
-            columns = ", ".join(COLUMNS)
-            cursor.execute(
+            columns = ", ".join(columns_used)
+            cursor.execute(  # all the columns either path fills, once per database connection
                 "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
-                f"AS SELECT {columns} FROM {table} WITH NO DATA"
+                f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
             )
             buffer = io.StringIO()
             write = csv.writer(buffer).writerow
@@ -155,7 +159,8 @@ def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
             for row in values:
                 when, received = row[10], row[11]
                 stamp = times.get(when) or times.setdefault(when, when.isoformat())
-                write((*row[:10], stamp, times.get(received) or times.setdefault(received, received.isoformat())))
+                received_at = times.get(received) or times.setdefault(received, received.isoformat())
+                write((*row[:10], stamp, received_at, *row[12:]))
             buffer.seek(0)
             raw.copy_expert(
                 f"COPY event_staging ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (event_id, type, "
@@ -167,7 +172,7 @@ def insert_events(values: Sequence[tuple[Any, ...]]) -> int:
                 "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
             )
             return int(cursor.fetchone()[0])
-        sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+        sql = f"INSERT INTO {table} ({', '.join(columns_used)}) VALUES ({', '.join(['%s'] * len(columns_used))}) "
         sql += "ON CONFLICT (event_id) DO NOTHING"
         adapt = connection.ops.adapt_datetimefield_value
         total = 0

@@ -1,0 +1,81 @@
+"""`manage.py simulate EXPERIMENT_KEY`: simulated shoppers through a running experiment, on a worker."""
+
+from __future__ import annotations
+
+import sys
+import time
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from experiments.models import Experiment, SimulationRun
+from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate traffic for a running experiment: the arms' data set's real shoppers arrive over simulated days, "
+        "are assigned by the experiment's bucketing, get lists from the arms' trained models, and click, add to cart "
+        "and buy according to what they really bought after the data set's hold-out time. Events are stored like "
+        "live ones, marked with the run (delete them with --delete RUN_ID). Runs on a Celery worker with a "
+        "progress bar; Ctrl-C leaves it running."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("experiment", help="the experiment's key")
+        parser.add_argument("--users", type=float, default=1000, help="mean simulated sessions per day (default 1000)")
+        parser.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
+        parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same events (default 0)")
+        parser.add_argument(
+            "--effect",
+            type=float,
+            default=0.0,
+            help="inject a known relative lift of the click probability, e.g. 0.1 (default 0)",
+        )
+        parser.add_argument("--effect-arm", type=int, default=1, help="arm position receiving --effect (default 1)")
+        parser.add_argument("--search-share", type=float, default=0.2, help="share of sessions with a query")
+        parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
+        parser.add_argument("--delete", type=int, metavar="RUN_ID", help="delete a run's traffic instead")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        experiment = Experiment.objects.filter(key=options["experiment"]).first()
+        if experiment is None:
+            raise CommandError(f"No experiment {options['experiment']!r}.")
+        if options["delete"]:
+            from experiments.services.simulation import delete_simulation
+
+            run = SimulationRun.objects.filter(pk=options["delete"], experiment=experiment).first()
+            if run is None:
+                raise CommandError(f"No simulation run {options['delete']} of {experiment.key}.")
+            delete_simulation(run)
+            self.stdout.write(self.style.SUCCESS(f"Deleted simulation run {options['delete']} and its traffic."))
+            return
+        settings = {"daily_users": options["users"], "days": options["days"], "seed": options["seed"],
+                    "injected_effect": options["effect"], "injected_arm": options["effect_arm"],
+                    "search_share": options["search_share"]}  # fmt: skip
+        try:
+            run = queue_simulation(experiment, settings, send=not options["inline"])
+        except SimulationRefused as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"Simulation run {run.pk} of {experiment.key} queued.")
+        if options["inline"]:
+            run_simulation(run.pk)
+        elif options["no_wait"]:
+            return
+        with tqdm(total=100, unit="%", disable=not sys.stderr.isatty()) as bar:
+            while True:
+                run.refresh_from_db()
+                bar.update(run.progress - bar.n)
+                bar.set_postfix_str(run.message[:50])
+                if run.status in ("succeeded", "failed"):
+                    break
+                time.sleep(0.5)
+        if run.status == "failed":
+            raise CommandError(f"Simulation run {run.pk} failed: {run.error}\n{run.traceback}")
+        self.stdout.write(self.style.SUCCESS(
+            f"Simulated {run.sessions:,} sessions: {run.impressions:,} impressions, {run.clicks:,} clicks, "
+            f"{run.purchases:,} purchases ({run.message}). Results: /api/v1/experiments/{experiment.key}/results/"
+        ))  # fmt: skip

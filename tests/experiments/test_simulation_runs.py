@@ -1,0 +1,95 @@
+"""Simulated traffic through a running experiment: stored like live traffic, marked, deletable."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services.lifecycle import transition
+from experiments.services.results import experiment_results
+from experiments.services.simulation import SimulationRefused, delete_simulation, queue_simulation, run_simulation
+from recommenders.importers.online_retail import parse_online_retail
+from recommenders.services.datasets import save_dataset
+from recommenders.services.training import queue_training, run_training
+from recommenders.services.variants import VariantSpec, register_variant
+from tests.experiments.factories import draft_experiment, product_manager
+from tests.support import ONLINE_RETAIL
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def experiment(tmp_path: Path, settings) -> Experiment:  # type: ignore[no-untyped-def]
+    """Popularity against item-kNN, trained on the first 20,000 Online Retail lines minus the last 30 % of time."""
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    sample = tmp_path / "sample.csv"
+    with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
+        sample.write_text("".join(next(source) for _ in range(20_001)), encoding="utf-8")
+    dataset = save_dataset(parse_online_retail(sample), "retail-held-out", holdout_fraction=0.3)
+    for name, algorithm in (("pop", "popularity"), ("knn", "item_knn")):
+        variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
+        run_training(queue_training(variant, send=False).pk)
+    pm = product_manager()
+    return transition(draft_experiment(pm), "start", pm)
+
+
+def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_removes(experiment) -> None:  # type: ignore[no-untyped-def]
+    Event.objects.create(event_id="live-1", type="click", user_id="17850", item_id="85123A", experiment=experiment,
+                         timestamp="2010-12-01T10:00:00Z")  # fmt: skip
+    run = queue_simulation(experiment, {"daily_users": 150, "days": 3, "seed": 4}, send=False)
+    run_simulation(run.pk)
+    run_simulation(run.pk)  # a redelivered message does nothing
+
+    run.refresh_from_db()
+    assert (run.status, run.progress) == ("succeeded", 100), run.traceback
+    assert run.sessions > 300
+    assert run.impressions == Event.objects.filter(simulation=run, type="impression").count() > 0
+    assert run.clicks == Event.objects.filter(simulation=run, type="click").count()
+    assert ServedRequest.objects.filter(simulation=run).count() == run.sessions
+    users = set(Exposure.objects.filter(simulation=run).values_list("user_id", flat=True))
+    assert all(user.startswith(f"sim{run.pk}:") for user in users)
+
+    results = experiment_results(experiment)
+    assert sum(arm["users"] for arm in results["arms"]) == len(users)
+    assert sum(arm["impressions"] for arm in results["arms"]) == run.impressions
+
+    run_id = run.pk
+    delete_simulation(run)
+    assert Event.objects.filter(simulation_id=run_id).count() == 0
+    assert Exposure.objects.count() == ServedRequest.objects.count() == 0
+    assert list(Event.objects.values_list("event_id", flat=True)) == ["live-1"]
+    assert sum(arm["users"] for arm in experiment_results(experiment)["arms"]) == 0
+
+
+def test_the_same_seed_gives_the_same_traffic(experiment) -> None:  # type: ignore[no-untyped-def]
+    counts = []
+    for _ in range(2):
+        run = queue_simulation(experiment, {"daily_users": 100, "days": 2, "seed": 9}, send=False)
+        run_simulation(run.pk)
+        run.refresh_from_db()
+        counts.append((run.sessions, run.impressions, run.clicks, run.purchases))
+    assert counts[0] == counts[1]
+
+
+def test_bad_settings_and_states_are_refused(experiment) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SimulationRefused, match="unknown setting 'visitors'"):
+        queue_simulation(experiment, {"visitors": 10})
+    with pytest.raises(SimulationRefused, match="days"):
+        queue_simulation(experiment, {"days": 0})
+    pm = experiment.owner
+    transition(experiment, "pause", pm)
+    with pytest.raises(CommandError, match="recs-ab is paused: start it before simulating traffic"):
+        call_command("simulate", "recs-ab", "--inline", stdout=io.StringIO())
+    assert SimulationRun.objects.count() == 0
+
+
+def test_simulate_command_inline_prints_the_totals(experiment) -> None:  # type: ignore[no-untyped-def]
+    out = io.StringIO()
+    call_command("simulate", "recs-ab", "--users", "80", "--days", "2", "--inline", stdout=out)
+    assert "Simulated " in out.getvalue()
+    assert "Results: /api/v1/experiments/recs-ab/results/" in out.getvalue()
