@@ -32,6 +32,7 @@ demo: migrate
 	$(PY) manage.py create_demo_users
 	$(PY) manage.py register_variant data/demo/variants.yaml --if-missing --author ds
 	$(PY) manage.py train --untrained
+	$(PY) manage.py demo_experiment
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	./scripts/serve.sh
 

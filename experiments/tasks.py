@@ -47,3 +47,11 @@ def simulate_task(simulation_id: int) -> None:
     from experiments.services.simulation import run_simulation
 
     run_simulation(simulation_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=3540, time_limit=3600)
+def demo_experiment_task() -> str:
+    """Create, start and simulate the demo experiment (idempotent; see services.demo)."""
+    from experiments.services.demo import run_demo_experiment
+
+    return run_demo_experiment()

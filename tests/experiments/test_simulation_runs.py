@@ -93,3 +93,36 @@ def test_simulate_command_inline_prints_the_totals(experiment) -> None:  # type:
     call_command("simulate", "recs-ab", "--users", "80", "--days", "2", "--inline", stdout=out)
     assert "Simulated " in out.getvalue()
     assert "Results: /api/v1/experiments/recs-ab/results/" in out.getvalue()
+
+
+def test_the_demo_experiment_is_created_started_and_simulated_once(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from experiments.services.demo import KEY, run_demo_experiment
+    from tests.recommenders.factories import user_with_role
+
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    sample = tmp_path / "sample.csv"
+    with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
+        sample.write_text("".join(next(source) for _ in range(20_001)), encoding="utf-8")
+    dataset = save_dataset(parse_online_retail(sample), "online-retail", holdout_fraction=0.3)
+    user_with_role("pm", "Product managers")
+    assert (
+        run_demo_experiment()
+        == "demo experiment not created: retail-popularity, retail-ease, retail-item-knn not trained"
+    )
+    for name, algorithm in (
+        ("retail-popularity", "popularity"),
+        ("retail-ease", "ease"),
+        ("retail-item-knn", "item_knn"),
+    ):
+        variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
+        run_training(queue_training(variant, send=False).pk)
+
+    summary = run_demo_experiment()
+    experiment = Experiment.objects.get(key=KEY)
+    assert experiment.status == "running"
+    assert summary.startswith(f"{KEY}: ")
+    assert "simulated sessions" in summary
+    results = experiment_results(experiment)
+    assert [arm["name"] for arm in results["arms"]] == ["best-sellers", "ease", "item-knn"]
+    assert all(arm["impressions"] > 0 for arm in results["arms"]), summary
+    assert run_demo_experiment() == f"{KEY} has simulated traffic already"
