@@ -33,6 +33,9 @@ def covariate_samples(experiment: Experiment) -> dict[str, dict[int, CovariateSa
     dataset_id = arm.variant.dataset_id
     if not Interaction.objects.filter(dataset_id=dataset_id, timestamp__lt=experiment.started_at).exists():
         return {}
+    # Simulated users are stored as "sim<run>:<shopper id>"; their history is the shopper's.
+    position = "strpos(x.user_id, ':')" if connection.vendor == "postgresql" else "instr(x.user_id, ':')"
+    shopper_id = f"CASE WHEN x.simulation_id IS NULL THEN x.user_id ELSE substr(x.user_id, {position} + 1) END"
     samples: dict[str, dict[int, CovariateSample]] = {}
     for metric, y in CUPED_METRICS.items():
         sql = f"""
@@ -43,7 +46,7 @@ def covariate_samples(experiment: Experiment) -> dict[str, dict[int, CovariateSa
             LEFT JOIN (
                 SELECT user_id, COUNT(*) AS n FROM {Interaction._meta.db_table}
                 WHERE dataset_id = %s AND "timestamp" < %s GROUP BY user_id
-            ) p ON p.user_id = x.user_id
+            ) p ON p.user_id = {shopper_id}
             WHERE x.experiment_id = %s
             GROUP BY x.arm_id"""
         with connection.cursor() as cursor:

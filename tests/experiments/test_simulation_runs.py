@@ -57,6 +57,8 @@ def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_
     results = experiment_results(experiment)
     assert sum(arm["users"] for arm in results["arms"]) == len(users)
     assert sum(arm["impressions"] for arm in results["arms"]) == run.impressions
+    # CUPED reads each simulated shopper's own history (the "sim<run>:" prefix is stripped).
+    assert results["comparisons"][0]["metrics"]["clicks_per_user"]["cuped"]["variance_reduction"] != 0
 
     run_id = run.pk
     delete_simulation(run)
