@@ -34,7 +34,7 @@ def test_missing_shared_data_skips_outside_ci(monkeypatch: pytest.MonkeyPatch, t
 
 def test_missing_shared_data_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI must provide it"):
+    with pytest.raises(pytest.fail.Exception, match="CI is set, so this is a failure"):
         require_data("no-such-set", root=tmp_path)
 
 
