@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -145,27 +146,7 @@ class RatioSample:
     sum_xy: float
 
     def __post_init__(self) -> None:
-        n = check_int(self.n, "RatioSample.n", minimum=1)
-        values = {
-            name: check_finite(getattr(self, name), f"RatioSample.{name}")
-            for name in ("sum_x", "sum_y", "sum_x2", "sum_y2", "sum_xy")
-        }
-        for name in ("sum_x2", "sum_y2"):
-            if values[name] < 0.0:
-                raise InvalidDataError(f"RatioSample.{name} must be >= 0 (a sum of squares), got {values[name]!r}")
-        cxx = _centred_squares(n, values["sum_x"], values["sum_x2"], "RatioSample numerator")
-        cyy = _centred_squares(n, values["sum_y"], values["sum_y2"], "RatioSample denominator")
-        cxy = _centred_sum(n, values["sum_x"], values["sum_y"], values["sum_xy"])
-        # Cauchy-Schwarz: a covariance larger than sqrt(var_x var_y) cannot come from real data.
-        bound = (cxx * cyy) ** 0.5
-        if abs(cxy) > bound + _CANCELLATION_SLACK * max(abs(values["sum_xy"]), 1.0):
-            raise InvalidDataError(
-                "RatioSample: |covariance| of numerator and denominator exceeds the product of their "
-                "standard deviations (Cauchy-Schwarz), so these sums cannot come from real data"
-            )
-        object.__setattr__(self, "n", n)
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        _validate_pair(self, "RatioSample", ("sum_x", "sum_x2", "numerator"), ("sum_y", "sum_y2", "denominator"))
 
     @classmethod
     def from_values(cls, x: np.typing.ArrayLike, y: np.typing.ArrayLike) -> RatioSample:
@@ -222,24 +203,7 @@ class CovariateSample:
     sum_xy: float
 
     def __post_init__(self) -> None:
-        n = check_int(self.n, "CovariateSample.n", minimum=1)
-        values = {
-            name: check_finite(getattr(self, name), f"CovariateSample.{name}")
-            for name in ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
-        }
-        for name in ("sum_y2", "sum_x2"):
-            if values[name] < 0.0:
-                raise InvalidDataError(f"CovariateSample.{name} must be >= 0, got {values[name]!r}")
-        cyy = _centred_squares(n, values["sum_y"], values["sum_y2"], "CovariateSample metric")
-        cxx = _centred_squares(n, values["sum_x"], values["sum_x2"], "CovariateSample covariate")
-        cxy = _centred_sum(n, values["sum_x"], values["sum_y"], values["sum_xy"])
-        if abs(cxy) > (cxx * cyy) ** 0.5 + _CANCELLATION_SLACK * max(abs(values["sum_xy"]), 1.0):
-            raise InvalidDataError(
-                "CovariateSample: |covariance| exceeds the product of standard deviations (Cauchy-Schwarz)"
-            )
-        object.__setattr__(self, "n", n)
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        _validate_pair(self, "CovariateSample", ("sum_y", "sum_y2", "metric"), ("sum_x", "sum_x2", "covariate"))
 
     @classmethod
     def from_values(cls, y: np.typing.ArrayLike, x: np.typing.ArrayLike) -> CovariateSample:
@@ -271,3 +235,30 @@ class CovariateSample:
         sxx = _centred_squares(self.n, self.sum_x, self.sum_x2, "CovariateSample covariate")
         sxy = _centred_sum(self.n, self.sum_x, self.sum_y, self.sum_xy)
         return syy, sxx, sxy
+
+
+def _validate_pair(stat: Any, label: str, first: tuple[str, str, str], second: tuple[str, str, str]) -> None:
+    """Check and normalise the sufficient statistics of two per-unit variables a and b.
+
+    `first` and `second` name (sum, sum of squares, description) of each; the cross product is
+    `sum_xy`. Sums must be finite, sums of squares >= 0, each variance >= 0 up to rounding, and
+    the covariance within Cauchy-Schwarz: |c_ab| <= sqrt(c_aa c_bb) (sums that break it cannot
+    come from real data).
+    """
+    n = check_int(stat.n, f"{label}.n", minimum=1)
+    names = (first[0], first[1], second[0], second[1], "sum_xy")
+    values = {name: check_finite(getattr(stat, name), f"{label}.{name}") for name in names}
+    for name in (first[1], second[1]):
+        if values[name] < 0.0:
+            raise InvalidDataError(f"{label}.{name} must be >= 0 (a sum of squares), got {values[name]!r}")
+    caa = _centred_squares(n, values[first[0]], values[first[1]], f"{label} {first[2]}")
+    cbb = _centred_squares(n, values[second[0]], values[second[1]], f"{label} {second[2]}")
+    cab = _centred_sum(n, values["sum_x"], values["sum_y"], values["sum_xy"])
+    if abs(cab) > (caa * cbb) ** 0.5 + _CANCELLATION_SLACK * max(abs(values["sum_xy"]), 1.0):
+        raise InvalidDataError(
+            f"{label}: |covariance| of the {first[2]} and the {second[2]} exceeds the product of their "
+            "standard deviations (Cauchy-Schwarz), so these sums cannot come from real data"
+        )
+    object.__setattr__(stat, "n", n)
+    for name, value in values.items():
+        object.__setattr__(stat, name, value)
