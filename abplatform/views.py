@@ -11,4 +11,4 @@ from recommenders.models import Dataset
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {"datasets": Dataset.objects.all()})
+    return render(request, "home.html", {"section": "home", "datasets": Dataset.objects.all()})
