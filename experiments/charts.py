@@ -24,7 +24,7 @@ def _colour(index: int) -> str:
 def _layout(title: str, y_title: str, *, y_format: str = "", **extra: Any) -> dict[str, Any]:
     return {
         "title": {"text": title, "font": {"size": 14}},
-        "xaxis": {"title": {"text": "day"}},
+        "xaxis": {"title": {"text": "day"}, "type": "date", "tickformat": "%b %d", "dtick": 86_400_000},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format},
         "legend": {"orientation": "h", "y": -0.25},
         "hovermode": "x unified",

@@ -26,7 +26,7 @@ def trained_variant_choices() -> list[tuple[str, str]]:
 class ExperimentForm(forms.Form):
     key = forms.SlugField(max_length=100, help_text="a short unique id used in API calls, e.g. home-recs-ease")
     name = forms.CharField(max_length=200)
-    hypothesis = forms.CharField(widget=forms.Textarea, required=False,
+    hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
                                  help_text="what you expect to happen and why")  # fmt: skip
     surface = forms.ChoiceField(choices=Experiment.Surface.choices)
     traffic_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
@@ -89,7 +89,9 @@ class SimulationForm(forms.Form):
 class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(choices=Decision.Outcome.choices, widget=forms.RadioSelect)
     winning_arm = forms.ChoiceField(choices=(), required=False)
-    rationale = forms.CharField(widget=forms.Textarea, help_text="why: the evidence the decision rests on")
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="why: the evidence the decision rests on"
+    )
 
     def __init__(self, *args: Any, arms: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
