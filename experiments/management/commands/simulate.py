@@ -39,11 +39,26 @@ class Command(BaseCommand):
         parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
         parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
         parser.add_argument("--delete", type=int, metavar="RUN_ID", help="delete a run's traffic instead")
+        parser.add_argument(
+            "--cancel", type=int, metavar="RUN_ID", help="cancel a queued or running run (it stops before its next day)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         experiment = Experiment.objects.filter(key=options["experiment"]).first()
         if experiment is None:
             raise CommandError(f"No experiment {options['experiment']!r}.")
+        if options["cancel"]:
+            from experiments.services.simulation import cancel_simulation
+
+            found = SimulationRun.objects.filter(pk=options["cancel"], experiment=experiment).first()
+            if found is None:
+                raise CommandError(f"No simulation run {options['cancel']} of {experiment.key}.")
+            try:
+                found = cancel_simulation(found)
+            except SimulationRefused as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(self.style.SUCCESS(f"Simulation run {found.pk}: {found.status}, {found.message}."))
+            return
         if options["delete"]:
             from experiments.services.simulation import delete_simulation
 
@@ -70,7 +85,7 @@ class Command(BaseCommand):
                 run.refresh_from_db()
                 bar.update(run.progress - bar.n)
                 bar.set_postfix_str(run.message[:50])
-                if run.status in ("succeeded", "failed"):
+                if run.status in SimulationRun.FINISHED:
                     break
                 time.sleep(0.5)
         if run.status == "failed":
