@@ -29,7 +29,7 @@ from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation_storage import RunWriter
 from experiments.simulation import DayBatch, Shoppers, SimulationConfig, SimulationError, run
-from recommenders.algorithms.base import Recommender, top_k
+from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
 from recommenders.services.training import load_training_data
 from recommenders.serving import model_for_run
@@ -47,6 +47,18 @@ def queue_simulation(
     """Check the experiment and the settings, create a queued run and (with `send`) queue its task."""
     from experiments.tasks import simulate_task
 
+    check_simulation(experiment, settings)
+    with transaction.atomic():
+        simulation = SimulationRun.objects.create(
+            experiment=experiment, config=settings, requested_by=requested_by, message="waiting for a worker"
+        )
+        if send:
+            transaction.on_commit(lambda: simulate_task.delay(simulation.pk))
+    return simulation
+
+
+def check_simulation(experiment: Experiment, settings: dict[str, Any]) -> None:
+    """Raise SimulationRefused unless the settings are valid and the experiment can be simulated now."""
     unknown = sorted(set(settings) - CONFIG_FIELDS)
     if unknown:
         raise SimulationRefused(f"unknown setting {unknown[0]!r}; use {', '.join(sorted(CONFIG_FIELDS))}")
@@ -61,13 +73,6 @@ def queue_simulation(
         raise SimulationRefused(
             f"data set {dataset.name!r} has no held-out period to simulate from: import it with --holdout-fraction"
         )
-    with transaction.atomic():
-        simulation = SimulationRun.objects.create(
-            experiment=experiment, config=settings, requested_by=requested_by, message="waiting for a worker"
-        )
-        if send:
-            transaction.on_commit(lambda: simulate_task.delay(simulation.pk))
-    return simulation
 
 
 def run_simulation(run_id: int) -> None:
@@ -128,13 +133,18 @@ def _dataset(experiment: Experiment) -> Any:
     return arm.variant.dataset
 
 
-def _simulate(simulation: SimulationRun) -> None:
-    experiment = simulation.experiment
+def load_shoppers(experiment: Experiment) -> tuple[TrainingData, Shoppers]:
+    """The arms' data set with its held-out period, and the simulated shoppers built from it."""
     dataset = _dataset(experiment)
     data = load_training_data(dataset, include_holdout=True)
     prices = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "price"))
     item_price = np.array([float(prices.get(i) or np.nan) for i in data.item_ids])
-    shoppers = Shoppers.build(data, cutoff=int(dataset.holdout_from.timestamp()), item_price=item_price)
+    return data, Shoppers.build(data, cutoff=int(dataset.holdout_from.timestamp()), item_price=item_price)
+
+
+def _simulate(simulation: SimulationRun) -> None:
+    experiment = simulation.experiment
+    data, shoppers = load_shoppers(experiment)
     config = SimulationConfig(**simulation.config)
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
     scorers = [_Scorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]

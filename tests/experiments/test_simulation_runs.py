@@ -17,7 +17,7 @@ from recommenders.importers.online_retail import parse_online_retail
 from recommenders.services.datasets import save_dataset
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
-from tests.experiments.factories import draft_experiment, product_manager
+from tests.experiments.factories import held_out_experiment
 from tests.support import ONLINE_RETAIL
 
 pytestmark = pytest.mark.django_db
@@ -25,17 +25,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def experiment(tmp_path: Path, settings) -> Experiment:  # type: ignore[no-untyped-def]
-    """Popularity against item-kNN, trained on the first 20,000 Online Retail lines minus the last 30 % of time."""
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    sample = tmp_path / "sample.csv"
-    with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
-        sample.write_text("".join(next(source) for _ in range(20_001)), encoding="utf-8")
-    dataset = save_dataset(parse_online_retail(sample), "retail-held-out", holdout_fraction=0.3)
-    for name, algorithm in (("pop", "popularity"), ("knn", "item_knn")):
-        variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
-        run_training(queue_training(variant, send=False).pk)
-    pm = product_manager()
-    return transition(draft_experiment(pm), "start", pm)
+    return held_out_experiment(tmp_path)
 
 
 def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_removes(experiment) -> None:  # type: ignore[no-untyped-def]

@@ -37,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--effect-arm", type=int, default=1, help="arm position receiving --effect (default 1)")
         parser.add_argument("--search-share", type=float, default=0.2, help="share of sessions with a query")
         parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        parser.add_argument(
+            "--http",
+            metavar="URL",
+            help="send the traffic through the HTTP API at URL (loopback only; a load test, runs in this process)",
+        )
+        parser.add_argument("--token", default="", help="API token (serve and ingest scopes) for --http")
         parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
         parser.add_argument("--delete", type=int, metavar="RUN_ID", help="delete a run's traffic instead")
         parser.add_argument(
@@ -71,6 +77,9 @@ class Command(BaseCommand):
         settings = {"daily_users": options["users"], "days": options["days"], "seed": options["seed"],
                     "injected_effect": options["effect"], "injected_arm": options["effect_arm"],
                     "search_share": options["search_share"]}  # fmt: skip
+        if options["http"]:
+            self._http(experiment, settings, options["http"], options["token"])
+            return
         try:
             run = queue_simulation(experiment, settings, send=not options["inline"])
         except SimulationRefused as error:
@@ -93,4 +102,21 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Simulated {run.sessions:,} sessions: {run.impressions:,} impressions, {run.clicks:,} clicks, "
             f"{run.purchases:,} purchases ({run.message}). Results: /api/v1/experiments/{experiment.key}/results/"
+        ))  # fmt: skip
+
+    def _http(self, experiment: Experiment, settings: dict[str, Any], url: str, token: str) -> None:
+        from experiments.services.simulation_http import run_http_simulation
+
+        def progress(fraction: float, message: str) -> None:
+            self.stdout.write(f"{round(100 * fraction):3d}% {message}")
+
+        try:
+            result = run_http_simulation(experiment, settings, url, token, progress=progress)
+        except SimulationRefused as error:
+            raise CommandError(str(error)) from None
+        run, rate = result.simulation, result.requests / result.seconds
+        self.stdout.write(self.style.SUCCESS(
+            f"Simulation run {run.pk} over HTTP: {result.requests:,} recommendation requests ({rate:,.0f}/s), "
+            f"{run.impressions:,} impressions, {run.clicks:,} clicks, {result.events_sent:,} events sent in "
+            f"{result.event_batches:,} batches; {run.message}."
         ))  # fmt: skip
