@@ -37,7 +37,7 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
-from experiments.services.results import experiment_results
+from experiments.services.results import TRAFFIC, experiment_results
 from experiments.services.serving import ServingError, UnknownExperiment, serve
 
 SESSION_AND_TOKEN = [
@@ -145,7 +145,15 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._transition(request, key, "archive")
 
     @extend_schema(
-        parameters=[OpenApiParameter("fold", bool, description="fold new events into the rollups first")],
+        parameters=[
+            OpenApiParameter("fold", bool, description="fold new events into the rollups first"),
+            OpenApiParameter(
+                "traffic",
+                str,
+                enum=["all", "live", "simulated"],
+                description="users counted: live, simulated (simulation runs) or all (default)",
+            ),
+        ],
         responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
     )
     @action(detail=True, methods=["get"])
@@ -153,7 +161,10 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
         user from the rollups, each treatment tested against the control (Holm-corrected), and the SRM check."""
         fold = request.query_params.get("fold", "").lower() in ("1", "true", "yes")
-        return Response(experiment_results(self.get_object(), fold_first=fold))
+        traffic = request.query_params.get("traffic", "all")
+        if traffic not in TRAFFIC:
+            return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
+        return Response(experiment_results(self.get_object(), fold_first=fold, traffic=traffic))
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])

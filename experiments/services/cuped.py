@@ -16,6 +16,11 @@ from experiments.models import Experiment, Exposure, UserRollup
 from experiments.stats import CovariateSample
 from recommenders.models import Interaction
 
+_TRAFFIC_SQL = {
+    "all": "",
+    "live": "AND x.simulation_id IS NULL",
+    "simulated": "AND x.simulation_id IS NOT NULL",
+}
 # Metric -> the per-user expression (over the user rollup `u`) it averages.
 CUPED_METRICS = {
     "clicks_per_user": "COALESCE(u.clicks, 0)",
@@ -23,8 +28,11 @@ CUPED_METRICS = {
 }
 
 
-def covariate_samples(experiment: Experiment) -> dict[str, dict[int, CovariateSample]]:
-    """{metric: {arm id: CovariateSample(n, sum_y, sum_y2, sum_x, sum_x2, sum_xy)}}; empty when no pre-period."""
+def covariate_samples(experiment: Experiment, traffic: str = "all") -> dict[str, dict[int, CovariateSample]]:
+    """{metric: {arm id: CovariateSample(n, sum_y, sum_y2, sum_x, sum_x2, sum_xy)}}; empty when no pre-period.
+
+    `traffic`: "live", "simulated" or "all" users (by whether their exposure is a simulation run's).
+    """
     if experiment.source != Experiment.Source.PLATFORM or experiment.started_at is None:
         return {}
     arm = experiment.arms.exclude(variant=None).select_related("variant").first()
@@ -47,7 +55,7 @@ def covariate_samples(experiment: Experiment) -> dict[str, dict[int, CovariateSa
                 SELECT user_id, COUNT(*) AS n FROM {Interaction._meta.db_table}
                 WHERE dataset_id = %s AND "timestamp" < %s GROUP BY user_id
             ) p ON p.user_id = {shopper_id}
-            WHERE x.experiment_id = %s
+            WHERE x.experiment_id = %s {_TRAFFIC_SQL[traffic]}
             GROUP BY x.arm_id"""
         with connection.cursor() as cursor:
             cursor.execute(sql, [dataset_id, experiment.started_at, experiment.pk])

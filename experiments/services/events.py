@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -134,9 +134,7 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
 def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:
     """Store rows (in COLUMNS order) whose event_id is new; returns the number of rows inserted.
 
-    PostgreSQL: COPY the rows into a per-connection temporary staging table, then one
-    INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING moves the new ones over (COPY
-    parses rows several times faster than a multi-row INSERT). Others: row by row.
+    PostgreSQL: as CSV through `copy_events`. Others: row by row.
     """
     if not values:
         return 0
@@ -145,33 +143,18 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
         columns_used = (*COLUMNS, "simulation_id")
         values = [(*row, simulation_id) for row in values]
     table = Event._meta.db_table
+    if connection.vendor == "postgresql":
+        buffer = io.StringIO()
+        write = csv.writer(buffer).writerow
+        times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
+        for row in values:
+            when, received = row[10], row[11]
+            stamp = times.get(when) or times.setdefault(when, when.isoformat())
+            received_at = times.get(received) or times.setdefault(received, received.isoformat())
+            write((*row[:10], stamp, received_at, *row[12:]))
+        buffer.seek(0)
+        return copy_events(buffer, columns_used)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            raw: Any = cursor.cursor
-            columns = ", ".join(columns_used)
-            cursor.execute(  # all the columns either path fills, once per database connection
-                "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
-                f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
-            )
-            buffer = io.StringIO()
-            write = csv.writer(buffer).writerow
-            times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
-            for row in values:
-                when, received = row[10], row[11]
-                stamp = times.get(when) or times.setdefault(when, when.isoformat())
-                received_at = times.get(received) or times.setdefault(received, received.isoformat())
-                write((*row[:10], stamp, received_at, *row[12:]))
-            buffer.seek(0)
-            raw.copy_expert(
-                f"COPY event_staging ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (event_id, type, "
-                "user_id, item_id))",
-                buffer,
-            )
-            cursor.execute(
-                f"WITH stored AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM event_staging "
-                "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
-            )
-            return int(cursor.fetchone()[0])
         sql = f"INSERT INTO {table} ({', '.join(columns_used)}) VALUES ({', '.join(['%s'] * len(columns_used))}) "
         sql += "ON CONFLICT (event_id) DO NOTHING"
         adapt = connection.ops.adapt_datetimefield_value
@@ -180,6 +163,40 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
             cursor.execute(sql, _sqlite_row(row, adapt))
             total += cursor.rowcount
         return total
+
+
+def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new: bool = False) -> int:
+    """PostgreSQL: store CSV rows (in `columns` order, a subset of COLUMNS + simulation_id) whose
+    event_id is new; returns the number inserted.
+
+    COPY the rows into a per-connection temporary staging table, then one INSERT ... SELECT ...
+    ON CONFLICT (event_id) DO NOTHING moves the new ones over (COPY parses rows several times
+    faster than a multi-row INSERT). Callers that build CSV text themselves (the simulator, in
+    bulk with numpy) skip the per-row tuples of `insert_events`.
+
+    `known_new`: the caller guarantees no event_id is stored yet (ids derived from a key only it
+    uses, checked beforehand), so the rows are copied straight into the table, without the
+    staging table and the conflict check (about twice as fast); a duplicate then raises
+    IntegrityError rather than being skipped.
+    """
+    table = Event._meta.db_table
+    names = ", ".join(columns)
+    options = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
+    if known_new:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH ({options})", buffer)  # type: ignore[attr-defined]
+            return int(cursor.cursor.rowcount)  # type: ignore[attr-defined]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(  # all the columns either path fills, once per database connection
+            "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
+            f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
+        )
+        cursor.cursor.copy_expert(f"COPY event_staging ({names}) FROM STDIN WITH ({options})", buffer)  # type: ignore[attr-defined]
+        cursor.execute(
+            f"WITH stored AS (INSERT INTO {table} ({names}) SELECT {names} FROM event_staging "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _sqlite_row(row: tuple[Any, ...], adapt: Any) -> tuple[Any, ...]:

@@ -4,11 +4,11 @@ Analysis never scans events. Four tables, all keyed by experiment:
 
 - ``UserRollup(arm, user_id)``: each exposed user's cumulative impressions, clicks, add-to-carts,
   purchases and revenue.
-- ``ArmRollup(arm)``: the per-arm sufficient statistics over users that the statistics engine
+- ``ArmRollup(arm, simulated)``: the per-arm sufficient statistics over users that the statistics engine
   needs: exposed users, sums, sums of squares (impressions, clicks, revenue), the clicks x
   impressions cross product (delta-method CTR with users as units), and how many users clicked,
   added to cart, purchased at least once.
-- ``DailyRollup(arm, day)``: per UTC day, event totals (by the event's timestamp) and new users
+- ``DailyRollup(arm, day, simulated)``: per UTC day, event totals (by the event's timestamp) and new users
   (by first exposure), for charts.
 - ``RollupState``: the watermarks (last event id and last exposure id folded) and counters.
 
@@ -23,14 +23,20 @@ one arm, the unit of randomisation). ``Event.arm`` is not used: it is the same a
 users and can name the control for users outside the experiment (served control, never
 exposed). Events of users without an exposure are counted as ``unattributed_events`` and skipped.
 
+Traffic: ``simulated`` is true for users whose exposure belongs to a simulation run. A user is
+live or simulated, never both, so an arm's two rows add up to its statistics over all users
+(sums, squares and cross products are sums over users) and results can show live, simulated or
+all traffic from the same rows.
+
 The fold of one step, in one transaction with the experiment's RollupState row locked:
 
-1. exposures with id in (exposure_watermark, upper_x]: add new users per arm and day;
-2. events with id in (event_watermark, upper_e], joined to exposures with id <= upper_x and grouped
-   by (arm, user) in SQL: add the arm increments (computed against the users' previous UserRollup
-   totals, so this statement runs before step 3), then upsert-add the user totals, then the
-   per (arm, day) totals (``INSERT .. ON CONFLICT .. DO UPDATE SET x = t.x + excluded.x``, which
-   PostgreSQL and SQLite >= 3.24 both understand);
+1. exposures with id in (exposure_watermark, upper_x]: add new users per arm, traffic and day;
+2. events with id in (event_watermark, upper_e]: one scan, left-joined to exposures with
+   id <= upper_x and grouped by (arm, traffic, user, day) into a temporary table (arm NULL:
+   unattributed); from that small table: the event counts, the arm increments (computed against
+   the users' previous UserRollup totals, so this statement runs before the next), the user
+   totals (upsert-add), the per (arm, traffic, day) totals (``INSERT .. ON CONFLICT .. DO UPDATE
+   SET x = t.x + excluded.x``, which PostgreSQL and SQLite >= 3.24 both understand);
 3. move both watermarks.
 
 A second fold finds empty ranges and changes nothing; a crash rolls the step back whole.
@@ -92,26 +98,54 @@ def _add_all(table: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
 
 
-def _delta_sql() -> str:
-    """Per (arm, user) totals of the events in the range, attributed through folded exposures."""
+_DELTA = "rollup_delta"
+_DELTA_COLUMNS = "arm_id, simulated, user_id, day, n, imp, clk, atc, pur, rev"
+
+
+def _create_delta_sql() -> str:
+    """A per-connection scratch table for one fold step's single pass over its event range."""
+    revenue = "NUMERIC(18, 2)" if connection.vendor == "postgresql" else "DECIMAL"
     return f"""
-        SELECT x.arm_id AS arm_id, e.user_id AS user_id,
-               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END) AS imp,
-               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END) AS clk,
-               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END) AS atc,
-               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END) AS pur,
-               COALESCE(SUM(e.revenue), 0) AS rev
+        CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (
+            arm_id BIGINT, simulated BOOLEAN, user_id VARCHAR(100), day DATE, n BIGINT,
+            imp BIGINT, clk BIGINT, atc BIGINT, pur BIGINT, rev {revenue})"""
+
+
+def _fill_delta_sql() -> str:
+    """The one scan of the range: per (arm, traffic, user, day) event totals; arm NULL = unattributed.
+
+    Attribution through exposures folded so far (id <= the exposure bound); the traffic is
+    simulated when the user's exposure belongs to a simulation run. Unattributed events are
+    grouped under one empty user, as only their number matters.
+    """
+    return f"""
+        INSERT INTO {_DELTA} ({_DELTA_COLUMNS})
+        SELECT x.arm_id, x.simulation_id IS NOT NULL, CASE WHEN x.id IS NULL THEN '' ELSE e.user_id END,
+               {_day('e."timestamp"')}, COUNT(*),
+               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END),
+               COALESCE(SUM(e.revenue), 0)
         FROM {_EVENT} e
-        JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s AND x.id <= %(exposures)s
-        GROUP BY x.arm_id, e.user_id"""
+        LEFT JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
+                               AND x.id <= %(exposures)s
+        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s
+        GROUP BY 1, 2, 3, 4"""
+
+
+# Per (arm, traffic, user) totals of the step, from the delta table.
+_USER_DELTA = f"""
+        SELECT arm_id, simulated, user_id, SUM(imp) AS imp, SUM(clk) AS clk, SUM(atc) AS atc, SUM(pur) AS pur,
+               SUM(rev) AS rev
+        FROM {_DELTA} WHERE arm_id IS NOT NULL GROUP BY arm_id, simulated, user_id"""
 
 
 def _arm_events_sql() -> str:
     # Runs before the user upsert: u holds each user's totals before this fold step.
     return f"""
-        INSERT INTO {_ARM} (experiment_id, arm_id, {", ".join(_ARM_COLUMNS)})
-        SELECT %(experiment)s, d.arm_id, 0,
+        INSERT INTO {_ARM} (experiment_id, arm_id, simulated, {", ".join(_ARM_COLUMNS)})
+        SELECT %(experiment)s, d.arm_id, d.simulated, 0,
                SUM(CASE WHEN u.id IS NULL THEN 1 ELSE 0 END),
                SUM(d.imp), SUM(d.clk), SUM(d.atc), SUM(d.pur), SUM(d.rev),
                SUM(d.imp * (d.imp + 2 * COALESCE(u.impressions, 0))),
@@ -121,51 +155,45 @@ def _arm_events_sql() -> str:
                SUM(CASE WHEN d.clk > 0 AND COALESCE(u.clicks, 0) = 0 THEN 1 ELSE 0 END),
                SUM(CASE WHEN d.atc > 0 AND COALESCE(u.add_to_carts, 0) = 0 THEN 1 ELSE 0 END),
                SUM(CASE WHEN d.pur > 0 AND COALESCE(u.purchases, 0) = 0 THEN 1 ELSE 0 END)
-        FROM ({_delta_sql()}) d
+        FROM ({_USER_DELTA}) d
         LEFT JOIN {_USER} u ON u.experiment_id = %(experiment)s AND u.user_id = d.user_id
         WHERE 1 = 1
-        GROUP BY d.arm_id
-        ON CONFLICT (experiment_id, arm_id) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
+        GROUP BY d.arm_id, d.simulated
+        ON CONFLICT (experiment_id, arm_id, simulated) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
 
 
 def _user_events_sql() -> str:
     return f"""
         INSERT INTO {_USER} (experiment_id, arm_id, user_id, {", ".join(_COUNTS)})
         SELECT %(experiment)s, d.arm_id, d.user_id, d.imp, d.clk, d.atc, d.pur, d.rev
-        FROM ({_delta_sql()}) d
+        FROM ({_USER_DELTA}) d
         WHERE 1 = 1
         ON CONFLICT (experiment_id, user_id) DO UPDATE SET {_add_all(_USER, _COUNTS)}"""
 
 
 def _daily_events_sql() -> str:
     return f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, day, {", ".join(_DAILY_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, {_day('e."timestamp"')}, 0,
-               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END),
-               COALESCE(SUM(e.revenue), 0)
-        FROM {_EVENT} e
-        JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s AND x.id <= %(exposures)s
-        GROUP BY 2, 3
-        ON CONFLICT (experiment_id, arm_id, day) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)})
+        SELECT %(experiment)s, arm_id, simulated, day, 0, SUM(imp), SUM(clk), SUM(atc), SUM(pur), SUM(rev)
+        FROM {_DELTA} WHERE arm_id IS NOT NULL
+        GROUP BY arm_id, simulated, day
+        ON CONFLICT (experiment_id, arm_id, day, simulated) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
 
 
 def _exposure_sqls() -> tuple[str, str]:
     where = "x.experiment_id = %(experiment)s AND x.id > %(low)s AND x.id <= %(high)s"
     zeros = ", ".join(["0"] * (len(_ARM_COLUMNS) - 1))
     arm = f"""
-        INSERT INTO {_ARM} (experiment_id, arm_id, {", ".join(_ARM_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, COUNT(*), {zeros}
-        FROM {_EXPOSURE} x WHERE {where} GROUP BY x.arm_id
-        ON CONFLICT (experiment_id, arm_id) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
-    daily = f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, day, {", ".join(_DAILY_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, {_day("x.first_exposed_at")}, COUNT(*), 0, 0, 0, 0, 0
+        INSERT INTO {_ARM} (experiment_id, arm_id, simulated, {", ".join(_ARM_COLUMNS)})
+        SELECT %(experiment)s, x.arm_id, x.simulation_id IS NOT NULL, COUNT(*), {zeros}
         FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3
-        ON CONFLICT (experiment_id, arm_id, day) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
+        ON CONFLICT (experiment_id, arm_id, simulated) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
+    daily = f"""
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)})
+        SELECT %(experiment)s, x.arm_id, x.simulation_id IS NOT NULL, {_day("x.first_exposed_at")},
+               COUNT(*), 0, 0, 0, 0, 0
+        FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3, 4
+        ON CONFLICT (experiment_id, arm_id, day, simulated) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
     return arm, daily
 
 
@@ -224,16 +252,16 @@ def _fold_step(experiment_id: int, cutoff: datetime, chunk: int) -> tuple[FoldRe
         events = unattributed = 0
         if upper_e > state.event_watermark:
             params.update(low=state.event_watermark, high=upper_e, exposures=upper_x)
+            cursor.execute(_create_delta_sql())
+            cursor.execute(f"DELETE FROM {_DELTA}")
+            cursor.execute(_fill_delta_sql(), params)
             cursor.execute(
-                f"""SELECT COUNT(*), COUNT(x.id) FROM {_EVENT} e
-                    LEFT JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-                                           AND x.id <= %(exposures)s
-                    WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s""",
-                params,
+                f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN arm_id IS NULL THEN n ELSE 0 END), 0) "
+                f"FROM {_DELTA}"
             )
-            total, attributed = cursor.fetchone()
-            events, unattributed = int(total), int(total) - int(attributed)
-            if attributed:
+            total, missing = cursor.fetchone()
+            events, unattributed = int(total), int(missing)
+            if events > unattributed:
                 for sql in (_arm_events_sql(), _user_events_sql(), _daily_events_sql()):
                     cursor.execute(sql, params)
         RollupState.objects.filter(pk=experiment_id).update(
