@@ -295,6 +295,16 @@ class DailyRollup(models.Model):
     add_to_carts = models.BigIntegerField(default=0)
     purchases = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    # The day's increments of the arm's per-user sufficient statistics (ArmRollup's columns of the
+    # same names), attributed to the events' day: summed over days <= D they are the arm's
+    # statistics as of the end of day D, which the results use for the lift over time.
+    impressions_sq = models.BigIntegerField(default=0)
+    clicks_sq = models.BigIntegerField(default=0)
+    clicks_x_impressions = models.BigIntegerField(default=0)
+    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
+    clickers = models.BigIntegerField(default=0)
+    adders = models.BigIntegerField(default=0)
+    purchasers = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
