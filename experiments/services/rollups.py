@@ -61,7 +61,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from experiments.models import ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.models import ArmRollup, CupedRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.services.cuped import refresh_covariates
 
 FOLD_LAG = timedelta(seconds=10)
 FOLD_CHUNK_IDS = 1_000_000  # event ids per transaction, so a recompute of 10 M events is 10 short steps
@@ -324,6 +325,8 @@ def fold(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHU
         unattributed += step.unattributed
         exposures += step.exposures
         if not more:
+            if events or exposures:
+                refresh_covariates(experiment_id)  # CUPED's sums follow the rollups they join
             return FoldResult(experiment_id, events, unattributed, exposures, step.event_watermark,
                               step.exposure_watermark)  # fmt: skip
 
@@ -332,7 +335,7 @@ def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOL
     """Delete the experiment's rollups and fold everything again from id 0."""
     with transaction.atomic():
         lock_state(experiment_id)
-        for model in (ArmRollup, UserRollup, DailyRollup):
+        for model in (ArmRollup, UserRollup, DailyRollup, CupedRollup):
             model.objects.filter(experiment_id=experiment_id).delete()
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=0, exposure_watermark=0, folded_events=0, unattributed_events=0, folded_at=None
