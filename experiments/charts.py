@@ -24,7 +24,7 @@ def _colour(index: int) -> str:
 def _layout(title: str, y_title: str, *, y_format: str = "", **extra: Any) -> dict[str, Any]:
     return {
         "title": {"text": title, "font": {"size": 14}},
-        "xaxis": {"title": {"text": "day"}, "type": "date", "tickformat": "%b %d", "dtick": 86_400_000},
+        "xaxis": {"title": {"text": "day"}, "type": "date", "tickformat": "%b %d"},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format},
         "legend": {"orientation": "h", "y": -0.25},
         "hovermode": "x unified",
@@ -108,9 +108,22 @@ def lift_over_time(results: dict[str, Any]) -> Figure:
         data.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["effect"] for look in looks],
                      "name": f"{arm} lift", "line": {"color": colour}, "legendgroup": arm})  # fmt: skip
     layout = _layout("Lift vs control over time (always-valid 95 % band)", "relative lift", y_format="+.0%",
+                     yaxis={"title": {"text": "relative lift"}, "tickformat": "+.0%", "range": _lift_range(results)},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                               "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
     return {"data": data, "layout": layout}
+
+
+def _lift_range(results: dict[str, Any]) -> list[float] | None:
+    """A y range that shows the later, narrower bands well: the first day's band (a handful of
+    users) can be a hundred times wider and would flatten everything else. None: automatic."""
+    looks = [look for history in results.get("lift_history", {}).values() for look in history[1:]]
+    if not looks:
+        return None
+    low = min(look["ci_low"] for look in looks)
+    high = max(look["ci_high"] for look in looks)
+    pad = 0.1 * (high - low or 1.0)
+    return [min(low, 0.0) - pad, max(high, 0.0) + pad]
 
 
 def posterior_lift(results: dict[str, Any], seed: int = 0) -> Figure:
