@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import BadRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,7 +23,7 @@ from experiments.forms import DecisionForm
 from experiments.models import Experiment
 from experiments.pages import experiment_plan
 from experiments.services.lifecycle import ExperimentError, TransitionError, record_decision, snapshot
-from experiments.services.results import experiment_results
+from experiments.services.results import TRAFFIC, experiment_results
 from recommenders.models import Evaluation
 
 DECIDABLE = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED)
@@ -32,8 +33,16 @@ def _experiment(key: str) -> Experiment:
     return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
 
 
-def _results_context(experiment: Experiment) -> dict[str, Any]:
-    results = experiment_results(experiment)
+def _traffic(request: HttpRequest) -> str:
+    """The traffic to show: live, simulated or all (default); anything else is a 400."""
+    traffic = request.GET.get("traffic", "all")
+    if traffic not in TRAFFIC:
+        raise BadRequest(f"traffic must be one of {', '.join(TRAFFIC)}, not {traffic!r}")
+    return traffic
+
+
+def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, Any]:
+    results = experiment_results(experiment, traffic=traffic)
     plan = experiment_plan(experiment)
     return {
         "experiment": experiment,
@@ -46,13 +55,15 @@ def _results_context(experiment: Experiment) -> dict[str, Any]:
         ],
         "metric_label": presentation.METRIC_LABELS.get(results["primary_metric"], results["primary_metric"]),
         "has_traffic": any(arm["users"] for arm in results["arms"]),
+        "traffic": traffic,
+        "traffic_choices": [("all", "All traffic"), ("live", "Live"), ("simulated", "Simulated")],
     }
 
 
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def results(request: HttpRequest, key: str) -> HttpResponse:
-    context = {"section": "experiments", **_results_context(_experiment(key))}
+    context = {"section": "experiments", **_results_context(_experiment(key), _traffic(request))}
     return render(request, "experiments/results.html", context)
 
 
@@ -79,7 +90,7 @@ def report(request: HttpRequest, key: str) -> HttpResponse:
     can_decide = request.user.has_perm("experiments.record_decision")
     context = {
         "section": "experiments",
-        **_results_context(experiment),
+        **_results_context(experiment, _traffic(request)),
         "offline": _offline_metrics(experiment),
         "changes": experiment.changes.select_related("user").order_by("at", "id"),
         "decisions": experiment.decisions.select_related("reviewer", "winning_arm"),
@@ -98,7 +109,7 @@ def export_csv(request: HttpRequest, key: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
     writer = csv.DictWriter(response, fieldnames=presentation.EXPORT_COLUMNS)
     writer.writeheader()
-    writer.writerows(presentation.export_rows(experiment_results(experiment)))
+    writer.writerows(presentation.export_rows(experiment_results(experiment, traffic=_traffic(request))))
     return response
 
 
@@ -110,7 +121,7 @@ def export_json(request: HttpRequest, key: str) -> HttpResponse:
     document = {
         "experiment": {"key": experiment.key, "owner": experiment.owner.username, **snapshot(experiment),
                        "started_at": experiment.started_at, "stopped_at": experiment.stopped_at},
-        "results": experiment_results(experiment),
+        "results": experiment_results(experiment, traffic=_traffic(request)),
         "decisions": [{"outcome": d.outcome, "winning_arm": d.winning_arm.name if d.winning_arm else None,
                        "rationale": d.rationale, "reviewer": d.reviewer.username, "at": d.at}
                       for d in experiment.decisions.select_related("reviewer", "winning_arm")],

@@ -285,3 +285,18 @@ def test_simulation_is_refused_with_the_reason_when_the_data_set_has_no_holdout(
     response = client_for(pm).post(reverse("experiment_pages:simulate", args=["recs-ab"]),
                                    {"users": 100, "days": 2, "seed": 1}, follow=True)  # fmt: skip
     assert "has no held-out period to simulate from" in response.content.decode()
+
+
+def test_results_show_live_simulated_or_all_traffic_and_refuse_anything_else() -> None:
+    experiment_with_traffic()  # live users only
+    client = client_for(product_manager())
+    url = reverse("experiment_pages:results", args=["page-ab"])
+    live = client.get(url, {"traffic": "live"}).content.decode()
+    simulated = client.get(url, {"traffic": "simulated"}).content.decode()
+    assert 'id="summary"' in live
+    assert 'id="no-traffic"' in simulated
+    assert '<option value="simulated" selected>' in simulated
+    exported = client.get(reverse("experiment_pages:export-csv", args=["page-ab"]), {"traffic": "simulated"})
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    assert {row["users"] for row in rows} == {"0"}
+    assert client.get(url, {"traffic": "bots"}).status_code == 400
