@@ -32,7 +32,7 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
-from experiments.services.simulation import SimulationRefused, queue_simulation
+from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.stats import StatisticError
 
 # The buttons each status offers, in order, with the question asked before acting.
@@ -164,6 +164,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "simulations": simulations,
         "active_simulation": next((s for s in simulations if s.status in ("queued", "running")), None),
         "simulation_form": SimulationForm(),
+        "finished_statuses": sorted(SimulationRun.FINISHED),
         "can_simulate": can_run and experiment.status == "running" and experiment.source == "platform",
         "plan": experiment_plan(experiment),
     }
@@ -235,3 +236,34 @@ def simulation_status(request: HttpRequest, key: str, pk: int) -> JsonResponse:
     run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
     return JsonResponse({"status": run.status, "progress": run.progress, "message": run.message,
                          "sessions": run.sessions, "impressions": run.impressions})  # fmt: skip
+
+
+@login_required
+@require_POST
+def simulation_cancel(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    """Cancel a queued or running simulation (it stops before its next simulated day)."""
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers cancel simulations.", status=403)
+    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
+    try:
+        cancel_simulation(run)
+    except SimulationRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Simulation {pk} is being cancelled; the days it stored stay until you delete it.")
+    return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@require_POST
+def simulation_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    """Delete a finished simulation's traffic (live traffic is untouched) and rebuild the rollups."""
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers delete simulations.", status=403)
+    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
+    if run.status not in SimulationRun.FINISHED:
+        messages.error(request, f"Simulation {pk} is {run.status}: cancel it and wait until it stops first.")
+    else:
+        delete_simulation(run)
+        messages.success(request, f"Simulation {pk} and all its traffic were deleted.")
+    return redirect("experiment_pages:detail", key=key)

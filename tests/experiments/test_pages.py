@@ -257,7 +257,7 @@ def test_decisions_wait_until_the_experiment_stops_and_are_for_reviewers_only() 
         reverse("experiment_pages:decide", args=["page-ab"]), {"outcome": "ship", "rationale": "early"}
     )
     assert refused.status_code == 400
-    assert "stop it before deciding" in refused.content.decode()
+    assert "stop it before deciding" in deleted.content.decode()
     pm = client_for(product_manager())
     assert (
         pm.post(reverse("experiment_pages:decide", args=["page-ab"]), {"outcome": "ship", "rationale": "x"}).status_code
@@ -300,3 +300,24 @@ def test_results_show_live_simulated_or_all_traffic_and_refuse_anything_else() -
     rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
     assert {row["users"] for row in rows} == {"0"}
     assert client.get(url, {"traffic": "bots"}).status_code == 400
+
+
+def test_product_managers_cancel_a_queued_simulation_and_delete_a_finished_one() -> None:
+    from experiments.models import SimulationRun
+
+    experiment, _, _ = running_experiment("sim-page")
+    queued = SimulationRun.objects.create(experiment=experiment, config={"days": 2})
+    finished = SimulationRun.objects.create(experiment=experiment, config={"days": 2}, status="succeeded")
+    reviewer = client_for(user_with_role("rita", REVIEWERS))
+    assert reviewer.post(reverse("experiment_pages:simulation-cancel", args=["sim-page", queued.pk])).status_code == 403
+    pm = client_for(product_manager())
+    page = pm.get(reverse("experiment_pages:detail", args=["sim-page"])).content.decode()
+    assert 'id="cancel-simulation"' in page
+
+    pm.post(reverse("experiment_pages:simulation-cancel", args=["sim-page", queued.pk]))
+    deleted = pm.post(reverse("experiment_pages:simulation-delete", args=["sim-page", finished.pk]), follow=True)
+
+    queued.refresh_from_db()
+    assert queued.status == "cancelled"
+    assert not SimulationRun.objects.filter(pk=finished.pk).exists()
+    assert f"Simulation {finished.pk} and all its traffic were deleted." in deleted.content.decode()
