@@ -21,6 +21,7 @@ PARAM_PREFIX = "param_"
 WEIGHT_PREFIX = "weight_"
 HYBRID = "hybrid"
 DEFAULT_WEIGHT = 0.5
+LEARN_WEIGHTS = "learn_weights"
 
 
 class ChooseAlgorithmForm(forms.Form):
@@ -80,7 +81,14 @@ class RegisterVariantForm(forms.Form):
                 )
 
     def param_fields(self) -> list[forms.BoundField]:
-        return [self[PARAM_PREFIX + name] for name in self.param_names]
+        """The parameter fields except a hybrid's learn_weights, which sits beside the weight sliders."""
+        beside_sliders = LEARN_WEIGHTS if self.learn_weights_field() is not None else None
+        return [self[PARAM_PREFIX + name] for name in self.param_names if name != beside_sliders]
+
+    def learn_weights_field(self) -> forms.BoundField | None:
+        """The hybrid's "learn weights" option, when its algorithm has one."""
+        name = PARAM_PREFIX + LEARN_WEIGHTS
+        return self[name] if self.algorithm == HYBRID and name in self.fields else None
 
     def component_rows(self) -> list[dict[str, Any]]:
         """One row per candidate: its checkbox value, weight slider and offline metrics (for the template)."""

@@ -107,6 +107,7 @@ def variant_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "active_run": next((run for run in runs if run.status in ACTIVE), None),
         "trained_run": trained,
         "fit_notes": _notes(trained),
+        "components": _components(variant, trained),
         "loss_figure": loss,
         "evaluations": evaluations,
         "active_evaluation": next((e for e in evaluations if e.status in ACTIVE), None),
@@ -174,9 +175,28 @@ def _user(request: HttpRequest) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
+def _components(variant: Variant, run: TrainingRun | None) -> list[dict[str, object]]:
+    """A hybrid's components with the weight given and the weight training used (learned or not)."""
+    if variant.algorithm != HYBRID:
+        return []
+    notes = (run.fit_report or {}).get("notes") or {} if run else {}
+    used = notes.get("weights") or []
+    return [
+        {
+            "algorithm": c.get("algorithm"),
+            "params": json.dumps(c.get("params") or {}),
+            "weight": c.get("weight", 1.0),
+            "trained_weight": used[i] if i < len(used) else None,
+        }
+        for i, c in enumerate(variant.params.get("components") or [])
+    ]
+
+
 def _notes(run: TrainingRun | None) -> str:
-    """What training reported besides its history (e.g. a hybrid's learned weights), as readable JSON."""
-    notes = (run.fit_report or {}).get("notes") if run else None
+    """What training reported besides its history, as readable JSON (a hybrid's weights show in its table)."""
+    notes = dict((run.fit_report or {}).get("notes") or {}) if run else {}
+    if run is not None and run.variant.algorithm == HYBRID:
+        notes.pop("weights", None)
     return json.dumps(notes, indent=2) if notes else ""
 
 

@@ -202,7 +202,7 @@ def test_a_hybrid_of_trained_variants_is_registered_through_the_form(ds: Client,
     assert '<tr class="component" data-variant="ease@1">' in form
     assert f"{evaluation.metrics['ndcg']:.4f}" in form  # the component's offline NDCG@10 beside its slider
     assert re.search(rf'type="range" name="weight_{ease.pk}" value="0.5"', form)
-    assert 'name="param_learn_weights"' in form
+    assert re.search(r'<label id="learn-weights"><input type="checkbox" name="param_learn_weights"', form)
 
     response = register_through_form(
         ds, "hybrid", dataset.name, name="blend", components=[str(pop.pk), str(ease.pk)],
@@ -217,6 +217,17 @@ def test_a_hybrid_of_trained_variants_is_registered_through_the_form(ds: Client,
     ]
     run_training(TrainingRun.objects.create(variant=hybrid).pk)
     assert Variant.objects.get(pk=hybrid.pk).status == "trained"
+    page = ds.get("/variants/blend/1/").content.decode()
+    rows = re.findall(
+        r"<tr><td>(\w+)</td><td><code>(.*?)</code></td>\s*<td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td>",
+        page,
+    )
+    assert rows == [("popularity", "{}", "0.25", "0.25"), ("ease", "{&quot;l2&quot;: 50.0}", "0.75", "0.75")]
+    assert 'id="fit-notes"' not in page  # the weights are all the hybrid noted, and the table shows them
+
+    register_through_form(ds, "hybrid", dataset.name, name="learned", components=[str(pop.pk), str(ease.pk)],
+                          param_learn_weights="on")  # fmt: skip
+    assert Variant.objects.get(name="learned").params["learn_weights"] is True
 
 
 def test_a_hybrid_without_components_is_refused_on_the_components_field(ds: Client, shop: Dataset) -> None:
