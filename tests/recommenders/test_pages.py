@@ -13,6 +13,7 @@ from django.test import Client
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
 from recommenders import serving
+from recommenders.algorithms import registry
 from recommenders.models import Dataset, Evaluation, TrainingRun, Variant
 from recommenders.services.training import queue_evaluation, run_evaluation, run_training
 from tests.recommenders.factories import retail_sample, user_with_role
@@ -137,6 +138,20 @@ def test_the_form_has_the_algorithms_parameters_with_their_defaults(ds: Client, 
     assert "float, default 500.0" in html
     assert re.search(r'<input type="number" name="param_max_items" value="20000"', html)
     assert re.search(r'<input type="checkbox" name="param_use_values"', html)
+
+
+@pytest.mark.parametrize("algorithm", [name for name in registry.names() if name != "hybrid"])
+def test_submitting_the_form_unchanged_registers_the_defaults(algorithm: str, ds: Client, shop: Dataset) -> None:
+    html = ds.get(f"/variants/new/?algorithm={algorithm}&dataset=shop").content.decode()
+    # What a browser sends for the untouched form: every value as rendered, ticked boxes as "on".
+    fields = dict(re.findall(r'<input type="(?:number|text)" name="(param_\w+)" value="([^"]*)"', html))
+    fields |= {name: "on" for name in re.findall(r'<input type="checkbox" name="(param_\w+)"[^>]* checked', html)}
+    assert fields
+
+    response = register_through_form(ds, algorithm, "shop", name=f"plain-{algorithm}".replace("_", "-"), **fields)
+
+    assert response.status_code == 302
+    assert Variant.objects.get().params == {}
 
 
 def test_bad_parameters_come_back_as_field_errors(ds: Client, shop: Dataset) -> None:
