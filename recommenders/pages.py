@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 from django.contrib import messages
@@ -82,9 +83,8 @@ def variant_register(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Registered {variant.label}. Press Train when you are ready.")
             return redirect("variants:detail", name=variant.name, version=variant.version)
-    context.update(
-        form=form, algorithm=algorithm, dataset=dataset, hybrid=algorithm == HYBRID, doc=_algorithm_doc(algorithm)
-    )
+    context.update(form=form, algorithm=algorithm, dataset=dataset, hybrid=algorithm == HYBRID,
+                   doc=_algorithm_doc(algorithm), params_doc=_params_doc(algorithm))  # fmt: skip
     return render(request, "recommenders/variant_register.html", context)
 
 
@@ -202,3 +202,10 @@ def _notes(run: TrainingRun | None) -> str:
 
 def _algorithm_doc(name: str) -> str:
     return (registry.get(name).__doc__ or "").strip().split("\n\n")[0]
+
+
+def _params_doc(name: str) -> str:
+    """The Params dataclass's docstring when its author wrote one (dataclasses otherwise make up a signature)."""
+    params = registry.get(name).Params
+    doc = inspect.cleandoc(params.__doc__ or "")
+    return "" if doc.startswith(f"{params.__name__}(") else doc

@@ -139,6 +139,9 @@ def test_the_form_has_the_algorithms_parameters_with_their_defaults(ds: Client, 
     assert re.search(r'<input type="number" name="param_max_items" value="20000"', html)
     assert re.search(r'<input type="checkbox" name="param_use_values"', html)
 
+    html = ds.get("/variants/new/?algorithm=popularity&dataset=shop").content.decode()
+    assert "`half_life_days` = 0 counts every interaction equally" in html  # the Params docstring
+
 
 @pytest.mark.parametrize("algorithm", [name for name in registry.names() if name != "hybrid"])
 def test_submitting_the_form_unchanged_registers_the_defaults(algorithm: str, ds: Client, shop: Dataset) -> None:
