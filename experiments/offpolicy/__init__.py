@@ -1,0 +1,65 @@
+"""Django-free off-policy evaluation: a candidate policy's CTR estimated from logged traffic (numpy only).
+
+Public API: ``LoggedFeedback`` (validated rewards, logging propensities, target probabilities) and the
+estimators ``ips``, ``snips``, ``doubly_robust`` (with ``RewardPredictions``), each returning an
+``OffPolicyEstimate`` with a seeded percentile-bootstrap interval, the effective sample size and
+coverage warnings; ``EstimatorConfig`` (confidence, resamples, seed, weight clipping, ESS warning
+level). Slates under the position-wise assumption: ``SlateLog``, ``PositionPolicy``,
+``evaluate_position_wise`` -> ``PositionWiseEvaluation``, with the cross-fitted reward model
+``fit_item_position_ctr`` / ``cross_fitted_predictions`` (``RewardModelConfig``). Synthetic logs with
+a known truth: ``simulate_slate_log``, ``true_value``. Every impossible input raises an
+``OffPolicyError`` subclass.
+"""
+
+from .errors import DegenerateLogError, InvalidConfigError, InvalidLogError, InvalidPolicyError, OffPolicyError
+from .estimators import (
+    EstimatorConfig,
+    LoggedFeedback,
+    OffPolicyEstimate,
+    RewardPredictions,
+    bootstrap_ratios,
+    doubly_robust,
+    effective_sample_size,
+    importance_weights,
+    ips,
+    snips,
+)
+from .slates import (
+    POSITION_WISE_ASSUMPTION,
+    PositionPolicy,
+    PositionWiseEvaluation,
+    RewardModelConfig,
+    SlateLog,
+    cross_fitted_predictions,
+    evaluate_position_wise,
+    fit_item_position_ctr,
+)
+from .synthetic import simulate_slate_log, true_value
+
+__all__ = [
+    "POSITION_WISE_ASSUMPTION",
+    "DegenerateLogError",
+    "EstimatorConfig",
+    "InvalidConfigError",
+    "InvalidLogError",
+    "InvalidPolicyError",
+    "LoggedFeedback",
+    "OffPolicyError",
+    "OffPolicyEstimate",
+    "PositionPolicy",
+    "PositionWiseEvaluation",
+    "RewardModelConfig",
+    "RewardPredictions",
+    "SlateLog",
+    "bootstrap_ratios",
+    "cross_fitted_predictions",
+    "doubly_robust",
+    "effective_sample_size",
+    "evaluate_position_wise",
+    "fit_item_position_ctr",
+    "importance_weights",
+    "ips",
+    "simulate_slate_log",
+    "snips",
+    "true_value",
+]
