@@ -1,14 +1,14 @@
 """Django-free off-policy evaluation: a candidate policy's CTR estimated from logged traffic (numpy only).
 
-Public API: ``LoggedFeedback`` (validated rewards, logging propensities, target probabilities) and the
-estimators ``ips``, ``snips``, ``doubly_robust`` (with ``RewardPredictions``), each returning an
+Public API: ``LoggedFeedback`` (validated rewards, logging propensities, target probabilities) and
+the estimators ``ips``, ``snips``, ``doubly_robust`` (with ``RewardPredictions``), each returning an
 ``OffPolicyEstimate`` with a seeded percentile-bootstrap interval, the effective sample size and
 coverage warnings; ``EstimatorConfig`` (confidence, resamples, seed, weight clipping, ESS warning
-level). Slates under the position-wise assumption: ``SlateLog``, ``PositionPolicy``,
-``evaluate_position_wise`` -> ``PositionWiseEvaluation``, with the cross-fitted reward model
-``fit_item_position_ctr`` / ``cross_fitted_predictions`` (``RewardModelConfig``). Synthetic logs with
-a known truth: ``simulate_slate_log``, ``true_value``. Every impossible input raises an
-``OffPolicyError`` subclass.
+level); ``point_estimates`` (no interval, for outer resampling loops). Slates under the
+position-wise assumption: ``SlateLog``, ``PositionPolicy``, ``evaluate_position_wise`` ->
+``PositionWiseEvaluation``, with the cross-fitted reward model ``fit_item_position_ctr`` /
+``cross_fitted_predictions`` (``RewardModelConfig``). Synthetic logs with a known truth:
+``simulate_slate_log``, ``true_value``. Every impossible input raises an ``OffPolicyError`` subclass.
 """
 
 from .errors import DegenerateLogError, InvalidConfigError, InvalidLogError, InvalidPolicyError, OffPolicyError
@@ -22,6 +22,7 @@ from .estimators import (
     effective_sample_size,
     importance_weights,
     ips,
+    point_estimates,
     snips,
 )
 from .slates import (
@@ -59,6 +60,7 @@ __all__ = [
     "fit_item_position_ctr",
     "importance_weights",
     "ips",
+    "point_estimates",
     "simulate_slate_log",
     "snips",
     "true_value",

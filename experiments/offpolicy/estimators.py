@@ -55,6 +55,7 @@ __all__ = [
     "effective_sample_size",
     "importance_weights",
     "ips",
+    "point_estimates",
     "snips",
 ]
 
@@ -204,53 +205,65 @@ def effective_sample_size(weights: npt.ArrayLike) -> float:
 
 def ips(feedback: LoggedFeedback, config: EstimatorConfig | None = None) -> OffPolicyEstimate:
     """Inverse propensity scoring, V = (1/n) sum_i w_i r_i (Horvitz & Thompson 1952)."""
-    return _weighted_mean(feedback, config or EstimatorConfig(), self_normalised=False)
+    return _ratio_estimate("IPS", feedback, None, config or EstimatorConfig())
 
 
 def snips(feedback: LoggedFeedback, config: EstimatorConfig | None = None) -> OffPolicyEstimate:
     """Self-normalised IPS, V = sum_i w_i r_i / sum_i w_i (Swaminathan & Joachims 2015)."""
-    return _weighted_mean(feedback, config or EstimatorConfig(), self_normalised=True)
-
-
-def _weighted_mean(feedback: LoggedFeedback, config: EstimatorConfig, *, self_normalised: bool) -> OffPolicyEstimate:
-    weights = importance_weights(feedback, config.clip)
-    if self_normalised:
-        name, method = "SNIPS", "self-normalised IPS: sum w_i r_i / sum w_i (biased by O(1/n), less variable than IPS)"
-    else:
-        name, method = "IPS", "inverse propensity scoring: mean of w_i r_i, w_i = pi_i / p_i"
-    denominator = weights if self_normalised else np.ones(feedback.n)
-    return _ratio_estimate(name, method, weights * feedback.rewards, denominator, weights, feedback, config)
+    return _ratio_estimate("SNIPS", feedback, None, config or EstimatorConfig())
 
 
 def doubly_robust(
     feedback: LoggedFeedback, predictions: RewardPredictions, config: EstimatorConfig | None = None
 ) -> OffPolicyEstimate:
     """Doubly robust, V = (1/n) sum_i [q_pi(x_i) + w_i (r_i - q(x_i, a_i))] (Dudik, Langford & Li 2011)."""
-    config = config or EstimatorConfig()
+    return _ratio_estimate("DR", feedback, predictions, config or EstimatorConfig())
+
+
+def point_estimates(
+    feedback: LoggedFeedback, predictions: RewardPredictions | None = None, clip: float | None = None
+) -> dict[str, float]:
+    """The IPS and SNIPS (and, given predictions, DR) point estimates alone: no interval, no warnings.
+
+    For callers that resample something the estimators cannot see (e.g. a target policy that is
+    itself estimated from logs) and need only the estimate inside their own loop.
+    """
+    names = ("IPS", "SNIPS") if predictions is None else ("IPS", "SNIPS", "DR")
+    out: dict[str, float] = {}
+    for name in names:
+        numerator, denominator, _ = _terms(name, feedback, predictions, clip)
+        out[name] = float(numerator.sum() / denominator.sum())
+    return out
+
+
+_METHODS = {
+    "IPS": "inverse propensity scoring: mean of w_i r_i, w_i = pi_i / p_i",
+    "SNIPS": "self-normalised IPS: sum w_i r_i / sum w_i (biased by O(1/n), less variable than IPS)",
+    "DR": "doubly robust: direct method plus IPS on the residuals; reward model: ",
+}
+
+
+def _terms(
+    estimator: str, feedback: LoggedFeedback, predictions: RewardPredictions | None, clip: float | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(a_i, b_i, w_i) of the estimator written as V = sum a_i / sum b_i (see the module docstring)."""
+    weights = importance_weights(feedback, clip)
+    if estimator == "SNIPS":
+        return weights * feedback.rewards, weights, weights
+    if estimator == "IPS":
+        return weights * feedback.rewards, np.ones(feedback.n), weights
+    assert predictions is not None  # DR is only ever asked for with a reward model
     if len(predictions.logged) != feedback.n:
         raise InvalidLogError(f"{len(predictions.logged)} reward predictions for {feedback.n} logged units")
-    weights = importance_weights(feedback, config.clip)
     terms = predictions.under_target + weights * (feedback.rewards - predictions.logged)
-    return _ratio_estimate(
-        "DR",
-        f"doubly robust: direct method plus IPS on the residuals; reward model: {predictions.model}",
-        terms,
-        np.ones(feedback.n),
-        weights,
-        feedback,
-        config,
-    )
+    return terms, np.ones(feedback.n), weights
 
 
 def _ratio_estimate(
-    estimator: str,
-    method: str,
-    numerator: FloatArray,
-    denominator: FloatArray,
-    weights: FloatArray,
-    feedback: LoggedFeedback,
-    config: EstimatorConfig,
+    estimator: str, feedback: LoggedFeedback, predictions: RewardPredictions | None, config: EstimatorConfig
 ) -> OffPolicyEstimate:
+    numerator, denominator, weights = _terms(estimator, feedback, predictions, config.clip)
+    method = _METHODS[estimator] + (predictions.model if estimator == "DR" and predictions is not None else "")
     n = feedback.n
     ess = effective_sample_size(weights)  # raises first when the target never picks a logged action
     estimate = float(numerator.sum() / denominator.sum())

@@ -20,6 +20,7 @@ from experiments.offpolicy import (
     doubly_robust,
     effective_sample_size,
     ips,
+    point_estimates,
     simulate_slate_log,
     snips,
     true_value,
@@ -63,6 +64,14 @@ def test_dr_on_tiny_log_adds_weighted_residuals_to_direct_method() -> None:
 def test_dr_with_exact_reward_model_is_the_direct_method() -> None:
     predictions = RewardPredictions(TINY.rewards, np.array([0.1, 0.2, 0.3, 0.4]), model="oracle")
     assert doubly_robust(TINY, predictions, FAST).estimate == pytest.approx(0.25)
+
+
+def test_point_estimates_match_the_full_estimators() -> None:
+    predictions = RewardPredictions(np.full(4, 0.5), np.full(4, 0.4), model="constant")
+    assert point_estimates(TINY) == pytest.approx({"IPS": 1.0, "SNIPS": 0.8})
+    assert point_estimates(TINY, predictions, clip=1.5) == pytest.approx(
+        {"IPS": 0.75, "SNIPS": 3 / 4, "DR": (1.15 - 0.1 + 1.15 + 0.4) / 4}
+    )
 
 
 def test_clipping_caps_weights_counts_them_and_warns() -> None:
