@@ -7,8 +7,11 @@ coverage warnings; ``EstimatorConfig`` (confidence, resamples, seed, weight clip
 level); ``point_estimates`` (no interval, for outer resampling loops). Slates under the
 position-wise assumption: ``SlateLog``, ``PositionPolicy``, ``evaluate_position_wise`` ->
 ``PositionWiseEvaluation``, with the cross-fitted reward model ``fit_item_position_ctr`` /
-``cross_fitted_predictions`` (``RewardModelConfig``). Synthetic logs with a known truth:
-``simulate_slate_log``, ``true_value``. Every impossible input raises an ``OffPolicyError`` subclass.
+``cross_fitted_predictions`` (``RewardModelConfig``). Whole rankings: ``RankingFeedback`` and
+``ranking_ips`` under the independent-item, cascade or no (whole-ranking) click assumption.
+Synthetic logs with a known truth: ``simulate_slate_log`` / ``true_value`` (impressions),
+``PlackettLuce``, ``simulate_ranking_log`` / ``ranking_true_value`` (rankings). Every impossible
+input raises an ``OffPolicyError`` subclass.
 """
 
 from .errors import DegenerateLogError, InvalidConfigError, InvalidLogError, InvalidPolicyError, OffPolicyError
@@ -25,6 +28,7 @@ from .estimators import (
     point_estimates,
     snips,
 )
+from .rankings import RANKING_ASSUMPTIONS, RankingAssumption, RankingFeedback, ranking_ips
 from .slates import (
     POSITION_WISE_ASSUMPTION,
     PositionPolicy,
@@ -35,10 +39,19 @@ from .slates import (
     evaluate_position_wise,
     fit_item_position_ctr,
 )
-from .synthetic import simulate_slate_log, true_value
+from .synthetic import (
+    ClickModel,
+    PlackettLuce,
+    ranking_true_value,
+    simulate_ranking_log,
+    simulate_slate_log,
+    true_value,
+)
 
 __all__ = [
     "POSITION_WISE_ASSUMPTION",
+    "RANKING_ASSUMPTIONS",
+    "ClickModel",
     "DegenerateLogError",
     "EstimatorConfig",
     "InvalidConfigError",
@@ -47,8 +60,11 @@ __all__ = [
     "LoggedFeedback",
     "OffPolicyError",
     "OffPolicyEstimate",
+    "PlackettLuce",
     "PositionPolicy",
     "PositionWiseEvaluation",
+    "RankingAssumption",
+    "RankingFeedback",
     "RewardModelConfig",
     "RewardPredictions",
     "SlateLog",
@@ -61,6 +77,9 @@ __all__ = [
     "importance_weights",
     "ips",
     "point_estimates",
+    "ranking_ips",
+    "ranking_true_value",
+    "simulate_ranking_log",
     "simulate_slate_log",
     "snips",
     "true_value",

@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 from .errors import InvalidLogError
 
-__all__ = ["FloatArray", "IntArray", "as_index_vector", "as_vector", "frozen"]
+__all__ = ["FloatArray", "IntArray", "as_index_vector", "as_matrix", "as_vector", "frozen"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -50,3 +50,15 @@ def as_index_vector(values: npt.ArrayLike, name: str, size: int) -> IntArray:
         first = int(np.flatnonzero(outside)[0])
         raise InvalidLogError(f"{name} must lie in [0, {size}), row {first} is {as_int[first]}")
     return as_int
+
+
+def as_matrix(values: npt.ArrayLike, name: str) -> FloatArray:
+    """2-D float64 array (units x slots) without NaN/inf."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise InvalidLogError(f"{name} must be numbers: {error}") from error
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise InvalidLogError(f"{name} must be a (units, slots) matrix, got shape {arr.shape}")
+    as_vector(arr.ravel(), name)  # the same NaN message, with the flat index
+    return arr

@@ -57,6 +57,7 @@ __all__ = [
     "ips",
     "point_estimates",
     "snips",
+    "summarise_ratio",
 ]
 
 # Bootstrap resamples are drawn as (chunk, n) index matrices: this bounds one chunk to ~16 MB of int64.
@@ -264,7 +265,27 @@ def _ratio_estimate(
 ) -> OffPolicyEstimate:
     numerator, denominator, weights = _terms(estimator, feedback, predictions, config.clip)
     method = _METHODS[estimator] + (predictions.model if estimator == "DR" and predictions is not None else "")
-    n = feedback.n
+    raw = feedback.target_probabilities / feedback.propensities
+    n_clipped = 0 if config.clip is None else int(np.count_nonzero(raw > config.clip))
+    return summarise_ratio(estimator, method, numerator, denominator, weights, n_clipped, config)
+
+
+def summarise_ratio(
+    estimator: str,
+    method: str,
+    numerator: FloatArray,
+    denominator: FloatArray,
+    weights: FloatArray,
+    n_clipped: int,
+    config: EstimatorConfig,
+) -> OffPolicyEstimate:
+    """The estimate V = sum a_i / sum b_i over the n resampling units, its delta-method standard error,
+    percentile bootstrap interval and coverage diagnostics from the (clipped) importance ``weights``.
+
+    ``weights`` may have more entries than there are units (one per slot of a ranking, say): the
+    effective sample size is then that of the weighted impressions.
+    """
+    n = len(numerator)
     ess = effective_sample_size(weights)  # raises first when the target never picks a logged action
     estimate = float(numerator.sum() / denominator.sum())
     linearised = (numerator - estimate * denominator) / denominator.mean()
@@ -275,9 +296,7 @@ def _ratio_estimate(
         raise DegenerateLogError(f"no bootstrap resample of the {n} units contained a unit with positive weight")
     alpha = 1.0 - config.confidence
     lower, upper = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
-    raw = feedback.target_probabilities / feedback.propensities
-    n_clipped = 0 if config.clip is None else int(np.count_nonzero(raw > config.clip))
-    warnings = _coverage_warnings(estimator, n, ess, n_clipped, config, len(replicates) - len(finite))
+    warnings = _coverage_warnings(estimator, len(weights), ess, n_clipped, config, len(replicates) - len(finite))
     return OffPolicyEstimate(
         estimator=estimator,
         estimate=estimate,
