@@ -18,10 +18,12 @@ Prints Markdown tables (run by hand; read-only on the data; no Django):
      Caveat: the two policies ran side by side in the same week, so the comparison also assumes the
      click behaviour did not depend on which policy served the user.
 
-  2. Synthetic slate logs with a known truth (34 items x 3 positions, CTR about 0.5 % like the Open
-     Bandit logs, uniform logging, 10,000 impressions per log): for several target policies, the
+  2. Synthetic impression logs with a known truth (34 items x 3 positions, CTR about 0.5 % like the
+     Open Bandit logs, uniform logging, 10,000 impressions per log): for several target policies, the
      share of seeds whose 95 % interval covers the true CTR (target >= 90 %), the mean bias, and how
      often the estimates rank the targets in their true order.
+  3. Synthetic whole-ranking logs (Plackett-Luce rankings, independent or cascade clicks): coverage
+     of the independent-item, cascade and whole-ranking IPS, to show what each assumption costs.
 
 Usage: python bench/offpolicy_validity.py [--bootstrap 2000] [--joint 500] [--seeds 200] ...
 """
@@ -46,10 +48,13 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 from experiments.offpolicy import (
+    ClickModel,
     EstimatorConfig,
     LoggedFeedback,
     OffPolicyEstimate,
+    PlackettLuce,
     PositionPolicy,
+    RankingAssumption,
     RewardModelConfig,
     SlateLog,
     cross_fitted_predictions,
@@ -57,6 +62,9 @@ from experiments.offpolicy import (
     evaluate_position_wise,
     ips,
     point_estimates,
+    ranking_ips,
+    ranking_true_value,
+    simulate_ranking_log,
     simulate_slate_log,
     snips,
     true_value,
@@ -66,6 +74,7 @@ FloatArray = npt.NDArray[np.float64]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "open-bandit-dataset"
 CAMPAIGNS = ("men", "women")
 ESTIMATORS = ("IPS", "SNIPS", "DR")
+ASSUMPTIONS: tuple[RankingAssumption, ...] = ("independent", "cascade", "standard")
 N_POSITIONS = 3
 
 
@@ -238,6 +247,28 @@ def synthetic_policies(ctr: FloatArray) -> dict[str, PositionPolicy]:
     }
 
 
+class Tally:
+    """Coverage, bias and interval width of one estimator over seeds."""
+
+    def __init__(self) -> None:
+        self.covered: list[bool] = []
+        self.errors: list[float] = []
+        self.widths: list[float] = []
+
+    def add(self, result: OffPolicyEstimate, truth: float) -> None:
+        self.covered.append(result.ci_lower <= truth <= result.ci_upper)
+        self.errors.append(result.estimate - truth)
+        self.widths.append(result.ci_upper - result.ci_lower)
+
+    def cell(self) -> str:
+        bias = 100 * float(np.mean(self.errors))
+        bias_se = 100 * float(np.std(self.errors, ddof=1) / math.sqrt(len(self.errors)))
+        return (
+            f"{np.mean(self.covered):.1%}; bias {bias:+.4f} ± {bias_se:.4f} pp; "
+            f"width {100 * float(np.mean(self.widths)):.3f} pp"
+        )
+
+
 def synthetic_table(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -249,44 +280,36 @@ def synthetic_table(args: argparse.Namespace) -> None:
     truths = {name: true_value(ctr, policy) for name, policy in policies.items()}
     true_order = sorted(truths, key=truths.__getitem__)
     logging = PositionPolicy.uniform(n_items, N_POSITIONS)
-    model = RewardModelConfig(prior_strength=args.prior_strength, folds=args.folds)
-    covered = {(p, e): 0 for p in policies for e in ESTIMATORS}
-    errors: dict[tuple[str, str], list[float]] = {(p, e): [] for p in policies for e in ESTIMATORS}
+    tallies = {(p, e): Tally() for p in policies for e in ESTIMATORS}
     ess: dict[str, list[float]] = {p: [] for p in policies}
     order_right = dict.fromkeys(ESTIMATORS, 0)
     best_right = dict.fromkeys(ESTIMATORS, 0)
     for seed in range(args.seeds):
         log = simulate_slate_log(ctr, logging, args.synthetic_n, rng)
         config = EstimatorConfig(n_bootstrap=args.synthetic_bootstrap, seed=seed)
+        model = RewardModelConfig(args.prior_strength, args.folds, seed)
         found: dict[str, dict[str, float]] = {e: {} for e in ESTIMATORS}
         for name, policy in policies.items():
             feedback = LoggedFeedback(log.rewards, log.propensities, policy.probabilities[log.positions, log.items])
-            predictions = cross_fitted_predictions(
-                log, policy, RewardModelConfig(model.prior_strength, model.folds, seed)
-            )
+            predictions = cross_fitted_predictions(log, policy, model)
             results = (ips(feedback, config), snips(feedback, config), doubly_robust(feedback, predictions, config))
             ess[name].append(results[0].effective_sample_size)
             for estimator, result in zip(ESTIMATORS, results, strict=True):
-                covered[name, estimator] += result.ci_lower <= truths[name] <= result.ci_upper
-                errors[name, estimator].append(result.estimate - truths[name])
+                tallies[name, estimator].add(result, truths[name])
                 found[estimator][name] = result.estimate
         for estimator in ESTIMATORS:
             order = sorted(found[estimator], key=found[estimator].__getitem__)
             order_right[estimator] += order == true_order
             best_right[estimator] += order[-1] == true_order[-1]
-    rows = []
-    for name, policy in policies.items():
-        del policy
-        row = [name, pct(truths[name]), f"{np.mean(ess[name]):,.0f}"]
-        for estimator in ESTIMATORS:
-            bias = float(np.mean(errors[name, estimator]))
-            row.append(f"{covered[name, estimator] / args.seeds:.1%} (bias {100 * bias:+.4f} pp)")
-        rows.append(row)
     markdown(
-        f"Synthetic logs with a known truth: {args.seeds} seeds x {args.synthetic_n:,} uniform-random impressions, "
-        f"34 items x 3 slots; share of 95 % intervals ({args.synthetic_bootstrap} resamples) covering the true CTR",
-        ("target policy", "true CTR", "mean ESS", "IPS coverage", "SNIPS coverage", "DR coverage"),
-        rows,
+        f"Synthetic impression logs with a known truth: {args.seeds} seeds x {args.synthetic_n:,} uniform-random "
+        f"impressions, 34 items x 3 slots; coverage of the 95 % intervals ({args.synthetic_bootstrap} resamples), "
+        "mean bias ± its standard error, mean interval width",
+        ("target policy", "true CTR", "mean ESS", "IPS", "SNIPS", "DR"),
+        [
+            [name, pct(truths[name]), f"{np.mean(ess[name]):,.0f}", *(tallies[name, e].cell() for e in ESTIMATORS)]
+            for name in policies
+        ],
     )
     print(
         "\nRanking the 4 targets (true order, worst to best: "
@@ -297,6 +320,33 @@ def synthetic_table(args: argparse.Namespace) -> None:
         + ", ".join(f"{e} {best_right[e] / args.seeds:.1%}" for e in ESTIMATORS)
         + f" of seeds. {time.perf_counter() - started:.1f} s"
     )
+
+
+def ranking_table(args: argparse.Namespace) -> None:
+    """Whole rankings (5 items, 3 slots, Plackett-Luce) under independent and cascade clicks."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    attractiveness = np.array([0.6, 0.5, 0.2, 0.1, 0.05])
+    logging = PlackettLuce(np.ones(5), 3)
+    target = PlackettLuce(np.array([20.0, 10.0, 1.0, 1.0, 1.0]), 3)
+    rows = []
+    click_models: tuple[ClickModel, ...] = ("independent", "cascade")
+    for click_model in click_models:
+        truth = ranking_true_value(target, attractiveness, click_model)
+        tallies = {a: Tally() for a in ASSUMPTIONS}
+        for seed in range(args.ranking_seeds):
+            feedback = simulate_ranking_log(logging, target, attractiveness, click_model, args.ranking_n, rng)
+            config = EstimatorConfig(n_bootstrap=args.synthetic_bootstrap, seed=seed)
+            for assumption, tally in tallies.items():
+                tally.add(ranking_ips(feedback, assumption, config), truth)
+        rows.append([click_model, pct(truth), *(tallies[a].cell() for a in ASSUMPTIONS)])
+    markdown(
+        f"Synthetic ranking logs: {args.ranking_seeds} seeds x {args.ranking_n:,} uniform-random rankings of 3 "
+        "out of 5 items; target Plackett-Luce with scores (20, 10, 1, 1, 1); coverage, bias, width as above",
+        ("click model", "true CTR", "IPS independent-item", "IPS cascade", "IPS whole ranking"),
+        rows,
+    )
+    print(f"\n{time.perf_counter() - started:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=200, help="synthetic logs (0: skip the synthetic table)")
     parser.add_argument("--synthetic-n", type=int, default=10_000, help="impressions per synthetic log")
     parser.add_argument("--synthetic-bootstrap", type=int, default=200, help="resamples per synthetic interval")
+    parser.add_argument("--ranking-seeds", type=int, default=200, help="synthetic ranking logs (0: skip)")
+    parser.add_argument("--ranking-n", type=int, default=1000, help="rankings per synthetic ranking log")
     parser.add_argument("--skip-open-bandit", action="store_true")
     args = parser.parse_args(argv)
     print(f"experiments.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
@@ -319,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         open_bandit_table(args.data, args)
     if args.seeds > 0:
         synthetic_table(args)
+    if args.ranking_seeds > 0:
+        ranking_table(args)
     load = os.getloadavg()
     print(f"\nload average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cpus (shared machine)")
     return 0
