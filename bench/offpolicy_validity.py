@@ -120,7 +120,7 @@ def subset(log: SlateLog, rows: npt.NDArray[np.int64]) -> SlateLog:
 
 
 def joint_bootstrap(
-    logs: CampaignLogs, smoothing: float, model: RewardModelConfig, resamples: int, seed: int
+    logs: CampaignLogs, args: argparse.Namespace, model: RewardModelConfig, seed: int
 ) -> dict[str, FloatArray]:
     """Point estimates over resamples of BOTH logs: pi_bts re-estimated and the DR model refitted each time.
 
@@ -129,11 +129,12 @@ def joint_bootstrap(
     """
     rng = np.random.default_rng(seed)
     out: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
-    for _ in range(resamples):
-        target = bts_marginals(subset(logs.bts, rng.integers(0, logs.bts.n, logs.bts.n)), smoothing)
+    for _ in range(args.joint):
+        target = bts_marginals(subset(logs.bts, rng.integers(0, logs.bts.n, logs.bts.n)), args.smoothing)
         log = subset(logs.random, rng.integers(0, logs.random.n, logs.random.n))
         feedback = LoggedFeedback(log.rewards, log.propensities, target.probabilities[log.positions, log.items])
-        for name, value in point_estimates(feedback, cross_fitted_predictions(log, target, model)).items():
+        predictions = cross_fitted_predictions(log, target, model)
+        for name, value in point_estimates(feedback, predictions, args.clip).items():
             out[name].append(value)
     return {name: np.asarray(values) for name, values in out.items()}
 
@@ -168,7 +169,7 @@ def open_bandit_table(data: Path, args: argparse.Namespace) -> None:
         truth_ci = stats.binomtest(clicks, logs.bts.n).proportion_ci(0.95, method="exact")
         truth_se = math.sqrt(truth * (1 - truth) / logs.bts.n)
         result = evaluate_position_wise(logs.random, target, config, model)
-        joint = joint_bootstrap(logs, args.smoothing, model, args.joint, args.seed + 1)
+        joint = joint_bootstrap(logs, args, model, args.seed + 1)
         rows.append(
             [
                 campaign,
