@@ -201,7 +201,7 @@ def open_bandit_table(data: Path, args: argparse.Namespace) -> None:
                     f"ESS {estimate.effective_sample_size:,.0f} of {estimate.n:,}, max w {estimate.max_weight:.1f}",
                 ]
             )
-        positions = ", ".join(pct(p.estimate) for p in result.per_position)
+        positions = ", ".join("none" if p is None else pct(p.estimate) for p in result.per_position)
         notes.append(
             f"- {campaign}: random policy's own CTR {pct(float(logs.random.rewards.mean()))}; bts marginals from "
             f"{logs.bts.n:,} bts impressions (smoothing {args.smoothing:g}), largest {target.probabilities.max():.3f}; "

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import FloatArray, IntArray, as_index_vector, as_vector, frozen
-from .errors import InvalidConfigError, InvalidLogError, InvalidPolicyError
+from .errors import DegenerateLogError, InvalidConfigError, InvalidLogError, InvalidPolicyError
 from .estimators import (
     EstimatorConfig,
     LoggedFeedback,
@@ -204,7 +204,8 @@ class RewardModelConfig:
 class PositionWiseEvaluation:
     """IPS, SNIPS and DR for a slate policy, plus per-position IPS and coverage of the logs.
 
-    ``per_position[k]`` is the IPS estimate of the CTR at position k alone. ``unlogged_target_mass``
+    ``per_position[k]`` is the IPS estimate of the CTR at position k alone (None, with a warning,
+    when the logs say nothing about that slot for this target). ``unlogged_target_mass``
     is the share of the target's placements (weighted by the logged position mix) on (item, position)
     pairs with no logged impression. ``method`` states the assumption.
     """
@@ -212,7 +213,7 @@ class PositionWiseEvaluation:
     ips: OffPolicyEstimate
     snips: OffPolicyEstimate
     dr: OffPolicyEstimate
-    per_position: tuple[OffPolicyEstimate, ...]
+    per_position: tuple[OffPolicyEstimate | None, ...]
     unlogged_target_mass: float
     warnings: tuple[str, ...]
     method: str
@@ -270,16 +271,16 @@ def evaluate_position_wise(
     _check_shapes(log, target)
     feedback = LoggedFeedback(log.rewards, log.propensities, target.probabilities[log.positions, log.items])
     predictions = cross_fitted_predictions(log, target, model_config)
-    per_position = tuple(_position_ips(log, feedback, k, config) for k in range(log.n_positions))
+    warnings: list[str] = []
+    per_position = tuple(_position_ips(log, feedback, k, config, warnings) for k in range(log.n_positions))
     impressions = log.impressions()
     position_share = impressions.sum(axis=1) / log.n
     unlogged = float(np.dot(position_share, (target.probabilities * (impressions == 0)).sum(axis=1)))
-    warnings: list[str] = []
     if unlogged > _UNLOGGED_MASS_TOLERANCE:
         warnings.append(
             f"the target puts {unlogged:.1%} of its placements on (item, position) pairs these logs never show: "
-            "IPS and SNIPS count no clicks there (if the logging policy can never show them, IPS is biased "
-            "downward by up to that share), DR sees them only through its reward model"
+            "IPS counts no clicks there (biased downward if the logging policy can never show them), SNIPS "
+            "assumes they click like the logged ones, DR sees them only through its reward model"
         )
     return PositionWiseEvaluation(
         ips=ips(feedback, config),
@@ -292,12 +293,21 @@ def evaluate_position_wise(
     )
 
 
-def _position_ips(log: SlateLog, feedback: LoggedFeedback, position: int, config: EstimatorConfig) -> OffPolicyEstimate:
+def _position_ips(
+    log: SlateLog, feedback: LoggedFeedback, position: int, config: EstimatorConfig, warnings: list[str]
+) -> OffPolicyEstimate | None:
+    """IPS on one slot's impressions; None (and a warning) when the logs say nothing about that slot."""
     rows = log.positions == position
     if np.count_nonzero(rows) < 2:
-        raise InvalidLogError(f"position {position} has fewer than 2 logged impressions")
+        warnings.append(f"position {position + 1} has fewer than 2 logged impressions: no estimate for it alone")
+        return None
     subset = LoggedFeedback(feedback.rewards[rows], feedback.propensities[rows], feedback.target_probabilities[rows])
-    return ips(subset, config)
+    try:
+        return ips(subset, config)
+    except DegenerateLogError:
+        # One slot the logs cannot speak to should not sink the estimate for the whole slate.
+        warnings.append(f"the target never places a logged item at position {position + 1}: no estimate for it alone")
+        return None
 
 
 def _check_shapes(log: SlateLog, target: PositionPolicy) -> None:

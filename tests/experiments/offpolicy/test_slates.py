@@ -39,8 +39,8 @@ def test_position_wise_ips_on_hand_computed_slate() -> None:
     # pi_i = [1, 0, 0.5, 0.5], w = [2, 0, 1, 1]: IPS = (2 + 0 + 0 + 1) / 4, SNIPS = 3 / 4
     assert result.ips.estimate == pytest.approx(0.75)
     assert result.snips.estimate == pytest.approx(0.75)
-    assert result.per_position[0].estimate == pytest.approx(1.0)  # (2*1 + 0*0) / 2
-    assert result.per_position[1].estimate == pytest.approx(0.5)  # (1*0 + 1*1) / 2
+    assert [p.estimate if p else None for p in result.per_position] == pytest.approx([1.0, 0.5])
+    # position 0: (2*1 + 0*0) / 2; position 1: (1*0 + 1*1) / 2
     assert result.unlogged_target_mass == 0.0
     assert "position-wise" in result.method
 
@@ -91,6 +91,34 @@ def test_target_mass_on_never_logged_pairs_is_warned_about() -> None:
     assert result.unlogged_target_mass == pytest.approx(0.25)
     assert len(result.warnings) == 1
     assert "puts 25.0% of its placements on (item, position) pairs these logs never show" in result.warnings[0]
+
+
+def test_a_slot_the_logs_say_nothing_about_gets_no_estimate_and_a_warning() -> None:
+    # At position 1 the target only shows item 1, which the logs only ever showed at position 0.
+    log = SlateLog(np.array([0, 1, 0, 0]), np.array([0, 0, 1, 1]), np.array([1.0, 0, 0, 1]), np.full(4, 0.5), 2, 2)
+    target = PositionPolicy(np.array([[0.5, 0.5], [0.0, 1.0]]))
+    result = evaluate_position_wise(log, target, FAST, RewardModelConfig(folds=2))
+    assert result.per_position[1] is None
+    assert result.per_position[0] is not None
+    assert result.ips.estimate == pytest.approx(0.25)  # w = [1, 1, 0, 0]: (1 + 0) / 4
+    assert "the target never places a logged item at position 2: no estimate for it alone" in result.warnings
+    assert result.unlogged_target_mass == pytest.approx(0.5)  # half the impressions are at position 1
+
+
+def test_intervals_cover_the_truth_on_synthetic_slates() -> None:
+    rng = np.random.default_rng(99)
+    ctr = np.outer([0.3, 0.2, 0.1], rng.uniform(0.2, 1.0, size=6))
+    target = PositionPolicy(np.tile(np.array([0.5, 0.2, 0.1, 0.1, 0.1, 0.0]), (3, 1)))
+    truth = true_value(ctr, target)
+    covered = {"ips": 0, "snips": 0, "dr": 0}
+    for seed in range(60):
+        log = simulate_slate_log(ctr, PositionPolicy.uniform(6, 3), 600, rng)
+        result = evaluate_position_wise(log, target, EstimatorConfig(n_bootstrap=200, seed=seed))
+        for name in covered:
+            estimate = getattr(result, name)
+            covered[name] += estimate.ci_lower <= truth <= estimate.ci_upper
+    # Nominal 95 %: below 51 of 60 would be a 1-in-100 event for a calibrated interval.
+    assert min(covered.values()) >= 51, covered
 
 
 def test_empirical_frequencies_estimate_a_policy_with_optional_smoothing() -> None:
