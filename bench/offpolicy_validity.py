@@ -18,6 +18,9 @@ Prints Markdown tables (run by hand; read-only on the data; no Django):
      Caveat: the two policies ran side by side in the same week, so the comparison also assumes the
      click behaviour did not depend on which policy served the user.
 
+     Then the reverse direction: the uniform-random policy's CTR estimated from the bts logs with
+     the propensities bts logged (no estimated policy involved), against the CTR it really got.
+
   2. Synthetic impression logs with a known truth (34 items x 3 positions, CTR about 0.5 % like the
      Open Bandit logs, uniform logging, 10,000 impressions per log): for several target policies, the
      share of seeds whose 95 % interval covers the true CTR (target >= 90 %), the mean bias, and how
@@ -155,79 +158,126 @@ def markdown(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -
         print("| " + " | ".join(row) + " |")
 
 
-def open_bandit_table(data: Path, args: argparse.Namespace) -> None:
+HEADER = (
+    "campaign",
+    "what",
+    "CTR",
+    "interval (logs resampled)",
+    "truth inside?",
+    "joint interval (both logs resampled)",
+    "truth inside?",
+    "z vs truth",
+    "notes",
+)
+
+
+class Actual(NamedTuple):
+    """The CTR a policy really got in its own logs, with a Clopper-Pearson interval and binomial standard error."""
+
+    row: list[str]
+    ctr: float
+    standard_error: float
+
+
+def actual(campaign: str, label: str, log: SlateLog) -> Actual:
+    ctr = float(log.rewards.mean())
+    clicks = int(log.rewards.sum())
+    exact = stats.binomtest(clicks, log.n).proportion_ci(0.95, method="exact")
+    row = [campaign, label, pct(ctr), interval(exact.low, exact.high), "", "", "", "", f"{clicks} clicks / {log.n:,}"]
+    return Actual(row, ctr, math.sqrt(ctr * (1 - ctr) / log.n))
+
+
+def estimate_row(
+    campaign: str, label: str, estimate: OffPolicyEstimate, truth: Actual, joint: FloatArray | None
+) -> list[str]:
+    """One estimator's row; without a joint bootstrap, z uses the estimator's own (delta-method) standard error."""
+    if joint is None:
+        joint_cells = ["", ""]
+        spread = estimate.standard_error
+    else:
+        low, high = (float(q) for q in np.quantile(joint, [0.025, 0.975]))
+        joint_cells = [interval(low, high), "yes" if low <= truth.ctr <= high else "no"]
+        spread = float(joint.std(ddof=1))
+    z = (estimate.estimate - truth.ctr) / math.hypot(spread, truth.standard_error)
+    flag = "; warned (below)" if estimate.warnings else ""
+    return [
+        campaign,
+        label,
+        pct(estimate.estimate),
+        interval(estimate.ci_lower, estimate.ci_upper),
+        "yes" if estimate.ci_lower <= truth.ctr <= estimate.ci_upper else "no",
+        *joint_cells,
+        f"{z:+.2f}",
+        f"ESS {estimate.effective_sample_size:,.0f} of {estimate.n:,}, max w {estimate.max_weight:,.1f}{flag}",
+    ]
+
+
+def open_bandit_table(campaigns: Sequence[CampaignLogs], args: argparse.Namespace) -> None:
     config = EstimatorConfig(n_bootstrap=args.bootstrap, seed=args.seed, clip=args.clip)
     model = RewardModelConfig(prior_strength=args.prior_strength, folds=args.folds, seed=args.seed)
     rows: list[list[str]] = []
     notes: list[str] = []
-    for campaign in CAMPAIGNS:
+    for logs in campaigns:
         started = time.perf_counter()
-        logs = read_campaign(data, campaign)
         target = bts_marginals(logs.bts, args.smoothing)
-        truth = float(logs.bts.rewards.mean())
-        clicks = int(logs.bts.rewards.sum())
-        truth_ci = stats.binomtest(clicks, logs.bts.n).proportion_ci(0.95, method="exact")
-        truth_se = math.sqrt(truth * (1 - truth) / logs.bts.n)
+        truth = actual(logs.name, "bts actual (own logs)", logs.bts)
         result = evaluate_position_wise(logs.random, target, config, model)
         joint = joint_bootstrap(logs, args, model, args.seed + 1)
-        rows.append(
-            [
-                campaign,
-                "bts actual (own logs)",
-                pct(truth),
-                interval(truth_ci.low, truth_ci.high),
-                "",
-                "",
-                "",
-                "",
-                f"{clicks} clicks / {logs.bts.n:,}",
-            ]
-        )
-        estimates: dict[str, OffPolicyEstimate] = {"IPS": result.ips, "SNIPS": result.snips, "DR": result.dr}
-        for name in ESTIMATORS:
-            estimate = estimates[name]
-            low, high = np.quantile(joint[name], [0.025, 0.975])
-            z = (estimate.estimate - truth) / math.hypot(float(joint[name].std(ddof=1)), truth_se)
-            rows.append(
-                [
-                    campaign,
-                    f"{name} from random logs",
-                    pct(estimate.estimate),
-                    interval(estimate.ci_lower, estimate.ci_upper),
-                    "yes" if estimate.ci_lower <= truth <= estimate.ci_upper else "no",
-                    interval(float(low), float(high)),
-                    "yes" if low <= truth <= high else "no",
-                    f"{z:+.2f}",
-                    f"ESS {estimate.effective_sample_size:,.0f} of {estimate.n:,}, max w {estimate.max_weight:.1f}",
-                ]
-            )
+        rows.append(truth.row)
+        estimates = {"IPS": result.ips, "SNIPS": result.snips, "DR": result.dr}
+        for name, estimate in estimates.items():
+            rows.append(estimate_row(logs.name, f"{name} from random logs", estimate, truth, joint[name]))
         positions = ", ".join("none" if p is None else pct(p.estimate) for p in result.per_position)
         notes.append(
-            f"- {campaign}: random policy's own CTR {pct(float(logs.random.rewards.mean()))}; bts marginals from "
+            f"- {logs.name}: random policy's own CTR {pct(float(logs.random.rewards.mean()))}; bts marginals from "
             f"{logs.bts.n:,} bts impressions (smoothing {args.smoothing:g}), largest {target.probabilities.max():.3f}; "
             f"per-position IPS (slots 1-3) {positions}; target mass on never-logged pairs "
             f"{result.unlogged_target_mass:.2%}; {time.perf_counter() - started:.1f} s"
         )
-        notes.extend(f"  - warning: {w}" for e in estimates.values() for w in e.warnings)
+        notes.extend(f"  - warning: {w}" for w in {w for e in estimates.values() for w in e.warnings})
         notes.extend(f"  - warning: {w}" for w in result.warnings)
     markdown(
         "Open Bandit Dataset: Thompson sampling's CTR estimated from the uniform-random logs (95 % intervals, %)",
-        (
-            "campaign",
-            "what",
-            "CTR",
-            "interval (random logs resampled)",
-            "truth inside?",
-            "joint interval (both logs resampled)",
-            "truth inside?",
-            "z vs truth",
-            "notes",
-        ),
+        HEADER,
         rows,
     )
     print()
     print("\n".join(notes))
     print(f"\nMethod: {result.method}. DR reward model: {model.describe()}.")
+
+
+def reverse_table(campaigns: Sequence[CampaignLogs], args: argparse.Namespace) -> None:
+    """The other direction: the uniform policy's CTR from the bts logs, weighted by bts's LOGGED propensities.
+
+    No estimated policy here (the target's marginals are exactly 1 / items), so this checks the
+    estimators against the dataset's own propensities, including their tiny values (down to 1e-6).
+    """
+    model = RewardModelConfig(prior_strength=args.prior_strength, folds=args.folds, seed=args.seed)
+    # Unclipped, then clipped: bts logged propensities down to 1e-6, i.e. weights in the tens of thousands.
+    configs = [
+        EstimatorConfig(n_bootstrap=args.bootstrap, seed=args.seed, clip=clip) for clip in (None, args.reverse_clip)
+    ]
+    rows: list[list[str]] = []
+    warnings: set[str] = set()
+    for logs in campaigns:
+        truth = actual(logs.name, "random actual (own logs)", logs.random)
+        target = PositionPolicy.uniform(logs.bts.n_items, logs.bts.n_positions)
+        rows.append(truth.row)
+        for config in configs:
+            result = evaluate_position_wise(logs.bts, target, config, model)
+            clipped = "" if config.clip is None else f", w clipped at {config.clip:g}"
+            for estimate in (result.ips, result.snips, result.dr):
+                label = f"{estimate.estimator} from bts logs{clipped}"
+                rows.append(estimate_row(logs.name, label, estimate, truth, None))
+                warnings.update(f"{logs.name}{clipped}: {w}" for w in estimate.warnings)
+    markdown(
+        "Reverse direction: the uniform-random policy's CTR estimated from the Thompson sampling logs, with the "
+        "propensities bts logged (95 % intervals, %)",
+        HEADER,
+        rows,
+    )
+    print()
+    print("\n".join(f"- warning: {w}" for w in sorted(warnings)))
 
 
 def synthetic_policies(ctr: FloatArray) -> dict[str, PositionPolicy]:
@@ -358,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--smoothing", type=float, default=0.0, help="additive smoothing of the bts frequencies")
     parser.add_argument("--clip", type=float, default=None, help="importance-weight cap (default none)")
+    parser.add_argument("--reverse-clip", type=float, default=10.0, help="weight cap of the reverse table's 2nd rows")
     parser.add_argument("--prior-strength", type=float, default=100.0, help="DR model's pseudo-impressions")
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds of the DR model")
     parser.add_argument("--seeds", type=int, default=200, help="synthetic logs (0: skip the synthetic table)")
@@ -369,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"experiments.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     if not args.skip_open_bandit:
-        open_bandit_table(args.data, args)
+        campaigns = [read_campaign(args.data, campaign) for campaign in CAMPAIGNS]
+        open_bandit_table(campaigns, args)
+        reverse_table(campaigns, args)
     if args.seeds > 0:
         synthetic_table(args)
     if args.ranking_seeds > 0:

@@ -348,7 +348,10 @@ def _coverage_warnings(
     if n_clipped:
         warnings.append(
             f"{n_clipped:,} importance weight(s) clipped at {config.clip:g}: the estimate is biased toward "
-            "what the logging policy did (for non-negative rewards, downward)"
+            "what the logging policy did"
+            # Clipping only shrinks the terms of plain IPS; SNIPS and DR also shrink their normaliser or
+            # residuals, so their bias can go either way.
+            + (" (downward, for non-negative rewards)" if estimator.startswith("IPS") else "")
         )
     if n_undefined:
         warnings.append(

@@ -29,6 +29,9 @@ def test_bench_prints_both_tables_on_small_settings(capsys: pytest.CaptureFixtur
         assert f"| {campaign} | bts actual (own logs) |" in out
         for estimator in ("IPS", "SNIPS", "DR"):
             assert f"| {campaign} | {estimator} from random logs |" in out
+    for campaign in ("men", "women"):
+        assert f"| {campaign} | random actual (own logs) |" in out
+        assert f"| {campaign} | DR from bts logs, w clipped at 10 |" in out
     assert "| 90 % on 5 best |" in out
     assert "Ranking the 4 targets" in out
     assert "| cascade | 27.221 % |" in out  # the ranking table's exact true CTR under cascade clicks
