@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -43,6 +45,14 @@ def test_position_wise_ips_on_hand_computed_slate() -> None:
     # position 0: (2*1 + 0*0) / 2; position 1: (1*0 + 1*1) / 2
     assert result.unlogged_target_mass == 0.0
     assert "position-wise" in result.method
+
+
+def test_evaluation_is_json_serialisable_for_the_task_that_will_store_it() -> None:
+    result = evaluate_position_wise(TINY_SLATE, TINY_TARGET, FAST, RewardModelConfig(folds=2))
+    payload = json.loads(json.dumps(dataclasses.asdict(result)))
+    assert payload["ips"]["estimate"] == pytest.approx(0.75)
+    assert payload["per_position"][1]["estimator"] == "IPS"
+    assert payload["method"] == result.method
 
 
 def test_reward_model_shrinks_each_cell_toward_its_position_ctr() -> None:
