@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,9 +51,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000, help="exposed users (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the experiment and its events")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="time only the results and the pages of the experiment a --keep run left")  # fmt: skip
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL=postgres://...: this measures the PostgreSQL set-up.")
+    if args.reads_only:
+        kept = Experiment.objects.filter(key=KEY).first()
+        if kept is None:
+            sys.exit(f"No experiment {KEY!r}: run once with --keep first.")
+        _print(_reads(kept), experiment_results(kept))
+        return
     Experiment.objects.filter(key=KEY).delete()
     owner, _ = User.objects.get_or_create(username="bench")
     experiment = Experiment.objects.create(key=KEY, name="results benchmark", owner=owner, salt=KEY, status="stopped",
@@ -87,13 +96,25 @@ def main() -> None:
     t = time.perf_counter()
     fold(experiment.pk, lag=timedelta(0))
     rows.append(("incremental fold of 1 % more", time.perf_counter() - t, f"{args.events - base:,} events"))
+    rows += _reads(experiment)
+    _print(rows, experiment_results(experiment))
+    if not args.keep:
+        Event.objects.filter(experiment=experiment)._raw_delete(Event.objects.db)  # type: ignore[attr-defined]
+        experiment.delete()
+
+
+def _reads(experiment: Experiment) -> list[tuple[str, float, str]]:
+    """Best of 5: experiment_results, then each page as a logged-in user sees it."""
     timings = []
     for _ in range(5):
         t = time.perf_counter()
-        results = experiment_results(experiment)
+        experiment_results(experiment)
         timings.append(time.perf_counter() - t)
-    rows.append(("experiment_results (best of 5)", min(timings), f"{args.events:,} events in total"))
-    rows += _pages(owner)
+    events = Event.objects.filter(experiment=experiment).count()
+    return [("experiment_results (best of 5)", min(timings), f"{events:,} events in total"), *_pages(experiment.owner)]
+
+
+def _print(rows: list[tuple[str, float, str]], results: dict[str, Any]) -> None:
     print(f"\nResults latency, PostgreSQL, {time.strftime('%Y-%m-%d %H:%M')} UTC, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'step':<34}{'seconds':>10}  note")
@@ -102,9 +123,6 @@ def main() -> None:
     control, treatment = results["arms"]
     print(f"(check: {control['users'] + treatment['users']:,} users, "
           f"{control['impressions'] + treatment['impressions']:,} impressions in the results)")  # fmt: skip
-    if not args.keep:
-        Event.objects.filter(experiment=experiment)._raw_delete(Event.objects.db)  # type: ignore[attr-defined]
-        experiment.delete()
 
 
 def _pages(user: User) -> list[tuple[str, float, str]]:
