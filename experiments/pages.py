@@ -4,6 +4,8 @@ is parsed by experiments.forms and every rule lives in the services."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -35,6 +37,8 @@ from experiments.services.lifecycle import (
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.stats import StatisticError
 
+View = Callable[..., HttpResponse]
+
 # The buttons each status offers, in order, with the question asked before acting.
 ACTIONS: dict[str, list[tuple[str, str]]] = {
     "draft": [("start", "Start the experiment? Arms and weights are locked once it runs."),
@@ -48,8 +52,25 @@ ACTIONS: dict[str, list[tuple[str, str]]] = {
 }  # fmt: skip
 
 
-def _experiment(key: str) -> Experiment:
+def experiment_or_404(key: str) -> Experiment:
     return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
+
+
+def product_managers_post(what: str) -> Callable[[View], View]:
+    """A POST-only view for users who may run experiments; others get a 403 that says `what` they may not do."""
+
+    def decorate(view: View) -> View:
+        @login_required
+        @require_POST
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.has_perm("experiments.run_experiment"):
+                return HttpResponse(f"Only product managers {what}.", status=403)
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    return decorate
 
 
 @login_required
@@ -149,7 +170,7 @@ def experiment_plan(experiment: Experiment) -> Any:
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     can_run = request.user.has_perm("experiments.run_experiment")
     simulations = list(experiment.simulations.order_by("-queued_at")[:10])
     context = {
@@ -171,14 +192,11 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "experiments/experiment_detail.html", context)
 
 
-@login_required
-@require_POST
+@product_managers_post("start, pause, stop and conclude experiments")
 def experiment_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
     if action not in TRANSITIONS:
         raise Http404(f"unknown action {action!r}")
-    if not request.user.has_perm("experiments.run_experiment"):
-        return HttpResponse("Only product managers start, pause, stop and conclude experiments.", status=403)
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     try:
         transition(experiment, action, request.user)  # type: ignore[arg-type]
     except TransitionError as error:
@@ -188,12 +206,9 @@ def experiment_action(request: HttpRequest, key: str, action: str) -> HttpRespon
     return redirect("experiment_pages:detail", key=key)
 
 
-@login_required
-@require_POST
+@product_managers_post("ramp experiments")
 def experiment_ramp(request: HttpRequest, key: str) -> HttpResponse:
-    if not request.user.has_perm("experiments.run_experiment"):
-        return HttpResponse("Only product managers ramp experiments.", status=403)
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     form = RampForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Traffic share: " + " ".join(form.errors["traffic_percent"]))
@@ -207,12 +222,9 @@ def experiment_ramp(request: HttpRequest, key: str) -> HttpResponse:
     return redirect("experiment_pages:detail", key=key)
 
 
-@login_required
-@require_POST
+@product_managers_post("simulate traffic")
 def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
-    if not request.user.has_perm("experiments.run_experiment"):
-        return HttpResponse("Only product managers simulate traffic.", status=403)
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     form = SimulationForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Simulation: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
@@ -238,12 +250,9 @@ def simulation_status(request: HttpRequest, key: str, pk: int) -> JsonResponse:
                          "sessions": run.sessions, "impressions": run.impressions})  # fmt: skip
 
 
-@login_required
-@require_POST
+@product_managers_post("cancel simulations")
 def simulation_cancel(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     """Cancel a queued or running simulation (it stops before its next simulated day)."""
-    if not request.user.has_perm("experiments.run_experiment"):
-        return HttpResponse("Only product managers cancel simulations.", status=403)
     run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
     try:
         cancel_simulation(run)
@@ -254,12 +263,9 @@ def simulation_cancel(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     return redirect("experiment_pages:detail", key=key)
 
 
-@login_required
-@require_POST
+@product_managers_post("delete simulations")
 def simulation_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     """Delete a finished simulation's traffic (live traffic is untouched) and rebuild the rollups."""
-    if not request.user.has_perm("experiments.run_experiment"):
-        return HttpResponse("Only product managers delete simulations.", status=403)
     run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
     if run.status not in SimulationRun.FINISHED:
         messages.error(request, f"Simulation {pk} is {run.status}: cancel it and wait until it stops first.")

@@ -15,22 +15,18 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import BadRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import charts, presentation
 from experiments.forms import DecisionForm
 from experiments.models import Experiment
-from experiments.pages import experiment_plan
+from experiments.pages import experiment_or_404, experiment_plan
 from experiments.services.lifecycle import ExperimentError, TransitionError, record_decision, snapshot
 from experiments.services.results import TRAFFIC, experiment_results
 from recommenders.models import Evaluation
 
 DECIDABLE = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED)
-
-
-def _experiment(key: str) -> Experiment:
-    return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
 
 
 def _traffic(request: HttpRequest) -> str:
@@ -63,7 +59,7 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def results(request: HttpRequest, key: str) -> HttpResponse:
-    context = {"section": "experiments", **_results_context(_experiment(key), _traffic(request))}
+    context = {"section": "experiments", **_results_context(experiment_or_404(key), _traffic(request))}
     return render(request, "experiments/results.html", context)
 
 
@@ -86,7 +82,7 @@ def _offline_metrics(experiment: Experiment) -> list[dict[str, Any]]:
 @permission_required("experiments.view_experiment", raise_exception=True)
 def report(request: HttpRequest, key: str) -> HttpResponse:
     """The print-friendly report: setup, traffic, results, charts, offline metrics, audit, decisions."""
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     can_decide = request.user.has_perm("experiments.record_decision")
     context = {
         "section": "experiments",
@@ -104,7 +100,7 @@ def report(request: HttpRequest, key: str) -> HttpResponse:
 @permission_required("experiments.view_experiment", raise_exception=True)
 def export_csv(request: HttpRequest, key: str) -> HttpResponse:
     """One row per arm x metric (see presentation.EXPORT_COLUMNS)."""
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
     writer = csv.DictWriter(response, fieldnames=presentation.EXPORT_COLUMNS)
@@ -117,7 +113,7 @@ def export_csv(request: HttpRequest, key: str) -> HttpResponse:
 @permission_required("experiments.view_experiment", raise_exception=True)
 def export_json(request: HttpRequest, key: str) -> HttpResponse:
     """The setup, the full results, the decisions and the audit log as one JSON document."""
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     document = {
         "experiment": {"key": experiment.key, "owner": experiment.owner.username, **snapshot(experiment),
                        "started_at": experiment.started_at, "stopped_at": experiment.stopped_at},
@@ -139,7 +135,7 @@ def export_json(request: HttpRequest, key: str) -> HttpResponse:
 def decide(request: HttpRequest, key: str) -> HttpResponse:
     if not request.user.has_perm("experiments.record_decision"):
         return HttpResponse("Only reviewers record decisions.", status=403)
-    experiment = _experiment(key)
+    experiment = experiment_or_404(key)
     form = DecisionForm(request.POST, arms=list(experiment.arms.values_list("name", flat=True)))
     if form.is_valid():
         data = form.cleaned_data
