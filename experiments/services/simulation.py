@@ -147,7 +147,7 @@ def _simulate(simulation: SimulationRun) -> None:
     data, shoppers = load_shoppers(experiment)
     config = SimulationConfig(**simulation.config)
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
-    scorers = [_Scorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
+    scorers = [BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     allocation = allocation_of(experiment, arms)
     rows = SimulationRun.objects.filter(pk=simulation.pk)
     writer = RunWriter.build(
@@ -187,7 +187,7 @@ def _simulate(simulation: SimulationRun) -> None:
     )  # fmt: skip
 
 
-class _Scorer:
+class BatchScorer:
     """One arm's frozen model answering a day's lists in batches, as `Recommender.recommend` would.
 
     Known users with history get `score_users` with their seen items removed; unknown users and
