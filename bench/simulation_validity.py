@@ -95,7 +95,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=float, default=3000, help="(a) sessions per simulated day (default 3000)")
     parser.add_argument("--days", type=int, default=14, help="(a) simulated days (default 14)")
-    parser.add_argument("--runs", type=int, default=200, help="(b), (c) simulations each (default 200)")
+    parser.add_argument(
+        "--search-share", type=float, default=0.2, help="(a) share of sessions that are searches (default 0.2)"
+    )
+    parser.add_argument("--runs", type=int, default=200, help="(b), (c) simulations each (default 200; 0: skip them)")
     parser.add_argument("--run-users", type=float, default=1500, help="(b), (c) sessions a day (default 1500)")
     parser.add_argument("--run-days", type=int, default=7, help="(b), (c) days per run (default 7)")
     parser.add_argument("--effect", type=float, default=0.10, help="(c) injected relative lift (default 0.10)")
@@ -107,8 +110,9 @@ def main() -> None:
     print(f"\nSimulation validity, Online Retail (last 20 % of time held out), {time.strftime('%Y-%m-%d %H:%M')} UTC, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     if not args.skip_a:
-        offline_against_simulated(experiment, args.users, args.days, args.seed)
-    aa_and_power(experiment, args.runs, args.run_users, args.run_days, args.effect, args.seed)
+        offline_against_simulated(experiment, args.users, args.days, args.seed, args.search_share)
+    if args.runs > 0:
+        aa_and_power(experiment, args.runs, args.run_users, args.run_days, args.effect, args.seed)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 
@@ -139,7 +143,7 @@ def _prepare() -> Experiment:
     return experiment
 
 
-def offline_against_simulated(experiment: Experiment, users: float, days: int, seed: int) -> None:
+def offline_against_simulated(experiment: Experiment, users: float, days: int, seed: int, search: float) -> None:
     arms = list(experiment.arms.select_related("training_run", "variant__dataset").order_by("position"))
     dataset = arms[0].variant.dataset  # type: ignore[union-attr]
     data = load_training_data(dataset, include_holdout=True)
@@ -147,7 +151,8 @@ def offline_against_simulated(experiment: Experiment, users: float, days: int, s
     ndcg = {arm.name: evaluate(model_for_run(arm.training_run), train, test, k=10).ndcg for arm in arms}  # type: ignore[arg-type]
 
     began = time.perf_counter()
-    simulation = queue_simulation(experiment, {"daily_users": users, "days": days, "seed": seed}, send=False)
+    settings = {"daily_users": users, "days": days, "seed": seed, "search_share": search}
+    simulation = queue_simulation(experiment, settings, send=False)
     run_simulation(simulation.pk)
     simulation.refresh_from_db()
     if simulation.status != "succeeded":
@@ -160,7 +165,7 @@ def offline_against_simulated(experiment: Experiment, users: float, days: int, s
     print(f"\n(a) Offline NDCG@10 (temporal split at the hold-out time, {test.n_users:,} users x {test.n_items:,} "
           f"items, {len(test.user_index):,} test rows) against simulated traffic through the platform\n"
           f"    ({simulation.sessions:,} sessions, {simulation.impressions:,} impressions over {days} days, "
-          f"{seconds:.0f} s)")  # fmt: skip
+          f"{search:.0%} searches, {seconds:.0f} s)")  # fmt: skip
     print(f"{'arm':<12}{'NDCG@10':>9}{'users':>8}{'impressions':>13}{'CTR':>8}{'conversion':>12}")
     names = [arm.name for arm in arms]
     for name in sorted(names, key=lambda n: -ndcg[n]):
