@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.authentication import ApiTokenAuthentication, token_scope
-from experiments.models import Decision, Experiment
+from experiments.models import Experiment
 from experiments.serializers import (
     ChangeSerializer,
     DecisionSerializer,
@@ -33,6 +33,7 @@ from experiments.services.lifecycle import (
     ExperimentSpec,
     TransitionError,
     create_experiment,
+    record_decision,
     transition,
     update_experiment,
 )
@@ -183,15 +184,13 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = DecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         arm_name = (form.validated_data.pop("winning_arm", None) or {}).get("name")
-        arm = experiment.arms.filter(name=arm_name).first() if arm_name else None
-        if arm_name and arm is None:
-            return Response({"winning_arm": [f"no arm named {arm_name!r}"]}, status=400)
-        if experiment.status not in (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED):
-            return Response(
-                {"detail": f"{experiment.key} is {experiment.status}: stop it before deciding."}, status=409
-            )
-        decision = Decision.objects.create(experiment=experiment, reviewer=request.user, winning_arm=arm,
-                                           **form.validated_data)  # fmt: skip
+        try:
+            decision = record_decision(experiment, request.user, form.validated_data["outcome"],
+                                       form.validated_data["rationale"], arm_name)  # fmt: skip
+        except ExperimentError as error:
+            return Response(error.errors, status=400)
+        except TransitionError as error:
+            return Response({"detail": str(error)}, status=409)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -295,6 +295,16 @@ class DailyRollup(models.Model):
     add_to_carts = models.BigIntegerField(default=0)
     purchases = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    # The day's increments of the arm's per-user sufficient statistics (ArmRollup's columns of the
+    # same names), attributed to the events' day: summed over days <= D they are the arm's
+    # statistics as of the end of day D, which the results use for the lift over time.
+    impressions_sq = models.BigIntegerField(default=0)
+    clicks_sq = models.BigIntegerField(default=0)
+    clicks_x_impressions = models.BigIntegerField(default=0)
+    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
+    clickers = models.BigIntegerField(default=0)
+    adders = models.BigIntegerField(default=0)
+    purchasers = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -395,3 +405,29 @@ class SimulationRun(BackgroundJob):
     @property
     def user_prefix(self) -> str:
         return f"sim{self.pk}:"
+
+
+class CupedRollup(models.Model):
+    """CUPED's sums for one arm, traffic kind and metric: n, Σy, Σy², Σx, Σx², Σxy over exposed users,
+    with x = the user's interactions before the start. Refreshed after each fold that changed
+    something (experiments.services.cuped), so the results read them instead of joining exposures
+    with the pre-period on every page view."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    simulated = models.BooleanField(default=False)
+    metric = models.CharField(max_length=30)
+    n = models.BigIntegerField()
+    sum_y = models.FloatField()
+    sum_y2 = models.FloatField()
+    sum_x = models.FloatField()
+    sum_x2 = models.FloatField()
+    sum_xy = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "arm", "simulated", "metric"], name="cuped_rollup_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"CUPED {self.metric} of {self.arm_id}"

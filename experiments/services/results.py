@@ -170,6 +170,49 @@ def _daily(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[str, l
     return series
 
 
+_STAT_SUMS = ("new_users", "impressions", "clicks", "add_to_carts", "purchases", "revenue", "impressions_sq",
+              "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
+
+
+def _lift_history(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[str, list[dict[str, Any]]]:
+    """Each treatment's relative lift on the primary metric with its always-valid confidence
+    sequence, as of the end of each day: the sequential test on the arms' cumulative sufficient
+    statistics (DailyRollup's daily increments summed up to that day). Days on which the engine
+    cannot test yet (n < 2, no variance) are left out."""
+    control = next((arm for arm in arms if arm.is_control), None)
+    if control is None:
+        return {}
+    rows = (
+        DailyRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic))
+        .values("day", "arm_id")
+        .annotate(**{name: Sum(name) for name in _STAT_SUMS})
+        .order_by("day", "arm_id")
+    )
+    totals = {arm.pk: dict.fromkeys(_STAT_SUMS, 0) for arm in arms}
+    history: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms if arm.pk != control.pk}
+    by_day: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_day.setdefault(row["day"], []).append(row)
+    for day, day_rows in by_day.items():
+        for row in day_rows:
+            for name in _STAT_SUMS:
+                totals[row["arm_id"]][name] += row[name] or 0
+        as_of = {pk: ArmRollup(exposed_users=t["new_users"], **{k: v for k, v in t.items() if k != "new_users"})
+                 for pk, t in totals.items()}  # fmt: skip
+        for arm in arms:
+            if arm.pk == control.pk:
+                continue
+            try:
+                look = sequential_test(_statistic(experiment.primary_metric, as_of[control.pk]),
+                                       _statistic(experiment.primary_metric, as_of[arm.pk]),
+                                       alpha=experiment.alpha, difference="relative")  # fmt: skip
+            except StatisticError:
+                continue
+            history[arm.name].append({"day": day.isoformat(), "effect": look.effect, "ci_low": look.ci_low,
+                                      "ci_high": look.ci_high, "p_value": look.p_value})  # fmt: skip
+    return history
+
+
 def _compare(
     experiment: Experiment,
     control: ArmRollup,
@@ -331,6 +374,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         },
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
         "daily": _daily(experiment, arms, traffic),
+        "lift_history": _lift_history(experiment, arms, traffic),
         "comparisons": comparisons,
         "multiple_testing": multiple_testing,
         "srm": srm,

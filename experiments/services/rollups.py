@@ -8,8 +8,9 @@ Analysis never scans events. Four tables, all keyed by experiment:
   needs: exposed users, sums, sums of squares (impressions, clicks, revenue), the clicks x
   impressions cross product (delta-method CTR with users as units), and how many users clicked,
   added to cart, purchased at least once.
-- ``DailyRollup(arm, day, simulated)``: per UTC day, event totals (by the event's timestamp) and new users
-  (by first exposure), for charts.
+- ``DailyRollup(arm, day, simulated)``: per UTC day, event totals (by the event's timestamp), new users
+  (by first exposure), and the day's increments of the ArmRollup statistics, for charts and for
+  the lift over time (the statistics as of the end of each day).
 - ``RollupState``: the watermarks (last event id and last exposure id folded) and counters.
 
 Choice against the suggested design (sums of squares aggregated over UserRollup at read time):
@@ -60,7 +61,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from experiments.models import ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.models import ArmRollup, CupedRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.services.cuped import refresh_covariates
 
 FOLD_LAG = timedelta(seconds=10)
 FOLD_CHUNK_IDS = 1_000_000  # event ids per transaction, so a recompute of 10 M events is 10 short steps
@@ -172,13 +174,44 @@ def _user_events_sql() -> str:
         ON CONFLICT (experiment_id, user_id) DO UPDATE SET {_add_all(_USER, _COUNTS)}"""
 
 
+_DAILY_STATS = ("impressions_sq", "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders",
+                "purchasers")  # fmt: skip
+
+
 def _daily_events_sql() -> str:
+    """Per (arm, traffic, day): the event totals, and the day's increments of the arm's per-user
+    sufficient statistics (the same formulas as ``_arm_events_sql``, day by day).
+
+    A user's totals before a day of this step are their UserRollup totals (before the step, so this
+    runs before the user upsert) plus their earlier days in this step: a running sum over the
+    user's days. Summed over all days the increments equal ArmRollup's exactly; summed up to day D
+    they are the statistics as of the end of day D, for events that arrive in time order (an event
+    folded after later days' events counts on its own day against the totals of its fold).
+    """
+    before = {name: f"COALESCE(u.{total}, 0) + SUM(d.{name}) OVER w - d.{name}"
+              for name, total in (("imp", "impressions"), ("clk", "clicks"), ("atc", "add_to_carts"),
+                                  ("pur", "purchases"), ("rev", "revenue"))}  # fmt: skip
     return f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)})
-        SELECT %(experiment)s, arm_id, simulated, day, 0, SUM(imp), SUM(clk), SUM(atc), SUM(pur), SUM(rev)
-        FROM {_DELTA} WHERE arm_id IS NOT NULL
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)},
+                              {", ".join(_DAILY_STATS)})
+        SELECT %(experiment)s, arm_id, simulated, day, 0, SUM(imp), SUM(clk), SUM(atc), SUM(pur), SUM(rev),
+               SUM(imp * (imp + 2 * p_imp)), SUM(clk * (clk + 2 * p_clk)), SUM(clk * p_imp + imp * p_clk + clk * imp),
+               SUM(rev * (rev + 2 * p_rev)),
+               SUM(CASE WHEN clk > 0 AND p_clk = 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN atc > 0 AND p_atc = 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN pur > 0 AND p_pur = 0 THEN 1 ELSE 0 END)
+        FROM (
+            SELECT d.arm_id, d.simulated, d.day, d.imp, d.clk, d.atc, d.pur, d.rev,
+                   {before["imp"]} AS p_imp, {before["clk"]} AS p_clk, {before["atc"]} AS p_atc,
+                   {before["pur"]} AS p_pur, {before["rev"]} AS p_rev
+            FROM {_DELTA} d
+            LEFT JOIN {_USER} u ON u.experiment_id = %(experiment)s AND u.user_id = d.user_id
+            WHERE d.arm_id IS NOT NULL
+            WINDOW w AS (PARTITION BY d.user_id ORDER BY d.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        ) t
         GROUP BY arm_id, simulated, day
-        ON CONFLICT (experiment_id, arm_id, day, simulated) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
+        ON CONFLICT (experiment_id, arm_id, day, simulated)
+        DO UPDATE SET {_add_all(_DAILY, (*_DAILY_COLUMNS, *_DAILY_STATS))}"""
 
 
 def _exposure_sqls() -> tuple[str, str]:
@@ -190,9 +223,9 @@ def _exposure_sqls() -> tuple[str, str]:
         FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3
         ON CONFLICT (experiment_id, arm_id, simulated) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
     daily = f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)})
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join((*_DAILY_COLUMNS, *_DAILY_STATS))})
         SELECT %(experiment)s, x.arm_id, x.simulation_id IS NOT NULL, {_day("x.first_exposed_at")},
-               COUNT(*), 0, 0, 0, 0, 0
+               COUNT(*), {", ".join(["0"] * (len(_DAILY_COLUMNS) - 1 + len(_DAILY_STATS)))}
         FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3, 4
         ON CONFLICT (experiment_id, arm_id, day, simulated) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
     return arm, daily
@@ -270,7 +303,11 @@ def _fold_step(experiment_id: int, cutoff: datetime, chunk: int) -> tuple[FoldRe
             total, missing = cursor.fetchone()
             events, unattributed = int(total), int(missing)
             if events > unattributed:
-                for sql in (_arm_events_sql(), _user_events_sql(), _daily_events_sql()):
+                for sql in (
+                    _arm_events_sql(),
+                    _daily_events_sql(),
+                    _user_events_sql(),
+                ):  # users last: see _arm_events_sql
                     cursor.execute(sql, params)
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=max(upper_e, state.event_watermark),
@@ -296,6 +333,8 @@ def fold(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHU
         unattributed += step.unattributed
         exposures += step.exposures
         if not more:
+            if events or exposures:
+                refresh_covariates(experiment_id)  # CUPED's sums follow the rollups they join
             return FoldResult(experiment_id, events, unattributed, exposures, step.event_watermark,
                               step.exposure_watermark)  # fmt: skip
 
@@ -304,7 +343,7 @@ def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOL
     """Delete the experiment's rollups and fold everything again from id 0."""
     with transaction.atomic():
         lock_state(experiment_id)
-        for model in (ArmRollup, UserRollup, DailyRollup):
+        for model in (ArmRollup, UserRollup, DailyRollup, CupedRollup):
             model.objects.filter(experiment_id=experiment_id).delete()
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=0, exposure_watermark=0, folded_events=0, unattributed_events=0, folded_at=None
