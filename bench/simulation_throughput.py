@@ -69,12 +69,18 @@ def main() -> None:
         delete_simulation(simulation)
 
 
-def _prepare() -> Experiment:
-    dataset = Dataset.objects.filter(name=NAME).first()
+def held_out_retail(name: str) -> Dataset:
+    """The bundled Online Retail data as data set `name`, the last 20 % of its time held out (imported once)."""
+    dataset = Dataset.objects.filter(name=name).first()
     if dataset is None:
         print("importing the Online Retail data with a 20 % hold-out ...", flush=True)
         parsed = parse_online_retail(REPO / "data" / "online-retail" / "online_retail.csv.gz")
-        dataset = save_dataset(parsed, NAME, holdout_fraction=0.2)
+        dataset = save_dataset(parsed, name, holdout_fraction=0.2)
+    return dataset
+
+
+def _prepare() -> Experiment:
+    dataset = held_out_retail(NAME)
     owner, _ = User.objects.get_or_create(username="bench")
     for name, algorithm in ((f"{NAME}-popularity", "popularity"), (f"{NAME}-knn", "item_knn")):
         variant = Variant.objects.filter(name=name).first() or register_variant(

@@ -4,9 +4,14 @@ Shoppers are the real users of the arms' data set; what they want next is what t
 bought after the data set's hold-out time (`Dataset.holdout_from`, which training never
 sees). Each simulated day goes through the experiment's own bucketing (`assign_many` with its
 allocation and salt) and the arms' frozen trained models (the serving artifacts, scored in
-batches with seen items removed); the day's served requests, first exposures and impression,
-click, add-to-cart and purchase events are then written in bulk through the ingestion path,
-each pointing to the run. The Django-free core (`experiments.simulation`) draws the outcomes.
+batches by `BatchScorer` as `Recommender.recommend` would); the day's served requests, first
+exposures and impression, click, add-to-cart and purchase events are then written in bulk
+(`simulation_storage`: COPY on PostgreSQL, through the ingestion path's `copy_events`), each
+pointing to the run. The Django-free core (`experiments.simulation`) draws the outcomes.
+
+A run can be cancelled (`cancel_simulation`): queued, it never starts; running, it stops
+before its next day with status "cancelled" and keeps the days it stored. `simulation_http`
+sends the same traffic through the HTTP API instead.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
-from experiments.services.simulation_storage import RunWriter
-from experiments.simulation import DayBatch, Shoppers, SimulationConfig, SimulationError, run
+from experiments.services.simulation_storage import DayQueue, RunWriter
+from experiments.simulation import Shoppers, SimulationConfig, SimulationError, run
 from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
 from recommenders.services.training import load_training_data
@@ -147,7 +152,7 @@ def _simulate(simulation: SimulationRun) -> None:
     data, shoppers = load_shoppers(experiment)
     config = SimulationConfig(**simulation.config)
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
-    scorers = [_Scorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
+    scorers = [BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     allocation = allocation_of(experiment, arms)
     rows = SimulationRun.objects.filter(pk=simulation.pk)
     writer = RunWriter.build(
@@ -163,17 +168,15 @@ def _simulate(simulation: SimulationRun) -> None:
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
         return scorers[arm](users, queries, config.k)
 
-    def store(batch: DayBatch) -> None:
-        writer.store(batch)
-
     def report(fraction: float, message: str) -> None:
         rows.update(progress=round(100 * fraction * 0.95), message=message[:300])
 
     def cancelled() -> bool:
         return bool(rows.filter(cancel_requested=True).exists())
 
-    result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled, on_batch=store,
-                 keep_outcomes=False)  # fmt: skip
+    with DayQueue(writer.store) as days:
+        result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
+                     on_batch=days.put, keep_outcomes=False)  # fmt: skip
     rows.update(message="folding the rollups")
     fold(experiment.pk, lag=timedelta(0))
     totals = result.arms
@@ -187,7 +190,7 @@ def _simulate(simulation: SimulationRun) -> None:
     )  # fmt: skip
 
 
-class _Scorer:
+class BatchScorer:
     """One arm's frozen model answering a day's lists in batches, as `Recommender.recommend` would.
 
     Known users with history get `score_users` with their seen items removed; unknown users and
@@ -219,13 +222,17 @@ class _Scorer:
             if len(cold):
                 scores = self.model.cold_start_scores(query)[None, :]
                 out[cold] = self._best(scores, k)[0]
-            warm, warm_rows = index[rows >= 0], rows[rows >= 0]
-            for start in range(0, len(warm), self.CHUNK):
-                chunk = warm_rows[start : start + self.CHUNK]
+            # A model ignoring queries gives a user the same list in every session: score each user once.
+            warm = index[rows >= 0]
+            distinct, inverse = np.unique(rows[rows >= 0], return_inverse=True)
+            best = np.empty((len(distinct), k), dtype=np.int64)
+            for start in range(0, len(distinct), self.CHUNK):
+                chunk = distinct[start : start + self.CHUNK]
                 scores = self.model.score_users(chunk, query).copy()
                 seen = self.model.seen[chunk]
                 scores[seen.nonzero()] = -np.inf
-                out[warm[start : start + self.CHUNK]] = self._best(scores, k)
+                best[start : start + self.CHUNK] = self._best(scores, k)
+            out[warm] = best[inverse]
         return out
 
     def _best(self, scores: np.ndarray, k: int) -> np.ndarray:

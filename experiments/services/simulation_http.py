@@ -201,13 +201,14 @@ def run_http_simulation(
         client.close()
     seconds = time.perf_counter() - began
     rows.update(message="marking the run's traffic and recomputing the rollups")
+    logged = _await_logged(simulation, experiment, client.requests - batches)
     _mark(simulation, experiment)
     totals = result.arms
     rows.update(
         status="cancelled" if result.cancelled else "succeeded", finished_at=timezone.now(),
         progress=round(100 * result.days_completed / config.days) if result.cancelled else 100,
-        message=f"sent {client.requests:,} HTTP requests in {seconds:.1f} s "
-                f"({result.days_completed} of {config.days} days)",
+        message=(f"sent {client.requests:,} HTTP requests in {seconds:.1f} s "
+                 f"({result.days_completed} of {config.days} days){logged}")[:300],
         sessions=sum(a.sessions for a in totals), impressions=sum(a.impressions for a in totals),
         clicks=sum(a.clicks for a in totals), purchases=sum(a.purchases for a in totals),
     )  # fmt: skip
@@ -245,10 +246,30 @@ def _follow_up_events(
     return events
 
 
+def _like(simulation: SimulationRun) -> str:
+    """LIKE pattern of the run's user ids (the prefix's wildcards escaped)."""
+    return simulation.user_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _await_logged(simulation: SimulationRun, experiment: Experiment, requests: int, timeout: float = 60.0) -> str:
+    """Wait until the server has stored a served request for each recommendation request sent.
+
+    A server may log asynchronously (buffered, flushed in batches); marking before it flushed
+    would leave the late rows counted as live. Returns "" or a note on what was still missing.
+    """
+    served = ServedRequest.objects.filter(experiment=experiment, user_id__startswith=simulation.user_prefix)
+    deadline = time.monotonic() + timeout
+    while (stored := served.count()) < requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if stored < requests:
+        return f"; only {stored:,} of {requests:,} requests were logged by the server after {timeout:.0f} s"
+    return ""
+
+
 def _mark(simulation: SimulationRun, experiment: Experiment) -> None:
     """Point the run's requests, exposures and events (its users' prefix) to the run, then recompute the
     rollups so they count as simulated traffic (a periodic fold may have counted them as live meanwhile)."""
-    like = simulation.user_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = _like(simulation)
     with connection.cursor() as cursor:
         for model in (ServedRequest, Exposure, Event):
             cursor.execute(

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from experiments.models import Exposure, ServedRequest
@@ -45,6 +48,7 @@ _SERVED_COLUMNS = ("request_id", "experiment_id", "arm_id", "user_id", "exposed"
 _EXPOSURE_COLUMNS = ("experiment_id", "arm_id", "user_id", "bucket", "first_exposed_at", "simulation_id")
 
 StrArray = npt.NDArray[np.object_]
+logger = logging.getLogger(__name__)
 
 
 def _csv_field(text: str) -> str:
@@ -270,3 +274,55 @@ def _copy_new(table: str, columns: Sequence[str], buffer: io.StringIO, conflict:
         cursor.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({conflict}) DO NOTHING"
         )
+
+
+class DayQueue:
+    """Stores each day on a second database connection while the caller simulates the next one.
+
+    PostgreSQL does the COPY in its own server process, so on two cores storing day d overlaps
+    drawing and formatting day d + 1 (the two were about equal halves of a run). At most one day
+    is in flight: `put` first waits for the previous one, which bounds memory and surfaces a
+    storage error (re-raised in the caller) one day late at most. Inside an open transaction
+    (tests, callers holding a transaction) a second connection would not see the caller's
+    uncommitted rows, so days are then stored in the caller's connection, one after the other.
+    """
+
+    def __init__(self, store: Callable[[DayBatch], int]) -> None:
+        self._store = store
+        overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulation-store") if overlap else None
+        self._pending: Future[int] | None = None
+
+    def put(self, batch: DayBatch) -> None:
+        if self._pool is None:
+            self._store(batch)
+            return
+        self.wait()
+        self._pending = self._pool.submit(self._store, batch)
+
+    def wait(self) -> None:
+        """Block until the day in flight is stored; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> DayQueue:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._pool is None:
+            return
+        try:
+            if kind is None:
+                self.wait()
+            elif self._pending is not None:
+                # The caller failed: let the day in flight finish (no write after the run is marked
+                # failed) and keep the caller's error; a storage error as well is logged, not lost.
+                failure = self._pending.exception()
+                if failure is not None:
+                    logger.error("storing a simulated day failed too", exc_info=failure)
+        finally:
+            self._pool.submit(connections.close_all).result()  # the thread's own connection
+            self._pool.shutdown()

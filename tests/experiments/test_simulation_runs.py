@@ -191,3 +191,38 @@ def test_simulate_command_cancels_a_queued_run(experiment) -> None:  # type: ign
     assert f"Simulation run {run.pk}: cancelled, cancelled before it started." in out.getvalue()
     with pytest.raises(CommandError, match="has already cancelled"):
         call_command("simulate", "recs-ab", "--cancel", str(run.pk), stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_days_are_stored_on_a_second_connection_with_the_same_result(  # type: ignore[no-untyped-def]
+    experiment,
+) -> None:
+    from django.db import connection
+
+    from experiments.services.simulation_storage import DayQueue
+
+    with DayQueue(lambda batch: 0) as queue:  # this test exercises the second connection's path
+        assert (queue._pool is not None) == (connection.vendor == "postgresql")
+    runs = []
+    for _ in range(2):
+        run = queue_simulation(experiment, {"daily_users": 80, "days": 3, "seed": 11}, send=False)
+        run_simulation(run.pk)
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.traceback
+        runs.append(run)
+    first, second = runs
+    assert (first.sessions, first.impressions, first.clicks) == (second.sessions, second.impressions, second.clicks)
+    assert ServedRequest.objects.filter(simulation=first).count() == first.sessions
+    kinds = sorted(Event.objects.filter(simulation=first).values_list("type", flat=True))
+    assert kinds.count("impression") == first.impressions
+    assert kinds.count("click") == first.clicks
+
+    # The same seed gives the same events up to the run's id in their request ids.
+    def keys(run):  # type: ignore[no-untyped-def]
+        rows = Event.objects.filter(simulation=run).values_list("event_id", "type", "item_id", "position", "revenue")
+        return sorted((e.split(":", 1)[0][20:], *rest) for e, *rest in rows)
+
+    assert keys(first) == keys(second)
+    assert sum(a["impressions"] for a in experiment_results(experiment, traffic="simulated")["arms"]) == (
+        2 * first.impressions
+    )
