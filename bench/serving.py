@@ -58,6 +58,8 @@ KEY = "bench-serving"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="gunicorn threads per worker (gthread)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--seconds", type=int, default=20, help="duration per endpoint (default 20)")
@@ -76,7 +78,7 @@ def main() -> None:
     first_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
     started = time.time()
     rows = []
-    with tempfile.TemporaryDirectory() as scratch, _gunicorn(args.port, args.workers):
+    with tempfile.TemporaryDirectory() as scratch, _gunicorn(args):
         serve_lua = Path(scratch) / "serve.lua"
         serve_lua.write_text(_serve_script(secret, users))
         rows.append(("recommendations (k=10)", 1, *_wrk(args, serve_lua, f"/api/v1/experiments/{KEY}/recommendations")))
@@ -84,7 +86,8 @@ def main() -> None:
         events_lua.write_text(_events_script(secret, args.batch))
         rows.append((f"events, batches of {args.batch:,}", args.batch, *_wrk(args, events_lua, "/api/v1/events")))
     copy_rate = _raw_copy(args.batch * 200)
-    print(f"\nServing and ingestion, gunicorn {args.workers} workers, wrk {args.threads} threads "
+    print(f"\nServing and ingestion, gunicorn {args.workers} {args.worker_class} workers "
+          f"x {args.worker_threads} threads, wrk {args.threads} threads "
           f"{args.connections} connections, {args.seconds} s each; {time.strftime('%Y-%m-%d %H:%M')} UTC; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'endpoint':<28}{'req/s':>10}{'items/s':>12}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -116,14 +119,15 @@ def _prepare(dataset: Dataset) -> str:
 
 
 class _gunicorn:
-    def __init__(self, port: int, workers: int) -> None:
-        self.port, self.workers = port, workers
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.port, self.workers = args.port, args.workers
+        self.options = ["--worker-class", args.worker_class, "--threads", str(args.worker_threads)]
 
     def __enter__(self) -> None:
         env = {**os.environ, "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "abplatform.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--log-level", "warning"],
+             "--workers", str(self.workers), *self.options, "--log-level", "warning"],
             cwd=REPO, env=env,
         )  # fmt: skip
         deadline = time.time() + 60
