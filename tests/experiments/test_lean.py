@@ -25,7 +25,13 @@ from tests.experiments.factories import draft_experiment, product_manager, train
 from tests.support import skip_unless
 
 DJANGO = get_wsgi_application()
-LEAN = LeanDispatcher(DJANGO, log=write_log)
+
+
+def _keep(*args: Any) -> None:
+    """No connection upkeep: it would close the connection holding the test's transaction."""
+
+
+LEAN = LeanDispatcher(DJANGO, log=write_log, connection_upkeep=_keep)
 RECS = "/api/v1/experiments/recs-ab/recommendations"
 
 
@@ -33,13 +39,15 @@ def _no_django(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     raise AssertionError(f"the lean path gave {environ['PATH_INFO']} to Django")
 
 
-ALONE = LeanDispatcher(_no_django, log=write_log)  # proves a request was answered without Django
+# Proves a request was answered without Django.
+ALONE = LeanDispatcher(_no_django, log=write_log, connection_upkeep=_keep)
 VOLATILE = {"request_id"}  # differs between any two answers
 
 
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection() -> Iterator[None]:
-    # As Django's test client does: request signals would close the connection holding the test's transaction.
+    # As Django's test client does: request signals would close the connection holding the test's transaction
+    # (the DRF views' answers go through Django's handler).
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     yield
@@ -199,7 +207,7 @@ def buffer() -> Iterator[LogBuffer]:
 @pytest.mark.django_db(transaction=True)  # the flusher thread has its own connection: it must see committed rows
 def test_the_log_buffer_lands_served_requests_exposures_and_impressions(running: Experiment, buffer: LogBuffer) -> None:
     skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
-    app = LeanDispatcher(DJANGO, log=buffer.add)
+    app = LeanDispatcher(DJANGO, log=buffer.add, connection_upkeep=_keep)
     serve = f"Bearer {create_token('shop', ['serve'])[1]}"
     answers = [_call(app, RECS, {"user_id": user, "k": 3}, authorization=serve)[2] for user in ("u1", "u2", "u1")]
     deadline = time.monotonic() + 10
