@@ -156,10 +156,8 @@ def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     if not fresh:
         return 0
     try:
-        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.cursor.copy_expert(  # type: ignore[attr-defined]
-                f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN WITH ({_COPY_OPTIONS})", _csv_rows(fresh)
-            )
+        with transaction.atomic():
+            copy_new_events(fresh)
     except IntegrityError:
         return insert_events(fresh)
     return len(fresh)
@@ -187,7 +185,7 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
                 "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
                 f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
             )
-            raw.copy_expert(f"COPY event_staging ({columns}) FROM STDIN WITH ({_COPY_OPTIONS})", _csv_rows(values))
+            raw.copy_expert(f"COPY event_staging ({columns}) FROM STDIN WITH ({COPY_OPTIONS})", csv_rows(values))
             cursor.execute(
                 f"WITH stored AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM event_staging "
                 "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
@@ -203,10 +201,22 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
         return total
 
 
-_COPY_OPTIONS = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
+COPY_OPTIONS = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
 
 
-def _csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
+def copy_new_events(values: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY rows (in COLUMNS order) straight into the events table, in the current transaction.
+
+    No conflict check: an event_id stored already raises IntegrityError (and breaks the
+    transaction), so callers use it for rows they know to be new and redo the rest otherwise.
+    """
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.cursor.copy_expert(  # type: ignore[attr-defined]
+            f"COPY {Event._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN WITH ({COPY_OPTIONS})", csv_rows(values)
+        )
+
+
+def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
     """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL."""
     buffer = io.StringIO()
     write = csv.writer(buffer).writerow

@@ -38,7 +38,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 
 from experiments.models import Exposure, ServedRequest
-from experiments.services.events import insert_events
+from experiments.services.events import copy_new_events
 from experiments.services.serving import EXPOSURE_COLUMNS, SERVED_COLUMNS, ServingLog, write_log
 
 FLUSH_SECONDS = 0.1
@@ -130,6 +130,9 @@ class LogBuffer:
 def store_batch(batch: Sequence[ServingLog]) -> None:
     """Store many answers' logs in one transaction: COPY the served requests, exposures and impressions.
 
+    Served requests and impressions go straight into their tables; exposures through a
+    staging table and ON CONFLICT, since a user's later answers must not replace the first.
+
     PostgreSQL only (COPY); elsewhere each answer is written by `write_log`.
     """
     if connection.vendor != "postgresql":
@@ -159,7 +162,11 @@ def store_batch(batch: Sequence[ServingLog]) -> None:
                 f"INSERT INTO {Exposure._meta.db_table} ({EXPOSURE_COLUMNS}) SELECT {EXPOSURE_COLUMNS} "
                 "FROM exposure_staging ORDER BY first_exposed_at ON CONFLICT (experiment_id, user_id) DO NOTHING"
             )
-        insert_events(impressions)
+        if impressions:
+            # Straight into the table: impression ids embed the request's fresh uuid4, so they are new.
+            # Should one exist after all (a shop sent it before this flush), the batch fails on the
+            # unique index and is redone answer by answer through write_log, which skips it.
+            copy_new_events(impressions)
 
 
 def _store_one_by_one(batch: Sequence[ServingLog]) -> None:

@@ -245,3 +245,20 @@ def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: Log
     assert (exposure.user_id, exposure.arm_id, exposure.first_exposed_at) == ("17850", first[1], first[4])
     assert ServedRequest.objects.count() == 3
     assert Event.objects.filter(type="impression").count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_database_refuses_is_stored_answer_by_answer(running: Experiment, buffer: LogBuffer) -> None:
+    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
+    entries: list[serving.ServingLog] = []
+    for user in ("u1", "u2"):
+        serving.serve("recs-ab", user, 2, log=entries.append)
+    taken = entries[0].impressions[0]  # a shop sent this impression itself before the flush
+    Event.objects.create(event_id=taken[0], type="impression", user_id=taken[2], timestamp=taken[10])
+    for entry in entries:
+        buffer.add(entry)
+    buffer.flush()
+
+    assert ServedRequest.objects.count() == 2
+    assert Event.objects.filter(type="impression").count() == 4  # the one sent before is kept, not doubled
+    assert Event.objects.get(event_id=taken[0]).request_id is None
