@@ -99,11 +99,7 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     """Insert the rows, skipping event_ids already stored; returns how many were new."""
     if not rows:
         return 0
-    arm_of_request = dict(
-        ServedRequest.objects.filter(request_id__in={r.request_id for r in rows if r.request_id}).values_list(
-            "request_id", "arm_id"
-        )
-    )
+    arm_of_request = _arms_of_requests({r.request_id for r in rows if r.request_id})
     wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
     arm_of_user: dict[tuple[int, str], int] = {}
     if wanted and connection.vendor != "postgresql":
@@ -161,6 +157,21 @@ def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     except IntegrityError:
         return insert_events(fresh)
     return len(fresh)
+
+
+def _arms_of_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The arm each served request was answered from (requests not found are left out)."""
+    if not request_ids:
+        return {}
+    if connection.vendor != "postgresql":
+        return dict(ServedRequest.objects.filter(request_id__in=request_ids).values_list("request_id", "arm_id"))
+    # One array parameter: the ORM's IN (...) costs ~10 us per value to build, 10 ms for a batch of clicks.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT request_id, arm_id FROM {ServedRequest._meta.db_table} WHERE request_id = ANY(%s::uuid[])",
+            [[str(request_id) for request_id in request_ids]],
+        )
+        return {uuid.UUID(str(request_id)): arm_id for request_id, arm_id in cursor.fetchall()}
 
 
 def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:

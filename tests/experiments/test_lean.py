@@ -262,3 +262,19 @@ def test_a_batch_the_database_refuses_is_stored_answer_by_answer(running: Experi
     assert ServedRequest.objects.count() == 2
     assert Event.objects.filter(type="impression").count() == 4  # the one sent before is kept, not doubled
     assert Event.objects.get(event_id=taken[0]).request_id is None
+
+
+@pytest.mark.django_db
+def test_clicks_are_attributed_to_the_arm_of_their_served_request(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    ingest = f"Bearer {create_token('shop-events', ['ingest'])[1]}"
+    answers = [_call(ALONE, RECS, {"user_id": f"u{i}", "k": 1}, authorization=serve)[2] for i in range(8)]
+    clicks = [{"event_id": f"c{i}", "type": "click", "user_id": f"u{i}", "request_id": answer["request_id"],
+               "timestamp": "2026-11-27T10:00:00Z"} for i, answer in enumerate(answers)]  # fmt: skip
+    assert _call(ALONE, "/api/v1/events", clicks, authorization=ingest)[2]["stored"] == 8
+
+    arm_names = dict(running.arms.values_list("pk", "name"))
+    stored = dict(Event.objects.filter(type="click").values_list("event_id", "arm_id"))
+    assert {event_id: arm_names[arm] for event_id, arm in stored.items()} == {
+        f"c{i}": answer["arm"] for i, answer in enumerate(answers)
+    }
