@@ -8,6 +8,8 @@ from abplatform import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("variants/", include("recommenders.page_urls")),
+    path("experiments/", include("experiments.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("recommenders.urls")),

@@ -4,7 +4,9 @@ Creates the imported experiment `bench-results` with two arms, --users exposed u
 --events click/impression/purchase events spread over 14 days (written with the ingestion
 path's own bulk insert, in batches), then times: a full recompute of the rollups, an
 incremental fold with nothing new, an incremental fold of 1 % more events, and
-`experiment_results` (best of 5). Prints one table. --keep leaves the data in place.
+`experiment_results` (best of 5), and the results, report and home pages as a logged-in user
+sees them (Django test client, best of 5: the whole request, templates and charts included).
+Prints one table. --keep leaves the data in place.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/abplatform python bench/results_latency.py --events 10000000
 """
@@ -91,6 +93,7 @@ def main() -> None:
         results = experiment_results(experiment)
         timings.append(time.perf_counter() - t)
     rows.append(("experiment_results (best of 5)", min(timings), f"{args.events:,} events in total"))
+    rows += _pages(owner)
     print(f"\nResults latency, PostgreSQL, {time.strftime('%Y-%m-%d %H:%M')} UTC, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'step':<34}{'seconds':>10}  note")
@@ -102,6 +105,27 @@ def main() -> None:
     if not args.keep:
         Event.objects.filter(experiment=experiment)._raw_delete(Event.objects.db)  # type: ignore[attr-defined]
         experiment.delete()
+
+
+def _pages(user: User) -> list[tuple[str, float, str]]:
+    """Best-of-5 wall time of each page's whole request through Django (status 200 checked)."""
+    from django.test import Client
+
+    user.is_superuser = True  # sees every page, whatever the roles
+    user.save()
+    client = Client()
+    client.force_login(user)
+    rows = []
+    for name, url in (("results page", f"/experiments/{KEY}/results/"), ("report page", f"/experiments/{KEY}/report/"),
+                      ("home page", "/")):  # fmt: skip
+        timings = []
+        for _ in range(5):
+            t = time.perf_counter()
+            response = client.get(url)
+            timings.append(time.perf_counter() - t)
+            assert response.status_code == 200, (url, response.status_code)
+        rows.append((f"{name} (best of 5)", min(timings), f"GET {url}, {len(response.content):,} bytes"))
+    return rows
 
 
 def _events(experiment: Experiment, arms: list[Arm], arm_of_user: np.ndarray, low: int, high: int,

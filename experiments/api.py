@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from experiments.authentication import ApiTokenAuthentication, token_scope
 from experiments.endpoints import ingest_answer, recommendations_answer
-from experiments.models import Decision, Experiment
+from experiments.models import Experiment
 from experiments.serializers import (
     ChangeSerializer,
     DecisionSerializer,
@@ -33,10 +33,11 @@ from experiments.services.lifecycle import (
     ExperimentSpec,
     TransitionError,
     create_experiment,
+    record_decision,
     transition,
     update_experiment,
 )
-from experiments.services.results import experiment_results
+from experiments.services.results import TRAFFIC, experiment_results
 
 SESSION_AND_TOKEN = [
     ApiTokenAuthentication,
@@ -143,7 +144,15 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._transition(request, key, "archive")
 
     @extend_schema(
-        parameters=[OpenApiParameter("fold", bool, description="fold new events into the rollups first")],
+        parameters=[
+            OpenApiParameter("fold", bool, description="fold new events into the rollups first"),
+            OpenApiParameter(
+                "traffic",
+                str,
+                enum=["all", "live", "simulated"],
+                description="users counted: live, simulated (simulation runs) or all (default)",
+            ),
+        ],
         responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
     )
     @action(detail=True, methods=["get"])
@@ -151,7 +160,10 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
         user from the rollups, each treatment tested against the control (Holm-corrected), and the SRM check."""
         fold = request.query_params.get("fold", "").lower() in ("1", "true", "yes")
-        return Response(experiment_results(self.get_object(), fold_first=fold))
+        traffic = request.query_params.get("traffic", "all")
+        if traffic not in TRAFFIC:
+            return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
+        return Response(experiment_results(self.get_object(), fold_first=fold, traffic=traffic))
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -171,15 +183,13 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = DecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         arm_name = (form.validated_data.pop("winning_arm", None) or {}).get("name")
-        arm = experiment.arms.filter(name=arm_name).first() if arm_name else None
-        if arm_name and arm is None:
-            return Response({"winning_arm": [f"no arm named {arm_name!r}"]}, status=400)
-        if experiment.status not in (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED):
-            return Response(
-                {"detail": f"{experiment.key} is {experiment.status}: stop it before deciding."}, status=409
-            )
-        decision = Decision.objects.create(experiment=experiment, reviewer=request.user, winning_arm=arm,
-                                           **form.validated_data)  # fmt: skip
+        try:
+            decision = record_decision(experiment, request.user, form.validated_data["outcome"],
+                                       form.validated_data["rationale"], arm_name)  # fmt: skip
+        except ExperimentError as error:
+            return Response(error.errors, status=400)
+        except TransitionError as error:
+            return Response({"detail": str(error)}, status=409)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -282,20 +282,34 @@ class RollupState(models.Model):
 
 
 class DailyRollup(models.Model):
-    """Counts of one arm on one UTC day: event totals by the event's day, new users by first exposure."""
+    """Counts of one arm's live or simulated users on one UTC day: event totals by the event's day,
+    new users by first exposure."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
+    simulated = models.BooleanField(default=False, help_text="users exposed by a simulation run")
     new_users = models.BigIntegerField(default=0)
     impressions = models.BigIntegerField(default=0)
     clicks = models.BigIntegerField(default=0)
     add_to_carts = models.BigIntegerField(default=0)
     purchases = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    # The day's increments of the arm's per-user sufficient statistics (ArmRollup's columns of the
+    # same names), attributed to the events' day: summed over days <= D they are the arm's
+    # statistics as of the end of day D, which the results use for the lift over time.
+    impressions_sq = models.BigIntegerField(default=0)
+    clicks_sq = models.BigIntegerField(default=0)
+    clicks_x_impressions = models.BigIntegerField(default=0)
+    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
+    clickers = models.BigIntegerField(default=0)
+    adders = models.BigIntegerField(default=0)
+    purchasers = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["experiment", "arm", "day"], name="daily_rollup_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "arm", "day", "simulated"], name="daily_rollup_once")
+        ]
 
     def __str__(self) -> str:
         return f"{self.arm_id} {self.day}"
@@ -325,10 +339,13 @@ class ArmRollup(models.Model):
     cross product (delta-method CTR), and how many users clicked / added / purchased at least once.
 
     Kept up to date by each fold from the users' previous totals, so results read a few rows.
+    One row per arm for live users and one for simulated users (a user is one or the other, so
+    the two rows add up to the arm's statistics over all users).
     """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    simulated = models.BooleanField(default=False, help_text="users exposed by a simulation run")
     exposed_users = models.BigIntegerField(default=0)
     active_users = models.BigIntegerField(default=0, help_text="exposed users with at least one event")
     impressions = models.BigIntegerField(default=0)
@@ -345,7 +362,7 @@ class ArmRollup(models.Model):
     purchasers = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["experiment", "arm"], name="arm_rollup_once")]
+        constraints = [models.UniqueConstraint(fields=["experiment", "arm", "simulated"], name="arm_rollup_once")]
 
     def __str__(self) -> str:
         return f"rollup of {self.arm_id}"
@@ -360,6 +377,15 @@ class SimulationRun(BackgroundJob):
     live traffic.
     """
 
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # BackgroundJob's statuses plus "cancelled": a run stopped on request keeps the days it stored.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="simulations")
     config = models.JSONField(default=dict)
     sessions = models.BigIntegerField(default=0)
@@ -371,9 +397,37 @@ class SimulationRun(BackgroundJob):
     class Meta(BackgroundJob.Meta):
         pass
 
+    FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
     def __str__(self) -> str:
         return f"simulation {self.pk} of {self.experiment.key} ({self.status})"
 
     @property
     def user_prefix(self) -> str:
         return f"sim{self.pk}:"
+
+
+class CupedRollup(models.Model):
+    """CUPED's sums for one arm, traffic kind and metric: n, Σy, Σy², Σx, Σx², Σxy over exposed users,
+    with x = the user's interactions before the start. Refreshed after each fold that changed
+    something (experiments.services.cuped), so the results read them instead of joining exposures
+    with the pre-period on every page view."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    simulated = models.BooleanField(default=False)
+    metric = models.CharField(max_length=30)
+    n = models.BigIntegerField()
+    sum_y = models.FloatField()
+    sum_y2 = models.FloatField()
+    sum_x = models.FloatField()
+    sum_x2 = models.FloatField()
+    sum_xy = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "arm", "simulated", "metric"], name="cuped_rollup_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"CUPED {self.metric} of {self.arm_id}"

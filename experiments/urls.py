@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from experiments import api
+from experiments import api, api_simulations
 
 router = DefaultRouter()
 router.register("experiments", api.ExperimentViewSet, basename="experiment")
@@ -11,5 +11,20 @@ urlpatterns = [
         "experiments/<slug:key>/recommendations", api.RecommendationsView.as_view(), name="experiment-recommendations"
     ),
     path("events", api.EventsView.as_view(), name="events"),
+    path(
+        "experiments/<slug:key>/simulations",
+        api_simulations.SimulationListView.as_view(),
+        name="experiment-simulations",
+    ),
+    path(
+        "experiments/<slug:key>/simulations/<int:run_id>",
+        api_simulations.SimulationDetailView.as_view(),
+        name="experiment-simulation",
+    ),
+    path(
+        "experiments/<slug:key>/simulations/<int:run_id>/cancel",
+        api_simulations.SimulationCancelView.as_view(),
+        name="experiment-simulation-cancel",
+    ),
     path("", include(router.urls)),
 ]

@@ -6,7 +6,9 @@ VENV=.venv
 ADDRESS=${ABPLATFORM_ADDRESS:-127.0.0.1:8000}
 
 # Background jobs of a script ignore Ctrl-C, so the worker is stopped explicitly on exit.
-"$VENV/bin/celery" -A abplatform worker -Q default,training --concurrency 1 --loglevel INFO &
+# -B runs the beat scheduler inside the worker (one process for the demo), so rollups fold every 30 s.
+"$VENV/bin/celery" -A abplatform worker -B -Q default,training --concurrency 1 --loglevel INFO \
+  --schedule var/celerybeat-schedule &
 worker=$!
 trap 'echo "Stopping the worker..."; kill -TERM "$worker" 2>/dev/null; wait "$worker" 2>/dev/null; exit 0' INT TERM EXIT
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import IO, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -152,8 +152,7 @@ def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     if not fresh:
         return 0
     try:
-        with transaction.atomic():
-            copy_new_events(fresh)
+        copy_events(csv_rows(fresh), known_new=True)
     except IntegrityError:
         return insert_events(fresh)
     return len(fresh)
@@ -177,9 +176,7 @@ def _arms_of_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
 def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:
     """Store rows (in COLUMNS order) whose event_id is new; returns the number of rows inserted.
 
-    PostgreSQL: COPY the rows into a per-connection temporary staging table, then one
-    INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING moves the new ones over (COPY
-    parses rows several times faster than a multi-row INSERT). Others: row by row.
+    PostgreSQL: as CSV through `copy_events`. Others: row by row.
     """
     if not values:
         return 0
@@ -188,20 +185,9 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
         columns_used = (*COLUMNS, "simulation_id")
         values = [(*row, simulation_id) for row in values]
     table = Event._meta.db_table
+    if connection.vendor == "postgresql":
+        return copy_events(csv_rows(values), columns_used)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            raw: Any = cursor.cursor
-            columns = ", ".join(columns_used)
-            cursor.execute(  # all the columns either path fills, once per database connection
-                "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
-                f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
-            )
-            raw.copy_expert(f"COPY event_staging ({columns}) FROM STDIN WITH ({COPY_OPTIONS})", csv_rows(values))
-            cursor.execute(
-                f"WITH stored AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM event_staging "
-                "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
-            )
-            return int(cursor.fetchone()[0])
         sql = f"INSERT INTO {table} ({', '.join(columns_used)}) VALUES ({', '.join(['%s'] * len(columns_used))}) "
         sql += "ON CONFLICT (event_id) DO NOTHING"
         adapt = connection.ops.adapt_datetimefield_value
@@ -212,19 +198,38 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
         return total
 
 
-COPY_OPTIONS = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
+def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new: bool = False) -> int:
+    """PostgreSQL: store CSV rows (in `columns` order, a subset of COLUMNS + simulation_id) whose
+    event_id is new; returns the number inserted.
 
+    COPY the rows into a per-connection temporary staging table, then one INSERT ... SELECT ...
+    ON CONFLICT (event_id) DO NOTHING moves the new ones over (COPY parses rows several times
+    faster than a multi-row INSERT). Callers that build CSV text themselves (the simulator, in
+    bulk with numpy) skip the per-row tuples of `insert_events`.
 
-def copy_new_events(values: Sequence[tuple[Any, ...]]) -> None:
-    """PostgreSQL: COPY rows (in COLUMNS order) straight into the events table, in the current transaction.
-
-    No conflict check: an event_id stored already raises IntegrityError (and breaks the
-    transaction), so callers use it for rows they know to be new and redo the rest otherwise.
+    `known_new`: the caller guarantees no event_id is stored yet (ids derived from a key only it
+    uses, checked beforehand), so the rows are copied straight into the table, without the
+    staging table and the conflict check (about twice as fast); a duplicate then raises
+    IntegrityError rather than being skipped.
     """
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.cursor.copy_expert(  # type: ignore[attr-defined]
-            f"COPY {Event._meta.db_table} ({', '.join(COLUMNS)}) FROM STDIN WITH ({COPY_OPTIONS})", csv_rows(values)
+    table = Event._meta.db_table
+    names = ", ".join(columns)
+    options = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
+    if known_new:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH ({options})", buffer)  # type: ignore[attr-defined]
+            return int(cursor.cursor.rowcount)  # type: ignore[attr-defined]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(  # all the columns either path fills, once per database connection
+            "CREATE TEMP TABLE IF NOT EXISTS event_staging ON COMMIT DELETE ROWS "
+            f"AS SELECT {', '.join(COLUMNS)}, simulation_id FROM {table} WITH NO DATA"
         )
+        cursor.cursor.copy_expert(f"COPY event_staging ({names}) FROM STDIN WITH ({options})", buffer)  # type: ignore[attr-defined]
+        cursor.execute(
+            f"WITH stored AS (INSERT INTO {table} ({names}) SELECT {names} FROM event_staging "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
+        )
+        return int(cursor.fetchone()[0])
 
 
 def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:

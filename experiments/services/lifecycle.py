@@ -23,7 +23,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from experiments.models import Arm, Experiment, ExperimentChange
+from experiments.models import Arm, Decision, Experiment, ExperimentChange
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant
 
@@ -244,6 +244,34 @@ def _reserve_layer_range(experiment: Experiment) -> tuple[int, int]:
         f"cannot start {experiment.key}: layer {experiment.layer!r} has {free / 100:g}% free, "
         f"the experiment reserves {experiment.layer_share_percent:g}%"
     )
+
+
+# ---- decisions ---------------------------------------------------------------------
+
+
+def record_decision(
+    experiment: Experiment, reviewer: User, outcome: str, rationale: str, winning_arm: str | None = None
+) -> Decision:
+    """A reviewer's decision on a stopped or concluded experiment, also written to the audit log."""
+    errors: dict[str, str] = {}
+    if outcome not in Decision.Outcome.values:
+        errors["outcome"] = f"use one of {', '.join(Decision.Outcome.values)}"
+    if not rationale.strip():
+        errors["rationale"] = "say why: the evidence the decision rests on"
+    arm = experiment.arms.filter(name=winning_arm).first() if winning_arm else None
+    if winning_arm and arm is None:
+        errors["winning_arm"] = f"no arm named {winning_arm!r}"
+    if errors:
+        raise ExperimentError(errors)
+    if experiment.status not in (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED):
+        raise TransitionError(f"{experiment.key} is {experiment.status}: stop it before deciding.")
+    with transaction.atomic():
+        decision = Decision.objects.create(
+            experiment=experiment, reviewer=reviewer, outcome=outcome, winning_arm=arm, rationale=rationale.strip()
+        )
+        after = {"outcome": outcome, "winning_arm": winning_arm or None, "rationale": decision.rationale}
+        _audit(experiment, reviewer, "decision", {}, after)
+    return decision
 
 
 # ---- helpers -----------------------------------------------------------------------

@@ -25,6 +25,9 @@ sequential test while it still runs (peeking at a fixed-horizon p-value inflates
 Verdicts: "treatment wins" / "control wins" (significant, by the effect's sign; every metric
 here is higher-is-better), "no significant difference", "not enough data" (the engine refused:
 n < 2, no variance, no events).
+
+Traffic: the rollups keep live and simulated users apart (``ArmRollup.simulated``); results are
+over live users, simulated users, or both (``traffic="all"``, the rows added up).
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
+
+from django.db.models import Sum
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
 from experiments.services.cuped import covariate_samples
@@ -55,6 +61,10 @@ from experiments.stats import (
 )
 
 SRM_ALPHA = 0.001
+TRAFFIC = ("all", "live", "simulated")
+_DAILY_SUMS = ("impressions", "clicks", "add_to_carts", "purchases", "revenue")
+_ARM_SUMS = ("exposed_users", "active_users", *_DAILY_SUMS, "impressions_sq", "clicks_sq", "clicks_x_impressions",
+             "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
 METRICS = ("conversion_rate", "add_to_cart_rate", "ctr", "revenue_per_user", "clicks_per_user")
 TREATMENT_WINS, CONTROL_WINS = "treatment wins", "control wins"
 NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
@@ -120,11 +130,36 @@ def _arm_summary(arm: Arm, row: ArmRollup) -> dict[str, Any]:
     }
 
 
-def _daily(experiment: Experiment, arms: list[Arm]) -> dict[str, list[dict[str, Any]]]:
+def _traffic_filter(traffic: str) -> dict[str, bool]:
+    """The rollup rows of `traffic` (one of TRAFFIC) as a queryset filter."""
+    if traffic not in TRAFFIC:
+        raise ValueError(f"traffic must be one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    return {} if traffic == "all" else {"simulated": traffic == "simulated"}
+
+
+def _arm_rows(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[int, ArmRollup]:
+    """One ArmRollup per arm over the chosen traffic: the live and simulated rows added field by field
+    (every field is a sum over the arm's users, and a user is live or simulated, never both)."""
+    rows = {arm.pk: ArmRollup(experiment=experiment, arm=arm) for arm in arms}
+    for row in ArmRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic)):
+        total = rows[row.arm_id]
+        for name in _ARM_SUMS:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return rows
+
+
+def _daily(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[str, list[dict[str, Any]]]:
     names = {arm.pk: arm.name for arm in arms}
     series: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms}
     cumulative: dict[str, int] = dict.fromkeys(series, 0)
-    for row in DailyRollup.objects.filter(experiment=experiment).order_by("arm_id", "day"):
+    days = (
+        DailyRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic))
+        .values("arm_id", "day")
+        .annotate(**{name: Sum(name) for name in ("new_users", *_DAILY_SUMS)})
+        .order_by("arm_id", "day")
+    )
+    for day in days:
+        row = SimpleNamespace(**day)
         name = names[row.arm_id]
         cumulative[name] += row.new_users
         series[name].append({
@@ -133,6 +168,49 @@ def _daily(experiment: Experiment, arms: list[Arm]) -> dict[str, list[dict[str, 
             "add_to_carts": row.add_to_carts, "purchases": row.purchases, "revenue": float(row.revenue),
         })  # fmt: skip
     return series
+
+
+_STAT_SUMS = ("new_users", "impressions", "clicks", "add_to_carts", "purchases", "revenue", "impressions_sq",
+              "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
+
+
+def _lift_history(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[str, list[dict[str, Any]]]:
+    """Each treatment's relative lift on the primary metric with its always-valid confidence
+    sequence, as of the end of each day: the sequential test on the arms' cumulative sufficient
+    statistics (DailyRollup's daily increments summed up to that day). Days on which the engine
+    cannot test yet (n < 2, no variance) are left out."""
+    control = next((arm for arm in arms if arm.is_control), None)
+    if control is None:
+        return {}
+    rows = (
+        DailyRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic))
+        .values("day", "arm_id")
+        .annotate(**{name: Sum(name) for name in _STAT_SUMS})
+        .order_by("day", "arm_id")
+    )
+    totals = {arm.pk: dict.fromkeys(_STAT_SUMS, 0) for arm in arms}
+    history: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms if arm.pk != control.pk}
+    by_day: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_day.setdefault(row["day"], []).append(row)
+    for day, day_rows in by_day.items():
+        for row in day_rows:
+            for name in _STAT_SUMS:
+                totals[row["arm_id"]][name] += row[name] or 0
+        as_of = {pk: ArmRollup(exposed_users=t["new_users"], **{k: v for k, v in t.items() if k != "new_users"})
+                 for pk, t in totals.items()}  # fmt: skip
+        for arm in arms:
+            if arm.pk == control.pk:
+                continue
+            try:
+                look = sequential_test(_statistic(experiment.primary_metric, as_of[control.pk]),
+                                       _statistic(experiment.primary_metric, as_of[arm.pk]),
+                                       alpha=experiment.alpha, difference="relative")  # fmt: skip
+            except StatisticError:
+                continue
+            history[arm.name].append({"day": day.isoformat(), "effect": look.effect, "ci_low": look.ci_low,
+                                      "ci_high": look.ci_high, "p_value": look.p_value})  # fmt: skip
+    return history
 
 
 def _compare(
@@ -208,13 +286,17 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> dict[str, Any]:
-    """The experiment's JSON-ready results from its rollups (see the module docstring for the shape)."""
+def experiment_results(experiment: Experiment, *, fold_first: bool = False, traffic: str = "all") -> dict[str, Any]:
+    """The experiment's JSON-ready results from its rollups (see the module docstring for the shape).
+
+    `traffic`: "live" (users served for real), "simulated" (users of simulation runs) or "all".
+    Raises ValueError for anything else.
+    """
+    _traffic_filter(traffic)
     if fold_first:
         fold(experiment.pk)
     arms = list(experiment.arms.order_by("position", "pk"))
-    rows = {row.arm_id: row for row in ArmRollup.objects.filter(experiment=experiment)}
-    row_of = {arm.pk: rows.get(arm.pk) or ArmRollup(experiment=experiment, arm=arm) for arm in arms}
+    row_of = _arm_rows(experiment, arms, traffic)
     state = RollupState.objects.filter(pk=experiment.pk).first()
     control = next((arm for arm in arms if arm.is_control), None)
     warnings: list[str] = []
@@ -237,7 +319,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> d
     treatments = [arm for arm in arms if control is not None and arm.pk != control.pk]
     if control is None:
         warnings.append("the experiment has no control arm: nothing to compare against")
-    covariates = covariate_samples(experiment) if treatments else {}
+    covariates = covariate_samples(experiment, traffic) if treatments else {}
     for arm in treatments:
         comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates)  # type: ignore[union-attr]
         comparisons.append({"arm": arm.name, "control": control.name, **comparison})  # type: ignore[union-attr]
@@ -283,6 +365,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> d
         "source": experiment.source,
         "primary_metric": experiment.primary_metric,
         "alpha": experiment.alpha,
+        "traffic": traffic,
         "as_of": {
             "event_watermark": state.event_watermark if state else 0,
             "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
@@ -290,7 +373,8 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False) -> d
             "unattributed_events": state.unattributed_events if state else 0,
         },
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
-        "daily": _daily(experiment, arms),
+        "daily": _daily(experiment, arms, traffic),
+        "lift_history": _lift_history(experiment, arms, traffic),
         "comparisons": comparisons,
         "multiple_testing": multiple_testing,
         "srm": srm,

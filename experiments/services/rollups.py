@@ -4,12 +4,13 @@ Analysis never scans events. Four tables, all keyed by experiment:
 
 - ``UserRollup(arm, user_id)``: each exposed user's cumulative impressions, clicks, add-to-carts,
   purchases and revenue.
-- ``ArmRollup(arm)``: the per-arm sufficient statistics over users that the statistics engine
+- ``ArmRollup(arm, simulated)``: the per-arm sufficient statistics over users that the statistics engine
   needs: exposed users, sums, sums of squares (impressions, clicks, revenue), the clicks x
   impressions cross product (delta-method CTR with users as units), and how many users clicked,
   added to cart, purchased at least once.
-- ``DailyRollup(arm, day)``: per UTC day, event totals (by the event's timestamp) and new users
-  (by first exposure), for charts.
+- ``DailyRollup(arm, day, simulated)``: per UTC day, event totals (by the event's timestamp), new users
+  (by first exposure), and the day's increments of the ArmRollup statistics, for charts and for
+  the lift over time (the statistics as of the end of each day).
 - ``RollupState``: the watermarks (last event id and last exposure id folded) and counters.
 
 Choice against the suggested design (sums of squares aggregated over UserRollup at read time):
@@ -23,14 +24,20 @@ one arm, the unit of randomisation). ``Event.arm`` is not used: it is the same a
 users and can name the control for users outside the experiment (served control, never
 exposed). Events of users without an exposure are counted as ``unattributed_events`` and skipped.
 
+Traffic: ``simulated`` is true for users whose exposure belongs to a simulation run. A user is
+live or simulated, never both, so an arm's two rows add up to its statistics over all users
+(sums, squares and cross products are sums over users) and results can show live, simulated or
+all traffic from the same rows.
+
 The fold of one step, in one transaction with the experiment's RollupState row locked:
 
-1. exposures with id in (exposure_watermark, upper_x]: add new users per arm and day;
-2. events with id in (event_watermark, upper_e], joined to exposures with id <= upper_x and grouped
-   by (arm, user) in SQL: add the arm increments (computed against the users' previous UserRollup
-   totals, so this statement runs before step 3), then upsert-add the user totals, then the
-   per (arm, day) totals (``INSERT .. ON CONFLICT .. DO UPDATE SET x = t.x + excluded.x``, which
-   PostgreSQL and SQLite >= 3.24 both understand);
+1. exposures with id in (exposure_watermark, upper_x]: add new users per arm, traffic and day;
+2. events with id in (event_watermark, upper_e]: one scan, left-joined to exposures with
+   id <= upper_x and grouped by (arm, traffic, user, day) into a temporary table (arm NULL:
+   unattributed); from that small table: the event counts, the arm increments (computed against
+   the users' previous UserRollup totals, so this statement runs before the next), the user
+   totals (upsert-add), the per (arm, traffic, day) totals (``INSERT .. ON CONFLICT .. DO UPDATE
+   SET x = t.x + excluded.x``, which PostgreSQL and SQLite >= 3.24 both understand);
 3. move both watermarks.
 
 A second fold finds empty ranges and changes nothing; a crash rolls the step back whole.
@@ -54,7 +61,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from experiments.models import ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.models import ArmRollup, CupedRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.services.cuped import refresh_covariates
 
 FOLD_LAG = timedelta(seconds=10)
 FOLD_CHUNK_IDS = 1_000_000  # event ids per transaction, so a recompute of 10 M events is 10 short steps
@@ -92,26 +100,54 @@ def _add_all(table: str, columns: tuple[str, ...]) -> str:
     return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
 
 
-def _delta_sql() -> str:
-    """Per (arm, user) totals of the events in the range, attributed through folded exposures."""
+_DELTA = "rollup_delta"
+_DELTA_COLUMNS = "arm_id, simulated, user_id, day, n, imp, clk, atc, pur, rev"
+
+
+def _create_delta_sql() -> str:
+    """A per-connection scratch table for one fold step's single pass over its event range."""
+    revenue = "NUMERIC(18, 2)" if connection.vendor == "postgresql" else "DECIMAL"
     return f"""
-        SELECT x.arm_id AS arm_id, e.user_id AS user_id,
-               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END) AS imp,
-               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END) AS clk,
-               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END) AS atc,
-               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END) AS pur,
-               COALESCE(SUM(e.revenue), 0) AS rev
+        CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (
+            arm_id BIGINT, simulated BOOLEAN, user_id VARCHAR(100), day DATE, n BIGINT,
+            imp BIGINT, clk BIGINT, atc BIGINT, pur BIGINT, rev {revenue})"""
+
+
+def _fill_delta_sql() -> str:
+    """The one scan of the range: per (arm, traffic, user, day) event totals; arm NULL = unattributed.
+
+    Attribution through exposures folded so far (id <= the exposure bound); the traffic is
+    simulated when the user's exposure belongs to a simulation run. Unattributed events are
+    grouped under one empty user, as only their number matters.
+    """
+    return f"""
+        INSERT INTO {_DELTA} ({_DELTA_COLUMNS})
+        SELECT x.arm_id, x.simulation_id IS NOT NULL, CASE WHEN x.id IS NULL THEN '' ELSE e.user_id END,
+               {_day('e."timestamp"')}, COUNT(*),
+               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END),
+               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END),
+               COALESCE(SUM(e.revenue), 0)
         FROM {_EVENT} e
-        JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s AND x.id <= %(exposures)s
-        GROUP BY x.arm_id, e.user_id"""
+        LEFT JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
+                               AND x.id <= %(exposures)s
+        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s
+        GROUP BY 1, 2, 3, 4"""
+
+
+# Per (arm, traffic, user) totals of the step, from the delta table.
+_USER_DELTA = f"""
+        SELECT arm_id, simulated, user_id, SUM(imp) AS imp, SUM(clk) AS clk, SUM(atc) AS atc, SUM(pur) AS pur,
+               SUM(rev) AS rev
+        FROM {_DELTA} WHERE arm_id IS NOT NULL GROUP BY arm_id, simulated, user_id"""
 
 
 def _arm_events_sql() -> str:
     # Runs before the user upsert: u holds each user's totals before this fold step.
     return f"""
-        INSERT INTO {_ARM} (experiment_id, arm_id, {", ".join(_ARM_COLUMNS)})
-        SELECT %(experiment)s, d.arm_id, 0,
+        INSERT INTO {_ARM} (experiment_id, arm_id, simulated, {", ".join(_ARM_COLUMNS)})
+        SELECT %(experiment)s, d.arm_id, d.simulated, 0,
                SUM(CASE WHEN u.id IS NULL THEN 1 ELSE 0 END),
                SUM(d.imp), SUM(d.clk), SUM(d.atc), SUM(d.pur), SUM(d.rev),
                SUM(d.imp * (d.imp + 2 * COALESCE(u.impressions, 0))),
@@ -121,51 +157,76 @@ def _arm_events_sql() -> str:
                SUM(CASE WHEN d.clk > 0 AND COALESCE(u.clicks, 0) = 0 THEN 1 ELSE 0 END),
                SUM(CASE WHEN d.atc > 0 AND COALESCE(u.add_to_carts, 0) = 0 THEN 1 ELSE 0 END),
                SUM(CASE WHEN d.pur > 0 AND COALESCE(u.purchases, 0) = 0 THEN 1 ELSE 0 END)
-        FROM ({_delta_sql()}) d
+        FROM ({_USER_DELTA}) d
         LEFT JOIN {_USER} u ON u.experiment_id = %(experiment)s AND u.user_id = d.user_id
         WHERE 1 = 1
-        GROUP BY d.arm_id
-        ON CONFLICT (experiment_id, arm_id) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
+        GROUP BY d.arm_id, d.simulated
+        ON CONFLICT (experiment_id, arm_id, simulated) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
 
 
 def _user_events_sql() -> str:
     return f"""
         INSERT INTO {_USER} (experiment_id, arm_id, user_id, {", ".join(_COUNTS)})
         SELECT %(experiment)s, d.arm_id, d.user_id, d.imp, d.clk, d.atc, d.pur, d.rev
-        FROM ({_delta_sql()}) d
+        FROM ({_USER_DELTA}) d
         WHERE 1 = 1
         ON CONFLICT (experiment_id, user_id) DO UPDATE SET {_add_all(_USER, _COUNTS)}"""
 
 
+_DAILY_STATS = ("impressions_sq", "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders",
+                "purchasers")  # fmt: skip
+
+
 def _daily_events_sql() -> str:
+    """Per (arm, traffic, day): the event totals, and the day's increments of the arm's per-user
+    sufficient statistics (the same formulas as ``_arm_events_sql``, day by day).
+
+    A user's totals before a day of this step are their UserRollup totals (before the step, so this
+    runs before the user upsert) plus their earlier days in this step: a running sum over the
+    user's days. Summed over all days the increments equal ArmRollup's exactly; summed up to day D
+    they are the statistics as of the end of day D, for events that arrive in time order (an event
+    folded after later days' events counts on its own day against the totals of its fold).
+    """
+    before = {name: f"COALESCE(u.{total}, 0) + SUM(d.{name}) OVER w - d.{name}"
+              for name, total in (("imp", "impressions"), ("clk", "clicks"), ("atc", "add_to_carts"),
+                                  ("pur", "purchases"), ("rev", "revenue"))}  # fmt: skip
     return f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, day, {", ".join(_DAILY_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, {_day('e."timestamp"')}, 0,
-               SUM(CASE WHEN e.type = 'impression' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'click' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END),
-               SUM(CASE WHEN e.type = 'purchase' THEN 1 ELSE 0 END),
-               COALESCE(SUM(e.revenue), 0)
-        FROM {_EVENT} e
-        JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-        WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s AND x.id <= %(exposures)s
-        GROUP BY 2, 3
-        ON CONFLICT (experiment_id, arm_id, day) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)},
+                              {", ".join(_DAILY_STATS)})
+        SELECT %(experiment)s, arm_id, simulated, day, 0, SUM(imp), SUM(clk), SUM(atc), SUM(pur), SUM(rev),
+               SUM(imp * (imp + 2 * p_imp)), SUM(clk * (clk + 2 * p_clk)), SUM(clk * p_imp + imp * p_clk + clk * imp),
+               SUM(rev * (rev + 2 * p_rev)),
+               SUM(CASE WHEN clk > 0 AND p_clk = 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN atc > 0 AND p_atc = 0 THEN 1 ELSE 0 END),
+               SUM(CASE WHEN pur > 0 AND p_pur = 0 THEN 1 ELSE 0 END)
+        FROM (
+            SELECT d.arm_id, d.simulated, d.day, d.imp, d.clk, d.atc, d.pur, d.rev,
+                   {before["imp"]} AS p_imp, {before["clk"]} AS p_clk, {before["atc"]} AS p_atc,
+                   {before["pur"]} AS p_pur, {before["rev"]} AS p_rev
+            FROM {_DELTA} d
+            LEFT JOIN {_USER} u ON u.experiment_id = %(experiment)s AND u.user_id = d.user_id
+            WHERE d.arm_id IS NOT NULL
+            WINDOW w AS (PARTITION BY d.user_id ORDER BY d.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        ) t
+        GROUP BY arm_id, simulated, day
+        ON CONFLICT (experiment_id, arm_id, day, simulated)
+        DO UPDATE SET {_add_all(_DAILY, (*_DAILY_COLUMNS, *_DAILY_STATS))}"""
 
 
 def _exposure_sqls() -> tuple[str, str]:
     where = "x.experiment_id = %(experiment)s AND x.id > %(low)s AND x.id <= %(high)s"
     zeros = ", ".join(["0"] * (len(_ARM_COLUMNS) - 1))
     arm = f"""
-        INSERT INTO {_ARM} (experiment_id, arm_id, {", ".join(_ARM_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, COUNT(*), {zeros}
-        FROM {_EXPOSURE} x WHERE {where} GROUP BY x.arm_id
-        ON CONFLICT (experiment_id, arm_id) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
-    daily = f"""
-        INSERT INTO {_DAILY} (experiment_id, arm_id, day, {", ".join(_DAILY_COLUMNS)})
-        SELECT %(experiment)s, x.arm_id, {_day("x.first_exposed_at")}, COUNT(*), 0, 0, 0, 0, 0
+        INSERT INTO {_ARM} (experiment_id, arm_id, simulated, {", ".join(_ARM_COLUMNS)})
+        SELECT %(experiment)s, x.arm_id, x.simulation_id IS NOT NULL, COUNT(*), {zeros}
         FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3
-        ON CONFLICT (experiment_id, arm_id, day) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
+        ON CONFLICT (experiment_id, arm_id, simulated) DO UPDATE SET {_add_all(_ARM, _ARM_COLUMNS)}"""
+    daily = f"""
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join((*_DAILY_COLUMNS, *_DAILY_STATS))})
+        SELECT %(experiment)s, x.arm_id, x.simulation_id IS NOT NULL, {_day("x.first_exposed_at")},
+               COUNT(*), {", ".join(["0"] * (len(_DAILY_COLUMNS) - 1 + len(_DAILY_STATS)))}
+        FROM {_EXPOSURE} x WHERE {where} GROUP BY 2, 3, 4
+        ON CONFLICT (experiment_id, arm_id, day, simulated) DO UPDATE SET {_add_all(_DAILY, _DAILY_COLUMNS)}"""
     return arm, daily
 
 
@@ -224,17 +285,21 @@ def _fold_step(experiment_id: int, cutoff: datetime, chunk: int) -> tuple[FoldRe
         events = unattributed = 0
         if upper_e > state.event_watermark:
             params.update(low=state.event_watermark, high=upper_e, exposures=upper_x)
+            cursor.execute(_create_delta_sql())
+            cursor.execute(f"DELETE FROM {_DELTA}")
+            cursor.execute(_fill_delta_sql(), params)
             cursor.execute(
-                f"""SELECT COUNT(*), COUNT(x.id) FROM {_EVENT} e
-                    LEFT JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
-                                           AND x.id <= %(exposures)s
-                    WHERE e.experiment_id = %(experiment)s AND e.id > %(low)s AND e.id <= %(high)s""",
-                params,
+                f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN arm_id IS NULL THEN n ELSE 0 END), 0) "
+                f"FROM {_DELTA}"
             )
-            total, attributed = cursor.fetchone()
-            events, unattributed = int(total), int(total) - int(attributed)
-            if attributed:
-                for sql in (_arm_events_sql(), _user_events_sql(), _daily_events_sql()):
+            total, missing = cursor.fetchone()
+            events, unattributed = int(total), int(missing)
+            if events > unattributed:
+                for sql in (
+                    _arm_events_sql(),
+                    _daily_events_sql(),
+                    _user_events_sql(),
+                ):  # users last: see _arm_events_sql
                     cursor.execute(sql, params)
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=max(upper_e, state.event_watermark),
@@ -260,6 +325,8 @@ def fold(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHU
         unattributed += step.unattributed
         exposures += step.exposures
         if not more:
+            if events or exposures:
+                refresh_covariates(experiment_id)  # CUPED's sums follow the rollups they join
             return FoldResult(experiment_id, events, unattributed, exposures, step.event_watermark,
                               step.exposure_watermark)  # fmt: skip
 
@@ -268,7 +335,7 @@ def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOL
     """Delete the experiment's rollups and fold everything again from id 0."""
     with transaction.atomic():
         lock_state(experiment_id)
-        for model in (ArmRollup, UserRollup, DailyRollup):
+        for model in (ArmRollup, UserRollup, DailyRollup, CupedRollup):
             model.objects.filter(experiment_id=experiment_id).delete()
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=0, exposure_watermark=0, folded_events=0, unattributed_events=0, folded_at=None

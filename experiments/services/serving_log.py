@@ -38,7 +38,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 
 from experiments.models import Exposure, ServedRequest
-from experiments.services.events import copy_new_events
+from experiments.services.events import copy_events, csv_rows
 from experiments.services.serving import EXPOSURE_COLUMNS, SERVED_COLUMNS, ServingLog, write_log
 
 FLUSH_SECONDS = 0.1
@@ -166,7 +166,7 @@ def store_batch(batch: Sequence[ServingLog]) -> None:
             # Straight into the table: impression ids embed the request's fresh uuid4, so they are new.
             # Should one exist after all (a shop sent it before this flush), the batch fails on the
             # unique index and is redone answer by answer through write_log, which skips it.
-            copy_new_events(impressions)
+            copy_events(csv_rows(impressions), known_new=True)
 
 
 def _store_one_by_one(batch: Sequence[ServingLog]) -> None:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-import uuid
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -26,11 +25,11 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
-from experiments.services.events import insert_events
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
+from experiments.services.simulation_storage import RunWriter
 from experiments.simulation import DayBatch, Shoppers, SimulationConfig, SimulationError, run
-from recommenders.algorithms.base import Recommender, top_k
+from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
 from recommenders.services.training import load_training_data
 from recommenders.serving import model_for_run
@@ -48,6 +47,18 @@ def queue_simulation(
     """Check the experiment and the settings, create a queued run and (with `send`) queue its task."""
     from experiments.tasks import simulate_task
 
+    check_simulation(experiment, settings)
+    with transaction.atomic():
+        simulation = SimulationRun.objects.create(
+            experiment=experiment, config=settings, requested_by=requested_by, message="waiting for a worker"
+        )
+        if send:
+            transaction.on_commit(lambda: simulate_task.delay(simulation.pk))
+    return simulation
+
+
+def check_simulation(experiment: Experiment, settings: dict[str, Any]) -> None:
+    """Raise SimulationRefused unless the settings are valid and the experiment can be simulated now."""
     unknown = sorted(set(settings) - CONFIG_FIELDS)
     if unknown:
         raise SimulationRefused(f"unknown setting {unknown[0]!r}; use {', '.join(sorted(CONFIG_FIELDS))}")
@@ -62,13 +73,6 @@ def queue_simulation(
         raise SimulationRefused(
             f"data set {dataset.name!r} has no held-out period to simulate from: import it with --holdout-fraction"
         )
-    with transaction.atomic():
-        simulation = SimulationRun.objects.create(
-            experiment=experiment, config=settings, requested_by=requested_by, message="waiting for a worker"
-        )
-        if send:
-            transaction.on_commit(lambda: simulate_task.delay(simulation.pk))
-    return simulation
 
 
 def run_simulation(run_id: int) -> None:
@@ -92,6 +96,25 @@ def run_simulation(run_id: int) -> None:
         )  # fmt: skip
 
 
+def cancel_simulation(simulation: SimulationRun) -> SimulationRun:
+    """Stop a run: a queued one at once, a running one before its next day (the task polls the flag).
+
+    A cancelled run keeps (and folds) the days it stored; delete it to remove them. Raises
+    SimulationRefused when the run has already finished.
+    """
+    rows = SimulationRun.objects.filter(pk=simulation.pk)
+    # Conditional updates: a worker claiming the run at the same moment sees one state or the other.
+    stopped = rows.filter(status="queued").update(
+        status="cancelled", finished_at=timezone.now(), message="cancelled before it started", cancel_requested=True
+    )
+    if stopped:
+        return rows.get()
+    if rows.filter(status="running").update(cancel_requested=True, message="cancelling after the current day"):
+        return rows.get()
+    current = rows.get()
+    raise SimulationRefused(f"simulation run {current.pk} has already {current.status}")
+
+
 def delete_simulation(simulation: SimulationRun) -> None:
     """Remove a run with all it stored, then rebuild the experiment's rollups without it."""
     with transaction.atomic():
@@ -110,28 +133,38 @@ def _dataset(experiment: Experiment) -> Any:
     return arm.variant.dataset
 
 
-def _simulate(simulation: SimulationRun) -> None:
-    experiment = simulation.experiment
+def load_shoppers(experiment: Experiment) -> tuple[TrainingData, Shoppers]:
+    """The arms' data set with its held-out period, and the simulated shoppers built from it."""
     dataset = _dataset(experiment)
     data = load_training_data(dataset, include_holdout=True)
     prices = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "price"))
     item_price = np.array([float(prices.get(i) or np.nan) for i in data.item_ids])
-    shoppers = Shoppers.build(data, cutoff=int(dataset.holdout_from.timestamp()), item_price=item_price)
+    return data, Shoppers.build(data, cutoff=int(dataset.holdout_from.timestamp()), item_price=item_price)
+
+
+def _simulate(simulation: SimulationRun) -> None:
+    experiment = simulation.experiment
+    data, shoppers = load_shoppers(experiment)
     config = SimulationConfig(**simulation.config)
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
-    models = [model_for_run(arm.training_run) for arm in arms]  # type: ignore[arg-type]
+    scorers = [_Scorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     allocation = allocation_of(experiment, arms)
     rows = SimulationRun.objects.filter(pk=simulation.pk)
+    writer = RunWriter.build(
+        simulation.pk, experiment.pk, [arm.pk for arm in arms],
+        [bucketing.assignment_probability(allocation, a) for a in range(len(arms))], config.k,
+        data.user_ids, data.item_ids,
+    )  # fmt: skip
 
     def assign(user_ids: np.ndarray) -> np.ndarray:
         # The shopper's own id decides the arm, as it would on a live request: same seed, same traffic.
         return bucketing.assign_many(allocation, experiment.salt, user_ids).arm
 
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
-        return _recommend_batch(models[arm], data.user_ids, data.item_ids, users, queries, config.k)
+        return scorers[arm](users, queries, config.k)
 
     def store(batch: DayBatch) -> None:
-        _store_day(simulation, experiment, arms, allocation, data.user_ids, data.item_ids, shoppers, batch)
+        writer.store(batch)
 
     def report(fraction: float, message: str) -> None:
         rows.update(progress=round(100 * fraction * 0.95), message=message[:300])
@@ -144,103 +177,81 @@ def _simulate(simulation: SimulationRun) -> None:
     rows.update(message="folding the rollups")
     fold(experiment.pk, lag=timedelta(0))
     totals = result.arms
+    done = f"{result.days_completed} of {config.days} days"
     rows.update(
-        status="succeeded", progress=100, finished_at=timezone.now(),
-        message=f"cancelled after {result.days_completed} days" if result.cancelled else "simulated",
+        status="cancelled" if result.cancelled else "succeeded", finished_at=timezone.now(),
+        progress=round(100 * result.days_completed / config.days) if result.cancelled else 100,
+        message=f"cancelled after {done}" if result.cancelled else f"simulated {done}",
         sessions=sum(a.sessions for a in totals), impressions=sum(a.impressions for a in totals),
         clicks=sum(a.clicks for a in totals), purchases=sum(a.purchases for a in totals),
     )  # fmt: skip
 
 
-def _recommend_batch(
-    model: Recommender,
-    user_ids: Sequence[str],
-    item_ids: Sequence[str],
-    users: np.ndarray,
-    queries: Sequence[str | None],
-    k: int,
-) -> np.ndarray:
-    """Top-k item indices (in the simulation data's item order) per user, seen items removed.
+class _Scorer:
+    """One arm's frozen model answering a day's lists in batches, as `Recommender.recommend` would.
 
-    Users the model knows without a query are scored in one batch; searches and unknown
-    users go through `recommend` one by one (the serving path).
+    Known users with history get `score_users` with their seen items removed; unknown users and
+    users without history get `cold_start_scores`. Sessions are grouped by query (all in one
+    group for a model that ignores queries), so a day costs one scoring call per distinct query
+    (chunked to bound memory), not one per session.
     """
-    position = {item: j for j, item in enumerate(item_ids)}
-    to_data = np.array([position.get(item, -1) for item in model.item_ids], dtype=np.int64)
-    out = np.full((len(users), k), -1, dtype=np.int64)
-    known = [i for i, (u, q) in enumerate(zip(users, queries, strict=True))
-             if q is None and user_ids[u] in model._user_pos]  # fmt: skip
-    if known:
-        pos = np.array([model._user_pos[user_ids[users[i]]] for i in known], dtype=np.int64)
-        scores = model.score_users(pos).copy()
-        seen = model.seen[pos]
-        scores[seen.nonzero()] = -np.inf
-        best = top_k(scores, k)
-        out[known, : best.shape[1]] = to_data[best]
-    for i in sorted(set(range(len(users))) - set(known)):
-        recs = model.recommend(user_ids[users[i]], k, queries[i])
-        out[i, : len(recs)] = [position.get(r.item_id, -1) for r in recs]
-    return out
+
+    CHUNK = 2048  # users scored at once: 2,048 x 4,000 items of float32 is 32 MB
+
+    def __init__(self, model: Recommender, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
+        self.model = model
+        position = {item: j for j, item in enumerate(item_ids)}
+        self.to_data = np.array([position.get(item, -1) for item in model.item_ids], dtype=np.int64)
+        model_pos = np.array([model._user_pos.get(u, -1) for u in user_ids], dtype=np.int64)
+        history = np.diff(model.seen.indptr) > 0
+        # Data user index -> model row, -1 when the model must fall back to its cold start.
+        self.row = np.where(model_pos >= 0, np.where(history[np.maximum(model_pos, 0)], model_pos, -1), -1)
+
+    def __call__(self, users: np.ndarray, queries: Sequence[str | None], k: int) -> np.ndarray:
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        groups: dict[str | None, list[int]] = {}
+        for i, query in enumerate(queries):
+            groups.setdefault(query if self.model.supports_query else None, []).append(i)
+        for query, members in groups.items():
+            index = np.array(members, dtype=np.int64)
+            rows = self.row[users[index]]
+            cold = index[rows < 0]
+            if len(cold):
+                scores = self.model.cold_start_scores(query)[None, :]
+                out[cold] = self._best(scores, k)[0]
+            warm, warm_rows = index[rows >= 0], rows[rows >= 0]
+            for start in range(0, len(warm), self.CHUNK):
+                chunk = warm_rows[start : start + self.CHUNK]
+                scores = self.model.score_users(chunk, query).copy()
+                seen = self.model.seen[chunk]
+                scores[seen.nonzero()] = -np.inf
+                out[warm[start : start + self.CHUNK]] = self._best(scores, k)
+        return out
+
+    def _best(self, scores: np.ndarray, k: int) -> np.ndarray:
+        """Top-k data item indices per row, -1 where fewer than k items have a finite score."""
+        best = _top_k(scores, k)
+        lists = np.full((len(scores), k), -1, dtype=np.int64)
+        finite = np.isfinite(np.take_along_axis(scores, best, axis=1))
+        lists[:, : best.shape[1]] = np.where(finite, self.to_data[best], -1)
+        return lists
 
 
-def _store_day(
-    simulation: SimulationRun,
-    experiment: Experiment,
-    arms: Sequence[Any],
-    allocation: bucketing.Allocation,
-    user_ids: Sequence[str],
-    item_ids: Sequence[str],
-    shoppers: Shoppers,
-    batch: DayBatch,
-) -> None:
-    prefix = simulation.user_prefix
-    k = int(simulation.config.get("k", 10))
-    probability = [bucketing.assignment_probability(allocation, a) for a in range(len(arms))]
-    sessions, outcome = batch.sessions, batch.outcomes
-    request_of: dict[int, uuid.UUID] = {}
-    served, exposures, events = [], {}, []
-    now = timezone.now()
-    for j in range(len(sessions)):
-        arm = int(batch.arm[j])
-        if arm < 0:
-            continue
-        request_id = uuid.uuid4()
-        request_of[batch.session_offset + j] = request_id
-        user = prefix + user_ids[sessions.user[j]]
-        when = datetime.fromtimestamp(int(sessions.timestamp[j]), tz=UTC)
-        served.append(ServedRequest(
-            request_id=request_id, experiment=experiment, arm=arms[arm], user_id=user, exposed=True,
-            arm_probability=probability[arm], query=sessions.query[j] or "", k=k, served_at=when,
-            simulation=simulation,
-        ))  # fmt: skip
-        exposures.setdefault(user, Exposure(experiment=experiment, arm=arms[arm], user_id=user, bucket=0,
-                                             first_exposed_at=when, simulation=simulation))  # fmt: skip
-    for n in range(len(outcome.session)):
-        session = int(outcome.session[n])
-        request_id = request_of.get(session)
-        if request_id is None:
-            continue
-        j = session - batch.session_offset
-        user = prefix + user_ids[sessions.user[j]]
-        arm_index = int(outcome.arm[n])
-        item = item_ids[int(outcome.item[n])]
-        position = int(outcome.position[n])
-        when = datetime.fromtimestamp(int(sessions.timestamp[j]), tz=UTC)
-        base = (user, item, request_id, experiment.pk, arms[arm_index].pk, position, probability[arm_index])
-        events.append((f"{request_id}:{position}:i", "impression", *base, None, when, now))
-        # Clicks, carts and purchases follow the impression within the session's first minutes.
-        if outcome.clicked[n]:
-            events.append((f"{request_id}:{position}:c", "click", *base, None, when + timedelta(seconds=20), now))
-        if outcome.carted[n]:
-            events.append((f"{request_id}:{position}:a", "add_to_cart", *base, None, when + timedelta(seconds=60), now))
-        if outcome.purchased[n]:
-            revenue = f"{float(outcome.revenue[n]):.2f}"
-            events.append(
-                (f"{request_id}:{position}:p", "purchase", *base, revenue, when + timedelta(seconds=120), now)
-            )
-    with transaction.atomic():
-        ServedRequest.objects.bulk_create(served, batch_size=5000)
-        existing = set(Exposure.objects.filter(experiment=experiment, user_id__in=list(exposures)).values_list(
-            "user_id", flat=True))  # fmt: skip
-        Exposure.objects.bulk_create([e for u, e in exposures.items() if u not in existing], batch_size=5000)
-        insert_events(events, simulation_id=simulation.pk)
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """`recommenders.algorithms.base.top_k` (best first, ties to the lower index), faster on many rows.
+
+    top_k settles ties at the k-th score with a cumulative sum over the whole matrix; here
+    only the rows that have such a tie (more than k scores at or above the k-th) go through
+    it, the others are argpartition's k cells ordered by (-score, index): the same answer.
+    """
+    n_rows, n_items = scores.shape
+    if k >= n_items or n_rows == 0:
+        return top_k(scores, k)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    tied = (scores >= part_scores.min(axis=1, keepdims=True)).sum(axis=1) > k
+    order = np.lexsort((part, -part_scores), axis=1)
+    best = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    if tied.any():
+        best[tied] = top_k(scores[tied], k)
+    return best

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from django.contrib.auth.models import User
 
 from accounts.roles import PRODUCT_MANAGERS
 from experiments.models import Experiment
-from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment
+from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition
+from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Variant
+from recommenders.services.datasets import save_dataset
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
 from tests.recommenders.factories import retail_sample, user_with_role
+from tests.support import ONLINE_RETAIL
 
 
 def trained_variants(tmp_path: Path, rows: int = 1500) -> tuple[Variant, Variant]:
@@ -39,3 +43,17 @@ def draft_experiment(owner: User, key: str = "recs-ab", **fields: object) -> Exp
         **fields,  # type: ignore[arg-type]
     )
     return create_experiment(spec, owner)
+
+
+def held_out_experiment(tmp_path: Path, key: str = "recs-ab") -> Experiment:
+    """A started experiment, popularity against item-kNN, trained on the first 20,000 Online Retail lines
+    minus the last 30 % of their time (held out: what simulated shoppers want)."""
+    sample = tmp_path / "sample.csv"
+    with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
+        sample.write_text("".join(next(source) for _ in range(20_001)), encoding="utf-8")
+    dataset = save_dataset(parse_online_retail(sample), "retail-held-out", holdout_fraction=0.3)
+    for name, algorithm in (("pop", "popularity"), ("knn", "item_knn")):
+        variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
+        run_training(queue_training(variant, send=False).pk)
+    pm = product_manager()
+    return transition(draft_experiment(pm, key), "start", pm)

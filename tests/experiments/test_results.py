@@ -14,7 +14,7 @@ from scipy import stats
 from experiments.models import Exposure
 from experiments.services.results import experiment_results
 from experiments.services.rollups import fold
-from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test
+from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
 from tests.experiments.test_rollups import DAY1, expose, running_experiment, send
 
 NO_LAG = timedelta(0)
@@ -191,3 +191,29 @@ def test_cuped_uses_the_shoppers_history_before_the_start(tmp_path, settings) ->
     assert cuped["variance_reduction"] > 0.3  # history explains much of the clicks here
     plain = results["comparisons"][0]["metrics"]["clicks_per_user"]["absolute"]
     assert cuped["ci_high"] - cuped["ci_low"] < plain["ci_high"] - plain["ci_low"]
+
+
+@pytest.mark.django_db
+def test_the_lift_history_is_the_sequential_test_on_each_days_cumulative_data() -> None:
+    experiment, control, treatment = running_experiment()
+    data = simulate(experiment, (control, treatment), users_per_arm=60)
+    fold(experiment.pk, lag=NO_LAG)
+
+    (history,) = experiment_results(experiment)["lift_history"].values()
+
+    # simulate() exposes everyone on DAY1 (09:00) and sends user u's events at 09:00 + (u % 30) h:
+    # users 0-14 of every 30 act on day 1, the others on day 2.
+    day1 = (np.arange(60) % 30) < 15
+    c, t = data["control"], data["treatment"]
+    expected = [
+        sequential_test(RatioSample.from_values(c["clk"] * mask, c["imp"] * mask),
+                        RatioSample.from_values(t["clk"] * mask, t["imp"] * mask), difference="relative")
+        for mask in (day1, np.ones(60, dtype=bool))
+    ]  # fmt: skip
+    assert [look["day"] for look in history] == ["2026-11-24", "2026-11-25"]
+    for look, test in zip(history, expected, strict=True):
+        assert look["effect"] == pytest.approx(test.effect, rel=1e-9)
+        assert (look["ci_low"], look["ci_high"]) == (
+            pytest.approx(test.ci_low, rel=1e-9),
+            pytest.approx(test.ci_high, rel=1e-9),
+        )

@@ -11,8 +11,19 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from experiments.models import Arm, ArmRollup, DailyRollup, Event, Experiment, Exposure, RollupState, UserRollup
+from experiments.models import (
+    Arm,
+    ArmRollup,
+    DailyRollup,
+    Event,
+    Experiment,
+    Exposure,
+    RollupState,
+    SimulationRun,
+    UserRollup,
+)
 from experiments.services.events import ingest
+from experiments.services.results import experiment_results
 from experiments.services.rollups import experiments_to_fold, fold, recompute
 from experiments.tasks import fold_rollups_task
 
@@ -29,8 +40,11 @@ def running_experiment(key: str = "rollup-ab") -> tuple[Experiment, Arm, Arm]:
     return experiment, control, treatment
 
 
-def expose(experiment: Experiment, arm: Arm, user: str, when: datetime = DAY1) -> None:
-    Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=when)
+def expose(
+    experiment: Experiment, arm: Arm, user: str, when: datetime = DAY1, simulation: SimulationRun | None = None
+) -> None:
+    Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=when,
+                            simulation=simulation)  # fmt: skip
 
 
 def send(experiment: Experiment, *events: tuple[str, str, str, datetime] | tuple[str, str, str, datetime, str]) -> int:
@@ -58,7 +72,15 @@ def snapshot(experiment: Experiment) -> dict[str, list[tuple[Any, ...]]]:
         ),
         "daily": sorted(
             DailyRollup.objects.filter(experiment=experiment).values_list(
-                "arm_id", "day", "new_users", "impressions", "clicks", "add_to_carts", "purchases", "revenue"
+                "arm_id",
+                "simulated",
+                "day",
+                "new_users",
+                "impressions",
+                "clicks",
+                "add_to_carts",
+                "purchases",
+                "revenue",
             )
         ),
         "state": list(
@@ -113,6 +135,51 @@ def test_incremental_folds_equal_a_recompute_row_for_row() -> None:
                                                                                "purchases", "revenue")
     ) == [(date(2026, 11, 24), 1, 1, 0, Decimal("0.00")), (date(2026, 11, 25), 1, 1, 2, Decimal("25.00"))]  # fmt: skip
     assert incremental["state"][0][2:] == (10, 1)  # 10 attributed events, the stranger's click unattributed
+
+
+@pytest.mark.django_db
+def test_live_and_simulated_users_fold_into_rows_of_their_own_that_add_up_to_the_arm() -> None:
+    experiment, control, treatment = running_experiment()
+    simulation = SimulationRun.objects.create(experiment=experiment)
+    expose(experiment, control, "live-a")
+    expose(experiment, control, "sim1:a", simulation=simulation)
+    expose(experiment, treatment, "sim1:b", DAY2, simulation=simulation)
+    send(experiment, ("1", "live-a", "impression", DAY1), ("2", "live-a", "click", DAY1),
+         ("3", "sim1:a", "impression", DAY1), ("4", "sim1:a", "impression", DAY2))  # fmt: skip
+    fold(experiment.pk, lag=NO_LAG)
+    send(experiment, ("5", "sim1:a", "click", DAY2), ("6", "sim1:b", "purchase", DAY2, "3.50"),
+         ("7", "live-a", "impression", DAY2))  # fmt: skip
+    fold(experiment.pk, lag=NO_LAG)
+    incremental = snapshot(experiment)
+    recompute(experiment.pk, lag=NO_LAG)
+    assert snapshot(experiment) == incremental
+
+    rows = {
+        (row.arm_id, row.simulated): (row.exposed_users, row.impressions, row.clicks, row.impressions_sq,
+                                      row.clicks_x_impressions, row.purchasers, row.revenue)
+        for row in ArmRollup.objects.filter(experiment=experiment)
+    }  # fmt: skip
+    assert rows == {
+        (control.pk, False): (1, 2, 1, 4, 2, 0, Decimal("0.00")),
+        (control.pk, True): (1, 2, 1, 4, 2, 0, Decimal("0.00")),
+        (treatment.pk, True): (1, 0, 0, 0, 0, 1, Decimal("3.50")),
+    }
+    daily = DailyRollup.objects.filter(experiment=experiment, arm=control).order_by("day", "simulated")
+    assert list(daily.values_list("day", "simulated", "new_users", "impressions", "clicks")) == [
+        (date(2026, 11, 24), False, 1, 1, 1),
+        (date(2026, 11, 24), True, 1, 1, 0),
+        (date(2026, 11, 25), False, 0, 1, 0),
+        (date(2026, 11, 25), True, 0, 1, 1),
+    ]
+
+    users = {t: [arm["users"] for arm in experiment_results(experiment, traffic=t)["arms"]]
+             for t in ("live", "simulated", "all")}  # fmt: skip
+    assert users == {"live": [1, 0], "simulated": [1, 1], "all": [2, 1]}
+    every = experiment_results(experiment, traffic="all")
+    assert (every["arms"][0]["impressions"], every["arms"][0]["clicks"], every["traffic"]) == (4, 2, "all")
+    assert [d["impressions"] for d in every["daily"]["control"]] == [2, 2]
+    with pytest.raises(ValueError, match="traffic must be one of all, live, simulated, got 'fake'"):
+        experiment_results(experiment, traffic="fake")
 
 
 @pytest.mark.django_db

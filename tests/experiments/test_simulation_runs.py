@@ -17,7 +17,7 @@ from recommenders.importers.online_retail import parse_online_retail
 from recommenders.services.datasets import save_dataset
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
-from tests.experiments.factories import draft_experiment, product_manager
+from tests.experiments.factories import held_out_experiment
 from tests.support import ONLINE_RETAIL
 
 pytestmark = pytest.mark.django_db
@@ -25,17 +25,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def experiment(tmp_path: Path, settings) -> Experiment:  # type: ignore[no-untyped-def]
-    """Popularity against item-kNN, trained on the first 20,000 Online Retail lines minus the last 30 % of time."""
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    sample = tmp_path / "sample.csv"
-    with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
-        sample.write_text("".join(next(source) for _ in range(20_001)), encoding="utf-8")
-    dataset = save_dataset(parse_online_retail(sample), "retail-held-out", holdout_fraction=0.3)
-    for name, algorithm in (("pop", "popularity"), ("knn", "item_knn")):
-        variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
-        run_training(queue_training(variant, send=False).pk)
-    pm = product_manager()
-    return transition(draft_experiment(pm), "start", pm)
+    return held_out_experiment(tmp_path)
 
 
 def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_removes(experiment) -> None:  # type: ignore[no-untyped-def]
@@ -128,3 +119,75 @@ def test_the_demo_experiment_is_created_started_and_simulated_once(tmp_path: Pat
     assert [arm["name"] for arm in results["arms"]] == ["best-sellers", "ease", "item-knn"]
     assert all(arm["impressions"] > 0 for arm in results["arms"]), summary
     assert run_demo_experiment() == f"{KEY} has simulated traffic already"
+
+
+def test_a_run_cancelled_while_running_stops_before_its_next_day_and_keeps_what_it_stored(  # type: ignore[no-untyped-def]
+    experiment, monkeypatch
+) -> None:
+    from experiments.services import simulation_storage
+    from experiments.services.simulation import cancel_simulation
+
+    run = queue_simulation(experiment, {"daily_users": 60, "days": 4, "seed": 2}, send=False)
+    store = simulation_storage.RunWriter.store
+
+    def store_then_cancel(writer, batch):  # type: ignore[no-untyped-def]
+        # A product manager cancels while the worker stores its first day.
+        stored = store(writer, batch)
+        if batch.day == 0:
+            cancel_simulation(SimulationRun.objects.get(pk=run.pk))
+        return stored
+
+    monkeypatch.setattr(simulation_storage.RunWriter, "store", store_then_cancel)
+    run_simulation(run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.progress, run.message) == ("cancelled", 25, "cancelled after 1 of 4 days")
+    assert run.impressions == Event.objects.filter(simulation=run, type="impression").count() > 0
+    assert sum(a["impressions"] for a in experiment_results(experiment, traffic="simulated")["arms"]) == run.impressions
+    with pytest.raises(SimulationRefused, match=f"simulation run {run.pk} has already cancelled"):
+        cancel_simulation(run)
+
+
+def test_simulations_over_the_api_list_detail_and_cancel_for_product_managers_only(experiment) -> None:  # type: ignore[no-untyped-def]
+    from rest_framework.test import APIClient
+
+    from accounts.roles import REVIEWERS
+    from tests.recommenders.factories import user_with_role
+
+    pm, reviewer = APIClient(), APIClient()
+    pm.force_authenticate(experiment.owner)
+    reviewer.force_authenticate(user_with_role("rev", REVIEWERS))
+    base = f"/api/v1/experiments/{experiment.key}/simulations"
+
+    assert reviewer.post(base, {"days": 2}, format="json").status_code == 403
+    created = pm.post(base, {"daily_users": 50, "days": 2, "seed": 3}, format="json")
+    assert created.status_code == 201, created.content
+    run_id = created.json()["id"]
+    assert created.json()["status"] == "queued"
+    assert [r["id"] for r in reviewer.get(base).json()] == [run_id]
+
+    assert reviewer.post(f"{base}/{run_id}/cancel").status_code == 403
+    cancelled = pm.post(f"{base}/{run_id}/cancel")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    run_simulation(run_id)  # the queued message arrives after the cancel: nothing runs
+    detail = reviewer.get(f"{base}/{run_id}").json()
+    assert (detail["status"], detail["message"], detail["impressions"]) == (
+        "cancelled", "cancelled before it started", 0)  # fmt: skip
+    assert pm.post(f"{base}/{run_id}/cancel").status_code == 409
+    assert pm.get(f"/api/v1/experiments/{experiment.key}/results/?traffic=simulated").json()["traffic"] == "simulated"
+    assert pm.get(f"/api/v1/experiments/{experiment.key}/results/?traffic=bots").status_code == 400
+
+    finished = queue_simulation(experiment, {"daily_users": 50, "days": 1, "seed": 3}, send=False)
+    run_simulation(finished.pk)
+    detail = reviewer.get(f"{base}/{finished.pk}").json()
+    assert (detail["status"], detail["progress"], detail["message"]) == ("succeeded", 100, "simulated 1 of 1 days")
+    assert detail["impressions"] > 0
+
+
+def test_simulate_command_cancels_a_queued_run(experiment) -> None:  # type: ignore[no-untyped-def]
+    run = queue_simulation(experiment, {"days": 2}, send=False)
+    out = io.StringIO()
+    call_command("simulate", "recs-ab", "--cancel", str(run.pk), stdout=out)
+    assert f"Simulation run {run.pk}: cancelled, cancelled before it started." in out.getvalue()
+    with pytest.raises(CommandError, match="has already cancelled"):
+        call_command("simulate", "recs-ab", "--cancel", str(run.pk), stdout=io.StringIO())

@@ -13,12 +13,15 @@ from recommenders.services.datasets import save_dataset
 from tests.support import ONLINE_RETAIL
 
 
-def retail_sample(tmp_path: Path, rows: int = 3000, name: str = "retail-sample") -> Dataset:
-    """The first `rows` lines of the bundled Online Retail file, imported as a data set."""
+def retail_sample(
+    tmp_path: Path, rows: int = 3000, name: str = "retail-sample", holdout_fraction: float | None = None
+) -> Dataset:
+    """The first `rows` lines of the bundled Online Retail file, imported as a data set
+    (with `holdout_fraction`, the last part of its time span is held out for simulation)."""
     sample = tmp_path / "online_retail_sample.csv"
     with gzip.open(ONLINE_RETAIL, "rt", encoding="utf-8", newline="") as source:
         sample.write_text("".join(next(source) for _ in range(rows + 1)), encoding="utf-8")
-    return save_dataset(parse_online_retail(sample), name)
+    return save_dataset(parse_online_retail(sample), name, holdout_fraction=holdout_fraction)
 
 
 def user_with_role(username: str, role: str | None) -> User:

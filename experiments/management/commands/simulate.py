@@ -37,13 +37,34 @@ class Command(BaseCommand):
         parser.add_argument("--effect-arm", type=int, default=1, help="arm position receiving --effect (default 1)")
         parser.add_argument("--search-share", type=float, default=0.2, help="share of sessions with a query")
         parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
+        parser.add_argument(
+            "--http",
+            metavar="URL",
+            help="send the traffic through the HTTP API at URL (loopback only; a load test, runs in this process)",
+        )
+        parser.add_argument("--token", default="", help="API token (serve and ingest scopes) for --http")
         parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
         parser.add_argument("--delete", type=int, metavar="RUN_ID", help="delete a run's traffic instead")
+        parser.add_argument(
+            "--cancel", type=int, metavar="RUN_ID", help="cancel a queued or running run (it stops before its next day)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         experiment = Experiment.objects.filter(key=options["experiment"]).first()
         if experiment is None:
             raise CommandError(f"No experiment {options['experiment']!r}.")
+        if options["cancel"]:
+            from experiments.services.simulation import cancel_simulation
+
+            found = SimulationRun.objects.filter(pk=options["cancel"], experiment=experiment).first()
+            if found is None:
+                raise CommandError(f"No simulation run {options['cancel']} of {experiment.key}.")
+            try:
+                found = cancel_simulation(found)
+            except SimulationRefused as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(self.style.SUCCESS(f"Simulation run {found.pk}: {found.status}, {found.message}."))
+            return
         if options["delete"]:
             from experiments.services.simulation import delete_simulation
 
@@ -56,6 +77,9 @@ class Command(BaseCommand):
         settings = {"daily_users": options["users"], "days": options["days"], "seed": options["seed"],
                     "injected_effect": options["effect"], "injected_arm": options["effect_arm"],
                     "search_share": options["search_share"]}  # fmt: skip
+        if options["http"]:
+            self._http(experiment, settings, options["http"], options["token"])
+            return
         try:
             run = queue_simulation(experiment, settings, send=not options["inline"])
         except SimulationRefused as error:
@@ -70,7 +94,7 @@ class Command(BaseCommand):
                 run.refresh_from_db()
                 bar.update(run.progress - bar.n)
                 bar.set_postfix_str(run.message[:50])
-                if run.status in ("succeeded", "failed"):
+                if run.status in SimulationRun.FINISHED:
                     break
                 time.sleep(0.5)
         if run.status == "failed":
@@ -78,4 +102,21 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Simulated {run.sessions:,} sessions: {run.impressions:,} impressions, {run.clicks:,} clicks, "
             f"{run.purchases:,} purchases ({run.message}). Results: /api/v1/experiments/{experiment.key}/results/"
+        ))  # fmt: skip
+
+    def _http(self, experiment: Experiment, settings: dict[str, Any], url: str, token: str) -> None:
+        from experiments.services.simulation_http import run_http_simulation
+
+        def progress(fraction: float, message: str) -> None:
+            self.stdout.write(f"{round(100 * fraction):3d}% {message}")
+
+        try:
+            result = run_http_simulation(experiment, settings, url, token, progress=progress)
+        except SimulationRefused as error:
+            raise CommandError(str(error)) from None
+        run, rate = result.simulation, result.requests / result.seconds
+        self.stdout.write(self.style.SUCCESS(
+            f"Simulation run {run.pk} over HTTP: {result.requests:,} recommendation requests ({rate:,.0f}/s), "
+            f"{run.impressions:,} impressions, {run.clicks:,} clicks, {result.events_sent:,} events sent in "
+            f"{result.event_batches:,} batches; {run.message}."
         ))  # fmt: skip

@@ -1,0 +1,110 @@
+"""Forms of the experiment pages. They only parse input; the services validate the rules and
+their errors (field -> reason) are put back on the form's fields, so the page shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+
+from experiments.models import Decision, Experiment
+from experiments.services.lifecycle import ArmSpec, ExperimentSpec
+from recommenders.models import Variant
+
+MAX_ARMS = 5
+METRIC_CHOICES = Experiment.Metric.choices
+
+
+def trained_variant_choices() -> list[tuple[str, str]]:
+    variants = (
+        Variant.objects.filter(status=Variant.Status.TRAINED).select_related("dataset").order_by("name", "-version")
+    )
+    return [("", "—")] + [(v.label, f"{v.label} · {v.algorithm} · {v.dataset.name}") for v in variants]
+
+
+class ExperimentForm(forms.Form):
+    key = forms.SlugField(max_length=100, help_text="a short unique id used in API calls, e.g. home-recs-ease")
+    name = forms.CharField(max_length=200)
+    hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                                 help_text="what you expect to happen and why")  # fmt: skip
+    surface = forms.ChoiceField(choices=Experiment.Surface.choices)
+    traffic_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
+                                       help_text="share of eligible users who enter the experiment")  # fmt: skip
+    layer = forms.SlugField(max_length=100, required=False,
+                            help_text="experiments in one layer never share a user (optional)")  # fmt: skip
+    layer_share_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
+                                           help_text="share of the layer this experiment reserves")  # fmt: skip
+    primary_metric = forms.ChoiceField(choices=METRIC_CHOICES, initial=Experiment.Metric.CTR)
+    secondary_metrics = forms.MultipleChoiceField(choices=METRIC_CHOICES, required=False,
+                                                  widget=forms.CheckboxSelectMultiple)  # fmt: skip
+    guardrail_metrics = forms.MultipleChoiceField(choices=METRIC_CHOICES, required=False,
+                                                  widget=forms.CheckboxSelectMultiple)  # fmt: skip
+    baseline_rate = forms.FloatField(required=False, min_value=0, max_value=1,
+                                     help_text="the primary metric's current rate, e.g. 0.015 for 1.5 %")  # fmt: skip
+    minimum_detectable_effect = forms.FloatField(
+        required=False, min_value=0, help_text="smallest relative lift worth detecting, e.g. 0.1 for +10 %"
+    )
+    expected_daily_users = forms.IntegerField(required=False, min_value=1)
+    alpha = forms.FloatField(initial=0.05, min_value=0, max_value=0.5, help_text="significance level")
+    power = forms.FloatField(initial=0.8, min_value=0, max_value=1)
+
+    def spec(self, arms: list[ArmSpec]) -> ExperimentSpec:
+        data = dict(self.cleaned_data)
+        data["layer"] = data["layer"] or ""
+        return ExperimentSpec(arms=arms, **data)
+
+    def add_service_errors(self, errors: Mapping[str, str]) -> None:
+        """Put the service's field errors on the fields (arm errors go to the arm forms' caller)."""
+        for field, reason in errors.items():
+            self.add_error(field if field in self.fields else None, reason)
+
+
+class ArmForm(forms.Form):
+    name = forms.SlugField(max_length=100, required=False)
+    variant = forms.ChoiceField(choices=(), required=False)
+    weight = forms.FloatField(initial=1, min_value=0, required=False)
+
+    def __init__(self, *args: Any, variant_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["variant"].choices = variant_choices
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.cleaned_data.get("name") or self.cleaned_data.get("variant"))
+
+
+class RampForm(forms.Form):
+    traffic_percent = forms.FloatField(min_value=0, max_value=100, label="New traffic share (%)")
+
+
+class SimulationForm(forms.Form):
+    users = forms.IntegerField(min_value=1, max_value=1_000_000, initial=2000, label="Sessions per day")
+    days = forms.IntegerField(min_value=1, max_value=365, initial=14)
+    seed = forms.IntegerField(min_value=0, initial=1)
+    effect = forms.FloatField(required=False, min_value=-0.9, max_value=10,
+                              help_text="optional injected relative lift for the treatments, e.g. 0.1")  # fmt: skip
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Decision.Outcome.choices, widget=forms.RadioSelect)
+    winning_arm = forms.ChoiceField(choices=(), required=False)
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="why: the evidence the decision rests on"
+    )
+
+    def __init__(self, *args: Any, arms: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["winning_arm"].choices = [("", "—")] + [(name, name) for name in arms]
+
+
+class PlanForm(forms.Form):
+    """The power calculator's inputs (also read from the wizard's fields)."""
+
+    baseline_rate = forms.FloatField(min_value=0, max_value=1)
+    minimum_detectable_effect = forms.FloatField(min_value=0)
+    expected_daily_users = forms.IntegerField(required=False, min_value=1)
+    traffic_percent = forms.FloatField(required=False, min_value=0, max_value=100)
+    arms = forms.IntegerField(required=False, min_value=2, max_value=MAX_ARMS)
+    alpha = forms.FloatField(required=False, min_value=0, max_value=0.5)
+    power = forms.FloatField(required=False, min_value=0, max_value=1)

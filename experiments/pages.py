@@ -1,0 +1,269 @@
+"""The product managers' pages: experiment list, create wizard with power calculator, experiment
+page with lifecycle actions, traffic ramp, audit trail and simulated traffic. Thin views: input
+is parsed by experiments.forms and every rule lives in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from experiments.forms import (
+    MAX_ARMS,
+    ArmForm,
+    ExperimentForm,
+    PlanForm,
+    RampForm,
+    SimulationForm,
+    trained_variant_choices,
+)
+from experiments.models import Experiment, SimulationRun
+from experiments.planning import plan_experiment
+from experiments.services.lifecycle import (
+    TRANSITIONS,
+    ArmSpec,
+    ExperimentError,
+    TransitionError,
+    create_experiment,
+    transition,
+    update_experiment,
+)
+from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
+from experiments.stats import StatisticError
+
+# The buttons each status offers, in order, with the question asked before acting.
+ACTIONS: dict[str, list[tuple[str, str]]] = {
+    "draft": [("start", "Start the experiment? Arms and weights are locked once it runs."),
+              ("archive", "Archive this draft?")],
+    "running": [("pause", "Pause the experiment? Users keep their arms."),
+                ("stop", "Stop the experiment? Results become final (fixed-horizon).")],
+    "paused": [("resume", "Resume the experiment?"), ("stop", "Stop the experiment?")],
+    "stopped": [("conclude", "Conclude the experiment?")],
+    "concluded": [("archive", "Archive the experiment?")],
+    "archived": [],
+}  # fmt: skip
+
+
+def _experiment(key: str) -> Experiment:
+    return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    experiments = Experiment.objects.select_related("owner").prefetch_related("arms").order_by("-created_at")
+    if status:
+        experiments = experiments.filter(status=status)
+    context = {"section": "experiments", "experiments": experiments, "status": status,
+               "statuses": Experiment.Status.choices}  # fmt: skip
+    return render(request, "experiments/experiment_list.html", context)
+
+
+def _arm_forms(request: HttpRequest, choices: list[tuple[str, str]]) -> list[ArmForm]:
+    data = request.POST if request.method == "POST" else None
+    initial = [{"name": "control"}, {"name": "treatment"}]
+    return [
+        ArmForm(data, prefix=f"arm-{i}", variant_choices=choices, initial=initial[i] if i < len(initial) else None)
+        for i in range(MAX_ARMS)
+    ]
+
+
+@login_required
+@permission_required("experiments.add_experiment", raise_exception=True)
+def experiment_create(request: HttpRequest) -> HttpResponse:
+    """The create wizard: setup, arms, metrics and the plan on one page; errors shown per field."""
+    choices = trained_variant_choices()
+    form = ExperimentForm(request.POST or None)
+    arm_forms = _arm_forms(request, choices)
+    control = request.POST.get("control", "0")
+    arm_errors: list[str] = []
+    if request.method == "POST" and form.is_valid() & all(arm.is_valid() for arm in arm_forms):
+        filled = [(i, arm) for i, arm in enumerate(arm_forms) if arm.filled]
+        arms = [
+            ArmSpec(name=arm.cleaned_data["name"], variant=arm.cleaned_data["variant"],
+                    weight=arm.cleaned_data["weight"] if arm.cleaned_data["weight"] is not None else 1.0,
+                    is_control=str(i) == control)
+            for i, arm in filled
+        ]  # fmt: skip
+        try:
+            experiment = create_experiment(form.spec(arms), request.user)  # type: ignore[arg-type]
+        except ExperimentError as error:
+            for field, reason in error.errors.items():
+                if field.startswith("arms["):
+                    position = int(field[5 : field.index("]")])
+                    _, arm_form = filled[position]
+                    arm_form.add_error(field.split(".", 1)[1], reason)
+                elif field == "arms":
+                    arm_errors.append(reason)
+                else:
+                    form.add_service_errors({field: reason})
+        else:
+            messages.success(request, f"Experiment {experiment.key} created as a draft. Start it when ready.")
+            return redirect("experiment_pages:detail", key=experiment.key)
+    context = {"section": "experiments", "form": form, "arm_forms": arm_forms, "control": control,
+               "arm_errors": arm_errors, "has_variants": len(choices) > 1}  # fmt: skip
+    return render(request, "experiments/experiment_form.html", context)
+
+
+@login_required
+@require_GET
+def plan(request: HttpRequest) -> JsonResponse:
+    """The power calculator: required users per arm, in total and days; 400 with field reasons."""
+    form = PlanForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400)
+    data = form.cleaned_data
+    arms = data["arms"] or 2
+    try:
+        result = plan_experiment(
+            data["baseline_rate"], data["minimum_detectable_effect"], weights=[1.0] * arms,
+            daily_users=data["expected_daily_users"], traffic_percent=data["traffic_percent"] or 100.0,
+            alpha=data["alpha"] or 0.05, power=data["power"] or 0.8,
+        )  # fmt: skip
+    except StatisticError as error:
+        return JsonResponse({"errors": {"__all__": [str(error)]}}, status=400)
+    return JsonResponse({"n_per_arm": result.n_per_arm, "total_users": result.total_users, "days": result.days,
+                         "treatment_rate": result.treatment_rate, "arms": result.arms})  # fmt: skip
+
+
+def experiment_plan(experiment: Experiment) -> Any:
+    """The experiment's own plan from its planning fields, or None when they are incomplete."""
+    if not experiment.baseline_rate or not experiment.minimum_detectable_effect:
+        return None
+    weights = [arm.weight for arm in experiment.arms.all()] or [1.0, 1.0]
+    try:
+        return plan_experiment(
+            experiment.baseline_rate, experiment.minimum_detectable_effect, weights=weights,
+            daily_users=experiment.expected_daily_users, traffic_percent=experiment.traffic_percent or 100.0,
+            alpha=experiment.alpha, power=experiment.power,
+        )  # fmt: skip
+    except StatisticError:
+        return None
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment(key)
+    can_run = request.user.has_perm("experiments.run_experiment")
+    simulations = list(experiment.simulations.order_by("-queued_at")[:10])
+    context = {
+        "section": "experiments",
+        "experiment": experiment,
+        "arms": experiment.arms.select_related("variant", "training_run").order_by("position"),
+        "actions": ACTIONS.get(experiment.status, []) if can_run else [],
+        "can_run": can_run,
+        "can_ramp": can_run and experiment.status in ("running", "paused"),
+        "ramp_form": RampForm(initial={"traffic_percent": experiment.traffic_percent}),
+        "changes": experiment.changes.select_related("user").order_by("-at", "-id"),
+        "simulations": simulations,
+        "active_simulation": next((s for s in simulations if s.status in ("queued", "running")), None),
+        "simulation_form": SimulationForm(),
+        "finished_statuses": sorted(SimulationRun.FINISHED),
+        "can_simulate": can_run and experiment.status == "running" and experiment.source == "platform",
+        "plan": experiment_plan(experiment),
+    }
+    return render(request, "experiments/experiment_detail.html", context)
+
+
+@login_required
+@require_POST
+def experiment_action(request: HttpRequest, key: str, action: str) -> HttpResponse:
+    if action not in TRANSITIONS:
+        raise Http404(f"unknown action {action!r}")
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers start, pause, stop and conclude experiments.", status=403)
+    experiment = _experiment(key)
+    try:
+        transition(experiment, action, request.user)  # type: ignore[arg-type]
+    except TransitionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{experiment.key}: {action} done.")
+    return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@require_POST
+def experiment_ramp(request: HttpRequest, key: str) -> HttpResponse:
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers ramp experiments.", status=403)
+    experiment = _experiment(key)
+    form = RampForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Traffic share: " + " ".join(form.errors["traffic_percent"]))
+        return redirect("experiment_pages:detail", key=key)
+    try:
+        update_experiment(experiment, {"traffic_percent": form.cleaned_data["traffic_percent"]}, request.user)  # type: ignore[arg-type]
+    except (ExperimentError, TransitionError) as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Traffic share set to {form.cleaned_data['traffic_percent']:g} %.")
+    return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@require_POST
+def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers simulate traffic.", status=403)
+    experiment = _experiment(key)
+    form = SimulationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Simulation: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("experiment_pages:detail", key=key)
+    data = form.cleaned_data
+    settings = {"daily_users": float(data["users"]), "days": data["days"], "seed": data["seed"]}
+    if data["effect"]:
+        settings["injected_effect"] = data["effect"]
+    try:
+        run = queue_simulation(experiment, settings, request.user)  # type: ignore[arg-type]
+    except SimulationRefused as error:
+        messages.error(request, f"Simulation refused: {error}")
+    else:
+        messages.success(request, f"Simulation {run.pk} queued: a worker simulates {data['days']} days of traffic.")
+    return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def simulation_status(request: HttpRequest, key: str, pk: int) -> JsonResponse:
+    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
+    return JsonResponse({"status": run.status, "progress": run.progress, "message": run.message,
+                         "sessions": run.sessions, "impressions": run.impressions})  # fmt: skip
+
+
+@login_required
+@require_POST
+def simulation_cancel(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    """Cancel a queued or running simulation (it stops before its next simulated day)."""
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers cancel simulations.", status=403)
+    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
+    try:
+        cancel_simulation(run)
+    except SimulationRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Simulation {pk} is being cancelled; the days it stored stay until you delete it.")
+    return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@require_POST
+def simulation_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    """Delete a finished simulation's traffic (live traffic is untouched) and rebuild the rollups."""
+    if not request.user.has_perm("experiments.run_experiment"):
+        return HttpResponse("Only product managers delete simulations.", status=403)
+    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
+    if run.status not in SimulationRun.FINISHED:
+        messages.error(request, f"Simulation {pk} is {run.status}: cancel it and wait until it stops first.")
+    else:
+        delete_simulation(run)
+        messages.success(request, f"Simulation {pk} and all its traffic were deleted.")
+    return redirect("experiment_pages:detail", key=key)

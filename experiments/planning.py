@@ -1,0 +1,66 @@
+"""Experiment planning: how many users, and how many days, an experiment needs (Django-free).
+
+The product manager gives the primary metric's baseline rate, the smallest relative lift worth
+detecting, the users expected per day and the share of them that enters the experiment:
+
+    n_per_arm   = sample_size_proportions(baseline, mde, alpha, power)   (two-sided, Cohen's h)
+    total_users = n_per_arm x arms       (every arm must reach n; equal weights assumed)
+    days        = ceil(total_users / (daily_users x traffic_percent / 100))
+
+With unequal weights the smallest arm sets the pace; ``days`` then uses the smallest arm's share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from experiments.stats import InvalidParameterError, sample_size_proportions
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    baseline: float
+    mde_relative: float
+    treatment_rate: float
+    alpha: float
+    power: float
+    arms: int
+    n_per_arm: int
+    total_users: int
+    daily_users: int | None
+    traffic_percent: float
+    days: int | None  # None without a daily-users estimate
+
+
+def plan_experiment(
+    baseline: float,
+    mde_relative: float,
+    *,
+    weights: Sequence[float] = (1.0, 1.0),
+    daily_users: int | None = None,
+    traffic_percent: float = 100.0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> Plan:
+    """The users and days needed (formulas in the module docstring); raises StatisticError on bad input."""
+    if len(weights) < 2 or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise InvalidParameterError("give at least two arms with non-negative weights that sum to more than 0")
+    if not 0 < traffic_percent <= 100:
+        raise InvalidParameterError(f"traffic_percent must lie in (0, 100], got {traffic_percent}")
+    if daily_users is not None and daily_users < 1:
+        raise InvalidParameterError(f"daily_users must be at least 1, got {daily_users}")
+    size = sample_size_proportions(baseline, mde_relative, alpha=alpha, power=power)
+    smallest_share = min(weights) / sum(weights)
+    days = None
+    if daily_users is not None:
+        if smallest_share == 0:
+            raise InvalidParameterError("an arm with weight 0 never reaches its sample size")
+        days = math.ceil(size.n_per_arm / (daily_users * traffic_percent / 100 * smallest_share))
+    return Plan(
+        baseline=size.baseline, mde_relative=size.mde_relative, treatment_rate=size.treatment_rate,
+        alpha=size.alpha, power=size.power, arms=len(weights), n_per_arm=size.n_per_arm,
+        total_users=size.n_per_arm * len(weights), daily_users=daily_users, traffic_percent=traffic_percent,
+        days=days,
+    )  # fmt: skip

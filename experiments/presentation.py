@@ -1,0 +1,135 @@
+"""Plain-language verdict badges for an experiment's results (Django-free; input is the results dict).
+
+Each treatment arm's comparison on the primary metric gets one badge and a reason:
+
+    winning        the treatment is significantly better (Holm-adjusted p < alpha)
+    losing         the control is significantly better
+    needs more data the engine could not test yet (no users or no variance), or the test is not
+                   significant while fewer users than the plan needs have been exposed
+    inconclusive   not significant although the planned sample size was reached (or no plan exists
+                   and the experiment has stopped)
+
+While the experiment runs the basis is the always-valid sequential test; once it stops, the
+fixed-horizon test. Both are described in experiments.services.results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+WINNING, LOSING, INCONCLUSIVE, NEEDS_DATA = "winning", "losing", "inconclusive", "needs-data"
+LABELS = {WINNING: "Winning", LOSING: "Losing", INCONCLUSIVE: "Inconclusive", NEEDS_DATA: "Needs more data"}
+METRIC_LABELS = {
+    "ctr": "CTR",
+    "conversion_rate": "conversion",
+    "add_to_cart_rate": "add-to-cart rate",
+    "revenue_per_user": "revenue per user",
+    "clicks_per_user": "clicks per user",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    arm: str
+    kind: str
+    label: str
+    reason: str
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:+.1f} %"
+
+
+def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) -> list[Badge]:
+    """One badge per treatment arm (see the module docstring for the rules)."""
+    metric = results["primary_metric"]
+    label = METRIC_LABELS.get(metric, metric)
+    users = {arm["name"]: arm["users"] for arm in results["arms"]}
+    out: list[Badge] = []
+    for comp in results["comparisons"]:
+        arm, verdict, p_value = comp["arm"], comp["verdict"], comp["verdict_p_value"]
+        basis = "sequential test" if comp["verdict_basis"] == "sequential" else "fixed-horizon test"
+        relative = comp["metrics"][metric].get("relative") or {}
+        lift = (
+            f"relative lift {_percent(relative.get('effect'))} "
+            f"[{_percent(relative.get('ci_low'))}, {_percent(relative.get('ci_high'))}]"
+            if relative
+            else "no lift estimate yet"
+        )
+        smallest = min(users[arm], users[comp["control"]])
+        if verdict == "not enough data" or p_value is None:
+            error = comp["metrics"][metric].get("error") or comp.get("sequential_error") or "no data yet"
+            out.append(Badge(arm, NEEDS_DATA, LABELS[NEEDS_DATA], f"{label} cannot be tested yet: {error}"))
+        elif verdict in ("treatment wins", "control wins"):
+            kind = WINNING if verdict == "treatment wins" else LOSING
+            reason = f"{label}: {lift}; {basis}, Holm-adjusted p = {p_value:.3g} < {results['alpha']:g}"
+            out.append(Badge(arm, kind, LABELS[kind], reason))
+        elif planned_users_per_arm and smallest < planned_users_per_arm:
+            reason = (f"{label}: {lift}; not significant (p = {p_value:.3g}) with {smallest:,} of the "
+                      f"{planned_users_per_arm:,} users per arm the plan needs")  # fmt: skip
+            out.append(Badge(arm, NEEDS_DATA, LABELS[NEEDS_DATA], reason))
+        else:
+            reason = f"{label}: {lift}; no significant difference ({basis}, p = {p_value:.3g})"
+            out.append(Badge(arm, INCONCLUSIVE, LABELS[INCONCLUSIVE], reason))
+    return out
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per arm for the summary table: the arm's numbers and, for treatments, the primary
+    metric's lift (absolute and relative, with CIs), the adjusted p-value, the Bayesian chance to
+    win (conversion) and the verdict."""
+    metric = results["primary_metric"]
+    comparisons = {comp["arm"]: comp for comp in results["comparisons"]}
+    rows = []
+    for arm in results["arms"]:
+        row: dict[str, Any] = {**arm, "comparison": None}
+        comp = comparisons.get(arm["name"])
+        if comp is not None:
+            entry = comp["metrics"][metric]
+            row["comparison"] = {
+                "absolute": entry.get("absolute"),
+                "relative": entry.get("relative"),
+                "p_value_adjusted": comp["verdict_p_value"],
+                "chance_to_win": (comp.get("bayesian") or {}).get("chance_to_win"),
+                "sequential": comp.get("sequential"),
+                "verdict": comp["verdict"],
+                "verdict_basis": comp["verdict_basis"],
+            }
+        rows.append(row)
+    return rows
+
+
+EXPORT_COLUMNS = (
+    "experiment", "arm", "is_control", "metric", "primary", "value", "users", "absolute_lift", "absolute_ci_low",
+    "absolute_ci_high", "relative_lift", "relative_ci_low", "relative_ci_high", "p_value", "p_value_adjusted",
+    "chance_to_win", "verdict",
+)  # fmt: skip
+
+
+def export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tidy table for CSV export: one row per arm x metric, treatments with their comparison."""
+    comparisons = {comp["arm"]: comp for comp in results["comparisons"]}
+    rows = []
+    for arm in results["arms"]:
+        comp = comparisons.get(arm["name"])
+        for metric in METRIC_LABELS:
+            row = dict.fromkeys(EXPORT_COLUMNS)
+            row.update(experiment=results["experiment"], arm=arm["name"], is_control=arm["is_control"],
+                       metric=metric, primary=metric == results["primary_metric"], value=arm[metric],
+                       users=arm["users"])  # fmt: skip
+            if comp is not None:
+                entry = comp["metrics"][metric]
+                absolute, relative = entry.get("absolute") or {}, entry.get("relative") or {}
+                row.update(
+                    absolute_lift=absolute.get("effect"), absolute_ci_low=absolute.get("ci_low"),
+                    absolute_ci_high=absolute.get("ci_high"), relative_lift=relative.get("effect"),
+                    relative_ci_low=relative.get("ci_low"), relative_ci_high=relative.get("ci_high"),
+                    p_value=absolute.get("p_value"), p_value_adjusted=entry.get("p_value_adjusted"),
+                )  # fmt: skip
+                if metric == "conversion_rate":
+                    row["chance_to_win"] = (comp.get("bayesian") or {}).get("chance_to_win")
+                if metric == results["primary_metric"]:
+                    row["verdict"] = comp["verdict"]
+            rows.append(row)
+    return rows

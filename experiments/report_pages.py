@@ -1,0 +1,161 @@
+"""Results dashboard, reviewer report, CSV/JSON export and decisions (thin views over the services).
+
+Every page reads the experiment's rollups through experiment_results, never raw events, so it
+renders in milliseconds however much traffic the experiment had.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import BadRequest
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from experiments import charts, presentation
+from experiments.forms import DecisionForm
+from experiments.models import Experiment
+from experiments.pages import experiment_plan
+from experiments.services.lifecycle import ExperimentError, TransitionError, record_decision, snapshot
+from experiments.services.results import TRAFFIC, experiment_results
+from recommenders.models import Evaluation
+
+DECIDABLE = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED)
+
+
+def _experiment(key: str) -> Experiment:
+    return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
+
+
+def _traffic(request: HttpRequest) -> str:
+    """The traffic to show: live, simulated or all (default); anything else is a 400."""
+    traffic = request.GET.get("traffic", "all")
+    if traffic not in TRAFFIC:
+        raise BadRequest(f"traffic must be one of {', '.join(TRAFFIC)}, not {traffic!r}")
+    return traffic
+
+
+def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, Any]:
+    results = experiment_results(experiment, traffic=traffic)
+    plan = experiment_plan(experiment)
+    return {
+        "experiment": experiment,
+        "results": results,
+        "plan": plan,
+        "badges": presentation.badges(results, plan.n_per_arm if plan else None),
+        "rows": presentation.summary_rows(results),
+        "figures": [
+            {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(results).items()
+        ],
+        "metric_label": presentation.METRIC_LABELS.get(results["primary_metric"], results["primary_metric"]),
+        "has_traffic": any(arm["users"] for arm in results["arms"]),
+        "traffic": traffic,
+        "traffic_choices": [("all", "All traffic"), ("live", "Live"), ("simulated", "Simulated")],
+    }
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def results(request: HttpRequest, key: str) -> HttpResponse:
+    context = {"section": "experiments", **_results_context(_experiment(key), _traffic(request))}
+    return render(request, "experiments/results.html", context)
+
+
+def _offline_metrics(experiment: Experiment) -> list[dict[str, Any]]:
+    """Each arm's variant with its latest successful offline evaluation (or None)."""
+    out = []
+    for arm in experiment.arms.select_related("variant").order_by("position"):
+        evaluation = (
+            Evaluation.objects.filter(variant=arm.variant, status=Evaluation.Status.SUCCEEDED)
+            .order_by("-finished_at")
+            .first()
+            if arm.variant
+            else None
+        )
+        out.append({"arm": arm, "variant": arm.variant, "evaluation": evaluation})
+    return out
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def report(request: HttpRequest, key: str) -> HttpResponse:
+    """The print-friendly report: setup, traffic, results, charts, offline metrics, audit, decisions."""
+    experiment = _experiment(key)
+    can_decide = request.user.has_perm("experiments.record_decision")
+    context = {
+        "section": "experiments",
+        **_results_context(experiment, _traffic(request)),
+        "offline": _offline_metrics(experiment),
+        "changes": experiment.changes.select_related("user").order_by("at", "id"),
+        "decisions": experiment.decisions.select_related("reviewer", "winning_arm"),
+        "can_decide": can_decide and experiment.status in DECIDABLE,
+        "decision_form": DecisionForm(arms=list(experiment.arms.values_list("name", flat=True))),
+    }
+    return render(request, "experiments/report.html", context)
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def export_csv(request: HttpRequest, key: str) -> HttpResponse:
+    """One row per arm x metric (see presentation.EXPORT_COLUMNS)."""
+    experiment = _experiment(key)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
+    writer = csv.DictWriter(response, fieldnames=presentation.EXPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(presentation.export_rows(experiment_results(experiment, traffic=_traffic(request))))
+    return response
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def export_json(request: HttpRequest, key: str) -> HttpResponse:
+    """The setup, the full results, the decisions and the audit log as one JSON document."""
+    experiment = _experiment(key)
+    document = {
+        "experiment": {"key": experiment.key, "owner": experiment.owner.username, **snapshot(experiment),
+                       "started_at": experiment.started_at, "stopped_at": experiment.stopped_at},
+        "results": experiment_results(experiment, traffic=_traffic(request)),
+        "decisions": [{"outcome": d.outcome, "winning_arm": d.winning_arm.name if d.winning_arm else None,
+                       "rationale": d.rationale, "reviewer": d.reviewer.username, "at": d.at}
+                      for d in experiment.decisions.select_related("reviewer", "winning_arm")],
+        "changes": [{"action": c.action, "user": c.user.username if c.user else None, "at": c.at,
+                     "before": c.before, "after": c.after}
+                    for c in experiment.changes.select_related("user").order_by("at", "id")],
+    }  # fmt: skip
+    response = HttpResponse(json.dumps(document, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-report.json"'
+    return response
+
+
+@login_required
+@require_POST
+def decide(request: HttpRequest, key: str) -> HttpResponse:
+    if not request.user.has_perm("experiments.record_decision"):
+        return HttpResponse("Only reviewers record decisions.", status=403)
+    experiment = _experiment(key)
+    form = DecisionForm(request.POST, arms=list(experiment.arms.values_list("name", flat=True)))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            record_decision(experiment, request.user, data["outcome"], data["rationale"],  # type: ignore[arg-type]
+                            data["winning_arm"] or None)  # fmt: skip
+        except ExperimentError as error:
+            for field, reason in error.errors.items():
+                form.add_error(field if field in form.fields else None, reason)
+        except TransitionError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Decision recorded in the audit log.")
+            return redirect("experiment_pages:report", key=key)
+    context = {"section": "experiments", **_results_context(experiment), "offline": _offline_metrics(experiment),
+               "changes": experiment.changes.select_related("user").order_by("at", "id"),
+               "decisions": experiment.decisions.select_related("reviewer", "winning_arm"),
+               "can_decide": True, "decision_form": form}  # fmt: skip
+    return render(request, "experiments/report.html", context, status=400)

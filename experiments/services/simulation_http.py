@@ -1,0 +1,259 @@
+"""Simulated traffic sent through the real HTTP API, for load tests (`simulate --http URL --token T`).
+
+The same simulation as in-process (`experiments.simulation.run`: same shoppers, sessions,
+queries and click model), but every session is one POST to
+``/api/v1/experiments/{key}/recommendations`` (the server assigns the arm, scores, and logs the
+exposure and the impressions itself) and the day's clicks, add-to-carts and purchases go to
+``/api/v1/events`` in batches. Differences from in-process mode, by construction:
+
+- users are sent as "sim<run>:<shopper id>", which the server's models do not know, so every
+  list is the model's cold-start list (popularity, or the query's matches): realistic load, not
+  realistic CTRs (use in-process mode for those);
+- the arm of each session is predicted with the experiment's own bucketing of that id and
+  checked against the server's answer (a mismatch stops the run: assignment is broken);
+- sessions are not de-duplicated (one request per session, as real traffic would be);
+- the server stamps impressions with its own clock; the simulated days end now
+  (``start = now - days``), so clicks and purchases are in the recent past, never refused as
+  future events.
+
+Afterwards the run's requests, exposures and events (found by the user prefix) are marked with
+the run, so they count as simulated traffic and delete with it, and the rollups are recomputed.
+Only loopback hosts are accepted: this sends thousands of requests a second.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from django.db import connection
+from django.utils import timezone
+
+from experiments import bucketing
+from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services.rollups import recompute
+from experiments.services.serving import allocation_of
+from experiments.services.simulation import SimulationRefused, check_simulation, load_shoppers
+from experiments.simulation import DayBatch, SimulationConfig, SimulationError, run
+from experiments.simulation.config import SECONDS_PER_DAY
+
+EVENT_BATCH = 5000
+# (event type, id suffix, seconds after the session) of what follows an impression.
+_FOLLOW_UPS = (("click", "c", 20), ("add_to_cart", "a", 60), ("purchase", "p", 120))
+
+
+def loopback_target(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of `url`; SimulationRefused unless it is http(s) to this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SimulationRefused(f"--http needs an http:// or https:// URL, got {url!r}")
+    host = parts.hostname
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        raise SimulationRefused(f"cannot resolve {host!r}") from None
+    outside = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
+    if outside:
+        raise SimulationRefused(
+            f"refusing to send simulated traffic to {host} ({', '.join(outside)}): --http only targets this "
+            "machine (localhost, 127.0.0.0/8, ::1), since a load test against a shared server hurts its users"
+        )
+    return parts.scheme, host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class _Client:
+    """JSON over one kept-alive connection, reconnecting once when the server closed it."""
+
+    def __init__(self, scheme: str, host: str, port: int, token: str, timeout: float = 30.0) -> None:
+        self._factory: Callable[[], http.client.HTTPConnection] = (
+            (lambda: http.client.HTTPSConnection(host, port, timeout=timeout))
+            if scheme == "https"
+            else (lambda: http.client.HTTPConnection(host, port, timeout=timeout))
+        )
+        self._connection = self._factory()
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.requests = 0
+
+    def post(self, path: str, body: Any) -> Any:
+        data = json.dumps(body).encode()
+        for attempt in (1, 2):
+            try:
+                self._connection.request("POST", path, data, self._headers)
+                response = self._connection.getresponse()
+                payload = response.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._connection.close()
+                self._connection = self._factory()
+                if attempt == 2:
+                    raise
+        self.requests += 1
+        if response.status >= 300:
+            raise SimulationError(f"POST {path} answered {response.status}: {payload[:300]!r}")
+        return json.loads(payload)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+@dataclass
+class HttpRunResult:
+    simulation: SimulationRun
+    requests: int  # recommendation requests (one per session)
+    event_batches: int
+    events_sent: int
+    seconds: float
+
+
+def run_http_simulation(
+    experiment: Experiment,
+    settings: dict[str, Any],
+    url: str,
+    token: str,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> HttpRunResult:
+    """Simulate `settings` (as for `queue_simulation`) through the HTTP API at `url` (see the module docstring)."""
+    scheme, host, port = loopback_target(url)
+    check_simulation(experiment, settings)
+    if not token:
+        raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
+    data, shoppers = load_shoppers(experiment)
+    days = int(settings.get("days", SimulationConfig.days))
+    start = int(time.time()) - days * SECONDS_PER_DAY - 300
+    config = SimulationConfig(**{**settings, "start": start})
+    arms = tuple(experiment.arms.order_by("position"))
+    names = [arm.name for arm in arms]
+    allocation = allocation_of(experiment, arms)
+    item_index = {item: j for j, item in enumerate(data.item_ids)}
+    simulation = SimulationRun.objects.create(
+        experiment=experiment, config={**settings, "http": url}, status="running", started_at=timezone.now(),
+        message=f"sending to {url}",
+    )  # fmt: skip
+    prefix = simulation.user_prefix
+    client = _Client(scheme, host, port, token)
+    path = f"/api/v1/experiments/{experiment.key}/recommendations"
+    served: dict[int, list[str]] = {}  # arm -> request ids of the day's sessions, in the order asked
+    sent = batches = 0
+    began = time.perf_counter()
+
+    def assign(user_ids: np.ndarray) -> np.ndarray:
+        ids = np.array([prefix + u for u in user_ids.tolist()], dtype=object)
+        return bucketing.assign_many(allocation, experiment.salt, ids).arm
+
+    def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
+        lists = np.full((len(users), config.k), -1, dtype=np.int64)
+        ids = served.setdefault(arm, [])
+        for row, (user, query) in enumerate(zip(users.tolist(), queries, strict=True)):
+            body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
+            answer = client.post(path, body)
+            if answer["arm"] != names[arm]:
+                raise SimulationError(
+                    f"the server served {body['user_id']} arm {answer['arm']!r}, the experiment's bucketing says "
+                    f"{names[arm]!r}: assignment differs between the API and the bucketing"
+                )
+            ids.append(answer["request_id"])
+            for position, item in enumerate(answer["items"][: config.k]):
+                lists[row, position] = item_index.get(item["item_id"], -1)
+        return lists
+
+    def send_events(batch: DayBatch) -> None:
+        nonlocal sent, batches
+        request_of = np.full(len(batch.sessions), None, dtype=object)
+        for arm, ids in served.items():
+            request_of[np.flatnonzero(batch.arm == arm)] = ids
+        served.clear()
+        events = _follow_up_events(batch, request_of, prefix, data.user_ids, data.item_ids, experiment.key)
+        for first in range(0, len(events), EVENT_BATCH):
+            answer = client.post("/api/v1/events", events[first : first + EVENT_BATCH])
+            if answer["rejected"]:
+                raise SimulationError(f"the events endpoint rejected {answer['rejected']}: {answer['errors'][:3]}")
+            sent += answer["received"]
+            batches += 1
+
+    rows = SimulationRun.objects.filter(pk=simulation.pk)
+
+    def report(fraction: float, message: str) -> None:
+        rows.update(progress=round(100 * fraction * 0.95), message=message[:300])
+        if progress is not None:
+            progress(fraction, message)
+
+    def cancelled() -> bool:
+        return bool(rows.filter(cancel_requested=True).exists())
+
+    try:
+        result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
+                     on_batch=send_events, keep_outcomes=False, deduplicate=False)  # fmt: skip
+    except Exception as error:
+        rows.update(status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
+                    error=f"{type(error).__name__}: {error}")  # fmt: skip
+        raise
+    finally:
+        client.close()
+    seconds = time.perf_counter() - began
+    rows.update(message="marking the run's traffic and recomputing the rollups")
+    _mark(simulation, experiment)
+    totals = result.arms
+    rows.update(
+        status="cancelled" if result.cancelled else "succeeded", finished_at=timezone.now(),
+        progress=round(100 * result.days_completed / config.days) if result.cancelled else 100,
+        message=f"sent {client.requests:,} HTTP requests in {seconds:.1f} s "
+                f"({result.days_completed} of {config.days} days)",
+        sessions=sum(a.sessions for a in totals), impressions=sum(a.impressions for a in totals),
+        clicks=sum(a.clicks for a in totals), purchases=sum(a.purchases for a in totals),
+    )  # fmt: skip
+    simulation.refresh_from_db()
+    return HttpRunResult(simulation, client.requests - batches, batches, sent, seconds)
+
+
+def _follow_up_events(
+    batch: DayBatch,
+    request_of: np.ndarray,
+    prefix: str,
+    user_ids: Sequence[str],
+    item_ids: Sequence[str],
+    experiment_key: str,
+) -> list[dict[str, Any]]:
+    """The day's clicks, add-to-carts and purchases as API events (the server logged the impressions)."""
+    outcome, sessions = batch.outcomes, batch.sessions
+    local = outcome.session - batch.session_offset
+    events: list[dict[str, Any]] = []
+    for (kind, suffix, delay), mask in zip(_FOLLOW_UPS, (outcome.clicked, outcome.carted, outcome.purchased),
+                                           strict=True):  # fmt: skip
+        for n in np.flatnonzero(mask).tolist():
+            j = int(local[n])
+            request_id, position = request_of[j], int(outcome.position[n])
+            when = datetime.fromtimestamp(int(sessions.timestamp[j]) + delay, tz=UTC)
+            event: dict[str, Any] = {
+                "event_id": f"{request_id}:{position}:{suffix}", "type": kind,
+                "user_id": prefix + user_ids[int(sessions.user[j])], "item_id": item_ids[int(outcome.item[n])],
+                "request_id": request_id, "experiment": experiment_key, "position": position,
+                "timestamp": when.isoformat(),
+            }  # fmt: skip
+            if kind == "purchase":
+                event["revenue"] = f"{float(outcome.revenue[n]):.2f}"
+            events.append(event)
+    return events
+
+
+def _mark(simulation: SimulationRun, experiment: Experiment) -> None:
+    """Point the run's requests, exposures and events (its users' prefix) to the run, then recompute the
+    rollups so they count as simulated traffic (a periodic fold may have counted them as live meanwhile)."""
+    like = simulation.user_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with connection.cursor() as cursor:
+        for model in (ServedRequest, Exposure, Event):
+            cursor.execute(
+                f"UPDATE {model._meta.db_table} SET simulation_id = %s WHERE experiment_id = %s "
+                "AND user_id LIKE %s ESCAPE '\\'",
+                [simulation.pk, experiment.pk, like],
+            )
+    recompute(experiment.pk, lag=timedelta(0))

@@ -1,0 +1,272 @@
+"""Storing one simulated day in bulk: its served requests, first exposures and events.
+
+The rows are built column by column with numpy from the day's arrays (no model instances, no
+per-outcome branching), then written on PostgreSQL with COPY into a staging table and one
+INSERT ... ON CONFLICT DO NOTHING per table (events through `events.copy_events`, the
+ingestion path's own staging insert); other databases get the same rows through the ORM and
+`insert_events`.
+
+Ids are deterministic: a served request's id is the run's uuid5 prefix (20 hex digits)
+followed by the plan session index (12 hex digits), and an event's id is
+"<request id>:<position>:<i|c|a|p>". A day is one transaction, and a day whose first request
+is already stored is skipped, so a task retried after a database error (it starts again from
+day 0) stores nothing twice, and PostgreSQL can COPY requests and events straight into their
+tables (no staging, no conflict checks: the slowest part of storing). The same seed gives the
+same rows up to the run's id.
+
+Times: the session's timestamp for the request, the exposure and the impression; the click,
+add-to-cart and purchase follow 20, 60 and 120 s later (within the session's first minutes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.db import connection, transaction
+from django.utils import timezone
+
+from experiments.models import Exposure, ServedRequest
+from experiments.services.events import COLUMNS, copy_events, insert_events
+from experiments.simulation import DayBatch
+
+_NAMESPACE = uuid.UUID("6f0c1a52-3d55-4e0e-9a55-5f1b1d7a2c11")
+# (event_id suffix, type, seconds after the session's start) per event kind, in write order.
+_KINDS = (("i", "impression", 0), ("c", "click", 20), ("a", "add_to_cart", 60), ("p", "purchase", 120))
+_SERVED_COLUMNS = ("request_id", "experiment_id", "arm_id", "user_id", "exposed", "arm_probability", "query", "k",
+                   "served_at", "simulation_id")  # fmt: skip
+_EXPOSURE_COLUMNS = ("experiment_id", "arm_id", "user_id", "bucket", "first_exposed_at", "simulation_id")
+
+StrArray = npt.NDArray[np.object_]
+
+
+def _csv_field(text: str) -> str:
+    """`text` as one CSV field (quoted only when it must be)."""
+    if any(c in text for c in ',"\n\r') or text != text.strip() or text == "":
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _utc_text(seconds: npt.NDArray[np.int64]) -> StrArray:
+    """ISO 8601 UTC text of Unix times, vectorised."""
+    return np.char.add(np.datetime_as_string(seconds.astype("datetime64[s]")), "+00:00").astype(object)
+
+
+@dataclass(frozen=True)
+class RunWriter:
+    """What stays fixed over a run's days: its ids, the users' and items' stored ids, the arms."""
+
+    simulation_id: int
+    experiment_id: int
+    arm_pks: tuple[int, ...]
+    arm_probability: tuple[float, ...]
+    k: int
+    users: StrArray  # "sim<run>:<shopper id>" per data user index
+    items: StrArray  # external item id per data item index
+    users_csv: StrArray  # the same as CSV fields (quoted where needed), built once per run
+    items_csv: StrArray
+    request_head: str
+
+    @classmethod
+    def build(
+        cls,
+        simulation_id: int,
+        experiment_id: int,
+        arm_pks: Sequence[int],
+        arm_probability: Sequence[float],
+        k: int,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+    ) -> RunWriter:
+        prefix = f"sim{simulation_id}:"
+        users = [prefix + u for u in user_ids]
+        return cls(
+            simulation_id=simulation_id,
+            experiment_id=experiment_id,
+            arm_pks=tuple(arm_pks),
+            arm_probability=tuple(arm_probability),
+            k=k,
+            users=np.array(users, dtype=object),
+            items=np.array(list(item_ids), dtype=object),
+            users_csv=np.array([_csv_field(u) for u in users], dtype=object),
+            items_csv=np.array([_csv_field(i) for i in item_ids], dtype=object),
+            request_head=uuid.uuid5(_NAMESPACE, f"simulation:{simulation_id}").hex[:20],
+        )
+
+    def request_ids(self, sessions: npt.NDArray[np.int64]) -> StrArray:
+        """32 hex digits per plan session index: the run's prefix, then the index."""
+        head = self.request_head
+        return np.array([f"{head}{s:012x}" for s in sessions.tolist()], dtype=object)
+
+    def store(self, batch: DayBatch) -> int:
+        """Write the day's rows in one transaction; returns the number of new events.
+
+        A day whose first served request is already stored was written whole by an earlier attempt
+        (one transaction per day) and is skipped, so the rows can be copied straight in.
+        """
+        sessions, outcome = batch.sessions, batch.outcomes
+        in_experiment = np.flatnonzero(batch.arm >= 0)
+        if not len(in_experiment):
+            return 0
+        requests = np.full(len(sessions), None, dtype=object)
+        requests[in_experiment] = self.request_ids(batch.session_offset + in_experiment)
+        if ServedRequest.objects.filter(request_id=uuid.UUID(requests[in_experiment[0]])).exists():
+            return 0
+        # First session of each user this day (sessions are in time order): their exposure.
+        _, first = np.unique(sessions.user[in_experiment], return_index=True)
+        exposed = in_experiment[np.sort(first)]
+
+        local = outcome.session - batch.session_offset
+        masks = (np.ones(len(outcome), dtype=bool), outcome.clicked, outcome.carted, outcome.purchased)
+        picks = [np.flatnonzero(m) for m in masks]
+        kind = np.repeat(np.arange(len(_KINDS)), [len(p) for p in picks])
+        impression = np.concatenate(picks)
+        session = local[impression]
+        delay = np.array([d for _, _, d in _KINDS], dtype=np.int64)[kind]
+        events = _Events(
+            request=requests[session],
+            user=sessions.user[session],
+            item=outcome.item[impression],
+            arm=outcome.arm[impression],
+            position=outcome.position[impression],
+            kind=kind,
+            revenue=np.where(kind == 3, outcome.revenue[impression], np.nan),
+            timestamp=sessions.timestamp[session] + delay,
+        )
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                self._copy_served(batch, in_experiment, requests)
+                self._copy_exposures(batch, exposed)
+                return copy_events(self._event_csv(events), (*COLUMNS, "simulation_id"), known_new=True)
+            self._orm_served(batch, in_experiment, requests)
+            self._orm_exposures(batch, exposed)
+            return insert_events(self._event_tuples(events), simulation_id=self.simulation_id)
+
+    # ---- PostgreSQL ---------------------------------------------------------------
+    def _copy_served(self, batch: DayBatch, rows: npt.NDArray[np.int64], requests: StrArray) -> None:
+        buffer = io.StringIO()
+        write = csv.writer(buffer).writerow
+        times = _utc_text(batch.sessions.timestamp[rows])
+        for j, when in zip(rows.tolist(), times.tolist(), strict=True):
+            arm = int(batch.arm[j])
+            user = self.users[batch.sessions.user[j]]
+            query = batch.sessions.query[j] or ""
+            write((requests[j], self.experiment_id, self.arm_pks[arm], user, "t", self.arm_probability[arm], query,
+                   self.k, when, self.simulation_id))  # fmt: skip
+        buffer.seek(0)
+        with connection.cursor() as cursor:
+            cursor.cursor.copy_expert(  # type: ignore[attr-defined]
+                f"COPY {ServedRequest._meta.db_table} ({', '.join(_SERVED_COLUMNS)}) FROM STDIN "
+                "WITH (FORMAT csv, FORCE_NOT_NULL (query))",
+                buffer,
+            )
+
+    def _copy_exposures(self, batch: DayBatch, rows: npt.NDArray[np.int64]) -> None:
+        buffer = io.StringIO()
+        users = self.users_csv[batch.sessions.user[rows]]
+        arms = batch.arm[rows].tolist()
+        times = _utc_text(batch.sessions.timestamp[rows]).tolist()
+        buffer.writelines(
+            f"{self.experiment_id},{self.arm_pks[a]},{u},0,{t},{self.simulation_id}\n"
+            for u, a, t in zip(users.tolist(), arms, times, strict=True)
+        )
+        _copy_new(Exposure._meta.db_table, _EXPOSURE_COLUMNS, buffer, "experiment_id, user_id")
+
+    def _event_csv(self, events: _Events) -> io.StringIO:
+        """One CSV line per event in COLUMNS + simulation_id order, built from column lists."""
+        kinds = [f"{suffix},{name}" for suffix, name, _ in _KINDS]
+        arm_text = [f"{self.experiment_id},{pk}" for pk in self.arm_pks]
+        tail = f"{timezone.now().isoformat()},{self.simulation_id}\n"
+        items = self.items_csv[events.item].tolist()
+        users = self.users_csv[events.user].tolist()
+        revenue = ["" if np.isnan(r) else f"{r:.2f}" for r in events.revenue.tolist()]
+        buffer = io.StringIO()
+        buffer.writelines(
+            f"{r}:{p}:{kinds[t]},{u},{i},{r},{arm_text[a]},{p},{self.arm_probability[a]!r},{v},{w},{tail}"
+            for r, p, t, u, i, a, v, w in zip(
+                events.request.tolist(), events.position.tolist(), events.kind.tolist(), users, items,
+                events.arm.tolist(), revenue, _utc_text(events.timestamp).tolist(), strict=True,
+            )
+        )  # fmt: skip
+        buffer.seek(0)
+        return buffer
+
+    # ---- other databases (the embedded SQLite set-up) -----------------------------
+    def _orm_served(self, batch: DayBatch, rows: npt.NDArray[np.int64], requests: StrArray) -> None:
+        ServedRequest.objects.bulk_create(
+            [
+                ServedRequest(request_id=uuid.UUID(requests[j]), experiment_id=self.experiment_id,
+                              arm_id=self.arm_pks[int(batch.arm[j])], user_id=self.users[batch.sessions.user[j]],
+                              exposed=True, arm_probability=self.arm_probability[int(batch.arm[j])],
+                              query=batch.sessions.query[j] or "", k=self.k,
+                              served_at=_datetime(int(batch.sessions.timestamp[j])), simulation_id=self.simulation_id)
+                for j in rows.tolist()
+            ],
+            batch_size=2000, ignore_conflicts=True,
+        )  # fmt: skip
+
+    def _orm_exposures(self, batch: DayBatch, rows: npt.NDArray[np.int64]) -> None:
+        Exposure.objects.bulk_create(
+            [
+                Exposure(experiment_id=self.experiment_id, arm_id=self.arm_pks[int(batch.arm[j])],
+                         user_id=self.users[batch.sessions.user[j]], bucket=0,
+                         first_exposed_at=_datetime(int(batch.sessions.timestamp[j])),
+                         simulation_id=self.simulation_id)
+                for j in rows.tolist()
+            ],
+            batch_size=2000, ignore_conflicts=True,
+        )  # fmt: skip
+
+    def _event_tuples(self, events: _Events) -> list[tuple[Any, ...]]:
+        now = timezone.now()
+        return [
+            (f"{r}:{p}:{_KINDS[t][0]}", _KINDS[t][1], u, i, uuid.UUID(r), self.experiment_id, self.arm_pks[a], p,
+             self.arm_probability[a], None if np.isnan(v) else f"{v:.2f}", _datetime(w), now)
+            for r, p, t, u, i, a, v, w in zip(
+                events.request.tolist(), events.position.tolist(), events.kind.tolist(),
+                self.users[events.user].tolist(), self.items[events.item].tolist(), events.arm.tolist(),
+                events.revenue.tolist(), events.timestamp.tolist(),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Events:
+    """One entry per event, parallel arrays; `kind` indexes _KINDS, `revenue` is NaN but for purchases."""
+
+    request: StrArray
+    user: npt.NDArray[np.int64]  # data user index
+    item: npt.NDArray[np.int64]  # data item index
+    arm: npt.NDArray[np.int64]
+    position: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.int64]
+    revenue: npt.NDArray[np.float64]
+    timestamp: npt.NDArray[np.int64]
+
+
+def _datetime(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _copy_new(table: str, columns: Sequence[str], buffer: io.StringIO, conflict: str) -> None:
+    """COPY CSV rows into a temporary copy of `table`, then insert those not conflicting on `conflict`."""
+    names = ", ".join(columns)
+    staging = f"{table}_staging"
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS "
+            f"AS SELECT {names} FROM {table} WITH NO DATA"
+        )
+        cursor.cursor.copy_expert(f"COPY {staging} ({names}) FROM STDIN WITH (FORMAT csv)", buffer)  # type: ignore[attr-defined]
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({conflict}) DO NOTHING"
+        )

@@ -1,0 +1,72 @@
+"""Browser tests: a real headless Chromium (Debian's package, installed by .ci/run) driven by
+Playwright against pytest-django's live server. Each test saves a screenshot of every page it
+visits under artifacts/screenshots/ (kept by CI, ignored by git)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support import REPO, skip_unless
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+# page steps are still synchronous and safe, so Django's async guard is lifted for these tests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("ABPLATFORM_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+PASSWORD = "pw-for-tests"  # the password tests.recommenders.factories.user_with_role sets
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    skip_unless(Path(CHROMIUM).exists(), f"Chromium is not at {CHROMIUM} (apt-get install chromium chromium-driver)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+class Screens:
+    """Saves full-page screenshots as artifacts/screenshots/<test>/<nn>-<name>.png."""
+
+    def __init__(self, test_name: str) -> None:
+        self.folder = SCREENSHOTS / re.sub(r"[^\w-]", "_", test_name)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.count = 0
+
+    def shoot(self, page: Page, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def screens(request: pytest.FixtureRequest) -> Screens:
+    return Screens(request.node.name)
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page: Page, live_server: Any, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")

@@ -1,0 +1,140 @@
+"""A product manager and a reviewer at work in a real browser (headless Chromium, live server,
+real Celery worker for the simulation)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
+from experiments.models import Decision, Experiment, ExperimentChange
+from recommenders.services.training import queue_training, run_training
+from recommenders.services.variants import VariantSpec, register_variant
+from tests.browser.conftest import Screens, log_in
+from tests.celery_worker import worker_process
+from tests.experiments.test_results import NO_LAG, simulate
+from tests.experiments.test_rollups import running_experiment
+from tests.recommenders.factories import retail_sample, user_with_role
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def train(dataset_name: str, name: str, algorithm: str) -> None:
+    variant = register_variant(VariantSpec(name, algorithm, dataset_name, {}))
+    run_training(queue_training(variant, send=False).pk)
+
+
+def test_a_product_manager_creates_starts_and_simulates_an_experiment(
+    page: Page, live_server: Any, screens: Screens, tmp_path: Path
+) -> None:
+    dataset = retail_sample(tmp_path, rows=30_000, holdout_fraction=0.3)
+    train(dataset.name, "pop", "popularity")
+    train(dataset.name, "knn", "item_knn")
+    user_with_role("pm", PRODUCT_MANAGERS)
+    log_in(page, live_server, "pm")
+    screens.shoot(page, "home")
+
+    page.click("#start-experiment")
+    page.fill("#id_key", "browser-ab")
+    page.fill("#id_name", "Item-kNN against best sellers")
+    page.fill("#id_hypothesis", "Similar items get more clicks than best sellers.")
+    page.select_option("#id_arm-0-variant", "pop@1")
+    page.select_option("#id_arm-1-variant", "knn@1")
+    page.fill("#id_arm-1-name", "knn")
+    page.fill("#id_baseline_rate", "0.02")
+    page.fill("#id_minimum_detectable_effect", "0.1")
+    page.fill("#id_expected_daily_users", "2000")
+    expect(page.locator("#plan-result")).to_contain_text("80,638 users per arm")
+    expect(page.locator("#plan-result")).to_contain_text("about 81 days")
+    screens.shoot(page, "wizard")
+    page.click("#experiment-form button[type=submit]")
+
+    expect(page.locator("#experiment-status")).to_have_text("Draft")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#action-start")
+    expect(page.locator("#experiment-status")).to_have_text("Running")
+    expect(page.locator("#audit-trail")).to_contain_text("start")
+
+    with worker_process(queues="training"):
+        page.fill("#id_users", "150")
+        page.fill("#id_days", "3")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#simulate")
+        expect(page.locator("#simulation-progress progress")).to_be_visible()
+        screens.shoot(page, "simulation-progress")
+        # The page polls the run's progress and reloads when it ends.
+        expect(page.locator("#simulations .badge").first).to_have_text("succeeded", timeout=180_000)
+    screens.shoot(page, "experiment")
+
+    page.click("text=Results")
+    summary = page.locator("#summary")
+    expect(summary.locator("tr[data-arm=knn]")).to_contain_text("%")
+    experiment = Experiment.objects.get(key="browser-ab")
+    run = experiment.simulations.get()
+    assert run.impressions > 0
+    assert page.locator("#verdicts .badge").count() == 1
+    expect(page.locator("#chart-cumulative-ctr .main-svg").first).to_be_visible()
+    for chart in ("chart-cumulative-ctr", "chart-exposures", "chart-posterior"):
+        assert int(page.locator(f"#{chart}").get_attribute("data-rendered") or 0) >= 1
+    screens.shoot(page, "results")
+
+
+def stopped_experiment_with_traffic() -> Experiment:
+    experiment, control, treatment = running_experiment("reviewed-ab")
+    simulate(experiment, (control, treatment), users_per_arm=120)
+    from experiments.services.rollups import fold
+
+    fold(experiment.pk, lag=NO_LAG)
+    Experiment.objects.filter(pk=experiment.pk).update(status="stopped")
+    return experiment
+
+
+def test_a_reviewer_reads_the_report_exports_csv_and_records_a_decision(
+    page: Page, live_server: Any, screens: Screens
+) -> None:
+    experiment = stopped_experiment_with_traffic()
+    user_with_role("rita", REVIEWERS)
+    log_in(page, live_server, "rita")
+    expect(page.locator("#awaiting-decision")).to_contain_text("reviewed-ab")
+    page.click("#awaiting-decision a")
+
+    expect(page.locator("#summary tr[data-arm=treatment]")).to_contain_text("%")
+    expect(page.locator("#offline-metrics")).to_be_visible()
+    screens.shoot(page, "report")
+    with page.expect_download() as download_info:
+        page.click("#export-csv")
+    download = download_info.value
+    assert download.suggested_filename == "reviewed-ab-results.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))
+    assert {row["arm"] for row in rows} == {"control", "treatment"}
+    assert len(rows) == 10
+
+    page.check("input[name=outcome][value=ship]")
+    page.select_option("#id_winning_arm", "treatment")
+    page.fill("#id_rationale", "CTR is up and no guardrail moved.")
+    page.click("#decision-form button[type=submit]")
+    expect(page.locator("#decisions")).to_contain_text("CTR is up and no guardrail moved.")
+    expect(page.locator("#audit-trail")).to_contain_text("decision")
+    screens.shoot(page, "decision")
+    decision = Decision.objects.get(experiment=experiment)
+    assert (decision.outcome, decision.winning_arm.name) == ("ship", "treatment")  # type: ignore[union-attr]
+    assert ExperimentChange.objects.filter(experiment=experiment, action="decision").count() == 1
+
+
+def test_a_reviewer_cannot_start_an_experiment_from_the_page(page: Page, live_server: Any, screens: Screens) -> None:
+    experiment, _, _ = running_experiment("someone-elses")
+    Experiment.objects.filter(pk=experiment.pk).update(status="draft")
+    user_with_role("rita", REVIEWERS)
+    log_in(page, live_server, "rita")
+    page.goto(f"{live_server.url}/experiments/someone-elses/")
+    expect(page.locator("#experiment-status")).to_have_text("Draft")
+    assert page.locator("#action-start").count() == 0
+    screens.shoot(page, "reviewer-experiment-page")
+    response = page.goto(f"{live_server.url}/experiments/new/")
+    assert response is not None
+    assert response.status == 403
