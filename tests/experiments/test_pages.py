@@ -257,7 +257,7 @@ def test_decisions_wait_until_the_experiment_stops_and_are_for_reviewers_only() 
         reverse("experiment_pages:decide", args=["page-ab"]), {"outcome": "ship", "rationale": "early"}
     )
     assert refused.status_code == 400
-    assert "stop it before deciding" in deleted.content.decode()
+    assert "stop it before deciding" in refused.content.decode()
     pm = client_for(product_manager())
     assert (
         pm.post(reverse("experiment_pages:decide", args=["page-ab"]), {"outcome": "ship", "rationale": "x"}).status_code
