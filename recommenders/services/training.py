@@ -27,6 +27,7 @@ from recommenders import artifacts
 from recommenders.algorithms import registry
 from recommenders.algorithms.base import ProgressCallback, TrainingData
 from recommenders.models import Dataset, Evaluation, Interaction, Item, TrainingRun, Variant
+from recommenders.services.metric_curves import metric_curves
 
 TRAINING_TIME_LIMIT = 60 * 60  # seconds; the tasks' hard limit, also when a stuck run may be reclaimed
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes: often enough to watch, rare enough to be cheap
@@ -203,6 +204,8 @@ def run_evaluation(evaluation_id: int) -> None:
         train_seconds = time.perf_counter() - started
         progress(0.9, "ranking the test users")
         result = evaluate(model, train, test, evaluation.k, item_vectors=item_tfidf_vectors(train))
+        progress(0.95, "measuring at every k up to 50")
+        curves = metric_curves(model, train, test)
     except OperationalError:
         _requeue(Evaluation, evaluation_id)
         raise
@@ -211,9 +214,11 @@ def run_evaluation(evaluation_id: int) -> None:
         return
     from dataclasses import asdict
 
+    # metrics["at_k"] holds the comparison page's metric@k curves (k = 1…50); the flat keys stay at evaluation.k.
+    measured = {**asdict(result), **({"at_k": curves} if curves is not None else {})}
     Evaluation.objects.filter(pk=evaluation_id).update(
         status=Evaluation.Status.SUCCEEDED, progress=100, message="evaluated", finished_at=timezone.now(),
-        data_fingerprint=fingerprint(data), metrics=_jsonable(asdict(result)),
+        data_fingerprint=fingerprint(data), metrics=_jsonable(measured),
         train_seconds=train_seconds, evaluate_seconds=result.seconds,
     )  # fmt: skip
 

@@ -57,7 +57,7 @@ def test_after_login_home_lists_data_sets_and_logout_ends_the_session(client: Cl
     Dataset.objects.create(name="online-retail", source_format="online-retail", user_count=4339)
     page = client.get("/").content.decode()
     assert "online-retail" in page
-    assert "4339" in page
+    assert "4,339" in page  # counts with thousands separators
 
     client.post("/accounts/logout/")
     assert client.get("/").status_code == 302
