@@ -1,8 +1,16 @@
-"""WSGI entry point for gunicorn: `gunicorn abplatform.wsgi`."""
+"""WSGI entry point for gunicorn: `gunicorn abplatform.wsgi`.
+
+The two hot endpoints (recommendations, event batches) are answered by the lean path in
+front of Django (experiments/lean.py); everything else goes through Django as usual.
+"""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "abplatform.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from experiments.lean import LeanDispatcher  # noqa: E402  (needs the apps loaded by get_wsgi_application)
+
+application = LeanDispatcher(django_application)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.authentication import ApiTokenAuthentication, token_scope
+from experiments.endpoints import ingest_answer, recommendations_answer
 from experiments.models import Experiment
 from experiments.serializers import (
     ChangeSerializer,
@@ -25,7 +26,6 @@ from experiments.serializers import (
     RecommendationAnswer,
     RecommendationRequest,
 )
-from experiments.services import events as event_service
 from experiments.services.lifecycle import (
     TRANSITIONS,
     ArmSpec,
@@ -38,7 +38,6 @@ from experiments.services.lifecycle import (
     update_experiment,
 )
 from experiments.services.results import TRAFFIC, experiment_results
-from experiments.services.serving import ServingError, UnknownExperiment, serve
 
 SESSION_AND_TOKEN = [
     ApiTokenAuthentication,
@@ -205,14 +204,9 @@ class RecommendationsView(APIView):
     def post(self, request: Request, key: str) -> Response:
         form = RecommendationRequest(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            result = serve(key, form.validated_data["user_id"], form.validated_data["k"],
-                           form.validated_data["query"] or None)  # fmt: skip
-        except UnknownExperiment as error:
-            return Response({"detail": str(error)}, status=404)
-        except ServingError as error:
-            return Response({"detail": str(error)}, status=409)
-        return Response(result)
+        data = form.validated_data
+        status_code, answer = recommendations_answer(key, data["user_id"], data["k"], data["query"])
+        return Response(answer, status=status_code)
 
 
 class EventsView(APIView):
@@ -227,14 +221,5 @@ class EventsView(APIView):
         responses={200: IngestAnswer, 400: IngestAnswer, 413: OpenApiResponse(description="more than 10,000 events")},
     )
     def post(self, request: Request) -> Response:
-        body = request.data
-        events = body.get("events") if isinstance(body, dict) else body
-        try:
-            result = event_service.ingest(events)
-        except event_service.BatchError as error:
-            return Response({"detail": str(error)}, status=error.status)
-        answer = {"received": result.received, "stored": result.stored, "duplicates": result.duplicates,
-                  "rejected": len(result.errors), "errors": result.errors}  # fmt: skip
-        if result.errors and len(result.errors) == result.received:
-            return Response(answer, status=400)
-        return Response(answer)
+        status_code, answer = ingest_answer(request.data)
+        return Response(answer, status=status_code)

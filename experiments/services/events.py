@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from experiments.models import Event, Experiment, Exposure, ServedRequest
@@ -51,7 +51,7 @@ class IngestResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     event_id: str
     type: str
@@ -74,9 +74,10 @@ def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
     now = now or timezone.now()
     rows: list[_Row] = []
     errors: list[dict[str, Any]] = []
+    times: dict[str, datetime] = {}  # batches repeat timestamps; parsing and checking one costs ~1 us
     for index, raw in enumerate(events):
         try:
-            rows.append(_parse(raw, now))
+            rows.append(_parse(raw, now, times))
         except ValueError as error:
             errors.append({"index": index, "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
                            "error": str(error)})  # fmt: skip
@@ -98,11 +99,7 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     """Insert the rows, skipping event_ids already stored; returns how many were new."""
     if not rows:
         return 0
-    arm_of_request = dict(
-        ServedRequest.objects.filter(request_id__in={r.request_id for r in rows if r.request_id}).values_list(
-            "request_id", "arm_id"
-        )
-    )
+    arm_of_request = _arms_of_requests({r.request_id for r in rows if r.request_id})
     wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
     arm_of_user: dict[tuple[int, str], int] = {}
     if wanted and connection.vendor != "postgresql":
@@ -128,7 +125,52 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
             arm_id = arm_of_user.get((experiment_id, r.user_id))
         values.append((r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id, r.position,
                        r.propensity, r.revenue, r.timestamp, received_at))  # fmt: skip
+    if connection.vendor == "postgresql":
+        return _copy_new_events(values)
     return insert_events(values)
+
+
+def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
+    """PostgreSQL: store the rows whose event_id is new; returns how many were stored.
+
+    The ids already stored are looked up first (one index probe each), and the new rows, first
+    occurrence of each id, are COPYed straight into the table: about a third less database
+    work than COPY into staging + INSERT ... ON CONFLICT. A batch racing with another that
+    carries some of the same ids then fails on the unique index (after waiting for the other
+    to commit); it is rolled back and stored through `insert_events`, whose ON CONFLICT skips
+    them, so the ids are still stored once and counted as duplicates.
+    """
+    table = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[row[0] for row in values]])
+        seen = {event_id for (event_id,) in cursor.fetchall()}
+    fresh = []
+    for row in values:
+        if row[0] not in seen:
+            seen.add(row[0])
+            fresh.append(row)
+    if not fresh:
+        return 0
+    try:
+        copy_events(csv_rows(fresh), known_new=True)
+    except IntegrityError:
+        return insert_events(fresh)
+    return len(fresh)
+
+
+def _arms_of_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The arm each served request was answered from (requests not found are left out)."""
+    if not request_ids:
+        return {}
+    if connection.vendor != "postgresql":
+        return dict(ServedRequest.objects.filter(request_id__in=request_ids).values_list("request_id", "arm_id"))
+    # One array parameter: the ORM's IN (...) costs ~10 us per value to build, 10 ms for a batch of clicks.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT request_id, arm_id FROM {ServedRequest._meta.db_table} WHERE request_id = ANY(%s::uuid[])",
+            [[str(request_id) for request_id in request_ids]],
+        )
+        return {uuid.UUID(str(request_id)): arm_id for request_id, arm_id in cursor.fetchall()}
 
 
 def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:
@@ -144,16 +186,7 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
         values = [(*row, simulation_id) for row in values]
     table = Event._meta.db_table
     if connection.vendor == "postgresql":
-        buffer = io.StringIO()
-        write = csv.writer(buffer).writerow
-        times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
-        for row in values:
-            when, received = row[10], row[11]
-            stamp = times.get(when) or times.setdefault(when, when.isoformat())
-            received_at = times.get(received) or times.setdefault(received, received.isoformat())
-            write((*row[:10], stamp, received_at, *row[12:]))
-        buffer.seek(0)
-        return copy_events(buffer, columns_used)
+        return copy_events(csv_rows(values), columns_used)
     with transaction.atomic(), connection.cursor() as cursor:
         sql = f"INSERT INTO {table} ({', '.join(columns_used)}) VALUES ({', '.join(['%s'] * len(columns_used))}) "
         sql += "ON CONFLICT (event_id) DO NOTHING"
@@ -183,7 +216,7 @@ def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new:
     names = ", ".join(columns)
     options = "FORMAT csv, FORCE_NOT_NULL (event_id, type, user_id, item_id)"
     if known_new:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH ({options})", buffer)  # type: ignore[attr-defined]
             return int(cursor.cursor.rowcount)  # type: ignore[attr-defined]
     with transaction.atomic(), connection.cursor() as cursor:
@@ -197,6 +230,20 @@ def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new:
             "ON CONFLICT (event_id) DO NOTHING RETURNING 1) SELECT count(*) FROM stored"
         )
         return int(cursor.fetchone()[0])
+
+
+def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
+    """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL."""
+    buffer = io.StringIO()
+    write = csv.writer(buffer).writerow
+    times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
+    for row in values:
+        when, received = row[10], row[11]
+        stamp = times.get(when) or times.setdefault(when, when.isoformat())
+        received_at = times.get(received) or times.setdefault(received, received.isoformat())
+        write((*row[:10], stamp, received_at, *row[12:]))
+    buffer.seek(0)
+    return buffer
 
 
 def _sqlite_row(row: tuple[Any, ...], adapt: Any) -> tuple[Any, ...]:
@@ -218,43 +265,63 @@ def _valid_indices(total: int, errors: list[dict[str, Any]]) -> list[int]:
     return [i for i in range(total) if i not in bad]
 
 
-def _parse(raw: Any, now: datetime) -> _Row:
+def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
+    """One event, checked field by field in a fixed order (so the reason given is the first problem).
+
+    Each field has a fast test for its usual form (text of 1-100 characters, no value); any other
+    form goes through the full check, which decides and words the refusal. `times` remembers the
+    timestamps of this batch already accepted (they are checked against the same `now`).
+    """
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
-    unknown = raw.keys() - _ALLOWED_KEYS
-    if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-    event_id = _text(raw, "event_id", required=True)
-    kind = raw.get("type")
+    if not raw.keys() <= _ALLOWED_KEYS:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(raw.keys() - _ALLOWED_KEYS))}")
+    get = raw.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= 100:
+        event_id = _text(raw, "event_id", required=True)
+    kind = get("type")
     if kind not in EVENT_TYPES:
         raise ValueError(f"type must be one of {', '.join(sorted(EVENT_TYPES))}, got {kind!r}")
-    user_id = _text(raw, "user_id", required=True)
+    user_id = get("user_id")
+    if type(user_id) is not str or not 0 < len(user_id) <= 100:
+        user_id = _text(raw, "user_id", required=True)
     request_id = None
-    if raw.get("request_id") is not None:
+    if get("request_id") is not None:
         try:
             request_id = uuid.UUID(str(raw["request_id"]))
         except ValueError:
             raise ValueError(f"request_id {raw['request_id']!r} is not a UUID") from None
-    position = raw.get("position")
+    position = get("position")
     if position is not None and (
         isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= 1000
     ):
         raise ValueError(f"position must be a whole number from 1 to 1000, got {position!r}")
-    revenue = None
-    if raw.get("revenue") is not None:
-        try:
-            revenue = Decimal(str(raw["revenue"]))
-        except InvalidOperation:
-            raise ValueError(f"revenue {raw['revenue']!r} is not a number") from None
-        if not revenue.is_finite() or revenue < 0:
-            raise ValueError(f"revenue must be a non-negative amount, got {raw['revenue']!r}")
-        if revenue >= Decimal("1e12"):
-            raise ValueError(f"revenue {raw['revenue']!r} is implausibly large")
-    return _Row(
-        event_id=event_id, type=kind, user_id=user_id, item_id=_text(raw, "item_id") or "",
-        request_id=request_id, experiment_key=_text(raw, "experiment"), position=position, propensity=None,
-        revenue=revenue, timestamp=_timestamp(raw.get("timestamp"), now),
-    )  # fmt: skip
+    revenue = None if get("revenue") is None else _revenue(raw["revenue"])
+    item_id = get("item_id")
+    if type(item_id) is not str or not 0 < len(item_id) <= 100:
+        item_id = _text(raw, "item_id") or ""
+    experiment = get("experiment")
+    if experiment is not None and (type(experiment) is not str or not 0 < len(experiment) <= 100):
+        experiment = _text(raw, "experiment")
+    stamp = get("timestamp")
+    when = times.get(stamp) if type(stamp) is str else None
+    if when is None:
+        when = _timestamp(stamp, now)
+        times[stamp] = when
+    return _Row(event_id, kind, user_id, item_id, request_id, experiment, position, None, revenue, when)
+
+
+def _revenue(value: Any) -> Decimal:
+    try:
+        revenue = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"revenue {value!r} is not a number") from None
+    if not revenue.is_finite() or revenue < 0:
+        raise ValueError(f"revenue must be a non-negative amount, got {value!r}")
+    if revenue >= Decimal("1e12"):
+        raise ValueError(f"revenue {value!r} is implausibly large")
+    return revenue
 
 
 def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,30 @@ class UnknownExperiment(ServingError):
     pass
 
 
-def serve(experiment: Experiment | str, user_id: str, k: int, query: str | None = None) -> dict[str, Any]:
-    """Serve `user_id` in the experiment (an Experiment or its key); UnknownExperiment when there is none."""
+@dataclass(frozen=True)
+class ServingLog:
+    """What one answer records: the served request, the exposure (None when not exposed), the impressions.
+
+    Rows are tuples in column order: `served` in SERVED_COLUMNS, `exposure` in
+    EXPOSURE_COLUMNS, each impression in events.COLUMNS.
+    """
+
+    served: tuple[Any, ...]
+    exposure: tuple[Any, ...] | None
+    impressions: list[tuple[Any, ...]]
+
+
+LogWriter = Callable[[ServingLog], None]
+
+
+def serve(
+    experiment: Experiment | str, user_id: str, k: int, query: str | None = None, *, log: LogWriter | None = None
+) -> dict[str, Any]:
+    """Serve `user_id` in the experiment (an Experiment or its key); UnknownExperiment when there is none.
+
+    The answer is logged by `log` (default `write_log`: stored before this returns); the lean
+    HTTP path passes a buffer that stores it a moment later (experiments/services/serving_log.py).
+    """
     config = _config(experiment)
     if config.status not in (Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.STOPPED):
         raise ServingError(f"{config.key} is {config.status}: only started experiments serve traffic.")
@@ -72,11 +95,7 @@ def serve(experiment: Experiment | str, user_id: str, k: int, query: str | None 
     ]  # fmt: skip
     served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, now)
     exposure = (config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
-    if connection.vendor == "postgresql":
-        _log_postgres(served, exposure, impressions)
-    else:
-        with transaction.atomic():
-            _log_portable(served, exposure, impressions)
+    (log or write_log)(ServingLog(served, exposure, impressions))
     return {
         "request_id": str(request_id),
         "experiment": config.key,
@@ -90,8 +109,17 @@ def serve(experiment: Experiment | str, user_id: str, k: int, query: str | None 
     }
 
 
-_SERVED_COLUMNS = "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, served_at"
-_EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
+SERVED_COLUMNS = "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, served_at"
+EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
+
+
+def write_log(entry: ServingLog) -> None:
+    """Store one answer's log now, in one transaction (one round trip on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        _log_postgres(entry.served, entry.exposure, entry.impressions)
+    else:
+        with transaction.atomic():
+            _log_portable(entry.served, entry.exposure, entry.impressions)
 
 
 def _log_postgres(
@@ -106,12 +134,12 @@ def _log_postgres(
     """
     statements = [
         "SET LOCAL synchronous_commit TO OFF",
-        f"INSERT INTO {ServedRequest._meta.db_table} ({_SERVED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO {ServedRequest._meta.db_table} ({SERVED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
     ]
     params: list[Any] = list(served)
     if exposure is not None:
         statements.append(
-            f"INSERT INTO {Exposure._meta.db_table} ({_EXPOSURE_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+            f"INSERT INTO {Exposure._meta.db_table} ({EXPOSURE_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (experiment_id, user_id) DO NOTHING"
         )
         params.extend(exposure)

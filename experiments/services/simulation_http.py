@@ -12,6 +12,8 @@ exposure and the impressions itself) and the day's clicks, add-to-carts and purc
 - the arm of each session is predicted with the experiment's own bucketing of that id and
   checked against the server's answer (a mismatch stops the run: assignment is broken);
 - sessions are not de-duplicated (one request per session, as real traffic would be);
+- each day's clicks, add-to-carts and purchases are sent once the server has stored that day's
+  answers (it may buffer its serving logs for a moment), so they are attributed to their arm;
 - the server stamps impressions with its own clock; the simulated days end now
   (``start = now - days``), so clicks and purchases are in the recent past, never refused as
   future events.
@@ -47,6 +49,7 @@ from experiments.simulation import DayBatch, SimulationConfig, SimulationError, 
 from experiments.simulation.config import SECONDS_PER_DAY
 
 EVENT_BATCH = 5000
+LOGGED_WITHIN = 30.0  # seconds the server may take to store the answers it buffered (it flushes every 0.1 s)
 # (event type, id suffix, seconds after the session) of what follows an impression.
 _FOLLOW_UPS = (("click", "c", 20), ("add_to_cart", "a", 60), ("purchase", "p", 120))
 
@@ -171,6 +174,7 @@ def run_http_simulation(
         request_of = np.full(len(batch.sessions), None, dtype=object)
         for arm, ids in served.items():
             request_of[np.flatnonzero(batch.arm == arm)] = ids
+        _await_day_logged([request_id for ids in served.values() for request_id in ids])
         served.clear()
         events = _follow_up_events(batch, request_of, prefix, data.user_ids, data.item_ids, experiment.key)
         for first in range(0, len(events), EVENT_BATCH):
@@ -264,6 +268,18 @@ def _await_logged(simulation: SimulationRun, experiment: Experiment, requests: i
     if stored < requests:
         return f"; only {stored:,} of {requests:,} requests were logged by the server after {timeout:.0f} s"
     return ""
+
+
+def _await_day_logged(request_ids: list[str]) -> None:
+    """Wait until the server has stored these answered requests (and, in the same transaction, their exposures
+    and impressions): a server behind gunicorn buffers its serving logs for up to ~0.1 s, and the day's clicks
+    are attributed through the stored requests, and the run's rows marked through them."""
+    deadline = time.monotonic() + LOGGED_WITHIN
+    while ServedRequest.objects.filter(request_id__in=request_ids).count() < len(request_ids):
+        if time.monotonic() > deadline:
+            raise SimulationError(f"the server has not stored its {len(request_ids):,} answers of the day "
+                                  f"within {LOGGED_WITHIN:g} s")  # fmt: skip
+        time.sleep(0.05)
 
 
 def _mark(simulation: SimulationRun, experiment: Experiment) -> None:

@@ -1,0 +1,280 @@
+"""The lean WSGI path answers the hot endpoints exactly as the DRF views do, and its log buffer lands the rows."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, connection
+
+from experiments.lean import LeanDispatcher
+from experiments.models import Event, Experiment, Exposure, ServedRequest
+from experiments.services import serving, tokens
+from experiments.services.lifecycle import transition
+from experiments.services.serving import write_log
+from experiments.services.serving_log import LogBuffer
+from experiments.services.tokens import create_token
+from tests.experiments.factories import draft_experiment, product_manager, trained_variants
+from tests.support import skip_unless
+
+DJANGO = get_wsgi_application()
+
+
+def _keep(*args: Any) -> None:
+    """No connection upkeep: it would close the connection holding the test's transaction."""
+
+
+LEAN = LeanDispatcher(DJANGO, log=write_log, connection_upkeep=_keep)
+RECS = "/api/v1/experiments/recs-ab/recommendations"
+
+
+def _no_django(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise AssertionError(f"the lean path gave {environ['PATH_INFO']} to Django")
+
+
+# Proves a request was answered without Django.
+ALONE = LeanDispatcher(_no_django, log=write_log, connection_upkeep=_keep)
+VOLATILE = {"request_id"}  # differs between any two answers
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection() -> Iterator[None]:
+    # As Django's test client does: request signals would close the connection holding the test's transaction
+    # (the DRF views' answers go through Django's handler).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def running(tmp_path: Path, settings: Any) -> Experiment:
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    serving.clear_cache()
+    tokens.clear_cache()
+    trained_variants(tmp_path)
+    owner = product_manager()
+    experiment = draft_experiment(owner, traffic_percent=50)
+    transition(experiment, "start", owner)
+    return experiment
+
+
+def _call(
+    app: Any, path: str, body: bytes | str | Any, *, method: str = "POST", **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, decoded JSON body) of one WSGI call; `body` other than bytes/str is sent as JSON."""
+    raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": headers.pop("query", ""),
+        "CONTENT_TYPE": headers.pop("content_type", "application/json"), "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": io.BytesIO(raw), "wsgi.url_scheme": "http", "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "HTTP_HOST": headers.pop("host", "testserver"), **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+    }  # fmt: skip
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(response_headers)
+
+    content = b"".join(app(environ, start_response))
+    try:
+        decoded = json.loads(content)
+    except ValueError:
+        decoded = content
+    answer["headers"].pop("Content-Length", None)  # bodies differ in request_id only, but may differ in length
+    return answer["status"], answer["headers"], decoded
+
+
+def _same(path: str, body: Any, **headers: str) -> tuple[int, Any]:
+    """Asserts the lean path and Django answer alike (status, headers, body but request_id); returns Django's."""
+    lean_status, lean_headers, lean_body = _call(LEAN, path, body, **dict(headers))
+    status, django_headers, django_body = _call(DJANGO, path, body, **dict(headers))
+    assert (lean_status, lean_headers) == (status, django_headers)
+    if isinstance(django_body, dict):
+        assert {k: v for k, v in lean_body.items() if k not in VOLATILE} == {
+            k: v for k, v in django_body.items() if k not in VOLATILE
+        }
+    else:
+        assert lean_body == django_body
+    return status, django_body
+
+
+@pytest.mark.django_db
+def test_lean_recommendations_answer_like_the_drf_view(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    status, body = _same(RECS, {"user_id": "17850", "k": 4}, authorization=serve)
+    assert (status, body["experiment"], [item["position"] for item in body["items"]]) == (200, "recs-ab", [1, 2, 3, 4])
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):  # in and out of the 50 % traffic
+        assert _same(RECS, {"user_id": user, "k": 3, "query": "mug", "context": {"page": "home"}},
+                     authorization=serve)[0] == 200  # fmt: skip
+    assert _same(RECS, {"user_id": 17850}, authorization=serve)[0] == 200  # DRF coerces a number to text
+    assert Exposure.objects.filter(user_id="17850").count() == int(body["exposed"])
+    assert ServedRequest.objects.filter(user_id="17850").count() == 4  # each _same call serves twice
+    assert _call(ALONE, RECS, {"user_id": "17850", "k": 4}, authorization=serve)[:2] == (200, _same_headers())
+    assert _call(ALONE, "/api/v1/experiments/nope/recommendations", {"user_id": "1"}, authorization=serve)[0] == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("{not json", 400),
+        ({"k": 5}, 400),
+        ({"user_id": "1", "k": 0}, 400),
+        ({"user_id": "1", "k": 101}, 400),
+        ({"user_id": "1", "k": True}, 400),
+        ({"user_id": "  "}, 400),
+        ({"user_id": "x" * 101}, 400),
+        ({"user_id": "1", "query": None}, 400),
+        ([{"user_id": "1"}], 400),
+        ('{"user_id": "1", "k": NaN}', 400),
+    ],
+)
+def test_lean_recommendations_refuse_bad_bodies_with_drf_reasons(running: Experiment, body: Any, status: int) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    assert _same(RECS, body, authorization=serve)[0] == status
+    assert ServedRequest.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_lean_recommendations_refuse_bad_requests_like_the_drf_view(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    ingest_only = f"Bearer {create_token('ingest-only', ['ingest'])[1]}"
+    user = {"user_id": "1"}
+    assert _same("/api/v1/experiments/nope/recommendations", user, authorization=serve) == (
+        404, {"detail": "no experiment 'nope'"},
+    )  # fmt: skip
+    draft_experiment(running.owner, key="drafted")
+    assert _same("/api/v1/experiments/drafted/recommendations", user, authorization=serve) == (
+        409, {"detail": "drafted is draft: only started experiments serve traffic."},
+    )  # fmt: skip
+    assert _same(RECS, user, authorization="Bearer abp_not-a-real-token")[0] == 401
+    assert _same(RECS, user, authorization=ingest_only) == (
+        403, {"detail": "This endpoint needs an API token with the 'serve' scope."},
+    )  # fmt: skip
+    assert _same(RECS, user)[0] == 401
+    assert _same(RECS, user, authorization=serve, method="GET")[0] == 405
+    assert _same(RECS, user, authorization=serve, content_type="text/plain")[0] == 415
+    assert _same(RECS, user, authorization=serve, host="evil.example")[0] == 400
+    assert ServedRequest.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_lean_event_batches_answer_like_the_drf_view(running: Experiment) -> None:
+    ingest = f"Bearer {create_token('shop', ['ingest'])[1]}"
+    good = {"event_id": "a1", "type": "click", "user_id": "17850", "experiment": "recs-ab",
+            "timestamp": "2026-11-27T10:00:00Z"}  # fmt: skip
+    bad = {**good, "event_id": "a2", "type": "purchase", "revenue": -1}
+    assert _call(ALONE, "/api/v1/events", {"events": [good, bad]}, authorization=ingest)[::2] == (
+        200,
+        {"received": 2, "stored": 1, "duplicates": 0, "rejected": 1,
+         "errors": [{"index": 1, "event_id": "a2", "error": "revenue must be a non-negative amount, got -1"}]},
+    )  # fmt: skip
+    assert _same("/api/v1/events", [good], authorization=ingest)[1]["duplicates"] == 1
+    future = {**good, "event_id": "a3", "timestamp": "2999-01-01T00:00:00Z"}
+    assert _same("/api/v1/events", [future, {**good, "event_id": "a4", "experiment": "nope"}],
+                 authorization=ingest)[0] == 400  # fmt: skip
+    assert _same("/api/v1/events", [good] * 10_001, authorization=ingest) == (
+        413, {"detail": "a batch holds at most 10,000 events; this one has 10,001"},
+    )  # fmt: skip
+    huge = json.dumps([{"event_id": "x" * 100, "pad": "y" * 1000}] * 9000)
+    assert _same("/api/v1/events", huge, authorization=ingest)[0] == 413
+    assert _same("/api/v1/events", "{not json", authorization=ingest)[0] == 400
+    assert _same("/api/v1/events", [good], authorization=f"Bearer {create_token('s', ['serve'])[1]}")[0] == 403
+    assert Event.objects.count() == 1
+
+
+def _same_headers() -> dict[str, str]:
+    return {"Content-Type": "application/json", "Vary": "Accept", "Allow": "POST, OPTIONS", "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+            "Cross-Origin-Opener-Policy": "same-origin"}  # fmt: skip
+
+
+@pytest.fixture
+def buffer() -> Iterator[LogBuffer]:
+    log = LogBuffer(flush_seconds=0.05)
+    yield log
+    log.stop()  # ends the flusher thread and its database connection
+
+
+@pytest.mark.django_db(transaction=True)  # the flusher thread has its own connection: it must see committed rows
+def test_the_log_buffer_lands_served_requests_exposures_and_impressions(running: Experiment, buffer: LogBuffer) -> None:
+    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
+    app = LeanDispatcher(DJANGO, log=buffer.add, connection_upkeep=_keep)
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    answers = [_call(app, RECS, {"user_id": user, "k": 3}, authorization=serve)[2] for user in ("u1", "u2", "u1")]
+    deadline = time.monotonic() + 10
+    while ServedRequest.objects.count() < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the background thread flushes every 50 ms
+
+    assert buffer.pending() == 0
+    assert sorted(ServedRequest.objects.values_list("user_id", flat=True)) == ["u1", "u1", "u2"]
+    exposed_users = {user for answer, user in zip(answers, ("u1", "u2", "u1"), strict=True) if answer["exposed"]}
+    assert set(Exposure.objects.values_list("user_id", flat=True)) == exposed_users
+    for answer in answers:
+        impressions = Event.objects.filter(request_id=answer["request_id"], type="impression").order_by("position")
+        assert [e.item_id for e in impressions] == [item["item_id"] for item in answer["items"]]
+        assert {e.arm_id is not None for e in impressions} == {answer["exposed"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: LogBuffer) -> None:
+    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
+    running.traffic_percent = 100
+    running.save(update_fields=["traffic_percent"])
+    serving.clear_cache()
+    entries: list[serving.ServingLog] = []
+    for _ in range(3):  # the same user three times, in time order
+        serving.serve("recs-ab", "17850", 2, log=entries.append)
+    buffer.add(entries[1])  # a batch holding a later exposure before an earlier one
+    buffer.add(entries[0])
+    buffer.flush()
+    buffer.add(entries[2])  # a later batch
+    buffer.flush()
+
+    first = entries[0].exposure
+    assert first is not None
+    exposure = Exposure.objects.get()
+    assert (exposure.user_id, exposure.arm_id, exposure.first_exposed_at) == ("17850", first[1], first[4])
+    assert ServedRequest.objects.count() == 3
+    assert Event.objects.filter(type="impression").count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_database_refuses_is_stored_answer_by_answer(running: Experiment, buffer: LogBuffer) -> None:
+    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
+    entries: list[serving.ServingLog] = []
+    for user in ("u1", "u2"):
+        serving.serve("recs-ab", user, 2, log=entries.append)
+    taken = entries[0].impressions[0]  # a shop sent this impression itself before the flush
+    Event.objects.create(event_id=taken[0], type="impression", user_id=taken[2], timestamp=taken[10])
+    for entry in entries:
+        buffer.add(entry)
+    buffer.flush()
+
+    assert ServedRequest.objects.count() == 2
+    assert Event.objects.filter(type="impression").count() == 4  # the one sent before is kept, not doubled
+    assert Event.objects.get(event_id=taken[0]).request_id is None
+
+
+@pytest.mark.django_db
+def test_clicks_are_attributed_to_the_arm_of_their_served_request(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    ingest = f"Bearer {create_token('shop-events', ['ingest'])[1]}"
+    answers = [_call(ALONE, RECS, {"user_id": f"u{i}", "k": 1}, authorization=serve)[2] for i in range(8)]
+    clicks = [{"event_id": f"c{i}", "type": "click", "user_id": f"u{i}", "request_id": answer["request_id"],
+               "timestamp": "2026-11-27T10:00:00Z"} for i, answer in enumerate(answers)]  # fmt: skip
+    assert _call(ALONE, "/api/v1/events", clicks, authorization=ingest)[2]["stored"] == 8
+
+    arm_names = dict(running.arms.values_list("pk", "name"))
+    stored = dict(Event.objects.filter(type="click").values_list("event_id", "arm_id"))
+    assert {event_id: arm_names[arm] for event_id, arm in stored.items()} == {
+        f"c{i}": answer["arm"] for i, answer in enumerate(answers)
+    }
