@@ -321,19 +321,26 @@ def top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> IntArray:
     Ties are honoured also at the cut-off: when several items share the k-th score, the
     lowest indices get in (argpartition alone would pick among them arbitrarily).
     """
-    n_rows, n_items = scores.shape
+    n_items = scores.shape[1]
     k = min(k, n_items)
     if k == n_items:
         chosen = np.broadcast_to(np.arange(n_items), scores.shape)
     else:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        above = scores > threshold
-        at = scores == threshold
-        room = k - above.sum(axis=1, keepdims=True)
-        keep = above | (at & (np.cumsum(at, axis=1) <= room))
-        # Exactly k cells per row are kept; nonzero returns them row by row in index order.
-        chosen = np.nonzero(keep)[1].reshape(n_rows, k)
+        chosen = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(scores, chosen, axis=1)
+        threshold = part_scores.min(axis=1, keepdims=True)
+        # argpartition's choice is already the answer unless the k-th score is tied with
+        # an item left outside: only those rows need the tie-aware selection (a cumulative
+        # count over the whole row, the costly part, so it is not paid for every row).
+        ambiguous = np.flatnonzero((scores == threshold).sum(axis=1) > (part_scores == threshold).sum(axis=1))
+        if len(ambiguous):
+            rows = scores[ambiguous]
+            above = rows > threshold[ambiguous]
+            at = rows == threshold[ambiguous]
+            room = k - above.sum(axis=1, keepdims=True)
+            keep = above | (at & (np.cumsum(at, axis=1) <= room))
+            # Exactly k cells per row are kept; nonzero returns them row by row in index order.
+            chosen[ambiguous] = np.nonzero(keep)[1].reshape(len(ambiguous), k)
     chosen_scores = np.take_along_axis(scores, chosen, axis=1)
     order = np.lexsort((chosen, -chosen_scores), axis=1)
     return np.asarray(np.take_along_axis(chosen, order, axis=1), dtype=np.int64)
