@@ -84,8 +84,10 @@ class ItemKnnRecommender(Recommender):
         return FitReport(notes={"similarity_nonzeros": int(self.neighbours.nnz)})
 
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
-        # score[u, i] = Σ_j history[u, j] · neighbours[i, j], computed as neighbours @ historyᵀ:
-        # a sparse x dense product (fast in scipy), where sparse x sparse would build a
-        # nearly dense sparse result slowly.
-        history = self.history[users].toarray().T
-        return np.ascontiguousarray((self.neighbours @ history).T, dtype=np.float32)
+        # score[u, i] = Σ_j history[u, j] · neighbours[i, j] = (history @ neighboursᵀ)[u, i].
+        # Sparse x sparse: the work is Σ over the users' history items of one neighbour row
+        # each (~history nnz x neighbours); the dense alternative (neighbours @ a dense
+        # history block) multiplies every similarity by every user, measured twice as slow on
+        # Online Retail (3,665 items, 200 neighbours, 1,823 users: 0.40 s against 0.81 s).
+        scores = self.history[users] @ sp.csr_matrix(self.neighbours.T)
+        return np.asarray(scores.toarray(), dtype=np.float32)
