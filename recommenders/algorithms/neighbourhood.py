@@ -24,6 +24,7 @@ from recommenders.algorithms.base import (
     ProgressCallback,
     Recommender,
     TrainingData,
+    sparse_times_column_blocks,
 )
 
 # Rows of the dense similarity block computed at once: bounds memory to about
@@ -84,10 +85,11 @@ class ItemKnnRecommender(Recommender):
         return FitReport(notes={"similarity_nonzeros": int(self.neighbours.nnz)})
 
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
-        # score[u, i] = Σ_j history[u, j] · neighbours[i, j] = (history @ neighboursᵀ)[u, i].
-        # Sparse x sparse: the work is Σ over the users' history items of one neighbour row
-        # each (~history nnz x neighbours); the dense alternative (neighbours @ a dense
-        # history block) multiplies every similarity by every user, measured twice as slow on
-        # Online Retail (3,665 items, 200 neighbours, 1,823 users: 0.40 s against 0.81 s).
-        scores = self.history[users] @ sp.csr_matrix(self.neighbours.T)
-        return np.asarray(scores.toarray(), dtype=np.float32)
+        # score[u, i] = Σ_j history[u, j] · neighbours[i, j] = (history @ neighboursᵀ)[u, i],
+        # with neighboursᵀ made dense one block of items at a time: the work is then the
+        # users' history items x the block (cache-resident), where the dense neighbours @
+        # historyᵀ multiplies every stored similarity by every user (Online Retail, 1,823
+        # users: 0.81 s; sparse x sparse 0.40 s; these blocks ~40 % less CPU than that).
+        return sparse_times_column_blocks(
+            self.history[users], lambda start, stop: self.neighbours[start:stop].T.toarray(), self.neighbours.shape[0]
+        )

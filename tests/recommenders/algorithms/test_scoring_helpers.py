@@ -1,10 +1,12 @@
-"""`top_k`: the k best per row, best first, ties broken by the lower index, also at the cut-off."""
+"""Shared scoring helpers: `top_k` (best first, ties by lower index, also at the cut-off) and
+`sparse_times_column_blocks`."""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from recommenders.algorithms.base import top_k
+from recommenders.algorithms.base import sparse_times_column_blocks, top_k
 
 
 def stable_reference(scores: np.ndarray, k: int) -> np.ndarray:
@@ -37,3 +39,19 @@ def test_matches_a_stable_sort_on_many_tied_random_rows() -> None:
 
     for k in (1, 5, 10, 49, 50, 60):
         np.testing.assert_array_equal(top_k(scores, k), stable_reference(scores, k))
+
+
+def test_column_blocks_give_the_plain_sparse_product() -> None:
+    rows = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 0], [0, 3, 1]], dtype=np.float32))
+    m = np.arange(21, dtype=np.float32).reshape(3, 7)
+    requested: list[tuple[int, int]] = []
+
+    def block(start: int, stop: int) -> np.ndarray:
+        requested.append((start, stop))
+        return m[:, start:stop]
+
+    product = sparse_times_column_blocks(rows, block, 7, width=3)
+
+    np.testing.assert_array_equal(product, rows.toarray() @ m)
+    assert product.dtype == np.float32
+    assert requested == [(0, 3), (3, 6), (6, 7)]
