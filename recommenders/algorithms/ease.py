@@ -25,6 +25,7 @@ from recommenders.algorithms.base import (
     Recommender,
     RecommenderError,
     TrainingData,
+    sparse_times_column_blocks,
 )
 
 
@@ -70,4 +71,6 @@ class EaseRecommender(Recommender):
         return FitReport()
 
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
-        return np.asarray(self.history[users] @ self.weights, dtype=np.float32)
+        return sparse_times_column_blocks(
+            self.history[users], lambda start, stop: self.weights[:, start:stop], len(self.weights)
+        )

@@ -352,16 +352,25 @@ class HybridRecommender(Recommender):
 
 
 def normalise_rows(scores: FloatArray, seen: np.ndarray, method: str) -> FloatArray:
-    """Per-row min-max or z-score, with the statistics taken over the unseen cells only."""
+    """Per-row min-max or z-score, with the statistics taken over the unseen cells only.
+
+    Reductions use numpy's `where=` instead of masked copies of the block: this runs for
+    every component and every batch of users, so each avoided full-size temporary counts.
+    """
     unseen = ~seen
     count = np.maximum(unseen.sum(axis=1, keepdims=True), 1)
     if method == "zscore":
-        mean = np.where(unseen, scores, 0.0).sum(axis=1, keepdims=True) / count
-        var = np.where(unseen, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count
-        std = np.sqrt(var)
-        return np.asarray((scores - mean) / np.where(std > 0, std, 1.0), dtype=np.float32)
-    low = np.where(unseen, scores, np.inf).min(axis=1, keepdims=True)
-    high = np.where(unseen, scores, -np.inf).max(axis=1, keepdims=True)
+        mean = np.sum(scores, axis=1, where=unseen, keepdims=True) / count
+        centred = np.asarray(scores - mean, dtype=np.float32)
+        squares = np.square(centred)
+        std = np.sqrt(np.sum(squares, axis=1, where=unseen, keepdims=True) / count)
+        centred /= np.where(std > 0, std, 1.0)
+        return centred
+    low = np.min(scores, axis=1, where=unseen, initial=np.inf, keepdims=True)
+    high = np.max(scores, axis=1, where=unseen, initial=-np.inf, keepdims=True)
     span = high - low
     ok = np.isfinite(span) & (span > 0)
-    return np.asarray(np.where(ok, (scores - np.where(ok, low, 0.0)) / np.where(ok, span, 1.0), 0.0), dtype=np.float32)
+    result = np.asarray(scores - np.where(ok, low, 0.0), dtype=np.float32)
+    result /= np.where(ok, span, 1.0)
+    result[~ok[:, 0]] = 0.0
+    return result

@@ -24,6 +24,7 @@ from recommenders.algorithms.base import (
     ProgressCallback,
     Recommender,
     TrainingData,
+    sparse_times_column_blocks,
 )
 
 # Rows of the dense similarity block computed at once: bounds memory to about
@@ -84,8 +85,11 @@ class ItemKnnRecommender(Recommender):
         return FitReport(notes={"similarity_nonzeros": int(self.neighbours.nnz)})
 
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
-        # score[u, i] = Σ_j history[u, j] · neighbours[i, j], computed as neighbours @ historyᵀ:
-        # a sparse x dense product (fast in scipy), where sparse x sparse would build a
-        # nearly dense sparse result slowly.
-        history = self.history[users].toarray().T
-        return np.ascontiguousarray((self.neighbours @ history).T, dtype=np.float32)
+        # score[u, i] = Σ_j history[u, j] · neighbours[i, j] = (history @ neighboursᵀ)[u, i],
+        # with neighboursᵀ made dense one block of items at a time: the work is then the
+        # users' history items x the block (cache-resident), where the dense neighbours @
+        # historyᵀ multiplies every stored similarity by every user (Online Retail, 1,823
+        # users: 0.81 s; sparse x sparse 0.40 s; these blocks ~40 % less CPU than that).
+        return sparse_times_column_blocks(
+            self.history[users], lambda start, stop: self.neighbours[start:stop].T.toarray(), self.neighbours.shape[0]
+        )
