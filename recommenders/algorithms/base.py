@@ -346,6 +346,11 @@ def top_k(scores: npt.NDArray[np.floating[Any]], k: int) -> IntArray:
     return np.asarray(np.take_along_axis(chosen, order, axis=1), dtype=np.int64)
 
 
+# Below this many users a scorer multiplies directly: the column blocks pay off over a batch
+# (evaluation, simulation), but for one serving request they cost a pass over the whole matrix.
+FEW_USERS = 32
+
+
 def sparse_times_column_blocks(
     rows: sp.csr_matrix,
     column_block: Callable[[int, int], npt.NDArray[np.float32]],

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommenders.algorithms.base import (
+    FEW_USERS,
     FitReport,
     FloatArray,
     IntArray,
@@ -84,12 +85,25 @@ class ItemKnnRecommender(Recommender):
         self.history: sp.csr_matrix = x
         return FitReport(notes={"similarity_nonzeros": int(self.neighbours.nnz)})
 
+    def _neighbours_t(self) -> sp.csr_matrix:
+        """neighboursᵀ in CSR, built once per loaded model (a CSC view would be converted on every call)."""
+        cached: sp.csr_matrix | None = self.__dict__.get("_transposed")
+        if cached is None:
+            cached = self.__dict__["_transposed"] = sp.csr_matrix(self.neighbours.T)
+        return cached
+
     def _score(self, users: IntArray, query: str | None = None) -> FloatArray:
         # score[u, i] = Σ_j history[u, j] · neighbours[i, j] = (history @ neighboursᵀ)[u, i],
         # with neighboursᵀ made dense one block of items at a time: the work is then the
         # users' history items x the block (cache-resident), where the dense neighbours @
         # historyᵀ multiplies every stored similarity by every user (Online Retail, 1,823
         # users: 0.81 s; sparse x sparse 0.40 s; these blocks ~40 % less CPU than that).
+        history = self.history[users]
+        if len(users) < FEW_USERS:
+            # One shop request (or a handful): densifying the whole neighbour matrix block by
+            # block would cost ~150 ms per call; sparse x sparse touches only the user's items'
+            # neighbours. Same sums in the same order as the blocks, so identical scores.
+            return np.asarray((history @ self._neighbours_t()).toarray(), dtype=np.float32)
         return sparse_times_column_blocks(
-            self.history[users], lambda start, stop: self.neighbours[start:stop].T.toarray(), self.neighbours.shape[0]
+            history, lambda start, stop: self.neighbours[start:stop].T.toarray(), self.neighbours.shape[0]
         )

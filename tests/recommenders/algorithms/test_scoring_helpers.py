@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from recommenders.algorithms.base import sparse_times_column_blocks, top_k
+from recommenders.algorithms import registry
+from recommenders.algorithms.base import TrainingData, sparse_times_column_blocks, top_k
 
 
 def stable_reference(scores: np.ndarray, k: int) -> np.ndarray:
@@ -55,3 +57,15 @@ def test_column_blocks_give_the_plain_sparse_product() -> None:
     np.testing.assert_array_equal(product, rows.toarray() @ m)
     assert product.dtype == np.float32
     assert requested == [(0, 3), (3, 6), (6, 7)]
+
+
+@pytest.mark.parametrize("algorithm", ["ease", "item_knn"])
+def test_one_user_scores_exactly_as_in_a_batch(algorithm: str, retail_slice: TrainingData) -> None:
+    # Serving scores one user directly, evaluation and simulation score batches in column
+    # blocks: the two paths must give identical scores, so lists and tie order agree.
+    model = registry.get(algorithm)({})
+    model.fit(retail_slice)
+    users = np.arange(min(100, retail_slice.n_users))
+    batch = model._score(users)
+    for user in users[:10]:
+        assert np.array_equal(model._score(np.array([user]))[0], batch[user])
