@@ -25,7 +25,14 @@ the user drawn uniformly from the eligible shoppers, so users = sessions in both
 Check (`--runs`, default 200): each design is simulated `--runs` times at its computed size and
 tested (Welch's t-test of `experiments.stats.mean_test`; the interleaving sign test); the share
 of runs detecting the difference (p < 0.05) should be about 0.8. A design whose check would
-draw more than `--budget` clicks is skipped (the machine is shared).
+draw more than `--budget` impressions runs fewer experiments, or none under 20 (the machine
+is shared).
+
+Several sessions per user (second table, formulas only): with S sessions per user the A/B unit is
+the user's CTR over them (variance Var_u E + E_u Var / S: clicking noise averages out, the
+difference between users does not), and the interleaving unit is the user, won by the team with
+more credited clicks over the S sessions (p_A, p_B measured on `--sessions` sessions, i.e.
+`--sessions` / S users); users are independent, so the same sign test applies.
 
     DATABASE_URL=postgres://... python bench/interleaving_sensitivity.py [--runs 200] [--sessions 2000000]
 """
@@ -87,6 +94,7 @@ VARIANTS = (
     ("ease", "ease", {"l2": 800.0}),
     ("ease-l2-3000", "ease", {"l2": 3000.0}),
 )
+PER_USER = (4, 16)
 PAIRS = (("ease", "popularity"), ("ease", "item-knn"), ("ease", "ease-l2-3000"))
 
 
@@ -104,7 +112,11 @@ class Arm:
 
     @property
     def variance(self) -> float:
-        return float(self.ctr_given_user.var() + self.var_given_user.mean())
+        return self.variance_per_user(1)
+
+    def variance_per_user(self, sessions: int) -> float:
+        """Variance of a user's CTR over `sessions` sessions (equal impressions): Var_u E + E_u Var / S."""
+        return float(self.ctr_given_user.var() + self.var_given_user.mean() / sessions)
 
 
 def main() -> None:
@@ -159,7 +171,30 @@ def main() -> None:
         f"experiments in brackets, at most {args.runs}, fewer when over the budget of {args.budget:,.0f} impressions;\n"
         "'-' = under 20)."
     )
+    _several_sessions(shoppers, lists, config, args.sessions, rng)
     print(f"(total {time.perf_counter() - started:.0f} s)")
+
+
+def _several_sessions(
+    shoppers: Shoppers, lists: dict[str, Arm], config: SimulationConfig, sessions: int, rng: np.random.Generator
+) -> None:
+    """Users needed when every user has S sessions: the A/B unit is the user's CTR over them,
+    the interleaving unit the user, won by the team with more credited clicks (formulas only)."""
+    z = special.ndtri(1 - ALPHA / 2) + special.ndtri(POWER)
+    print(
+        f"\nUsers needed when every user has S sessions (formulas only, no power check; {sessions:,} sessions measured)"
+    )
+    print(f"{'pair (A vs B)':<26}" + "".join(f"{f'S={s} A/B':>12}{f'S={s} ILV':>11}{'ratio':>8}" for s in PER_USER))
+    for a_name, b_name in PAIRS:
+        a, b = lists[a_name], lists[b_name]
+        cells = []
+        for per_user in PER_USER:
+            variance = a.variance_per_user(per_user) + b.variance_per_user(per_user)
+            ab_users = 2 * int(np.ceil(z**2 * variance / (a.mean - b.mean) ** 2))
+            wins = _measure_wins(shoppers, a, b, config, sessions, rng, per_user)
+            ilv_users = sessions_for_power(wins[0], wins[1], alpha=ALPHA, power=POWER).sessions
+            cells.append(f"{ab_users:>12,}{ilv_users:>11,}{ab_users / ilv_users:>7.1f}x")
+        print(f"{a_name + ' vs ' + b_name:<26}" + "".join(cells))
 
 
 def _prepare() -> Experiment:
@@ -208,9 +243,10 @@ def _arm(data: TrainingData, shoppers: Shoppers, run: TrainingRun, config: Simul
     return Arm(lists, p.sum(axis=1) / m, (p * (1 - p)).sum(axis=1) / m**2)
 
 
-def _sessions(shoppers: Shoppers, n: int, rng: np.random.Generator) -> Sessions:
-    zeros = np.zeros(n, dtype=np.int64)
-    user = shoppers.users[rng.integers(0, shoppers.n_shoppers, size=n)]
+def _sessions(shoppers: Shoppers, n: int, rng: np.random.Generator, per_user: int = 1) -> Sessions:
+    """`n` users drawn uniformly from the shoppers, each with `per_user` consecutive sessions."""
+    user = np.repeat(shoppers.users[rng.integers(0, shoppers.n_shoppers, size=n)], per_user)
+    zeros = np.zeros(len(user), dtype=np.int64)
     return Sessions(timestamp=zeros, day=zeros, user=user, query=(None,) * n, query_item=zeros - 1)
 
 
@@ -225,22 +261,30 @@ def _clicks(
 
 
 def _interleaved_outcomes(
-    shoppers: Shoppers, a: Arm, b: Arm, config: SimulationConfig, n: int, rng: np.random.Generator
+    shoppers: Shoppers, a: Arm, b: Arm, config: SimulationConfig, n: int, rng: np.random.Generator, per_user: int = 1
 ) -> np.ndarray:
-    sessions = _sessions(shoppers, n, rng)
-    lists = team_draft_many(a.lists[sessions.user], b.lists[sessions.user], config.k, random_coins(n, config.k, rng))
-    return credit(lists, _clicks(shoppers, sessions, lists.items, config, rng)).outcome
+    """Outcome (A_WINS, B_WINS, TIE) of `n` users with `per_user` interleaved sessions each; with
+    several sessions a user is won by the team with more credited clicks over all of them."""
+    sessions = _sessions(shoppers, n, rng, per_user)
+    coins = random_coins(len(sessions), config.k, rng)
+    lists = team_draft_many(a.lists[sessions.user], b.lists[sessions.user], config.k, coins)
+    given = credit(lists, _clicks(shoppers, sessions, lists.items, config, rng))
+    if per_user == 1:
+        return given.outcome
+    return np.sign((given.clicks_a - given.clicks_b).reshape(n, per_user).sum(axis=1)).astype(np.int8)
 
 
 def _measure_wins(
-    shoppers: Shoppers, a: Arm, b: Arm, config: SimulationConfig, n: int, rng: np.random.Generator
+    shoppers: Shoppers, a: Arm, b: Arm, config: SimulationConfig, n: int, rng: np.random.Generator, per_user: int = 1
 ) -> tuple[float, float]:
-    """P(A wins), P(B wins) of one session, from `n` simulated sessions (in batches, to bound memory)."""
+    """P(A wins), P(B wins) of one user with `per_user` sessions, from `n` simulated sessions
+    (n // per_user users, in batches to bound memory)."""
+    users = n // per_user
     wins_a = wins_b = 0
-    for batch in _chunks(n, config.k):
-        tally = Tally.from_outcomes(_interleaved_outcomes(shoppers, a, b, config, batch, rng))
+    for batch in _chunks(users, per_user * config.k):
+        tally = Tally.from_outcomes(_interleaved_outcomes(shoppers, a, b, config, batch, rng, per_user))
         wins_a, wins_b = wins_a + tally.wins_a, wins_b + tally.wins_b
-    return wins_a / n, wins_b / n
+    return wins_a / users, wins_b / users
 
 
 def _runs_within(runs: int, impressions_per_run: int, budget: float) -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,6 +22,7 @@ from experiments.interleaving import (
 )
 
 A, B, N = TEAM_A, TEAM_B, NO_TEAM
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _one(a: list[int], b: list[int], k: int, coins: list[bool]) -> tuple[list[int], list[int]]:
@@ -104,3 +109,10 @@ def test_bad_input_is_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(InterleavingError, match=message.replace("(", r"\(").replace(")", r"\)")):
         team_draft_many(np.array(a), np.array(b), k, np.array(coins))
+
+
+def test_the_core_imports_no_django() -> None:
+    # The serving path and the bench load it outside Django; a stray import would drag settings in.
+    code = "import sys, experiments.interleaving; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout.strip() == "[]"
