@@ -1,0 +1,41 @@
+"""Django-free bandit allocation: Thompson-sampling traffic weights and the analysis they require.
+
+Public API. Allocation (``thompson.py``): ``ArmCounts`` (cumulative trials/successes per arm, as
+the rollups hold them), ``ThompsonConfig`` (floor, burn-in, prior, Monte Carlo draws and seed),
+``probability_best`` (exact for 2 arms, seeded Monte Carlo beyond), ``floor_weights`` (minimum
+share by water-filling), ``thompson_update`` -> ``WeightUpdate`` (period, weights, probabilities,
+``PosteriorSummary`` per arm, burn-in flag; JSON round trip), ``BanditState`` (the history,
+``advance``, ``weights_series`` for charts), ``allocation_for`` / ``served_weights`` (the bucketing
+allocation for NEW users and the shares it really serves). Every impossible input raises a ``BanditError`` subclass.
+"""
+
+from .errors import BanditError, DegenerateBanditDataError, InvalidBanditConfigError, InvalidBanditDataError
+from .thompson import (
+    ArmCounts,
+    BanditState,
+    PosteriorSummary,
+    ThompsonConfig,
+    WeightUpdate,
+    allocation_for,
+    floor_weights,
+    probability_best,
+    served_weights,
+    thompson_update,
+)
+
+__all__ = [
+    "ArmCounts",
+    "BanditError",
+    "BanditState",
+    "DegenerateBanditDataError",
+    "InvalidBanditConfigError",
+    "InvalidBanditDataError",
+    "PosteriorSummary",
+    "ThompsonConfig",
+    "WeightUpdate",
+    "allocation_for",
+    "floor_weights",
+    "probability_best",
+    "served_weights",
+    "thompson_update",
+]
