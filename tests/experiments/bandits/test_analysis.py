@@ -41,6 +41,7 @@ def test_naive_pooling_finds_a_false_loss_where_the_stratified_effect_is_zero() 
     assert result.std_error == pytest.approx(math.sqrt(var))
     assert result.ci_low == pytest.approx(-1.959963984540054 * math.sqrt(var))
     assert result.p_value == pytest.approx(1.0)
+    assert (result.batched_z, result.batched_p_value, result.batched_periods) == (0.0, 1.0, 2)
     assert result.lift == pytest.approx(0.0, abs=1e-12)
     assert (result.users, result.periods_used, result.periods_skipped) == (4000, (0, 1), ())
 
@@ -54,10 +55,25 @@ def test_one_period_reduces_to_the_unpooled_two_sample_z_test() -> None:
     assert result.std_error == pytest.approx(se)
     assert result.p_value == pytest.approx(math.erfc(0.015 / se / math.sqrt(2)))
     assert result.effect == pytest.approx(reference.effect)
+    # One batch: the batched z is the pooled-variance two-proportion z of that batch.
+    assert result.batched_z == pytest.approx(0.015 / math.sqrt(0.0575 * 0.9425 * (2 / 2000)))
     # Delta-method lift: var_T / c^2 + t^2 var_C / c^4.
     lift_se = math.sqrt((0.065 * 0.935 / 2000) / 0.05**2 + 0.065**2 * (0.05 * 0.95 / 2000) / 0.05**4)
     assert result.lift == pytest.approx(0.3)
     assert result.lift_ci_high == pytest.approx(0.3 + 1.959963984540054 * lift_se)
+
+
+def test_batched_z_is_the_sum_of_period_z_over_root_periods() -> None:
+    periods = [
+        PeriodData(period=0, weights=(0.5, 0.5), users=(1000, 1000), successes=(100, 120)),
+        PeriodData(period=1, weights=(0.1, 0.9), users=(200, 1800), successes=(10, 108)),
+    ]
+    (result,) = stratified_comparison(periods)
+    z0 = 0.02 / math.sqrt(0.11 * 0.89 * (1 / 1000 + 1 / 1000))  # pooled rate 220 / 2000
+    z1 = 0.01 / math.sqrt(0.059 * 0.941 * (1 / 200 + 1 / 1800))  # pooled rate 118 / 2000
+    assert result.batched_z == pytest.approx((z0 + z1) / math.sqrt(2))
+    assert result.batched_p_value == pytest.approx(math.erfc((z0 + z1) / 2))
+    assert result.effect == pytest.approx(0.5 * 0.02 + 0.5 * 0.01)
 
 
 def _simulate_trend(rng: np.random.Generator, reps: int, effect: float) -> tuple[list[float], list[bool], list[float]]:
@@ -93,7 +109,7 @@ def test_adaptive_weights_under_aa_keep_the_false_positive_rate_near_alpha() -> 
     # Weights for period t depend on the data of period t - 1 (the leader gets 85 %): the
     # stratified test must stay calibrated although the design is adaptive.
     rng = np.random.default_rng(8)
-    rejections = 0
+    rejections = batched_rejections = 0
     reps = 1500
     for _ in range(reps):
         periods, w = [], 0.5
@@ -105,7 +121,9 @@ def test_adaptive_weights_under_aa_keep_the_false_positive_rate_near_alpha() -> 
             w = 0.85 if successes[1] / users[1] > successes[0] / users[0] else 0.15
         (result,) = stratified_comparison(periods)
         rejections += result.p_value < 0.05
+        batched_rejections += result.batched_p_value < 0.05
     assert 0.035 <= rejections / reps <= 0.065  # 0.05 +- 4 Monte Carlo standard errors (0.0056)
+    assert 0.035 <= batched_rejections / reps <= 0.065
 
 
 def test_three_arms_are_each_compared_with_the_control_and_empty_cells_skip_a_period() -> None:
