@@ -7,13 +7,22 @@ share by water-filling), ``thompson_update`` -> ``WeightUpdate`` (period, weight
 ``PosteriorSummary`` per arm, burn-in flag; JSON round trip), ``BanditState`` (the history,
 ``advance``, ``weights_series`` for charts), ``allocation_for`` / ``served_weights`` (the bucketing
 allocation for NEW users and the shares it really serves). Analysis (``analysis.py``):
-``PeriodData`` (one cohort: served weights, users and successes per arm), ``stratified_comparison``
+``PeriodData`` (one cohort: served weights, users and successes per arm; ``cohort_data`` builds it
+from a ``WeightUpdate``), ``stratified_comparison``
 -> ``ArmComparison`` (period-weighted difference and lift with intervals), ``bandit_srm`` ->
 ``BanditSrmResult`` (SRM against the weights served per period), ``pooled_counts`` (the naive
 pooling, for contrast only). Every impossible input raises a ``BanditError`` subclass.
 """
 
-from .analysis import ArmComparison, BanditSrmResult, PeriodData, bandit_srm, pooled_counts, stratified_comparison
+from .analysis import (
+    ArmComparison,
+    BanditSrmResult,
+    PeriodData,
+    bandit_srm,
+    cohort_data,
+    pooled_counts,
+    stratified_comparison,
+)
 from .errors import BanditError, DegenerateBanditDataError, InvalidBanditConfigError, InvalidBanditDataError
 from .thompson import (
     ArmCounts,
@@ -43,6 +52,7 @@ __all__ = [
     "WeightUpdate",
     "allocation_for",
     "bandit_srm",
+    "cohort_data",
     "floor_weights",
     "pooled_counts",
     "probability_best",

@@ -68,12 +68,14 @@ from experiments.stats import SrmResult, srm_test
 
 from ._checks import check_count
 from .errors import DegenerateBanditDataError, InvalidBanditConfigError, InvalidBanditDataError
+from .thompson import WeightUpdate, allocation_for, served_weights
 
 __all__ = [
     "ArmComparison",
     "BanditSrmResult",
     "PeriodData",
     "bandit_srm",
+    "cohort_data",
     "pooled_counts",
     "stratified_comparison",
 ]
@@ -134,6 +136,15 @@ class PeriodData:
     @property
     def total_users(self) -> int:
         return sum(self.users)
+
+
+def cohort_data(update: WeightUpdate, users: Sequence[int], successes: Sequence[int]) -> PeriodData:
+    """The cohort of ``update.period``: its new users and successes per arm, with the shares the
+    bucketing really served for those weights (``served_weights``), as the analysis needs them."""
+    if not isinstance(update, WeightUpdate):
+        raise InvalidBanditDataError(f"update must be a WeightUpdate, got {update!r}")
+    served = served_weights(allocation_for(update.weights))
+    return PeriodData(period=update.period, weights=served, users=tuple(users), successes=tuple(successes))
 
 
 def _check_periods(periods: Sequence[PeriodData]) -> tuple[PeriodData, ...]:

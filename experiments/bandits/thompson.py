@@ -293,6 +293,8 @@ def thompson_update(counts: Sequence[ArmCounts], period: int, config: ThompsonCo
         raise InvalidBanditConfigError(
             f"min_share {config.min_share} is above 1/{len(arms)}: {len(arms)} arms cannot all get it"
         )
+    # Seed by period: re-running an update (a retried beat task) reproduces its weights exactly,
+    # while successive periods do not reuse one set of draws (their Monte Carlo errors stay independent).
     q = probability_best(arms, config.prior, config.draws, config.seed + period)
     burn_in = period < config.burn_in_periods or min(c.trials for c in arms) < config.burn_in_trials
     weights = tuple(1.0 / len(arms) for _ in arms) if burn_in else floor_weights(q, config.min_share)

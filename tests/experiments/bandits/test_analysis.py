@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 
 from experiments.bandits import (
+    ArmCounts,
     DegenerateBanditDataError,
     InvalidBanditConfigError,
     InvalidBanditDataError,
     PeriodData,
+    ThompsonConfig,
     bandit_srm,
+    cohort_data,
     pooled_counts,
     stratified_comparison,
+    thompson_update,
 )
 from experiments.stats import Proportion, proportion_test, srm_test
 
@@ -239,3 +243,14 @@ def test_inconsistent_periods_and_parameters_are_refused() -> None:
         stratified_comparison([flat])
     with pytest.raises(DegenerateBanditDataError, match="no users"):
         bandit_srm([PeriodData(period=0, weights=(0.5, 0.5), users=(0, 0), successes=(0, 0))])
+
+
+def test_cohort_data_pairs_a_weight_update_with_the_shares_really_served() -> None:
+    config = ThompsonConfig(min_share=0.1, burn_in_trials=0, burn_in_periods=0)
+    update = thompson_update([ArmCounts(3000, 150), ArmCounts(3000, 210), ArmCounts(3000, 150)], 4, config)
+    cohort = cohort_data(update, users=(120, 780, 100), successes=(6, 50, 5))
+    assert cohort.period == 4
+    assert cohort.weights == (0.1, 0.8, 0.1)  # arm 1 is all but certainly best: the others at the floor
+    assert cohort.users == (120, 780, 100)
+    with pytest.raises(InvalidBanditDataError, match="one of each per arm"):
+        cohort_data(update, users=(1, 2), successes=(0, 0))
