@@ -8,6 +8,7 @@ building them costs microseconds and imports nothing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,20 @@ def _colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+DAY_MS = 86_400_000
+
+
+def _day_axis(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """A date axis with one tick per day (every few days past ten), so a short experiment does
+    not get hourly ticks that all read the same date."""
+    days = {x for trace in data for x in trace.get("x", [])}
+    step = max(1, math.ceil(len(days) / 10))
+    return {"title": {"text": "day"}, "type": "date", "tickformat": "%b %d", "dtick": DAY_MS * step}
+
+
 def _layout(title: str, y_title: str, *, y_format: str = "", **extra: Any) -> dict[str, Any]:
     return {
         "title": {"text": title, "font": {"size": 14}},
-        "xaxis": {"title": {"text": "day"}, "type": "date", "tickformat": "%b %d"},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format},
         "legend": {"orientation": "h", "y": -0.25},
         "hovermode": "x unified",
@@ -45,7 +56,7 @@ def cumulative_ctr(results: dict[str, Any]) -> Figure:
          "y": _cumulative(rows, "clicks", "impressions"), "line": {"color": _colour(i)}}
         for i, (arm, rows) in enumerate(results["daily"].items())
     ]  # fmt: skip
-    return {"data": data, "layout": _layout("Cumulative CTR per arm", "CTR", y_format=".2%")}
+    return {"data": data, "layout": _layout("Cumulative CTR per arm", "CTR", y_format=".2%", xaxis=_day_axis(data))}
 
 
 def cumulative_revenue_per_user(results: dict[str, Any]) -> Figure:
@@ -57,7 +68,7 @@ def cumulative_revenue_per_user(results: dict[str, Any]) -> Figure:
         y = [float(r / u) if u else None for r, u in zip(revenue, users, strict=True)]
         data.append({"type": "scatter", "mode": "lines+markers", "name": arm, "x": [r["day"] for r in rows],
                      "y": y, "line": {"color": _colour(i)}})  # fmt: skip
-    return {"data": data, "layout": _layout("Cumulative revenue per user", "revenue / user")}
+    return {"data": data, "layout": _layout("Cumulative revenue per user", "revenue / user", xaxis=_day_axis(data))}
 
 
 def exposures_per_day(results: dict[str, Any]) -> Figure:
@@ -67,7 +78,8 @@ def exposures_per_day(results: dict[str, Any]) -> Figure:
          "marker": {"color": _colour(i)}}
         for i, (arm, rows) in enumerate(results["daily"].items())
     ]  # fmt: skip
-    return {"data": data, "layout": _layout("New exposed users per day", "users", barmode="group")}
+    layout = _layout("New exposed users per day", "users", barmode="group", xaxis=_day_axis(data))
+    return {"data": data, "layout": layout}
 
 
 def lift_over_time(results: dict[str, Any]) -> Figure:
@@ -108,6 +120,7 @@ def lift_over_time(results: dict[str, Any]) -> Figure:
         data.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["effect"] for look in looks],
                      "name": f"{arm} lift", "line": {"color": colour}, "legendgroup": arm})  # fmt: skip
     layout = _layout("Lift vs control over time (always-valid 95 % band)", "relative lift", y_format="+.0%",
+                     xaxis=_day_axis(data),
                      yaxis={"title": {"text": "relative lift"}, "tickformat": "+.0%", "range": _lift_range(results)},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                               "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
