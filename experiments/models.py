@@ -281,7 +281,37 @@ class RollupState(models.Model):
         return f"{self.experiment_id} folded to event {self.event_watermark}"
 
 
-class DailyRollup(models.Model):
+class EventCounts(models.Model):
+    """Event totals: impressions, clicks, add-to-carts, purchases and revenue."""
+
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    add_to_carts = models.BigIntegerField(default=0)
+    purchases = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UserStatistics(EventCounts):
+    """EventCounts plus the per-user sufficient statistics summed over users: sums of squares,
+    the clicks x impressions cross product (delta-method CTR), and how many users clicked,
+    added to cart and purchased at least once."""
+
+    impressions_sq = models.BigIntegerField(default=0)
+    clicks_sq = models.BigIntegerField(default=0)
+    clicks_x_impressions = models.BigIntegerField(default=0)
+    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
+    clickers = models.BigIntegerField(default=0)
+    adders = models.BigIntegerField(default=0)
+    purchasers = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class DailyRollup(UserStatistics):
     """Counts of one arm's live or simulated users on one UTC day: event totals by the event's day,
     new users by first exposure."""
 
@@ -290,21 +320,9 @@ class DailyRollup(models.Model):
     day = models.DateField()
     simulated = models.BooleanField(default=False, help_text="users exposed by a simulation run")
     new_users = models.BigIntegerField(default=0)
-    impressions = models.BigIntegerField(default=0)
-    clicks = models.BigIntegerField(default=0)
-    add_to_carts = models.BigIntegerField(default=0)
-    purchases = models.BigIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
-    # The day's increments of the arm's per-user sufficient statistics (ArmRollup's columns of the
-    # same names), attributed to the events' day: summed over days <= D they are the arm's
+    # The UserStatistics fields hold the day's increments of the arm's statistics (ArmRollup's
+    # columns of the same names), attributed to the events' day: summed over days <= D they are the arm's
     # statistics as of the end of day D, which the results use for the lift over time.
-    impressions_sq = models.BigIntegerField(default=0)
-    clicks_sq = models.BigIntegerField(default=0)
-    clicks_x_impressions = models.BigIntegerField(default=0)
-    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
-    clickers = models.BigIntegerField(default=0)
-    adders = models.BigIntegerField(default=0)
-    purchasers = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -315,17 +333,12 @@ class DailyRollup(models.Model):
         return f"{self.arm_id} {self.day}"
 
 
-class UserRollup(models.Model):
+class UserRollup(EventCounts):
     """One exposed user's cumulative totals (kept so a fold knows each user's previous values)."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
     user_id = models.CharField(max_length=100)
-    impressions = models.BigIntegerField(default=0)
-    clicks = models.BigIntegerField(default=0)
-    add_to_carts = models.BigIntegerField(default=0)
-    purchases = models.BigIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="user_rollup_once")]
@@ -334,7 +347,7 @@ class UserRollup(models.Model):
         return f"{self.user_id} in {self.arm_id}"
 
 
-class ArmRollup(models.Model):
+class ArmRollup(UserStatistics):
     """Per arm sufficient statistics over users: sums, sums of squares and the clicks x impressions
     cross product (delta-method CTR), and how many users clicked / added / purchased at least once.
 
@@ -348,18 +361,6 @@ class ArmRollup(models.Model):
     simulated = models.BooleanField(default=False, help_text="users exposed by a simulation run")
     exposed_users = models.BigIntegerField(default=0)
     active_users = models.BigIntegerField(default=0, help_text="exposed users with at least one event")
-    impressions = models.BigIntegerField(default=0)
-    clicks = models.BigIntegerField(default=0)
-    add_to_carts = models.BigIntegerField(default=0)
-    purchases = models.BigIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
-    impressions_sq = models.BigIntegerField(default=0)
-    clicks_sq = models.BigIntegerField(default=0)
-    clicks_x_impressions = models.BigIntegerField(default=0)
-    revenue_sq = models.DecimalField(max_digits=32, decimal_places=4, default=0)
-    clickers = models.BigIntegerField(default=0)
-    adders = models.BigIntegerField(default=0)
-    purchasers = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "arm", "simulated"], name="arm_rollup_once")]
