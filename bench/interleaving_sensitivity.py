@@ -55,7 +55,7 @@ import django  # noqa: E402
 django.setup()
 
 import numpy as np  # noqa: E402
-from django.contrib.auth.models import User  # noqa: E402
+from benchdata import bench_experiment  # noqa: E402  (bench/, the script's directory)
 from scipy import special  # noqa: E402
 
 from experiments.interleaving import (  # noqa: E402
@@ -67,7 +67,7 @@ from experiments.interleaving import (  # noqa: E402
     team_draft_many,
 )
 from experiments.models import Experiment  # noqa: E402
-from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment  # noqa: E402
+from experiments.services.simulation import BatchScorer as Scorer  # noqa: E402
 from experiments.services.simulation import load_shoppers  # noqa: E402
 from experiments.simulation import Shoppers, SimulationConfig  # noqa: E402
 from experiments.simulation.clicks import examination, outcomes  # noqa: E402
@@ -75,14 +75,7 @@ from experiments.simulation.sessions import Sessions  # noqa: E402
 from experiments.stats import SampleMean, mean_test  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.models import Dataset, TrainingRun, Variant  # noqa: E402
-from recommenders.services.training import queue_training, run_training  # noqa: E402
-from recommenders.services.variants import VariantSpec, register_variant  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
-
-try:  # helper/sim renames the simulator's scorer; accept either name until both are merged.
-    from experiments.services.simulation import BatchScorer as Scorer  # type: ignore[attr-defined]
-except ImportError:
-    from experiments.services.simulation import _Scorer as Scorer
 
 DATASET = "online-retail"
 NAME = "bench-interleaving"
@@ -205,26 +198,8 @@ def _prepare() -> Experiment:
             f"import the data first: manage.py import_dataset online-retail data/online-retail/online_retail.csv.gz "
             f"--name {DATASET} --holdout-fraction 0.2"
         )
-    owner, _ = User.objects.get_or_create(username="bench")
-    for arm, algorithm, params in VARIANTS:
-        name = f"{NAME}-{arm}"
-        variant = Variant.objects.filter(name=name).first() or register_variant(
-            VariantSpec(name, algorithm, dataset.name, params)
-        )
-        if variant.latest_successful_run() is None:
-            print(f"training {variant.label} ...", flush=True)
-            began = time.perf_counter()
-            training = queue_training(variant, send=False)
-            run_training(training.pk)
-            training.refresh_from_db()
-            if training.status != "succeeded":
-                sys.exit(f"training {variant.label} failed: {training.error}")
-            print(f"  {time.perf_counter() - began:.0f} s", flush=True)
-    experiment = Experiment.objects.filter(key=NAME).first()
-    if experiment is None:
-        arms = [ArmSpec(arm, f"{NAME}-{arm}", 1.0, arm == "popularity") for arm, _, _ in VARIANTS]
-        experiment = create_experiment(ExperimentSpec(NAME, "Interleaving sensitivity", arms), owner)
-    return experiment
+    arms = [(arm, f"{NAME}-{arm}", algorithm, params) for arm, algorithm, params in VARIANTS]
+    return bench_experiment(NAME, "Interleaving sensitivity", dataset, arms, start=False)
 
 
 def _arm(data: TrainingData, shoppers: Shoppers, run: TrainingRun, config: SimulationConfig) -> Arm:

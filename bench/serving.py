@@ -48,15 +48,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth.models import User  # noqa: E402
+from benchdata import bench_experiment  # noqa: E402  (bench/, the script's directory)
 from django.db import connection  # noqa: E402
 
-from experiments.models import ApiToken, Event, Experiment, ServedRequest  # noqa: E402
-from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition  # noqa: E402
+from experiments.models import ApiToken, Event, ServedRequest  # noqa: E402
 from experiments.services.tokens import create_token  # noqa: E402
-from recommenders.models import Dataset, Variant  # noqa: E402
-from recommenders.services.training import queue_training, run_training  # noqa: E402
-from recommenders.services.variants import VariantSpec, register_variant  # noqa: E402
+from recommenders.models import Dataset  # noqa: E402
 
 KEY = "bench-serving"
 
@@ -117,20 +114,8 @@ def main() -> None:
 
 
 def _prepare(dataset: Dataset) -> str:
-    owner, _ = User.objects.get_or_create(username="bench")
-    for name, algorithm in (("retail-popularity", "popularity"), ("retail-item-knn", "item_knn")):
-        variant = Variant.objects.filter(name=name).order_by("-version").first()
-        if variant is None:
-            variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
-        if variant.latest_successful_run() is None:
-            print(f"training {variant.label} ...", flush=True)
-            run_training(queue_training(variant, send=False).pk)
-    experiment = Experiment.objects.filter(key=KEY).first()
-    if experiment is None:
-        arms = [ArmSpec("control", "retail-popularity", 1.0, True), ArmSpec("knn", "retail-item-knn", 1.0)]
-        experiment = create_experiment(ExperimentSpec(KEY, "Serving benchmark", arms), owner)
-    if experiment.status == Experiment.Status.DRAFT:
-        transition(experiment, "start", owner)
+    arms = [("control", "retail-popularity", "popularity", {}), ("knn", "retail-item-knn", "item_knn", {})]
+    bench_experiment(KEY, "Serving benchmark", dataset, arms)
     ApiToken.objects.filter(name="bench").delete()
     return create_token("bench", ["serve", "ingest"])[1]
 

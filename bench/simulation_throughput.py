@@ -25,17 +25,11 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth.models import User  # noqa: E402
+from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, the script's directory)
 from django.db import connection  # noqa: E402
 
 from experiments.models import Event, Experiment  # noqa: E402
-from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition  # noqa: E402
 from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation  # noqa: E402
-from recommenders.importers.online_retail import parse_online_retail  # noqa: E402
-from recommenders.models import Dataset, Variant  # noqa: E402
-from recommenders.services.datasets import save_dataset  # noqa: E402
-from recommenders.services.training import queue_training, run_training  # noqa: E402
-from recommenders.services.variants import VariantSpec, register_variant  # noqa: E402
 
 NAME = "bench-simulation"
 
@@ -69,33 +63,9 @@ def main() -> None:
         delete_simulation(simulation)
 
 
-def held_out_retail(name: str) -> Dataset:
-    """The bundled Online Retail data as data set `name`, the last 20 % of its time held out (imported once)."""
-    dataset = Dataset.objects.filter(name=name).first()
-    if dataset is None:
-        print("importing the Online Retail data with a 20 % hold-out ...", flush=True)
-        parsed = parse_online_retail(REPO / "data" / "online-retail" / "online_retail.csv.gz")
-        dataset = save_dataset(parsed, name, holdout_fraction=0.2)
-    return dataset
-
-
 def _prepare() -> Experiment:
-    dataset = held_out_retail(NAME)
-    owner, _ = User.objects.get_or_create(username="bench")
-    for name, algorithm in ((f"{NAME}-popularity", "popularity"), (f"{NAME}-knn", "item_knn")):
-        variant = Variant.objects.filter(name=name).first() or register_variant(
-            VariantSpec(name, algorithm, dataset.name, {})
-        )
-        if variant.latest_successful_run() is None:
-            print(f"training {variant.label} ...", flush=True)
-            run_training(queue_training(variant, send=False).pk)
-    experiment = Experiment.objects.filter(key=NAME).first()
-    if experiment is None:
-        arms = [ArmSpec("control", f"{NAME}-popularity", 1.0, True), ArmSpec("knn", f"{NAME}-knn", 1.0)]
-        experiment = create_experiment(ExperimentSpec(NAME, "Simulation benchmark", arms), owner)
-    if experiment.status == Experiment.Status.DRAFT:
-        experiment = transition(experiment, "start", owner)
-    return experiment
+    arms = [("control", f"{NAME}-popularity", "popularity", {}), ("knn", f"{NAME}-knn", "item_knn", {})]
+    return bench_experiment(NAME, "Simulation benchmark", held_out_retail(NAME), arms)
 
 
 if __name__ == "__main__":

@@ -54,13 +54,11 @@ import django  # noqa: E402
 django.setup()
 
 import numpy as np  # noqa: E402
-from django.contrib.auth.models import User  # noqa: E402
+from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, the script's directory)
 from scipy import stats as scipy_stats  # noqa: E402
-from simulation_throughput import held_out_retail  # noqa: E402  (bench/, the script's directory)
 
 from experiments import bucketing  # noqa: E402
 from experiments.models import Experiment  # noqa: E402
-from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition  # noqa: E402
 from experiments.services.results import experiment_results  # noqa: E402
 from experiments.services.simulation import (  # noqa: E402
     BatchScorer,
@@ -73,9 +71,7 @@ from experiments.simulation import Shoppers, SimulationConfig, SimulationResult,
 from experiments.stats import RatioSample, power_proportions, ratio_test  # noqa: E402
 from recommenders.evaluation.evaluator import evaluate  # noqa: E402
 from recommenders.evaluation.splits import temporal_split  # noqa: E402
-from recommenders.models import Variant  # noqa: E402
-from recommenders.services.training import load_training_data, queue_training, run_training  # noqa: E402
-from recommenders.services.variants import VariantSpec, register_variant  # noqa: E402
+from recommenders.services.training import load_training_data  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
 
 NAME = "bench-validity"
@@ -117,30 +113,9 @@ def main() -> None:
 
 
 def _prepare() -> Experiment:
-    """Import, train (once each) and start the six-arm experiment."""
-    dataset = held_out_retail(NAME)
-    owner, _ = User.objects.get_or_create(username="bench")
-    for arm, algorithm, params in VARIANTS:
-        name = f"{NAME}-{arm}"
-        variant = Variant.objects.filter(name=name).first() or register_variant(
-            VariantSpec(name, algorithm, dataset.name, params)
-        )
-        if variant.latest_successful_run() is None:
-            print(f"training {variant.label} ...", flush=True)
-            began = time.perf_counter()
-            training = queue_training(variant, send=False)
-            run_training(training.pk)
-            training.refresh_from_db()
-            if training.status != "succeeded":
-                sys.exit(f"training {variant.label} failed: {training.error}")
-            print(f"  {time.perf_counter() - began:.0f} s", flush=True)
-    experiment = Experiment.objects.filter(key=NAME).first()
-    if experiment is None:
-        arms = [ArmSpec(arm, f"{NAME}-{arm}", 1.0, arm == "popularity") for arm, _, _ in VARIANTS]
-        experiment = create_experiment(ExperimentSpec(NAME, "Simulation validity", arms), owner)
-    if experiment.status == Experiment.Status.DRAFT:
-        experiment = transition(experiment, "start", owner)
-    return experiment
+    """Import, train (once each) and start the six-arm experiment (popularity is the control)."""
+    arms = [(arm, f"{NAME}-{arm}", algorithm, params) for arm, algorithm, params in VARIANTS]
+    return bench_experiment(NAME, "Simulation validity", held_out_retail(NAME), arms)
 
 
 def offline_against_simulated(experiment: Experiment, users: float, days: int, seed: int, search: float) -> None:
