@@ -36,6 +36,11 @@ class Experiment(models.Model):
         REVENUE_PER_USER = "revenue_per_user", "Revenue per exposed user"
         CLICKS_PER_USER = "clicks_per_user", "Clicks per exposed user"
 
+    class Design(models.TextChoices):
+        AB = "ab", "A/B test (fixed traffic split)"
+        INTERLEAVING = "interleaving", "Interleaving of two rankers (one blended list per request)"
+        BANDIT = "bandit", "Bandit allocation (weights adapt by Thompson sampling)"
+
     class Source(models.TextChoices):
         PLATFORM = "platform", "Served by the platform"
         IMPORTED = "imported", "Imported traffic log of an experiment run elsewhere"
@@ -43,6 +48,7 @@ class Experiment(models.Model):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.PLATFORM)
+    design = models.CharField(max_length=20, choices=Design.choices, default=Design.AB)
     hypothesis = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
     surface = models.CharField(max_length=20, choices=Surface.choices, default=Surface.RECOMMENDATIONS)
