@@ -70,6 +70,26 @@ def test_a_training_run_succeeds_once_and_records_its_artifact(dataset) -> None:
     ]
 
 
+def test_a_session_weighted_ease_variant_trains_on_the_stored_invoice_times(dataset) -> None:  # type: ignore[no-untyped-def]
+    from recommenders.algorithms.ease import EaseRecommender
+
+    params = {"l2": 50.0, "session_seconds": 3600.0}
+    variant = register_variant(VariantSpec("ease-session", "ease", dataset.name, params))
+    run = queue_training(variant, send=False)
+
+    run_training(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    direct = EaseRecommender(params)
+    direct.fit(load_training_data(dataset))
+    plain = EaseRecommender({"l2": 50.0})
+    plain.fit(load_training_data(dataset))
+    served = serving.recommend(variant, "17850", k=10)
+    assert served == direct.recommend("17850", k=10)
+    assert [r.score for r in served] != [r.score for r in plain.recommend("17850", k=10)]  # the times changed it
+
+
 def test_a_changed_artifact_is_refused(dataset) -> None:  # type: ignore[no-untyped-def]
     variant = register_variant(VariantSpec("pop", "popularity", dataset.name, {}))
     run = queue_training(variant, send=False)

@@ -38,9 +38,10 @@ def test_registering_a_name_again_adds_a_version(dataset) -> None:  # type: igno
         ("ease", {"lambda": 3}, "params.lambda", "unknown parameter for ease"),
         ("ease", {"l2": "big"}, "params.l2", "expected a number"),
         ("als", {"factors": 0}, "params.factors", ""),
+        ("ease", {"session_seconds": -60.0}, "params.session_seconds", "must be 0 (plain co-occurrence)"),
         ("hybrid", {"components": []}, "params.components", "non-empty list"),
     ],
-    ids=["unknown-algorithm", "unknown-parameter", "wrong-type", "out-of-range", "empty-hybrid"],
+    ids=["unknown-algorithm", "unknown-parameter", "wrong-type", "out-of-range", "negative-session", "empty-hybrid"],
 )
 def test_bad_registrations_get_field_errors_and_store_nothing(dataset, algorithm, params, field, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(VariantError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +13,17 @@ from recommenders.algorithms.base import NotFittedError, ParameterError, Recomme
 from recommenders.evaluation.splits import stratified_split
 from tests.recommenders.algorithms.conftest import FAST_PARAMS
 
-ALGORITHMS = sorted(FAST_PARAMS)
+# Test name -> (registry name, parameters): every algorithm, plus options that change how
+# one trains (EASE's session-weighted Gram reads the timestamps).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {name: (name, params) for name, params in FAST_PARAMS.items()} | {
+    "ease_session": ("ease", {"l2": 100.0, "session_seconds": 3600.0}),
+}
+ALGORITHMS = sorted(VARIANTS)
 
 
 def make(name: str) -> Recommender:
-    return registry.get(name)(FAST_PARAMS[name])
+    algorithm, params = VARIANTS[name]
+    return registry.get(algorithm)(params)
 
 
 def seen_items(data: TrainingData, user_id: str) -> set[str]:
@@ -90,7 +97,7 @@ def test_scores_have_one_float32_row_per_user(name: str, ml_slice: TrainingData)
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_unknown_parameter_is_rejected_with_its_name(name: str) -> None:
     with pytest.raises(ParameterError) as error:
-        registry.get(name)({"no_such_parameter": 1})
+        registry.get(VARIANTS[name][0])({"no_such_parameter": 1})
     assert error.value.field == "no_such_parameter"
 
 
@@ -102,6 +109,7 @@ def test_unknown_parameter_is_rejected_with_its_name(name: str) -> None:
         ("content_tfidf", "sublinear_tf", 1),
         ("item_knn", "neighbours", 2.5),
         ("ease", "l2", "big"),
+        ("ease", "session_seconds", "an hour"),
         ("als", "factors", "64"),
         ("bpr", "learning_rate", True),
         ("hybrid", "learn_weights", "yes"),
@@ -120,6 +128,7 @@ def test_wrong_type_is_rejected_with_the_field_name(name: str, field: str, value
         ("content_tfidf", "query_weight", 1.5),
         ("item_knn", "neighbours", 0),
         ("ease", "l2", 0.0),
+        ("ease", "session_seconds", -1.0),
         ("als", "factors", 0),
         ("als", "alpha", -1.0),
         ("als", "num_threads", -2),

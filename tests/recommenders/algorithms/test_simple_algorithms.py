@@ -7,7 +7,7 @@ import pytest
 
 from recommenders.algorithms.base import RecommenderError, TrainingData
 from recommenders.algorithms.content import TfidfContentRecommender
-from recommenders.algorithms.ease import EaseRecommender
+from recommenders.algorithms.ease import EaseRecommender, session_gram
 from recommenders.algorithms.neighbourhood import ItemKnnRecommender
 from recommenders.algorithms.popularity import PopularityRecommender
 from tests.recommenders.algorithms.conftest import toy_data
@@ -100,6 +100,66 @@ def test_ease_matches_the_closed_form() -> None:
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     np.testing.assert_allclose(model.score_users(np.arange(4)), x @ b, rtol=1e-5, atol=1e-6)
+
+
+def session_data() -> TrainingData:
+    """u1 takes a, b, c at 0, 100, 300 s; u2 takes a at 0 and c twice (50 s and 150 s: mean 100 s)."""
+    return TrainingData.from_records(
+        users=["u1", "u1", "u1", "u2", "u2", "u2"],
+        items=["a", "b", "c", "a", "c", "c"],
+        timestamps=[0, 100, 300, 0, 50, 150],
+        item_ids=["a", "b", "c", "d"],
+    )
+
+
+def test_session_gram_weights_each_co_occurrence_by_the_time_between_the_two_interactions() -> None:
+    data = session_data()
+    e = np.exp
+
+    gram = session_gram(data, data.matrix(binary=True), 100.0)
+
+    # a-c: u1 took them 300 s apart, u2 100 s apart (c at its mean time); d: nobody.
+    expected = np.array(
+        [
+            [2.0, e(-1.0), e(-3.0) + e(-1.0), 0.0],
+            [e(-1.0), 1.0, e(-2.0), 0.0],
+            [e(-3.0) + e(-1.0), e(-2.0), 2.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    np.testing.assert_allclose(gram, expected, rtol=1e-12)
+
+
+def test_session_gram_multiplies_the_kernel_by_the_summed_values() -> None:
+    data = session_data()
+
+    gram = session_gram(data, data.matrix(binary=False), 100.0)
+
+    # u2's two c interactions have value 1 each: x_u2c = 2.
+    assert gram[2, 2] == pytest.approx(1.0 + 4.0)
+    assert gram[0, 2] == pytest.approx(np.exp(-3.0) + 2.0 * np.exp(-1.0))
+
+
+def test_session_ease_is_the_closed_form_on_the_session_gram() -> None:
+    data = session_data()
+    model = EaseRecommender({"l2": 0.5, "session_seconds": 100.0})
+    model.fit(data)
+
+    p = np.linalg.inv(session_gram(data, data.matrix(binary=True), 100.0) + 0.5 * np.eye(data.n_items))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    x = data.matrix().toarray().astype(np.float64)
+    np.testing.assert_allclose(model.score_users(np.arange(2)), x @ b, rtol=1e-5, atol=1e-6)
+
+
+def test_session_ease_equals_plain_ease_when_every_interaction_has_the_same_time() -> None:
+    data = toy_data()  # every timestamp is 0: the kernel is 1 and the Gram is XᵀX
+    plain = EaseRecommender({"l2": 0.5})
+    session = EaseRecommender({"l2": 0.5, "session_seconds": 60.0})
+    plain.fit(data)
+    session.fit(data)
+
+    np.testing.assert_array_equal(session.score_users(np.arange(4)), plain.score_users(np.arange(4)))
 
 
 def test_ease_refuses_catalogues_above_max_items() -> None:
