@@ -37,7 +37,7 @@ that re-recommends them is rewarded, as a shop would be when a customer buys the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -105,8 +105,10 @@ class Shoppers:
     User indices are the data's dense user indices (so they can be passed to
     `Recommender.score_users` of a model trained on the same `TrainingData`'s history); item
     indices are the data's item indices. `row_of_user[u]` is u's row in `users`, `affinity`
-    (shoppers x items, float32: about 37 MB for Online Retail's 2,500 shoppers x 3,665 items)
-    and the future lists, or -1 when u is not eligible.
+    and the future lists, or -1 when u is not eligible. `affinity` (shoppers x items, float32:
+    28 MB for Online Retail's 1,893 shoppers x 3,665 items) holds affinity(u, i) for the items
+    outside F_u and -1 for the items in F_u, so that one lookup per impression answers both
+    "is it a held-out purchase?" and "how close is it to one?".
     """
 
     user_ids: npt.NDArray[np.str_]
@@ -118,7 +120,6 @@ class Shoppers:
     future_indptr: IntArray
     future_items: IntArray
     item_price: FloatArray
-    _future_keys: IntArray = field(repr=False)
 
     @classmethod
     def build(
@@ -165,6 +166,7 @@ class Shoppers:
             shape=(n_users, n_items),
         )
         affinity = _neighbourhood_affinity(future_neighbours(future, shrink), future_indptr, future_items)
+        affinity[np.repeat(np.arange(len(users)), np.diff(future_indptr)), future_items] = -1.0
 
         if item_price is None:
             prices = np.full(n_items, np.nan)
@@ -183,7 +185,6 @@ class Shoppers:
             future_indptr=future_indptr,
             future_items=future_items.astype(np.int64),
             item_price=prices,
-            _future_keys=keys.astype(np.int64),
         )
 
     @property
@@ -230,8 +231,8 @@ class Shoppers:
         return self._is_future(self.rows(users), np.asarray(items, dtype=np.int64))
 
     def item_affinity(self, users: npt.ArrayLike, items: npt.ArrayLike) -> FloatArray:
-        """Elementwise affinity(u, i) = max over j ∈ F_u of s(i, j), in [0, 1)."""
-        return self._affinity(self.rows(users), np.asarray(items, dtype=np.int64))
+        """Elementwise affinity(u, i) = max over j ∈ F_u of s(i, j) in [0, 1) for i ∉ F_u; -1 for i ∈ F_u."""
+        return self._lookup(self.rows(users), np.asarray(items, dtype=np.int64))
 
     def attractiveness(
         self, users: npt.ArrayLike, items: npt.ArrayLike, config: SimulationConfig = _DEFAULT_CONFIG
@@ -243,24 +244,19 @@ class Shoppers:
             raise SimulationError(f"users and items must have the same shape, got {users.shape} and {items.shape}")
         if len(items) and (items.min() < 0 or items.max() >= self.n_items):
             raise SimulationError("An item index lies outside the catalogue.")
-        rows = self.rows(users)
+        value = self._lookup(self.rows(users), items)
         b, a = config.background_attractiveness, config.affinity_attractiveness
-        result: FloatArray = np.where(
-            self._is_future(rows, items), config.future_attractiveness, b + (a - b) * self._affinity(rows, items)
-        )
+        result: FloatArray = np.where(value < 0, config.future_attractiveness, b + (a - b) * value)
         return result
 
     def _is_future(self, rows: IntArray, items: IntArray) -> BoolArray:
-        if len(self._future_keys) == 0:
-            return np.zeros(len(items), dtype=np.bool_)
-        keys = rows * self.n_items + items
-        pos = np.searchsorted(self._future_keys, keys)
-        pos[pos == len(self._future_keys)] = 0
-        found: BoolArray = self._future_keys[pos] == keys
+        found: BoolArray = self._lookup(rows, items) < 0
         return found
 
-    def _affinity(self, rows: IntArray, items: IntArray) -> FloatArray:
-        return self.affinity[rows, items].astype(np.float64)
+    def _lookup(self, rows: IntArray, items: IntArray) -> FloatArray:
+        # Indexing the flat view is about twice as fast as affinity[rows, items] on a million cells.
+        value: FloatArray = self.affinity.reshape(-1)[rows * self.n_items + items].astype(np.float64)
+        return value
 
 
 def _neighbourhood_affinity(

@@ -9,7 +9,8 @@ from tests.experiments.simulation.data import TOY_CUTOFF, retail_shoppers, retai
 
 # toy indices: users a=0 b=1 c=2 d=3; items apple=0 drill=1 hammer=2 pear=3 plum=4 saw=5
 A, B, C, D = 0, 1, 2, 3
-SLICE_SHOPPERS, SLICE_MEAN_AFFINITY, SLICE_MAX_AFFINITY = 357, 0.0674, 0.7143  # measured on the 800-user slice
+# measured on the 800-user slice
+SLICE_SHOPPERS, SLICE_HELD_OUT_PAIRS, SLICE_MEAN_AFFINITY, SLICE_MAX_AFFINITY = 357, 14_750, 0.065, 0.7143
 APPLE, DRILL, HAMMER, PEAR, PLUM, SAW = range(6)
 
 
@@ -54,11 +55,11 @@ def test_held_out_neighbours_are_the_shrunk_cosine_of_the_items_future_buyers() 
 def test_affinity_is_the_closest_held_out_neighbour_of_the_shoppers_own_future() -> None:
     shoppers = toy_shoppers(shrink=0.0)
 
-    # a will buy plum and saw: pear and hammer were bought with plum (by e); apple and drill with neither.
-    # d will buy apple, which nobody bought with anything else.
+    # a will buy plum and saw (-1: held-out purchases): pear and hammer were bought with plum (by e);
+    # apple and drill with neither. d will buy apple, which nobody bought with anything else.
     r2 = np.float32(1 / np.sqrt(2))
-    assert shoppers.affinity.tolist() == [[0.0, 0.0, r2, r2, r2, r2], [0.0] * 6]
-    np.testing.assert_allclose(shoppers.item_affinity([A, A, D], [PEAR, DRILL, PEAR]), [r2, 0.0, 0.0])
+    assert shoppers.affinity.tolist() == [[0.0, 0.0, r2, r2, -1.0, -1.0], [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    np.testing.assert_allclose(shoppers.item_affinity([A, A, D, D], [PEAR, DRILL, PEAR, APPLE]), [r2, 0.0, 0.0, -1.0])
 
 
 def test_attractiveness_is_high_for_future_items_and_scaled_by_affinity_otherwise() -> None:
@@ -104,5 +105,7 @@ def test_online_retail_shoppers_are_a_subset_of_users_with_neighbourhood_affinit
     assert set(shoppers.users.tolist()) == set(data.user_index[before].tolist()) & set(
         data.user_index[~before].tolist()
     )
-    assert round(float(shoppers.affinity.mean()), 4) == SLICE_MEAN_AFFINITY
+    held_out = shoppers.affinity < 0
+    assert int(held_out.sum()) == len(shoppers.future_items) == SLICE_HELD_OUT_PAIRS
+    assert round(float(shoppers.affinity[~held_out].mean()), 4) == SLICE_MEAN_AFFINITY
     assert round(float(shoppers.affinity.max()), 4) == SLICE_MAX_AFFINITY
