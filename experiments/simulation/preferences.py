@@ -85,16 +85,15 @@ def future_neighbours(future: sp.csr_matrix, shrink: float = DEFAULT_SHRINK) -> 
     """
     if shrink < 0:
         raise ConfigError("shrink", f"must be >= 0, got {shrink}")
-    bought = sp.csr_matrix(future, dtype=np.float64, copy=True)
-    bought.data[:] = 1.0
+    bought = sp.csr_matrix(future, dtype=np.float32, copy=True)
     bought.sum_duplicates()
     bought.data[:] = 1.0
     co = sp.csr_matrix(bought.T @ bought)
     buyers = np.sqrt(co.diagonal())
-    co.setdiag(0.0)
-    co.eliminate_zeros()
     rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
-    co.data = co.data / (buyers[rows] * buyers[co.indices] + shrink)
+    co.data = co.data / (buyers[rows] * buyers[co.indices] + np.float32(shrink))
+    co.data[rows == co.indices] = 0.0  # the diagonal (masked here: setdiag on CSR is slow)
+    co.eliminate_zeros()
     return co
 
 
@@ -268,7 +267,7 @@ def _neighbourhood_affinity(
     affinity = np.zeros((n_rows, n_items), dtype=np.float32)
     width = max(1, _BLOCK_CELLS // max(n_items, 1))
     for low in range(0, n_items, width):
-        block = similarity[:, low : low + width].toarray().astype(np.float32)
+        block = similarity[:, low : low + width].toarray()
         for row in range(n_rows):
             mine = future_items[future_indptr[row] : future_indptr[row + 1]]
             affinity[row, low : low + width] = block[mine].max(axis=0)
