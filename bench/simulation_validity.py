@@ -5,16 +5,26 @@ last 20 % of its time span held out, and six variants trained on the rest throug
 own training service: popularity, content_tfidf, item_knn (200 neighbours, shrink 20), ease
 (l2 800), two_tower (3 epochs) and a hybrid (0.7 ease + 0.3 content), the settings of the demo.
 
-(a) Offline vs simulated. Offline: NDCG@10 of each trained model on the temporal split at the
-    hold-out time (train = before it, test = the new customer-item pairs after it; the
-    recommenders' evaluator, seen items removed). Simulated: one experiment with the six models
-    as equal arms, simulated in this process through the platform (bucketing, the arms' frozen
-    models, storage, rollups; `--users` sessions a day for `--days` days), CTR and conversion
-    per arm read from the results with traffic=simulated. Printed: Spearman's rho of NDCG@10
-    against CTR and against conversion. Note what is shared by design: the simulated shoppers
-    want what they bought after the hold-out time, the offline test set. The check is that the
-    click model (position bias, cluster affinity for everything else, searches, cold shoppers)
-    keeps the offline ordering, not that two independent worlds agree.
+(a) Offline vs simulated. Offline: NDCG@10 and P@10 of each trained model on the temporal split at
+    the hold-out time (train = before it, test = the new customer-item pairs after it; the
+    recommenders' evaluator, seen items removed), over all test users and over the simulated
+    shoppers among them (test users with a history: the only ones the simulator can serve).
+    Simulated: one experiment with the six models as equal arms, simulated in this process through
+    the platform (bucketing, the arms' frozen models, storage, rollups; `--users` sessions a day for
+    `--days` days), read back from the stored events: CTR and conversion of the recommendation
+    sessions (served request without a query) and of the search sessions apart, and each arm's
+    clicks by source (a held-out purchase of the shopper, another item: the neighbourhood
+    preference, or a search session). The check is Spearman's rho of NDCG@10 (simulated shoppers)
+    against CTR and conversion of the recommendation sessions: offline NDCG ranks lists without a
+    query, so only those sessions are like for like. Searches are reported apart (their query is a
+    word of a held-out purchase's title, which only the text-reading arms use; no offline metric
+    here scores that), and rho against all traffic for reference. Then (a, paired) shows every arm
+    the same planned sessions through the Django-free core (nothing stored): the simulator's
+    ordering without the sampling noise of about 310 shoppers per arm. Note what is shared by
+    design: the simulated shoppers want what they bought after the hold-out time, the offline test
+    set. The check is that the click model (position bias, the neighbourhood preference for
+    everything else, cold shoppers) keeps the offline ordering, not that two independent worlds
+    agree.
 
 (b) A/A: `--runs` simulations with both arms served by the same trained model (EASE), each with
     its own seed and bucketing salt. Fixed-horizon test of CTR (experiments.stats.ratio_test,
@@ -55,10 +65,11 @@ django.setup()
 
 import numpy as np  # noqa: E402
 from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, the script's directory)
+from django.db.models import Count, Exists, OuterRef  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from experiments import bucketing  # noqa: E402
-from experiments.models import Experiment  # noqa: E402
+from experiments.models import Arm, Event, Experiment, ServedRequest, SimulationRun  # noqa: E402
 from experiments.services.results import experiment_results  # noqa: E402
 from experiments.services.simulation import (  # noqa: E402
     BatchScorer,
@@ -69,9 +80,9 @@ from experiments.services.simulation import (  # noqa: E402
 )
 from experiments.simulation import Shoppers, SimulationConfig, SimulationResult, run  # noqa: E402
 from experiments.stats import RatioSample, power_proportions, ratio_test  # noqa: E402
+from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.evaluation.evaluator import evaluate  # noqa: E402
 from recommenders.evaluation.splits import temporal_split  # noqa: E402
-from recommenders.services.training import load_training_data  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
 
 NAME = "bench-validity"
@@ -119,11 +130,14 @@ def _prepare() -> Experiment:
 
 
 def offline_against_simulated(experiment: Experiment, users: float, days: int, seed: int, search: float) -> None:
-    arms = list(experiment.arms.select_related("training_run", "variant__dataset").order_by("position"))
-    dataset = arms[0].variant.dataset  # type: ignore[union-attr]
-    data = load_training_data(dataset, include_holdout=True)
-    train, test = temporal_split(data, cutoff=int(dataset.holdout_from.timestamp()))
-    ndcg = {arm.name: evaluate(model_for_run(arm.training_run), train, test, k=10).ndcg for arm in arms}  # type: ignore[arg-type]
+    arms = list(experiment.arms.select_related("training_run").order_by("position"))
+    data, shoppers = load_shoppers(experiment)
+    train, test = temporal_split(data, cutoff=shoppers.cutoff)
+    # Like with like: the simulated shoppers are the test users with a history (cold users cannot be simulated).
+    simulated_users = test.take(np.isin(test.user_index, shoppers.users))
+    models = {arm.name: model_for_run(arm.training_run) for arm in arms}  # type: ignore[arg-type]
+    offline = {name: (evaluate(m, train, test, k=10), evaluate(m, train, simulated_users, k=10))
+               for name, m in models.items()}  # fmt: skip
 
     began = time.perf_counter()
     settings = {"daily_users": users, "days": days, "seed": seed, "search_share": search}
@@ -132,25 +146,114 @@ def offline_against_simulated(experiment: Experiment, users: float, days: int, s
     simulation.refresh_from_db()
     if simulation.status != "succeeded":
         sys.exit(f"simulation failed: {simulation.error}\n{simulation.traceback}")
-    results = experiment_results(experiment, traffic="simulated")
+    try:  # a run left behind would count in the next run's simulated results
+        results = {arm["name"]: arm for arm in experiment_results(experiment, traffic="simulated")["arms"]}
+        split = _traffic_split(simulation, arms, data, shoppers)
+    finally:
+        delete_simulation(simulation)
     seconds = time.perf_counter() - began
-    delete_simulation(simulation)
-    by_arm = {arm["name"]: arm for arm in results["arms"]}
 
-    print(f"\n(a) Offline NDCG@10 (temporal split at the hold-out time, {test.n_users:,} users x {test.n_items:,} "
-          f"items, {len(test.user_index):,} test rows) against simulated traffic through the platform\n"
-          f"    ({simulation.sessions:,} sessions, {simulation.impressions:,} impressions over {days} days, "
-          f"{search:.0%} searches, {seconds:.0f} s)")  # fmt: skip
-    print(f"{'arm':<12}{'NDCG@10':>9}{'users':>8}{'impressions':>13}{'CTR':>8}{'conversion':>12}")
     names = [arm.name for arm in arms]
-    for name in sorted(names, key=lambda n: -ndcg[n]):
-        arm = by_arm[name]
-        print(f"{name:<12}{ndcg[name]:>9.4f}{arm['users']:>8,}{arm['impressions']:>13,}{arm['ctr']:>8.2%}"
-              f"{arm['conversion_rate']:>12.2%}")  # fmt: skip
-    offline = [ndcg[n] for n in names]
+    every_users, simulated_count = offline[names[0]][0].n_users, offline[names[0]][1].n_users
+    print(f"\n(a) Offline NDCG@10 / P@10 (temporal split at the hold-out time; all {every_users:,} test users, and "
+          f"the {simulated_count:,} simulated shoppers among them) against traffic "
+          f"simulated through the platform\n    ({simulation.sessions:,} sessions, {simulation.impressions:,} "
+          f"impressions over {days} days, {search:.0%} of sessions searches, {seconds:.0f} s). rec = recommendation "
+          "sessions (no query), the like-for-like comparison; clicks by source: a held-out purchase of the shopper, "
+          "another item (neighbourhood preference), or any click in a search session")  # fmt: skip
+    print(f"{'arm':<11}{'NDCG all':>9}{'NDCG sim':>9}{'P@10 sim':>9}{'users':>7}{'rec impr.':>10}{'rec CTR':>8}"
+          f"{'rec conv.':>10}{'search CTR':>11}{'CTR all':>8}{'conv. all':>10}{'held-out':>9}{'neighb.':>8}"
+          f"{'search':>7}")  # fmt: skip
+    for name in sorted(names, key=lambda n: -offline[n][1].ndcg):
+        every, sim = offline[name]
+        part, arm = split[name], results[name]
+        clicks = max(part["clicks"], 1)
+        print(f"{name:<11}{every.ndcg:>9.4f}{sim.ndcg:>9.4f}{sim.precision:>9.4f}{arm['users']:>7,}"
+              f"{part['rec_impressions']:>10,}{part['rec_ctr']:>8.2%}{part['rec_conversion']:>10.1%}"
+              f"{part['search_ctr']:>11.2%}{arm['ctr']:>8.2%}{arm['conversion_rate']:>10.1%}"
+              f"{part['held_out'] / clicks:>9.0%}{part['neighbourhood'] / clicks:>8.0%}"
+              f"{part['search'] / clicks:>7.0%}")  # fmt: skip
+    ndcg = [offline[n][1].ndcg for n in names]
+    print("The check (recommendation sessions, the traffic offline NDCG describes):")
+    for label, values in (("rec CTR", [split[n]["rec_ctr"] for n in names]),
+                          ("rec conversion", [split[n]["rec_conversion"] for n in names])):  # fmt: skip
+        rho = scipy_stats.spearmanr(ndcg, values)
+        print(f"  Spearman rho, NDCG@10 (simulated shoppers) vs {label}: {rho.statistic:+.3f} "
+              f"(p = {rho.pvalue:.3g}, {len(names)} arms)")  # fmt: skip
+    print("For reference, all traffic (searches included; offline NDCG has no queries):")
     for metric in ("ctr", "conversion_rate"):
-        rho = scipy_stats.spearmanr(offline, [by_arm[n][metric] for n in names])
-        print(f"Spearman rho, NDCG@10 vs {metric}: {rho.statistic:+.3f} (p = {rho.pvalue:.3g}, {len(names)} arms)")
+        rho = scipy_stats.spearmanr(ndcg, [results[n][metric] for n in names])
+        print(f"  Spearman rho, NDCG@10 (simulated shoppers) vs {metric}: {rho.statistic:+.3f} (p = {rho.pvalue:.3g})")
+    paired(models, data, shoppers, users, days, seed, search, {n: offline[n][1].ndcg for n in names})
+
+
+def _traffic_split(simulation: SimulationRun, arms: list[Arm], data: TrainingData, shoppers: Shoppers) -> dict:  # type: ignore[type-arg]
+    """Per arm name: impressions, clicks and conversion of recommendation vs search sessions, read back from the
+    run's stored events (a session is a search when its served request has a query), and its clicks by source."""
+    is_search = Exists(ServedRequest.objects.filter(request_id=OuterRef("request_id")).exclude(query=""))
+    events = Event.objects.filter(simulation=simulation).annotate(search=is_search)
+    grouped = events.values("arm_id", "type", "search").annotate(n=Count("id"), users=Count("user_id", distinct=True))
+    counts = {(row["arm_id"], row["type"], row["search"]): (row["n"], row["users"]) for row in grouped}
+    user_index = {f"sim{simulation.pk}:{u}": i for i, u in enumerate(data.user_ids)}  # stored with the run prefix
+    item_index = {i: j for j, i in enumerate(data.item_ids)}
+    clicks = list(events.filter(type="click").values_list("arm_id", "user_id", "item_id", "search"))
+    arm_of = np.array([c[0] for c in clicks], dtype=np.int64)
+    searched = np.array([c[3] for c in clicks], dtype=bool)
+    held_out = shoppers.is_future([user_index[c[1]] for c in clicks], [item_index[c[2]] for c in clicks])
+    split = {}
+    for arm in arms:
+
+        def count(kind: str, search: bool, arm_id: int = arm.pk) -> tuple[int, int]:
+            return counts.get((arm_id, kind, search), (0, 0))
+
+        rec_impressions, rec_users = count("impression", False)
+        search_impressions, _ = count("impression", True)
+        mine = arm_of == arm.pk
+        split[arm.name] = {
+            "rec_impressions": rec_impressions,
+            "rec_ctr": count("click", False)[0] / max(rec_impressions, 1),
+            "rec_conversion": count("purchase", False)[1] / max(rec_users, 1),
+            "search_ctr": count("click", True)[0] / max(search_impressions, 1),
+            "clicks": int(mine.sum()),
+            "held_out": int((mine & ~searched & held_out).sum()),
+            "neighbourhood": int((mine & ~searched & ~held_out).sum()),
+            "search": int((mine & searched).sum()),
+        }
+    return split
+
+
+def paired(models: dict, data: TrainingData, shoppers: Shoppers, users: float, days: int, seed: int,  # type: ignore[type-arg]
+           search: float, ndcg: dict[str, float]) -> None:  # fmt: skip
+    """Every arm on the same planned sessions (Django-free core, nothing stored): no sampling noise between arms."""
+    config = SimulationConfig(daily_users=users, days=days, seed=seed, search_share=search)
+    began = time.perf_counter()
+    rows = {}
+    for name, model in models.items():
+        scorer = BatchScorer(model, data.user_ids, data.item_ids)
+
+        def recommend(arm: int, users: np.ndarray, queries: list, scorer: BatchScorer = scorer) -> np.ndarray:  # type: ignore[type-arg]
+            return scorer(users, queries, config.k)
+
+        result = run(config, shoppers, recommend, lambda ids: np.zeros(len(ids), dtype=np.int64))
+        outcome = result.outcomes
+        session_is_search = np.array([q is not None for q in result.sessions.query])
+        searched = session_is_search[outcome.session]
+        user = result.sessions.user[outcome.session]
+        rec_users = np.unique(result.sessions.user[~session_is_search])
+        rows[name] = (
+            float(outcome.clicked[~searched].mean()),
+            len(np.unique(user[outcome.purchased & ~searched])) / len(rec_users),
+            float(outcome.clicked[searched].mean()) if searched.any() else 0.0,
+        )
+    print(f"\n(a, paired) The same {len(result.sessions):,} planned sessions shown to every arm (Django-free core, "
+          f"nothing stored, {time.perf_counter() - began:.0f} s): no between-arm sampling noise")  # fmt: skip
+    print(f"{'arm':<11}{'NDCG sim':>9}{'rec CTR':>9}{'rec conv.':>10}{'search CTR':>11}")
+    names = list(models)
+    for name in sorted(names, key=lambda n: -ndcg[n]):
+        print(f"{name:<11}{ndcg[name]:>9.4f}{rows[name][0]:>9.2%}{rows[name][1]:>10.1%}{rows[name][2]:>11.2%}")
+    for label, column in (("rec CTR", 0), ("rec conversion", 1)):
+        rho = scipy_stats.spearmanr([ndcg[n] for n in names], [rows[n][column] for n in names])
+        print(f"  Spearman rho, NDCG@10 (simulated shoppers) vs {label}: {rho.statistic:+.3f} (p = {rho.pvalue:.3g})")
 
 
 def aa_and_power(experiment: Experiment, runs: int, users: float, days: int, effect: float, seed: int) -> None:

@@ -3,7 +3,7 @@
 Public API:
 
 * `SimulationConfig` (all parameters, validated; `ConfigError` / `SimulationError`);
-* `Shoppers.build(data, cutoff=...)`: eligible users, future items, text-cluster affinities,
+* `Shoppers.build(data, cutoff=...)`: eligible users, future items, held-out neighbourhood affinities,
   `attractiveness(users, items, config)` (module `preferences`);
 * `plan_sessions(config, shoppers) -> Sessions`: Poisson arrivals and search queries;
 * `outcomes(config, shoppers, sessions, recommended, arms, rng) -> Outcomes`: clicks, carts,
@@ -15,10 +15,11 @@ Public API:
 from .clicks import Outcomes, examination, outcomes
 from .config import ConfigError, SimulationConfig, SimulationError
 from .engine import ArmSummary, Assign, DayBatch, Progress, RecommendBatch, SimulationResult, run
-from .preferences import Shoppers, cluster_items, default_cutoff
+from .preferences import DEFAULT_SHRINK, Shoppers, default_cutoff, future_neighbours
 from .sessions import Sessions, plan_sessions
 
 __all__ = [
+    "DEFAULT_SHRINK",
     "ArmSummary",
     "Assign",
     "ConfigError",
@@ -31,9 +32,9 @@ __all__ = [
     "SimulationConfig",
     "SimulationError",
     "SimulationResult",
-    "cluster_items",
     "default_cutoff",
     "examination",
+    "future_neighbours",
     "outcomes",
     "plan_sessions",
     "run",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.simulation import Shoppers, default_cutoff
+from experiments.simulation import DEFAULT_SHRINK, Shoppers, default_cutoff
 from recommenders.algorithms.base import IntArray, TrainingData, top_k
 from recommenders.algorithms.popularity import PopularityRecommender
 from recommenders.evaluation.datasets import load_online_retail
@@ -25,6 +25,10 @@ def toy_data() -> TrainingData:
     b: history saw only                                    -> not eligible (no future)
     c: future apple only                                   -> not eligible (no history)
     d: history drill, hammer; future apple                 -> eligible
+    e: future pear, plum, hammer                           -> not eligible (no history), but a future buyer
+
+    Held-out buyers (a, c, d, e): apple 2, plum 2, hammer 1, pear 1, saw 1; bought together after the
+    cut-off: plum + saw (a), pear + plum, pear + hammer, plum + hammer (e).
     """
     rows = [
         ("a", "apple", 10),
@@ -39,6 +43,9 @@ def toy_data() -> TrainingData:
         ("d", "drill", 50),
         ("d", "hammer", 60),
         ("d", "apple", 110),
+        ("e", "pear", 130),
+        ("e", "plum", 140),
+        ("e", "hammer", 150),
     ]
     items = ["apple", "drill", "hammer", "pear", "plum", "saw"]
     return TrainingData.from_records(
@@ -65,8 +72,8 @@ def toy_data() -> TrainingData:
     )
 
 
-def toy_shoppers(prices: list[float] | None = None) -> Shoppers:
-    return Shoppers.build(toy_data(), cutoff=TOY_CUTOFF, item_price=prices)
+def toy_shoppers(prices: list[float] | None = None, shrink: float = DEFAULT_SHRINK) -> Shoppers:
+    return Shoppers.build(toy_data(), cutoff=TOY_CUTOFF, item_price=prices, shrink=shrink)
 
 
 @lru_cache(maxsize=1)

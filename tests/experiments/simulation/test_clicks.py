@@ -29,15 +29,19 @@ def test_examination_decays_as_inverse_rank_to_the_power_eta() -> None:
 
 def test_click_probability_is_examination_times_attractiveness_with_the_injected_lift() -> None:
     config = SimulationConfig(injected_effect=0.5, injected_arm=1)  # F=0.6, A=0.12, B=0.005
-    recommended = [[PLUM, APPLE, -1], [APPLE, PEAR, SAW]]
+    recommended = [[PLUM, HAMMER, -1], [APPLE, PEAR, SAW]]
 
     result = outcomes(config, toy_shoppers(), sessions_of([A, D]), recommended, [0, 1], np.random.default_rng(0))
 
     assert result.session.tolist() == [0, 0, 1, 1, 1]
     assert result.position.tolist() == [1, 2, 1, 2, 3]
-    assert result.item.tolist() == [PLUM, APPLE, APPLE, PEAR, SAW]
+    assert result.item.tolist() == [PLUM, HAMMER, APPLE, PEAR, SAW]
     assert result.arm.tolist() == [0, 0, 1, 1, 1]
-    np.testing.assert_allclose(result.click_probability, [0.6, 0.12 / 2, 0.9, 0.005 * 1.5 / 2, 0.12 * 1.5 / 3])
+    # hammer is a held-out neighbour of a's plum: affinity 1 / (sqrt 2 + 10); d's apple has no neighbours
+    hammer = 0.005 + 0.115 / (np.sqrt(2) + 10)
+    np.testing.assert_allclose(
+        result.click_probability, [0.6, hammer / 2, 0.9, 0.005 * 1.5 / 2, 0.005 * 1.5 / 3], rtol=1e-6
+    )
 
 
 def test_certain_clicks_carts_and_purchases_earn_the_item_price() -> None:
@@ -66,15 +70,17 @@ def test_certain_clicks_carts_and_purchases_earn_the_item_price() -> None:
 def test_conversion_depends_on_relevance_and_follows_the_funnel() -> None:
     config = SimulationConfig(eta=0.0, cart_min=0.1, cart_max=0.5, purchase_min=0.2, purchase_max=0.8)
     n = 40_000
-    # a: plum is a future item (relevance 1); pear is in a's favourite category (a = A, relevance ≈ 0.19)
+    # a: plum is a future item (relevance 1); pear was bought with plum after the cut-off (shrink 0:
+    # affinity 1/sqrt 2, so a = B + (A - B) / sqrt 2 and relevance ≈ 0.14)
     recommended = np.tile([PLUM, PEAR], (n, 1))
+    shoppers = toy_shoppers(shrink=0.0)
 
-    result = outcomes(config, toy_shoppers(), sessions_of([A] * n), recommended, np.zeros(n), np.random.default_rng(2))
+    result = outcomes(config, shoppers, sessions_of([A] * n), recommended, np.zeros(n), np.random.default_rng(2))
 
     assert not (result.carted & ~result.clicked).any()
     assert not (result.purchased & ~result.carted).any()
     future, other = result.item == PLUM, result.item == PEAR
-    relevance = (0.12 - 0.005) / (0.6 - 0.005)
+    relevance = (0.12 - 0.005) / np.sqrt(2) / (0.6 - 0.005)
     assert result.clicked[future].mean() == pytest.approx(0.6, abs=0.01)
     assert result.carted[future & result.clicked].mean() == pytest.approx(0.5, abs=0.015)
     assert result.purchased[future & result.carted].mean() == pytest.approx(0.8, abs=0.02)
