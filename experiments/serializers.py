@@ -25,7 +25,7 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
     class Meta:
         model = Experiment
         fields = [
-            "key", "name", "hypothesis", "owner", "surface", "status", "traffic_percent", "layer",
+            "key", "name", "hypothesis", "owner", "design", "surface", "status", "traffic_percent", "layer",
             "layer_share_percent", "layer_start", "layer_end", "primary_metric", "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
             "power", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
@@ -48,6 +48,10 @@ class ExperimentInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     arms = ArmInput(many=True)
     hypothesis = serializers.CharField(required=False, allow_blank=True)
+    design = serializers.ChoiceField(
+        choices=Experiment.Design.choices, required=False,
+        help_text="ab, interleaving (exactly two arms: control = team A, the other = team B) or bandit",
+    )  # fmt: skip
     surface = serializers.CharField(required=False)
     traffic_percent = serializers.FloatField(required=False)
     layer = serializers.CharField(required=False, allow_blank=True)
