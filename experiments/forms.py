@@ -111,5 +111,6 @@ class PlanForm(forms.Form):
     expected_daily_users = forms.IntegerField(required=False, min_value=1)
     traffic_percent = forms.FloatField(required=False, min_value=0, max_value=100)
     arms = forms.IntegerField(required=False, min_value=2, max_value=MAX_ARMS)
+    design = forms.ChoiceField(choices=Experiment.Design.choices, required=False)
     alpha = forms.FloatField(required=False, min_value=0, max_value=0.5)
     power = forms.FloatField(required=False, min_value=0, max_value=1)

@@ -4,6 +4,9 @@ the verdict of the sign test in the results."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
 from experiments import bucketing
-from experiments.interleaving import Tally, interleave, interleaving_test
+from experiments.interleaving import Tally, interleave, interleaving_test, sessions_for_power
 from experiments.models import (
     Event,
     Experiment,
@@ -233,3 +236,64 @@ def test_clicks_are_credited_to_the_contributing_arm_and_folds_equal_a_recompute
     assert (results["comparisons"], results["srm"]["mismatch"]) == ([], False)
     assert results["warnings"] == ["1 clicks named an item their request did not show and were not credited"]
     assert _pm().get(f"/api/v1/experiments/{KEY}/results/?traffic=simulated").json()["interleaving"]["sessions"] == 0
+
+
+def test_results_page_report_and_exports_explain_the_interleaving_verdict(variants: None) -> None:
+    skip_unless(connection.vendor == "postgresql", "interleaving rollups are folded on PostgreSQL")
+    experiment = _running()
+    shop, ingest = _token("serve"), _token("ingest")
+    for i in range(12):  # team B's first pick clicked in every session: B wins all 12
+        answer = shop.post(f"/api/v1/experiments/{KEY}/recommendations", {"user_id": f"u{i}", "k": 4},
+                           format="json").json()  # fmt: skip
+        item = next(x["item_id"] for x in answer["items"] if x["team"] == "B")
+        ingest.post("/api/v1/events", [_click(f"c{i}", f"u{i}", answer["request_id"], item)], format="json")
+    fold(experiment.pk, lag=NO_LAG)
+    client = client_for(User.objects.get(username="pm"))
+
+    page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
+    p_value = interleaving_test(Tally(0, 12, 0)).p_value
+    assert 'data-verdict="winning"' in page
+    assert "knn won 12 and control 0 of 12 sessions (0 ties); Δ = -1.000" in page
+    assert f"sign test p = {p_value:.3g} &lt; 0.05" in page
+    assert "tied sessions carry no preference and are left out of the test" in page
+    assert 'id="chart-interleaving"' in page
+    assert 'id="summary"' not in page  # no A/B table, no SRM check: every exposed user sees both arms
+    assert "SRM" not in page
+    assert "<dd data-verdict-text>knn wins</dd>" in page
+
+    report = client.get(reverse("experiment_pages:report", args=[KEY])).content.decode()
+    assert 'id="interleaving"' in report
+    assert "<dd data-verdict-text>knn wins</dd>" in report
+    rows = list(csv.DictReader(io.StringIO(client.get(reverse("experiment_pages:export-csv", args=[KEY])).content
+                                           .decode())))  # fmt: skip
+    assert [(r["day"] == "all", r["sessions"], r["wins_b"], r["verdict"]) for r in rows][-1] == (
+        True, "12", "12", "knn wins")  # fmt: skip
+    assert len(rows) == 2  # one day, then the total
+    document = json.loads(client.get(reverse("experiment_pages:export-json", args=[KEY])).content)
+    assert document["results"]["interleaving"]["wins_b"] == 12
+    assert document["experiment"]["design"] == "interleaving"
+
+
+def test_the_plan_of_an_interleaving_experiment_is_in_sessions(variants: None) -> None:
+    client = client_for(User.objects.filter(username="pm").first() or user_with_role("pm", PRODUCT_MANAGERS))
+    answer = client.get(
+        reverse("experiment_pages:plan"),
+        {
+            "baseline_rate": "0.3",
+            "minimum_detectable_effect": "0.1",
+            "expected_daily_users": "500",
+            "design": "interleaving",
+        },
+    )
+    size = sessions_for_power(0.3 / 2.1, 0.3 * 1.1 / 2.1)
+    assert answer.json() == {"design": "interleaving", "sessions": size.sessions, "decided": size.decided,
+                             "share_b": 1 - size.share_a, "days": -(-size.sessions // 500)}  # fmt: skip
+    refused = client.get(reverse("experiment_pages:plan"), {"baseline_rate": "0.3", "minimum_detectable_effect": "0",
+                                                             "design": "interleaving"})  # fmt: skip
+    assert refused.status_code == 400
+    assert "a positive relative effect" in refused.json()["errors"]["__all__"][0]
+
+    _pm().post("/api/v1/experiments/", {**INTERLEAVED, "baseline_rate": 0.3, "minimum_detectable_effect": 0.1},
+               format="json")  # fmt: skip
+    detail = client.get(reverse("experiment_pages:detail", args=[KEY])).content.decode()
+    assert f"<strong>{size.sessions:,}</strong> sessions (interleaved lists)" in detail
