@@ -30,7 +30,7 @@ __all__ = ["ArmSummary", "Assign", "DayBatch", "Progress", "RecommendBatch", "Si
 OUTCOMES_STREAM = 2
 """Second word of the seed sequence of each day's outcome draws: (seed, OUTCOMES_STREAM, day)."""
 TEAM_DRAFT_STREAM = 3
-"""Second word of the seed sequence of each day's team-draft coins (interleaved runs): (seed, TEAM_DRAFT_STREAM, day)."""
+"""Second word of the seed of each day's team-draft coins (interleaved runs): (seed, TEAM_DRAFT_STREAM, day)."""
 
 RecommendBatch = Callable[[int, IntArray, Sequence[str | None]], npt.ArrayLike]
 """(arm index, data user indices, their queries) -> item indices (n, ≤ k), best first, -1 = empty."""

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from experiments.bucketing import Allocation, assign_many
+from experiments.interleaving import random_coins, team_draft_many
 from experiments.simulation import (
     DayBatch,
     SimulationConfig,
@@ -17,7 +18,6 @@ from experiments.simulation import (
     plan_sessions,
     run,
 )
-from experiments.interleaving import random_coins, team_draft_many
 from experiments.simulation.engine import TEAM_DRAFT_STREAM, RecommendBatch
 from recommenders.algorithms.base import IntArray
 from tests.experiments.simulation.data import popular_lists, retail_shoppers, toy_shoppers
