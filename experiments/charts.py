@@ -180,7 +180,7 @@ def interleaving_preference(results: dict[str, Any]) -> Figure:
     days = [look["day"] for look in looks]
     colour = _colour(1)
     level = f"{block['confidence']:.0%}" if block.get("confidence") else "95%"
-    data = [
+    data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_high"] for look in looks], "line": {"width": 0},
          "showlegend": False, "hoverinfo": "skip"},
         {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_low"] for look in looks], "fill": "tonexty",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from experiments.interleaving import interleave
-from experiments.models import Arm, Experiment
+from experiments.models import Arm
 from recommenders.serving import model_for_run
 
 if TYPE_CHECKING:
@@ -98,6 +98,3 @@ def serve_interleaved(
         ],
     }
 
-
-def is_interleaving(experiment: Experiment) -> bool:
-    return experiment.design == Experiment.Design.INTERLEAVING
