@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 from accounts.roles import PRODUCT_MANAGERS
 from experiments import bucketing
 from experiments.interleaving import Tally, interleave, interleaving_test, sessions_for_power
+from experiments.lean import LeanDispatcher
 from experiments.models import (
     Event,
     Experiment,
@@ -29,7 +31,7 @@ from experiments.models import (
     InterleavingState,
     ServedRequest,
 )
-from experiments.services import serving
+from experiments.services import serving, tokens
 from experiments.services.interleaving import request_key
 from experiments.services.lifecycle import (
     ArmSpec,
@@ -39,9 +41,11 @@ from experiments.services.lifecycle import (
     update_experiment,
 )
 from experiments.services.rollups import fold, recompute
+from experiments.services.serving_log import LogBuffer
 from experiments.services.tokens import create_token
 from recommenders.serving import recommend
 from tests.experiments.factories import draft_experiment, trained_variants
+from tests.experiments.test_lean import DJANGO, _call, _keep
 from tests.experiments.test_pages import client_for, wizard_data
 from tests.recommenders.factories import user_with_role
 from tests.support import skip_unless
@@ -297,3 +301,29 @@ def test_the_plan_of_an_interleaving_experiment_is_in_sessions(variants: None) -
                format="json")  # fmt: skip
     detail = client.get(reverse("experiment_pages:detail", args=[KEY])).content.decode()
     assert f"<strong>{size.sessions:,}</strong> sessions (interleaved lists)" in detail
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer's flusher thread has its own connection
+def test_the_lean_path_serves_interleaved_lists_and_its_buffered_log_keeps_each_items_arm(variants: None) -> None:
+    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
+    tokens.clear_cache()
+    experiment = _running()
+    buffer = LogBuffer(flush_seconds=0.05)
+    try:
+        app = LeanDispatcher(DJANGO, log=buffer.add, connection_upkeep=_keep)
+        auth = f"Bearer {create_token('lean-shop', ['serve'])[1]}"
+        status, _, answer = _call(app, f"/api/v1/experiments/{KEY}/recommendations", {"user_id": "u1", "k": 5},
+                                  authorization=auth)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while Event.objects.filter(request_id=answer["request_id"]).count() < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        buffer.stop()
+
+    assert (status, answer["arm"], answer["teams"]) == (200, "interleaved", {"A": "control", "B": "knn"})
+    control, knn = experiment.arms.order_by("position")
+    arm_of = {"A": control.pk, "B": knn.pk}
+    impressions = Event.objects.filter(request_id=answer["request_id"], type="impression").order_by("position")
+    assert [(e.item_id, e.arm_id) for e in impressions] == [(i["item_id"], arm_of[i["team"]]) for i in answer["items"]]
+    assert ServedRequest.objects.get(request_id=answer["request_id"]).arm_id == control.pk
+    assert Exposure.objects.get(experiment=experiment, user_id="u1").arm_id == control.pk
