@@ -270,6 +270,16 @@ def _cuped(
             "correlation": adjusted.correlation}, None  # fmt: skip
 
 
+def _as_of(state: RollupState | None) -> dict[str, Any]:
+    """How far the rollups have folded (the results are as of then)."""
+    return {
+        "event_watermark": state.event_watermark if state else 0,
+        "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
+        "folded_events": state.folded_events if state else 0,
+        "unattributed_events": state.unattributed_events if state else 0,
+    }
+
+
 def _verdict(effect: float, p_value: float, alpha: float) -> str:
     if p_value >= alpha:
         return NO_DIFFERENCE
@@ -370,12 +380,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         "primary_metric": experiment.primary_metric,
         "alpha": experiment.alpha,
         "traffic": traffic,
-        "as_of": {
-            "event_watermark": state.event_watermark if state else 0,
-            "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
-            "folded_events": state.folded_events if state else 0,
-            "unattributed_events": state.unattributed_events if state else 0,
-        },
+        "as_of": _as_of(state),
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
         "daily": _daily(experiment, arms, traffic),
         "lift_history": _lift_history(experiment, arms, traffic),
@@ -411,12 +416,7 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
         "primary_metric": experiment.primary_metric,
         "alpha": experiment.alpha,
         "traffic": traffic,
-        "as_of": {
-            "event_watermark": state.event_watermark if state else 0,
-            "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
-            "folded_events": state.folded_events if state else 0,
-            "unattributed_events": state.unattributed_events if state else 0,
-        },
+        "as_of": _as_of(state),
         "arms": arms,
         "daily": {},
         "lift_history": {},
