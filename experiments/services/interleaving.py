@@ -97,4 +97,3 @@ def serve_interleaved(
             for position, (item, team) in enumerate(zip(blended.items, blended.teams, strict=True), start=1)
         ],
     }
-
