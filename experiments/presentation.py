@@ -107,6 +107,14 @@ def interleaving_badge(block: dict[str, Any], planned_sessions: int | None = Non
                  f"{block['p_value']:.3g})")  # fmt: skip
 
 
+def exposed_users(results: dict[str, Any]) -> int:
+    """Users exposed to the experiment: the arms' users added up, or for an interleaving experiment
+    (every exposed user sees both arms) its own count."""
+    if results.get("interleaving"):
+        return int(results["exposed_users"])
+    return sum(int(arm["users"]) for arm in results["arms"])
+
+
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per arm for the summary table: the arm's numbers and, for treatments, the primary
     metric's lift (absolute and relative, with CIs), the adjusted p-value, the Bayesian chance to

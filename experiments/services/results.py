@@ -399,6 +399,10 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
 
     block = interleaving_block(experiment, _traffic_filter(traffic))
     state = RollupState.objects.filter(pk=experiment.pk).first()
+    # Every exposed user sees both arms; the A/B fold counts them all under the control (their exposure's arm).
+    exposed = ArmRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic)).aggregate(
+        users=Sum("exposed_users")
+    )["users"]
     warnings = []
     if block["uncredited_clicks"]:
         warnings.append(f"{block['uncredited_clicks']:,} clicks named an item their request did not show and were "
@@ -417,6 +421,7 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
         "alpha": experiment.alpha,
         "traffic": traffic,
         "as_of": _as_of(state),
+        "exposed_users": int(exposed or 0),
         "arms": arms,
         "daily": {},
         "lift_history": {},

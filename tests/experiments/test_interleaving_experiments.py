@@ -237,6 +237,7 @@ def test_clicks_are_credited_to_the_contributing_arm_and_folds_equal_a_recompute
     assert block["delta_interval"] == list(verdict.delta_interval)  # type: ignore[arg-type]
     assert (block["verdict"], block["team_a"], block["team_b"]) == ("no significant difference", "control", "knn")
     assert [arm["sessions_won"] for arm in results["arms"]] == [6, 6]
+    assert results["exposed_users"] == 24
     assert (results["comparisons"], results["srm"]["mismatch"]) == ([], False)
     assert results["warnings"] == ["1 clicks named an item their request did not show and were not credited"]
     assert _pm().get(f"/api/v1/experiments/{KEY}/results/?traffic=simulated").json()["interleaving"]["sessions"] == 0
@@ -273,6 +274,9 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
     assert [(r["day"] == "all", r["sessions"], r["wins_b"], r["verdict"]) for r in rows][-1] == (
         True, "12", "12", "knn wins")  # fmt: skip
     assert len(rows) == 2  # one day, then the total
+    home = client.get("/").content.decode()
+    assert '<span class="badge winning" title="knn won 12 and control 0 of 12 sessions' in home
+    assert '<td class="num">12</td>' in home  # 12 exposed users, each of whom saw both arms
     document = json.loads(client.get(reverse("experiment_pages:export-json", args=[KEY])).content)
     assert document["results"]["interleaving"]["wins_b"] == 12
     assert document["experiment"]["design"] == "interleaving"
