@@ -101,12 +101,17 @@ class RecommendedItem(serializers.Serializer[Any]):
     item_id = serializers.CharField()
     score = serializers.FloatField()
     position = serializers.IntegerField()
+    team = serializers.ChoiceField(choices=["A", "B"], required=False,
+                                   help_text="interleaved answers only: the contributing team")  # fmt: skip
+    arm = serializers.CharField(required=False, help_text="interleaved answers only: the contributing arm's name")
 
 
 class RecommendationAnswer(serializers.Serializer[Any]):
     request_id = serializers.UUIDField(help_text="send it with the impressions' clicks and purchases")
     experiment = serializers.CharField()
-    arm = serializers.CharField()
+    arm = serializers.CharField(help_text='the arm served, or "interleaved" (both arms, team draft)')
+    teams = serializers.DictField(child=serializers.CharField(), required=False,
+                                  help_text='interleaved answers only: {"A": control arm, "B": other arm}')  # fmt: skip
     exposed = serializers.BooleanField(help_text="False when the user is outside the experiment (served control)")
     arm_probability = serializers.FloatField(help_text="probability that a random user is served this arm")
     items = RecommendedItem(many=True)
