@@ -21,7 +21,7 @@ def _running_with_verdicts() -> list[dict[str, Any]]:
     out = []
     for experiment in running.select_related("owner").order_by("-started_at")[:HOME_EXPERIMENTS]:
         results = experiment_results(experiment)
-        out.append({"experiment": experiment, "users": sum(arm["users"] for arm in results["arms"]),
+        out.append({"experiment": experiment, "users": presentation.exposed_users(results),
                     "badges": presentation.badges(results), "srm": results["srm"].get("mismatch", False)})  # fmt: skip
     return out
 

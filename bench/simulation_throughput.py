@@ -40,10 +40,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14, help="simulated days (default 14)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the simulated traffic")
+    parser.add_argument("--design", choices=["ab", "interleaving"], default="ab",
+                        help="an A/B test (default) or an interleaving experiment of the same two arms")  # fmt: skip
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL=postgres://...: this measures the PostgreSQL set-up.")
-    experiment = _prepare()
+    experiment = _prepare(args.design)
     started = time.perf_counter()
     simulation = queue_simulation(experiment, {"daily_users": args.users, "days": args.days, "seed": args.seed},
                                   send=False)  # fmt: skip
@@ -53,7 +55,7 @@ def main() -> None:
     if simulation.status != "succeeded":
         sys.exit(f"simulation failed: {simulation.error}\n{simulation.traceback}")
     events = Event.objects.filter(simulation=simulation).count()
-    print(f"\nSimulation throughput, PostgreSQL, in-process, {time.strftime('%Y-%m-%d %H:%M')} UTC, "
+    print(f"\nSimulation throughput ({args.design}), PostgreSQL, in-process, {time.strftime('%Y-%m-%d %H:%M')} UTC, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'sessions':>10}{'impressions':>13}{'events':>12}{'clicks':>9}{'seconds':>10}{'impressions/s':>15}")
     print(f"{simulation.sessions:>10,}{simulation.impressions:>13,}{events:>12,}{simulation.clicks:>9,}"
@@ -63,9 +65,10 @@ def main() -> None:
         delete_simulation(simulation)
 
 
-def _prepare() -> Experiment:
+def _prepare(design: str) -> Experiment:
     arms = [("control", f"{NAME}-popularity", "popularity", {}), ("knn", f"{NAME}-knn", "item_knn", {})]
-    return bench_experiment(NAME, "Simulation benchmark", held_out_retail(NAME), arms)
+    key = NAME if design == "ab" else f"{NAME}-{design}"
+    return bench_experiment(key, "Simulation benchmark", held_out_retail(NAME), arms, design=design)
 
 
 if __name__ == "__main__":

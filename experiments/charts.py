@@ -171,8 +171,37 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def interleaving_preference(results: dict[str, Any]) -> Figure:
+    """An interleaving experiment's preference Δ = (wins A - wins B) / sessions with its interval, on the
+    cumulative sessions at the end of each day (``results["interleaving"]["history"]``). Below zero
+    team B (the non-control arm) is preferred."""
+    block = results["interleaving"]
+    looks = block["history"]
+    days = [look["day"] for look in looks]
+    colour = _colour(1)
+    level = f"{block['confidence']:.0%}" if block.get("confidence") else "95%"
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_high"] for look in looks], "line": {"width": 0},
+         "showlegend": False, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_low"] for look in looks], "fill": "tonexty",
+         "fillcolor": _rgba(colour, 0.18), "line": {"width": 0}, "name": f"{level} interval"},
+        {"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["delta"] for look in looks],
+         "name": f"Δ ({block['team_a']} preferred above 0, {block['team_b']} below)", "line": {"color": colour},
+         "customdata": [[look["sessions"], look["p_value"]] for look in looks],
+         "hovertemplate": "Δ %{y:+.3f}<br>%{customdata[0]} sessions, p = %{customdata[1]:.3g}<extra></extra>"},
+    ]  # fmt: skip
+    layout = _layout("Interleaving preference Δ over time (cumulative sessions)", "Δ = (wins A - wins B) / sessions",
+                     y_format="+.2f", xaxis=_day_axis(data),
+                     shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+                              "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
 def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
-    """Every chart of the results dashboard, keyed by the element id that shows it."""
+    """Every chart of the results dashboard, keyed by the element id that shows it (an interleaving
+    experiment has one: its preference over time; the A/B charts would be empty or misleading)."""
+    if results.get("interleaving"):
+        return {"chart-interleaving": interleaving_preference(results)}
     return {
         "chart-cumulative-ctr": cumulative_ctr(results),
         "chart-lift": lift_over_time(results),

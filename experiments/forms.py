@@ -28,6 +28,10 @@ class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=200)
     hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
                                  help_text="what you expect to happen and why")  # fmt: skip
+    design = forms.ChoiceField(
+        choices=Experiment.Design.choices, initial=Experiment.Design.AB, required=False,
+        help_text="interleaving blends exactly two arms' rankings into one list per request (control = team A)",
+    )  # fmt: skip
     surface = forms.ChoiceField(choices=Experiment.Surface.choices)
     traffic_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
                                        help_text="share of eligible users who enter the experiment")  # fmt: skip
@@ -52,6 +56,7 @@ class ExperimentForm(forms.Form):
     def spec(self, arms: list[ArmSpec]) -> ExperimentSpec:
         data = dict(self.cleaned_data)
         data["layer"] = data["layer"] or ""
+        data["design"] = data.get("design") or Experiment.Design.AB
         return ExperimentSpec(arms=arms, **data)
 
     def add_service_errors(self, errors: Mapping[str, str]) -> None:
@@ -106,5 +111,6 @@ class PlanForm(forms.Form):
     expected_daily_users = forms.IntegerField(required=False, min_value=1)
     traffic_percent = forms.FloatField(required=False, min_value=0, max_value=100)
     arms = forms.IntegerField(required=False, min_value=2, max_value=MAX_ARMS)
+    design = forms.ChoiceField(choices=Experiment.Design.choices, required=False)
     alpha = forms.FloatField(required=False, min_value=0, max_value=0.5)
     power = forms.FloatField(required=False, min_value=0, max_value=1)

@@ -438,3 +438,62 @@ class CupedRollup(models.Model):
 
     def __str__(self) -> str:
         return f"CUPED {self.metric} of {self.arm_id}"
+
+
+# ---- interleaving (see experiments.services.interleaving_rollups) ------------------------
+
+
+class InterleavingState(models.Model):
+    """How far an interleaving experiment's sessions have folded: the last event id counted, and the
+    clicks that could not be credited (no interleaved list of that request holds the item)."""
+
+    experiment = models.OneToOneField(Experiment, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    event_watermark = models.BigIntegerField(default=0)
+    uncredited_clicks = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} interleaving folded to event {self.event_watermark}"
+
+
+class InterleavingSession(models.Model):
+    """One served interleaved list (a request) and the clicks credited to each team so far.
+
+    Team A is the control arm, team B the other arm. `shown` is the number of impressions (the
+    list's length); `day` the UTC day it was served.
+    """
+
+    request_id = models.UUIDField(primary_key=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
+    simulated = models.BooleanField(default=False)
+    day = models.DateField()
+    shown = models.PositiveSmallIntegerField(default=0)
+    clicks_a = models.IntegerField(default=0)
+    clicks_b = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["experiment", "day"], name="interleaving_session_day")]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}: A {self.clicks_a}, B {self.clicks_b}"
+
+
+class InterleavingDaily(models.Model):
+    """Sessions of one UTC day (live or simulated) and their outcomes: won by A, won by B, tied."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    simulated = models.BooleanField(default=False)
+    sessions = models.BigIntegerField(default=0)
+    wins_a = models.BigIntegerField(default=0)
+    wins_b = models.BigIntegerField(default=0)
+    ties = models.BigIntegerField(default=0)
+    clicks_a = models.BigIntegerField(default=0, help_text="clicks credited to team A in the day's sessions")
+    clicks_b = models.BigIntegerField(default=0, help_text="clicks credited to team B in the day's sessions")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "day", "simulated"], name="interleaving_daily_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} {self.day}: A {self.wins_a}, B {self.wins_b}, ties {self.ties}"

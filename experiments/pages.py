@@ -24,7 +24,7 @@ from experiments.forms import (
     trained_variant_choices,
 )
 from experiments.models import Experiment, SimulationRun
-from experiments.planning import plan_experiment
+from experiments.planning import plan_experiment, plan_interleaving
 from experiments.services.lifecycle import (
     TRANSITIONS,
     ArmSpec,
@@ -140,6 +140,8 @@ def plan(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400)
     data = form.cleaned_data
     arms = data["arms"] or 2
+    if data["design"] == Experiment.Design.INTERLEAVING:
+        return _interleaving_plan_answer(data)
     try:
         result = plan_experiment(
             data["baseline_rate"], data["minimum_detectable_effect"], weights=[1.0] * arms,
@@ -152,10 +154,33 @@ def plan(request: HttpRequest) -> JsonResponse:
                          "treatment_rate": result.treatment_rate, "arms": result.arms})  # fmt: skip
 
 
+def _interleaving_plan_answer(data: dict[str, Any]) -> JsonResponse:
+    """The power calculator's answer for an interleaving experiment: sessions, not users per arm."""
+    try:
+        result = plan_interleaving(
+            data["baseline_rate"], data["minimum_detectable_effect"], daily_users=data["expected_daily_users"],
+            traffic_percent=data["traffic_percent"] or 100.0, alpha=data["alpha"] or 0.05, power=data["power"] or 0.8,
+        )  # fmt: skip
+    except StatisticError as error:
+        return JsonResponse({"errors": {"__all__": [str(error)]}}, status=400)
+    return JsonResponse({"design": "interleaving", "sessions": result.sessions, "decided": result.decided,
+                         "share_b": result.share_b, "days": result.days})  # fmt: skip
+
+
 def experiment_plan(experiment: Experiment) -> Any:
-    """The experiment's own plan from its planning fields, or None when they are incomplete."""
+    """The experiment's own plan from its planning fields (an InterleavingPlan for an interleaving
+    experiment), or None when they are incomplete or impossible."""
     if not experiment.baseline_rate or not experiment.minimum_detectable_effect:
         return None
+    if experiment.design == Experiment.Design.INTERLEAVING:
+        try:
+            return plan_interleaving(
+                experiment.baseline_rate, experiment.minimum_detectable_effect,
+                daily_users=experiment.expected_daily_users, traffic_percent=experiment.traffic_percent or 100.0,
+                alpha=experiment.alpha, power=experiment.power,
+            )  # fmt: skip
+        except StatisticError:
+            return None
     weights = [arm.weight for arm in experiment.arms.all()] or [1.0, 1.0]
     try:
         return plan_experiment(

@@ -8,6 +8,8 @@ detecting, the users expected per day and the share of them that enters the expe
     days        = ceil(total_users / (daily_users x traffic_percent / 100))
 
 With unequal weights the smallest arm sets the pace; ``days`` then uses the smallest arm's share.
+
+Interleaving experiments are planned in sessions instead (``plan_interleaving``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from experiments.interleaving import InterleavingError, sessions_for_power
 from experiments.stats import InvalidParameterError, sample_size_proportions
 
 
@@ -62,5 +65,62 @@ def plan_experiment(
         baseline=size.baseline, mde_relative=size.mde_relative, treatment_rate=size.treatment_rate,
         alpha=size.alpha, power=size.power, arms=len(weights), n_per_arm=size.n_per_arm,
         total_users=size.n_per_arm * len(weights), daily_users=daily_users, traffic_percent=traffic_percent,
+        days=days,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InterleavingPlan:
+    """Sessions (served interleaved lists) an interleaving experiment needs; see `plan_interleaving`."""
+
+    baseline: float
+    mde_relative: float
+    alpha: float
+    power: float
+    share_b: float
+    sessions: int
+    decided: int
+    daily_users: int | None
+    traffic_percent: float
+    days: int | None
+
+
+def plan_interleaving(
+    baseline: float,
+    mde_relative: float,
+    *,
+    daily_users: int | None = None,
+    traffic_percent: float = 100.0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> InterleavingPlan:
+    """Sessions for the sign test of an interleaving experiment (`interleaving.sessions_for_power`).
+
+    Interleaving is planned in sessions, not users per arm: every exposed request shows both arms.
+    The inputs are read as: `baseline` = the share of sessions with a click, `mde_relative` = how
+    much more B's items attract clicks than A's in the same slots. With one deciding click per
+    clicked session, A wins a session with p_A = baseline / (2 + mde) and B with
+    p_B = baseline (1 + mde) / (2 + mde) (the rest tie), so B's share of decided sessions is
+    (1 + mde) / (2 + mde). days = ceil(sessions / (daily_users x traffic_percent / 100)), counting one
+    session per user and day (users who come back make it shorter). Raises StatisticError on bad input.
+    """
+    if not 0 < traffic_percent <= 100:
+        raise InvalidParameterError(f"traffic_percent must lie in (0, 100], got {traffic_percent}")
+    if daily_users is not None and daily_users < 1:
+        raise InvalidParameterError(f"daily_users must be at least 1, got {daily_users}")
+    if not (0 < baseline < 1 and mde_relative > 0):
+        raise InvalidParameterError(
+            "for interleaving give the share of sessions with a click (strictly between 0 and 1) and a positive "
+            f"relative effect; got {baseline} and {mde_relative}"
+        )
+    try:
+        size = sessions_for_power(baseline / (2 + mde_relative), baseline * (1 + mde_relative) / (2 + mde_relative),
+                                  alpha=alpha, power=power)  # fmt: skip
+    except InterleavingError as error:
+        raise InvalidParameterError(str(error)) from None
+    days = math.ceil(size.sessions / (daily_users * traffic_percent / 100)) if daily_users is not None else None
+    return InterleavingPlan(
+        baseline=baseline, mde_relative=mde_relative, alpha=alpha, power=power, share_b=1 - size.share_a,
+        sessions=size.sessions, decided=size.decided, daily_users=daily_users, traffic_percent=traffic_percent,
         days=days,
     )  # fmt: skip

@@ -42,7 +42,11 @@ def _percent(value: float | None) -> str:
 
 
 def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) -> list[Badge]:
-    """One badge per treatment arm (see the module docstring for the rules)."""
+    """One badge per treatment arm (see the module docstring for the rules); for an interleaving
+    experiment one badge for team B against team A (`interleaving_badge`, `planned_users_per_arm` read
+    as the planned sessions)."""
+    if results.get("interleaving"):
+        return [interleaving_badge(results["interleaving"], planned_users_per_arm)]
     metric = results["primary_metric"]
     label = METRIC_LABELS.get(metric, metric)
     users = {arm["name"]: arm["users"] for arm in results["arms"]}
@@ -73,6 +77,42 @@ def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) ->
             reason = f"{label}: {lift}; no significant difference ({basis}, p = {p_value:.3g})"
             out.append(Badge(arm, INCONCLUSIVE, LABELS[INCONCLUSIVE], reason))
     return out
+
+
+def _interval(values: list[float] | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "–" if values is None else f"[{values[0] * scale:+.{digits}f}, {values[1] * scale:+.{digits}f}]"
+
+
+def interleaving_badge(block: dict[str, Any], planned_sessions: int | None = None) -> Badge:
+    """Team B (the non-control arm) against team A: winning / losing when the sign test is significant
+    (p < alpha) by the side that won more sessions; needs more data before any decided session, or
+    when not significant with fewer sessions than planned; else inconclusive."""
+    arm_b = block["team_b"]
+    if block["share_a"] is None:
+        reason = f"no session has been won by either arm yet ({block['sessions']:,} sessions, all tied)"
+        return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
+    summary = (
+        f"{arm_b} won {block['wins_b']:,} and {block['team_a']} {block['wins_a']:,} of {block['sessions']:,} sessions "
+        f"({block['ties']:,} ties); Δ = {block['delta']:+.3f} {_interval(block['delta_interval'])}"
+    )
+    if block["preferred"] is not None:
+        kind = WINNING if block["preferred"] == "B" else LOSING
+        reason = f"{summary}; sign test p = {block['p_value']:.3g} < {block['alpha']:g}"
+        return Badge(arm_b, kind, LABELS[kind], reason)
+    if planned_sessions and block["sessions"] < planned_sessions:
+        reason = (f"{summary}; not significant (p = {block['p_value']:.3g}) with {block['sessions']:,} of the "
+                  f"{planned_sessions:,} sessions the plan needs")  # fmt: skip
+        return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
+    return Badge(arm_b, INCONCLUSIVE, LABELS[INCONCLUSIVE], f"{summary}; no significant preference (p = "
+                 f"{block['p_value']:.3g})")  # fmt: skip
+
+
+def exposed_users(results: dict[str, Any]) -> int:
+    """Users exposed to the experiment: the arms' users added up, or for an interleaving experiment
+    (every exposed user sees both arms) its own count."""
+    if results.get("interleaving"):
+        return int(results["exposed_users"])
+    return sum(int(arm["users"]) for arm in results["arms"])
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,3 +173,33 @@ def export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     row["verdict"] = comp["verdict"]
             rows.append(row)
     return rows
+
+
+INTERLEAVING_EXPORT_COLUMNS = (
+    "experiment", "day", "team_a", "team_b", "sessions", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b",
+    "delta", "delta_ci_low", "delta_ci_high", "p_value", "verdict",
+)  # fmt: skip
+
+
+def interleaving_export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """An interleaving experiment's CSV: one row per day with the counts and the test as of the end of
+    that day (cumulative), then a row "all" with the totals and the verdict."""
+    block = results["interleaving"]
+    common = {"experiment": results["experiment"], "team_a": block["team_a"], "team_b": block["team_b"]}
+    rows = [
+        {**common, **{name: look[name] for name in INTERLEAVING_EXPORT_COLUMNS if name in look},
+         "delta_ci_low": look["ci_low"], "delta_ci_high": look["ci_high"], "verdict": None}
+        for look in block["history"]
+    ]  # fmt: skip
+    interval = block["delta_interval"] or [None, None]
+    rows.append({**common, **{name: block[name] for name in INTERLEAVING_EXPORT_COLUMNS[4:10]}, "day": "all",
+                 "delta": block["delta"], "delta_ci_low": interval[0], "delta_ci_high": interval[1],
+                 "p_value": block["p_value"], "verdict": block["verdict"]})  # fmt: skip
+    return rows
+
+
+def export_table(results: dict[str, Any]) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """(columns, rows) of the results' CSV export for the experiment's design."""
+    if results.get("interleaving"):
+        return INTERLEAVING_EXPORT_COLUMNS, interleaving_export_rows(results)
+    return EXPORT_COLUMNS, export_rows(results)

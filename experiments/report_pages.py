@@ -40,17 +40,19 @@ def _traffic(request: HttpRequest) -> str:
 def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, Any]:
     results = experiment_results(experiment, traffic=traffic)
     plan = experiment_plan(experiment)
+    interleaving = results.get("interleaving")
+    planned = (plan.sessions if interleaving else plan.n_per_arm) if plan else None
     return {
         "experiment": experiment,
         "results": results,
         "plan": plan,
-        "badges": presentation.badges(results, plan.n_per_arm if plan else None),
+        "badges": presentation.badges(results, planned),
         "rows": presentation.summary_rows(results),
         "figures": [
             {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(results).items()
         ],
         "metric_label": presentation.METRIC_LABELS.get(results["primary_metric"], results["primary_metric"]),
-        "has_traffic": any(arm["users"] for arm in results["arms"]),
+        "has_traffic": interleaving["sessions"] > 0 if interleaving else any(arm["users"] for arm in results["arms"]),
         "traffic": traffic,
         "traffic_choices": [("all", "All traffic"), ("live", "Live"), ("simulated", "Simulated")],
     }
@@ -99,13 +101,14 @@ def report(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def export_csv(request: HttpRequest, key: str) -> HttpResponse:
-    """One row per arm x metric (see presentation.EXPORT_COLUMNS)."""
+    """One row per arm x metric (presentation.EXPORT_COLUMNS); for interleaving one per day and a total."""
     experiment = experiment_or_404(key)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
-    writer = csv.DictWriter(response, fieldnames=presentation.EXPORT_COLUMNS)
+    columns, rows = presentation.export_table(experiment_results(experiment, traffic=_traffic(request)))
+    writer = csv.DictWriter(response, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(presentation.export_rows(experiment_results(experiment, traffic=_traffic(request))))
+    writer.writerows(rows)
     return response
 
 

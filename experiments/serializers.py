@@ -25,7 +25,7 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
     class Meta:
         model = Experiment
         fields = [
-            "key", "name", "hypothesis", "owner", "surface", "status", "traffic_percent", "layer",
+            "key", "name", "hypothesis", "owner", "design", "surface", "status", "traffic_percent", "layer",
             "layer_share_percent", "layer_start", "layer_end", "primary_metric", "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
             "power", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
@@ -48,6 +48,10 @@ class ExperimentInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     arms = ArmInput(many=True)
     hypothesis = serializers.CharField(required=False, allow_blank=True)
+    design = serializers.ChoiceField(
+        choices=Experiment.Design.choices, required=False,
+        help_text="ab, interleaving (exactly two arms: control = team A, the other = team B) or bandit",
+    )  # fmt: skip
     surface = serializers.CharField(required=False)
     traffic_percent = serializers.FloatField(required=False)
     layer = serializers.CharField(required=False, allow_blank=True)
@@ -97,12 +101,17 @@ class RecommendedItem(serializers.Serializer[Any]):
     item_id = serializers.CharField()
     score = serializers.FloatField()
     position = serializers.IntegerField()
+    team = serializers.ChoiceField(choices=["A", "B"], required=False,
+                                   help_text="interleaved answers only: the contributing team")  # fmt: skip
+    arm = serializers.CharField(required=False, help_text="interleaved answers only: the contributing arm's name")
 
 
 class RecommendationAnswer(serializers.Serializer[Any]):
     request_id = serializers.UUIDField(help_text="send it with the impressions' clicks and purchases")
     experiment = serializers.CharField()
-    arm = serializers.CharField()
+    arm = serializers.CharField(help_text='the arm served, or "interleaved" (both arms, team draft)')
+    teams = serializers.DictField(child=serializers.CharField(), required=False,
+                                  help_text='interleaved answers only: {"A": control arm, "B": other arm}')  # fmt: skip
     exposed = serializers.BooleanField(help_text="False when the user is outside the experiment (served control)")
     arm_probability = serializers.FloatField(help_text="probability that a random user is served this arm")
     items = RecommendedItem(many=True)

@@ -40,7 +40,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 TEXT_FIELDS = ("name", "hypothesis")
 DRAFT_FIELDS = (
-    "name", "hypothesis", "surface", "traffic_percent", "layer", "layer_share_percent", "primary_metric",
+    "name", "hypothesis", "design", "surface", "traffic_percent", "layer", "layer_share_percent", "primary_metric",
     "secondary_metrics", "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users",
     "alpha", "power",
 )  # fmt: skip
@@ -72,6 +72,7 @@ class ExperimentSpec:
     name: str
     arms: Sequence[ArmSpec]
     hypothesis: str = ""
+    design: str = Experiment.Design.AB
     surface: str = Experiment.Surface.RECOMMENDATIONS
     traffic_percent: float = 100.0
     layer: str = ""
@@ -98,6 +99,7 @@ def create_experiment(spec: ExperimentSpec, owner: User) -> Experiment:
         errors["key"] = f"an experiment with the key {spec.key!r} exists already"
     arms, arm_errors = _resolve_arms(spec.arms)
     errors.update(arm_errors)
+    errors.update(design_arm_errors(spec.design, len(spec.arms)))
     if errors:
         raise ExperimentError(errors)
     try:
@@ -147,6 +149,8 @@ def update_experiment(
         if arms is not None:
             resolved, arm_errors = _resolve_arms(arms)
             errors.update(arm_errors)
+        design = changes.get("design", experiment.design)
+        errors.update(design_arm_errors(design, len(arms) if arms is not None else experiment.arms.count()))
         if errors:
             raise ExperimentError(errors)
         for name, value in _clean(changes).items():
@@ -196,6 +200,7 @@ def _prepare_start(experiment: Experiment) -> None:
     problems: list[str] = []
     if len(arms) < 2:
         problems.append("an experiment needs at least two arms")
+    problems.extend(design_arm_errors(experiment.design, len(arms)).values())
     if sum(1 for arm in arms if arm.is_control) != 1:
         problems.append("exactly one arm must be the control")
     if sum(arm.weight for arm in arms) <= 0:
@@ -303,10 +308,22 @@ def _audit(
     )  # fmt: skip
 
 
+def design_arm_errors(design: str, arm_count: int) -> dict[str, str]:
+    """The arm-count rule of a design: an interleaving experiment blends exactly two rankers, the
+    control (team A) and one other arm (team B)."""
+    if design == Experiment.Design.INTERLEAVING and arm_count != 2:
+        return {
+            "arms": f"an interleaving experiment has exactly two arms (control = A, the other = B), got {arm_count}"
+        }
+    return {}
+
+
 def _validate_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     if "name" in fields and not str(fields["name"] or "").strip():
         errors["name"] = "give the experiment a name"
+    if "design" in fields and fields["design"] not in Experiment.Design.values:
+        errors["design"] = f"use one of {', '.join(Experiment.Design.values)}"
     if fields.get("surface") not in Experiment.Surface.values:
         errors["surface"] = f"use one of {', '.join(Experiment.Surface.values)}"
     _check_range(errors, fields, "traffic_percent", 0, 100, inclusive_low=True)

@@ -43,6 +43,7 @@ from django.db.models import Sum
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
 from experiments.services.cuped import covariate_samples
+from experiments.services.interleaving import teams
 from experiments.services.rollups import fold
 from experiments.stats import (
     CovariateSample,
@@ -269,6 +270,16 @@ def _cuped(
             "correlation": adjusted.correlation}, None  # fmt: skip
 
 
+def _as_of(state: RollupState | None) -> dict[str, Any]:
+    """How far the rollups have folded (the results are as of then)."""
+    return {
+        "event_watermark": state.event_watermark if state else 0,
+        "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
+        "folded_events": state.folded_events if state else 0,
+        "unattributed_events": state.unattributed_events if state else 0,
+    }
+
+
 def _verdict(effect: float, p_value: float, alpha: float) -> str:
     if p_value >= alpha:
         return NO_DIFFERENCE
@@ -295,6 +306,8 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     _traffic_filter(traffic)
     if fold_first:
         fold(experiment.pk)
+    if experiment.design == Experiment.Design.INTERLEAVING:
+        return _interleaving_results(experiment, traffic)
     arms = list(experiment.arms.order_by("position", "pk"))
     row_of = _arm_rows(experiment, arms, traffic)
     state = RollupState.objects.filter(pk=experiment.pk).first()
@@ -361,17 +374,13 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
 
     return _finite({
         "experiment": experiment.key,
+        "design": experiment.design,
         "status": experiment.status,
         "source": experiment.source,
         "primary_metric": experiment.primary_metric,
         "alpha": experiment.alpha,
         "traffic": traffic,
-        "as_of": {
-            "event_watermark": state.event_watermark if state else 0,
-            "folded_at": state.folded_at.isoformat() if state and state.folded_at else None,
-            "folded_events": state.folded_events if state else 0,
-            "unattributed_events": state.unattributed_events if state else 0,
-        },
+        "as_of": _as_of(state),
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
         "daily": _daily(experiment, arms, traffic),
         "lift_history": _lift_history(experiment, arms, traffic),
@@ -379,4 +388,47 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         "multiple_testing": multiple_testing,
         "srm": srm,
         "warnings": warnings,
+    })  # fmt: skip
+
+
+def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any]:
+    """An interleaving experiment's results: the A/B keys with nothing A/B-only in them (no per-arm user
+    metrics, comparisons or SRM check: every exposed user sees both arms) and the `interleaving` block
+    (experiments.services.interleaving_results)."""
+    from experiments.services.interleaving_results import interleaving_block
+
+    block = interleaving_block(experiment, _traffic_filter(traffic))
+    state = RollupState.objects.filter(pk=experiment.pk).first()
+    # Every exposed user sees both arms; the A/B fold counts them all under the control (their exposure's arm).
+    exposed = ArmRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic)).aggregate(
+        users=Sum("exposed_users")
+    )["users"]
+    warnings = []
+    if block["uncredited_clicks"]:
+        warnings.append(f"{block['uncredited_clicks']:,} clicks named an item their request did not show and were "
+                        "not credited")  # fmt: skip
+    arms = [
+        {"name": arm.name, "is_control": arm.is_control, "weight": arm.weight, "team": team,
+         "sessions_won": block[f"wins_{team.lower()}"], "clicks_credited": block[f"clicks_{team.lower()}"]}
+        for team, arm in zip(("A", "B"), teams(list(experiment.arms.all())), strict=True)
+    ]  # fmt: skip
+    return _finite({
+        "experiment": experiment.key,
+        "design": experiment.design,
+        "status": experiment.status,
+        "source": experiment.source,
+        "primary_metric": experiment.primary_metric,
+        "alpha": experiment.alpha,
+        "traffic": traffic,
+        "as_of": _as_of(state),
+        "exposed_users": int(exposed or 0),
+        "arms": arms,
+        "daily": {},
+        "lift_history": {},
+        "comparisons": [],
+        "multiple_testing": {"method": "holm", "alpha": experiment.alpha, "tests": []},
+        "srm": {"error": "not applicable: every exposed user of an interleaving experiment sees both arms",
+                "mismatch": False},
+        "warnings": warnings,
+        "interleaving": block,
     })  # fmt: skip

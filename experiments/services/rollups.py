@@ -335,6 +335,9 @@ def fold(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHU
         if not more:
             if events or exposures:
                 refresh_covariates(experiment_id)  # CUPED's sums follow the rollups they join
+            from experiments.services.interleaving_rollups import fold_sessions  # imports this module
+
+            fold_sessions(experiment_id, lag=lag, chunk=chunk)  # a no-op unless the design is interleaving
             return FoldResult(experiment_id, events, unattributed, exposures, step.event_watermark,
                               step.exposure_watermark)  # fmt: skip
 
@@ -348,6 +351,9 @@ def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOL
         RollupState.objects.filter(pk=experiment_id).update(
             event_watermark=0, exposure_watermark=0, folded_events=0, unattributed_events=0, folded_at=None
         )
+        from experiments.services.interleaving_rollups import reset_sessions
+
+        reset_sessions(experiment_id)
     return fold(experiment_id, lag=lag, chunk=chunk)
 
 

@@ -5,7 +5,8 @@ the probability of being served that arm), the user's exposure the first time th
 served an arm of the experiment, and one impression event per returned item (event id
 "imp:<request_id>:<position>", so the shop must not send those impressions again).
 Users outside the experiment's traffic, and everyone while it is paused or stopped, get
-the control arm and are marked as not exposed.
+the control arm and are marked as not exposed. Exposed users of a running interleaving
+experiment get one team-draft list of both arms instead (experiments/services/interleaving.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class _Config:
     experiment_id: int
     key: str
     status: str
+    design: str
     salt: str
     allocation: bucketing.Allocation
     arms: tuple[Arm, ...]
@@ -81,6 +83,10 @@ def serve(
         raise ServingError(f"{config.key} is {config.status}: only started experiments serve traffic.")
     assignment = bucketing.assign(config.allocation, config.salt, user_id)
     exposed = config.status == Experiment.Status.RUNNING and assignment.in_experiment
+    if exposed and config.design == Experiment.Design.INTERLEAVING:
+        from experiments.services.interleaving import serve_interleaved  # imports this module
+
+        return serve_interleaved(config, user_id, k, query, assignment.bucket, log or write_log)
     index = assignment.arm if exposed and assignment.arm is not None else config.control
     arm = config.arms[index]
     probability = _probability(config, index)
@@ -190,6 +196,7 @@ def _config(experiment: Experiment | str) -> _Config:
         experiment_id=experiment.pk,
         key=experiment.key,
         status=experiment.status,
+        design=experiment.design,
         salt=experiment.salt,
         allocation=allocation_of(experiment, arms),
         arms=arms,
@@ -217,10 +224,17 @@ def _probability(config: _Config, index: int) -> float:
     the users outside the experiment (they are served the control too). 1.0 when not running."""
     if config.status != Experiment.Status.RUNNING:
         return 1.0
+    if config.design == Experiment.Design.INTERLEAVING:  # exposed users all get the interleaved list instead
+        return 1 - interleaved_probability(config)
     share = bucketing.assignment_probability(config.allocation, index)
     if index == config.control:
         share += 1 - config.allocation.entry_count / bucketing.BUCKETS
     return share
+
+
+def interleaved_probability(config: _Config) -> float:
+    """P(a random user is served the interleaved list of a running interleaving experiment): its entry share."""
+    return config.allocation.entry_count / bucketing.BUCKETS
 
 
 def clear_cache() -> None:

@@ -8,6 +8,9 @@ batches by `BatchScorer` as `Recommender.recommend` would); the day's served req
 exposures and impression, click, add-to-cart and purchase events are then written in bulk
 (`simulation_storage`: COPY on PostgreSQL, through the ingestion path's `copy_events`), each
 pointing to the run. The Django-free core (`experiments.simulation`) draws the outcomes.
+On an interleaving experiment every simulated shopper in the experiment gets the team-draft list
+of both arms (`run(..., interleaved=True)`); each impression and click is stored with the arm
+that contributed its item, and the fold credits the clicks as for live traffic.
 
 A run can be cancelled (`cancel_simulation`): queued, it never starts; running, it stops
 before its next day with status "cancelled" and keeps the days it stored. `simulation_http`
@@ -30,6 +33,7 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services.interleaving import teams
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation_storage import DayQueue, RunWriter
@@ -152,18 +156,24 @@ def _simulate(simulation: SimulationRun) -> None:
     data, shoppers = load_shoppers(experiment)
     config = SimulationConfig(**simulation.config)
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
-    scorers = [BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     allocation = allocation_of(experiment, arms)
+    interleaved = experiment.design == Experiment.Design.INTERLEAVING
+    if interleaved:
+        # Engine arm 0 is team A (the control), arm 1 team B; the served request and exposure hold A, as
+        # when serving (services/interleaving.py), and every exposed user has the interleaved list's probability.
+        arms = teams(arms)
+        probabilities = [allocation.entry_count / bucketing.BUCKETS] * 2
+    else:
+        probabilities = [bucketing.assignment_probability(allocation, a) for a in range(len(arms))]
+    scorers = [BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     rows = SimulationRun.objects.filter(pk=simulation.pk)
-    writer = RunWriter.build(
-        simulation.pk, experiment.pk, [arm.pk for arm in arms],
-        [bucketing.assignment_probability(allocation, a) for a in range(len(arms))], config.k,
-        data.user_ids, data.item_ids,
-    )  # fmt: skip
+    writer = RunWriter.build(simulation.pk, experiment.pk, [arm.pk for arm in arms], probabilities, config.k,
+                             data.user_ids, data.item_ids)  # fmt: skip
 
     def assign(user_ids: np.ndarray) -> np.ndarray:
         # The shopper's own id decides the arm, as it would on a live request: same seed, same traffic.
-        return bucketing.assign_many(allocation, experiment.salt, user_ids).arm
+        arm = bucketing.assign_many(allocation, experiment.salt, user_ids).arm
+        return np.where(arm >= 0, 0, -1) if interleaved else arm
 
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
         return scorers[arm](users, queries, config.k)
@@ -176,7 +186,7 @@ def _simulate(simulation: SimulationRun) -> None:
 
     with DayQueue(writer.store) as days:
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
-                     on_batch=days.put, keep_outcomes=False)  # fmt: skip
+                     on_batch=days.put, keep_outcomes=False, interleaved=interleaved)  # fmt: skip
     rows.update(message="folding the rollups")
     fold(experiment.pk, lag=timedelta(0))
     totals = result.arms

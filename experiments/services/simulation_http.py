@@ -128,6 +128,10 @@ def run_http_simulation(
     """Simulate `settings` (as for `queue_simulation`) through the HTTP API at `url` (see the module docstring)."""
     scheme, host, port = loopback_target(url)
     check_simulation(experiment, settings)
+    if experiment.design == Experiment.Design.INTERLEAVING:
+        raise SimulationRefused(
+            "--http does not simulate interleaving experiments yet (the server blends the lists); simulate in-process"
+        )
     if not token:
         raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
     data, shoppers = load_shoppers(experiment)

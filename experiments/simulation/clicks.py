@@ -84,12 +84,16 @@ def outcomes(
     recommended_items: npt.ArrayLike,
     arm_of_session: npt.ArrayLike,
     rng: np.random.Generator,
+    arm_of_slot: npt.ArrayLike | None = None,
 ) -> Outcomes:
     """Draw the outcome of every shown item (see the module docstring for the model).
 
     `recommended_items` is (len(sessions), width) of item indices, best first; -1 marks an
     empty slot (fewer items than the width, or a session outside the experiment), which is
     not an impression. `arm_of_session` has one arm index per session (-1 = none).
+    `arm_of_slot` (same shape as `recommended_items`), when given, names the arm of each shown
+    item instead: in an interleaved list the arm that contributed it, whose lift L_g applies and
+    which `Outcomes.arm` reports.
     """
     recommended = np.asarray(recommended_items, dtype=np.int64)
     arms = np.asarray(arm_of_session, dtype=np.int64)
@@ -103,7 +107,13 @@ def outcomes(
 
     session, column = np.nonzero(recommended >= 0)
     items = recommended[session, column]
-    arm = arms[session]
+    if arm_of_slot is None:
+        arm = arms[session]
+    else:
+        slots = np.asarray(arm_of_slot, dtype=np.int64)
+        if slots.shape != recommended.shape:
+            raise SimulationError(f"arm_of_slot must have shape {recommended.shape}, got {slots.shape}")
+        arm = slots[session, column]
     attractive = shoppers.attractiveness(sessions.user[session], items, config)
     lift = np.where(arm == config.injected_arm, config.lift, 1.0)
     p_click = examination(recommended.shape[1], config.eta)[column] * np.minimum(1.0, attractive * lift)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from experiments.interleaving import random_coins, team_draft_many
+
 from .clicks import Outcomes, outcomes
 from .config import SimulationConfig, SimulationError
 from .preferences import FloatArray, IntArray, Shoppers
@@ -27,6 +29,8 @@ __all__ = ["ArmSummary", "Assign", "DayBatch", "Progress", "RecommendBatch", "Si
 
 OUTCOMES_STREAM = 2
 """Second word of the seed sequence of each day's outcome draws: (seed, OUTCOMES_STREAM, day)."""
+TEAM_DRAFT_STREAM = 3
+"""Second word of the seed of each day's team-draft coins (interleaved runs): (seed, TEAM_DRAFT_STREAM, day)."""
 
 RecommendBatch = Callable[[int, IntArray, Sequence[str | None]], npt.ArrayLike]
 """(arm index, data user indices, their queries) -> item indices (n, ≤ k), best first, -1 = empty."""
@@ -95,7 +99,8 @@ class _Totals:
         self.revenue: FloatArray = np.zeros(0)
 
     def add(self, arm: IntArray, result: Outcomes) -> None:
-        size = max(self.counts.shape[1], int(arm.max(initial=-1)) + 1)
+        # Impressions may name an arm no session has (an interleaved run's sessions are all arm 0).
+        size = max(self.counts.shape[1], int(arm.max(initial=-1)) + 1, int(result.arm.max(initial=-1)) + 1)
         rows = [
             np.bincount(arm[arm >= 0], minlength=size),
             np.bincount(result.arm, minlength=size),
@@ -136,6 +141,7 @@ def run(
     on_batch: Callable[[DayBatch], None] | None = None,
     keep_outcomes: bool = True,
     deduplicate: bool = True,
+    interleaved: bool = False,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
@@ -146,6 +152,12 @@ def run(
     is asked once per distinct (user, query) of an arm's day and the list reused for the
     user's other sessions that day: right for deterministic recommenders (trained models);
     pass False for ones that randomise per request.
+
+    `interleaved`: an interleaving experiment of arms 0 (team A) and 1 (team B). `assign` then
+    returns 0 for every user in the experiment; each of their sessions is shown the team-draft
+    list (`interleaving.team_draft_many`, coins from the day's own stream) of both arms' lists,
+    and each impression's `Outcomes.arm` is the arm that contributed it (so the click model's
+    injected lift applies to the injected arm's items). `DayBatch.arm` stays 0 for those sessions.
     """
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
@@ -162,9 +174,12 @@ def run(
         positions = sessions.day_slice(day)
         batch = sessions.take(positions)
         arms = _assign(assign, shoppers.user_ids[batch.user])
+        if interleaved and (arms > 0).any():
+            raise SimulationError("an interleaved run assigns every user in the experiment to arm 0")
+        rankings: dict[int, IntArray] = {}
         recommended = np.full((len(batch), config.k), -1, dtype=np.int64)
-        for g in np.unique(arms[arms >= 0]).tolist():
-            rows = np.flatnonzero(arms == g)
+        for g in [0, 1] if interleaved and (arms >= 0).any() else np.unique(arms[arms >= 0]).tolist():
+            rows = np.flatnonzero(arms == (0 if interleaved else g))
             queries = [batch.query[r] for r in rows.tolist()]
             if deduplicate:
                 # One list per distinct (user, query) of the day: a day repeats its shoppers.
@@ -176,9 +191,15 @@ def run(
                 lists = _recommend(recommend_batch, g, users, [q for _, q in distinct], config.k)[inverse]
             else:
                 lists = _recommend(recommend_batch, g, batch.user[rows], queries, config.k)
-            recommended[rows, : lists.shape[1]] = lists
+            if interleaved:
+                rankings[g] = lists
+            else:
+                recommended[rows, : lists.shape[1]] = lists
+        slot_arm = None
+        if interleaved:
+            recommended, slot_arm = _team_draft(rankings, arms, config, day)
         rng = np.random.default_rng([config.seed, OUTCOMES_STREAM, day])
-        result = outcomes(config, shoppers, batch, recommended, arms, rng).shifted(positions.start)
+        result = outcomes(config, shoppers, batch, recommended, arms, rng, slot_arm).shifted(positions.start)
         arm_of_session[positions] = arms
         totals.add(arms, result)
         if keep_outcomes:
@@ -201,6 +222,22 @@ def run(
         cancelled=cancelled,
         arms=totals.summaries(),
     )
+
+
+def _team_draft(
+    rankings: dict[int, IntArray], arms: IntArray, config: SimulationConfig, day: int
+) -> tuple[IntArray, IntArray]:
+    """The day's shown lists and the arm of each slot for an interleaved run: team draft of arm 0's
+    and arm 1's rankings for the sessions in the experiment (arm 0), nothing for the others."""
+    recommended = np.full((len(arms), config.k), -1, dtype=np.int64)
+    slot_arm = np.full((len(arms), config.k), -1, dtype=np.int64)
+    rows = np.flatnonzero(arms == 0)
+    if len(rows):
+        coins = random_coins(len(rows), config.k, np.random.default_rng([config.seed, TEAM_DRAFT_STREAM, day]))
+        drafted = team_draft_many(rankings[0], rankings[1], config.k, coins)
+        recommended[rows] = drafted.items
+        slot_arm[rows] = drafted.team  # TEAM_A = 0 = arm 0, TEAM_B = 1 = arm 1, NO_TEAM = -1 = empty slot
+    return recommended, slot_arm
 
 
 def _assign(assign: Assign, user_ids: npt.NDArray[np.str_]) -> IntArray:

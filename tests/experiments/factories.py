@@ -45,7 +45,7 @@ def draft_experiment(owner: User, key: str = "recs-ab", **fields: object) -> Exp
     return create_experiment(spec, owner)
 
 
-def held_out_experiment(tmp_path: Path, key: str = "recs-ab") -> Experiment:
+def held_out_experiment(tmp_path: Path, key: str = "recs-ab", **fields: object) -> Experiment:
     """A started experiment, popularity against item-kNN, trained on the first 20,000 Online Retail lines
     minus the last 30 % of their time (held out: what simulated shoppers want)."""
     sample = tmp_path / "sample.csv"
@@ -56,4 +56,4 @@ def held_out_experiment(tmp_path: Path, key: str = "recs-ab") -> Experiment:
         variant = register_variant(VariantSpec(name, algorithm, dataset.name, {}))
         run_training(queue_training(variant, send=False).pk)
     pm = product_manager()
-    return transition(draft_experiment(pm, key), "start", pm)
+    return transition(draft_experiment(pm, key, **fields), "start", pm)

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from experiments.bucketing import Allocation, assign_many
+from experiments.interleaving import random_coins, team_draft_many
 from experiments.simulation import (
     DayBatch,
     SimulationConfig,
@@ -17,7 +18,7 @@ from experiments.simulation import (
     plan_sessions,
     run,
 )
-from experiments.simulation.engine import RecommendBatch
+from experiments.simulation.engine import TEAM_DRAFT_STREAM, RecommendBatch
 from recommenders.algorithms.base import IntArray
 from tests.experiments.simulation.data import popular_lists, retail_shoppers, toy_shoppers
 
@@ -237,3 +238,33 @@ def test_each_distinct_user_and_query_of_a_day_is_recommended_once_unless_told_o
     assert [len(users) for users, _ in calls] == [len(sessions.take(sessions.day_slice(d))) for d in range(2)]
     for f in fields(deduplicated.outcomes):
         assert np.array_equal(getattr(deduplicated.outcomes, f.name), getattr(every_session.outcomes, f.name))
+
+
+def test_an_interleaved_run_shows_team_draft_lists_and_credits_each_impression_to_its_arm() -> None:
+    config = SimulationConfig(daily_users=300, days=2, seed=3, injected_effect=0.5, injected_arm=1)
+    lists = {0: popular_lists, 1: oracle}
+    days: list[DayBatch] = []
+
+    def both(arm: int, users: IntArray, queries: Sequence[str | None]) -> IntArray:
+        return lists[arm](arm, users, queries)
+
+    result = run(config, retail_shoppers(), both, everyone_in_arm_zero, interleaved=True, on_batch=days.append)
+
+    shown = result.outcomes
+    assert set(np.unique(result.arm).tolist()) == {0}  # every session is in the experiment, as arm 0 (team A)
+    assert set(np.unique(shown.arm).tolist()) == {0, 1}  # impressions carry the arm that contributed them
+    for batch in days:
+        users = batch.sessions.user
+        coins = random_coins(len(users), config.k, np.random.default_rng([config.seed, TEAM_DRAFT_STREAM, batch.day]))
+        drafted = team_draft_many(popular_lists(0, users, []), oracle(1, users, []), config.k, coins)
+        own = batch.outcomes
+        local = own.session - batch.session_offset
+        assert np.array_equal(own.item, drafted.items[local, own.position - 1])
+        assert np.array_equal(own.arm, drafted.team[local, own.position - 1].astype(np.int64))
+    # The injected lift applies to arm 1's items only.
+    attractive = retail_shoppers().attractiveness(result.sessions.user[shown.session], shown.item, config)
+    lift = np.where(shown.arm == 1, 1.5, 1.0)
+    expected = examination(config.k, config.eta)[shown.position - 1] * np.minimum(1.0, attractive * lift)
+    assert np.allclose(shown.click_probability, expected)
+    with pytest.raises(SimulationError, match="assigns every user in the experiment to arm 0"):
+        run(config, retail_shoppers(), both, two_arms, interleaved=True)

@@ -1,0 +1,101 @@
+"""Results of an interleaving experiment, from its InterleavingDaily rows only (a row per day).
+
+The block (``interleaving_block``): sessions, sessions won by team A (the control) and by team
+B, ties, the clicks credited to each team, and the verdict of ``experiments.interleaving.
+interleaving_test`` on those counts: A's share of the decided sessions with its Wilson interval,
+Δ = (wins A - wins B) / sessions with its interval, the two-sided exact sign-test p value
+(ties left out of the test, counted in Δ) and a verdict:
+
+    "<B arm> wins" / "<A arm> wins"   p < alpha, by the side that won more sessions
+    "no significant difference"       p >= alpha
+    "not enough data"                 no session yet, or none decided (every session tied)
+
+``history`` repeats the test on the cumulative counts at the end of each day (the chart). The
+sign test is a fixed-horizon test: it is valid at the planned number of sessions, so the page
+says to decide there, not at the first day the p value dips below alpha.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Sum
+
+from experiments.interleaving import InterleavingError, Tally, interleaving_test
+from experiments.models import Experiment, InterleavingDaily, InterleavingState
+from experiments.services.interleaving import teams
+
+NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
+_NO_TEST = dict.fromkeys(("share_a", "share_a_interval", "delta", "delta_interval", "p_value", "confidence",
+                          "significant", "preferred", "test"))  # fmt: skip
+_SUMS = ("sessions", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b")
+EXPLANATION = (
+    "Interleaving (team draft): every exposed request gets one list built from both arms' rankings, like two "
+    "captains picking players: in each round a fair coin decides which arm picks first, then each arm adds its best "
+    "item not yet in the list. A click is credited to the arm that contributed the clicked item; a session (one "
+    "served list) is won by the arm with more credited clicks and tied otherwise, including sessions without clicks. "
+    "The verdict is a two-sided exact sign test of the share of decided sessions won by A against 1/2: tied "
+    "sessions carry no preference and are left out of the test, but they dilute Δ = (wins A - wins B) / sessions. "
+    "It is a fixed-horizon test: decide once the planned number of sessions is reached."
+)
+
+
+def _test(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any] | None:
+    """interleaving_test on the counts as a dict, or None when there is no session."""
+    try:
+        result = interleaving_test(Tally(counts["wins_a"], counts["wins_b"], counts["ties"]), alpha=experiment.alpha)
+    except InterleavingError:
+        return None
+    return {
+        "share_a": result.share_a,
+        "share_a_interval": list(result.share_a_interval) if result.share_a_interval else None,
+        "delta": result.delta,
+        "delta_interval": list(result.delta_interval) if result.delta_interval else None,
+        "p_value": result.p_value,
+        "confidence": result.confidence,
+        "significant": result.significant,
+        "preferred": result.preferred,
+        "test": result.method,
+    }
+
+
+def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) -> dict[str, Any]:
+    """The interleaving block of the results (module docstring) over the chosen traffic's rows."""
+    team_a, team_b = teams(list(experiment.arms.all()))
+    days = (
+        InterleavingDaily.objects.filter(experiment=experiment, **traffic_filter)
+        .values("day")
+        .annotate(**{name: Sum(name) for name in _SUMS})
+        .order_by("day")
+    )
+    totals = dict.fromkeys(_SUMS, 0)
+    history = []
+    for day in days:
+        for name in _SUMS:
+            totals[name] += int(day[name])
+        look = _test(experiment, totals)
+        if look is not None and look["delta_interval"] is not None:
+            history.append({"day": day["day"].isoformat(), **{n: totals[n] for n in _SUMS}, "delta": look["delta"],
+                            "ci_low": look["delta_interval"][0], "ci_high": look["delta_interval"][1],
+                            "p_value": look["p_value"]})  # fmt: skip
+    test = _test(experiment, totals)
+    if test is None or test["share_a"] is None:
+        verdict = NOT_ENOUGH_DATA
+    elif test["preferred"] is None:
+        verdict = NO_DIFFERENCE
+    else:
+        verdict = f"{(team_a if test['preferred'] == 'A' else team_b).name} wins"
+    state = InterleavingState.objects.filter(pk=experiment.pk).first()
+    return {
+        "method": "team_draft",
+        "explanation": EXPLANATION,
+        "team_a": team_a.name,
+        "team_b": team_b.name,
+        **totals,
+        **(test or _NO_TEST),
+        "alpha": experiment.alpha,
+        "preferred_arm": {"A": team_a.name, "B": team_b.name}.get(test["preferred"]) if test else None,
+        "verdict": verdict,
+        "uncredited_clicks": state.uncredited_clicks if state else 0,
+        "history": history,
+    }
