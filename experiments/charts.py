@@ -171,8 +171,37 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def bandit_weights(histories: list[dict[str, Any]]) -> Figure:
+    """A bandit's traffic weights per period, one line per arm and history (live solid, simulation
+    runs dotted); hover shows the probability that the arm is best and whether burn-in held them."""
+    data = []
+    for h, history in enumerate(histories):
+        updates = history["updates"]
+        arms = list(updates[0]["weights"]) if updates else []
+        for i, arm in enumerate(arms):
+            data.append({
+                "type": "scatter", "mode": "lines+markers", "line": {"shape": "hv", "color": _colour(i),
+                                                                     "dash": "solid" if h == 0 else "dot"},
+                "name": arm if len(histories) == 1 else f"{arm} ({history['source']})",
+                "x": [u["period"] for u in updates], "y": [u["weights"][arm] for u in updates],
+                "customdata": [[u["probability_best"][arm], "burn-in" if u["burn_in"] else "Thompson"]
+                               for u in updates],
+                "hovertemplate": "period %{x}: weight %{y:.1%} (P(best) %{customdata[0]:.1%}, %{customdata[1]})",
+            })  # fmt: skip
+    layout = _layout("Bandit traffic weights per period", "share of new users", y_format=".0%")
+    layout["xaxis"] = {"title": {"text": "period (weight update)"}, "dtick": 1}
+    layout["yaxis"]["range"] = [0, 1]
+    return {"data": data, "layout": layout}
+
+
 def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     """Every chart of the results dashboard, keyed by the element id that shows it."""
+    if results.get("bandit"):
+        return {"chart-bandit-weights": bandit_weights(results["bandit"]["histories"]), **_ab_dashboard(results)}
+    return _ab_dashboard(results)
+
+
+def _ab_dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     return {
         "chart-cumulative-ctr": cumulative_ctr(results),
         "chart-lift": lift_over_time(results),

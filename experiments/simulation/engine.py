@@ -136,6 +136,7 @@ def run(
     on_batch: Callable[[DayBatch], None] | None = None,
     keep_outcomes: bool = True,
     deduplicate: bool = True,
+    before_day: Callable[[int], None] | None = None,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
@@ -145,7 +146,8 @@ def run(
     days the caller stores as they come). With `deduplicate` (the default), `recommend_batch`
     is asked once per distinct (user, query) of an arm's day and the list reused for the
     user's other sessions that day: right for deterministic recommenders (trained models);
-    pass False for ones that randomise per request.
+    pass False for ones that randomise per request. `before_day(day)` is called before each day's
+    assignment (after `should_stop`): a bandit updates its weights there from the days before.
     """
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
@@ -159,6 +161,8 @@ def run(
         if should_stop is not None and should_stop():
             cancelled = True
             break
+        if before_day is not None:
+            before_day(day)
         positions = sessions.day_slice(day)
         batch = sessions.take(positions)
         arms = _assign(assign, shoppers.user_ids[batch.user])
