@@ -142,7 +142,11 @@ def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     experiment = held_out_experiment(tmp_path, key="sim-bandit")
     Experiment.objects.filter(pk=experiment.pk).update(
-        design="bandit", primary_metric="ctr", bandit_burn_in_trials=100, bandit_update_minutes=1440
+        design="bandit",
+        primary_metric="ctr",
+        bandit_burn_in_trials=100,
+        bandit_update_minutes=1440,
+        salt="sim-bandit-fixed",  # the key's salt has a random part: fix it, for the same traffic every run
     )
     experiment.refresh_from_db()
 
@@ -155,7 +159,10 @@ def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(
     assert [r.period for r in rows] == [0, 1, 2, 3, 4, 5]  # one per simulated day, and the one after the last
     assert [(r.starts_at - rows[0].starts_at).days for r in rows] == [0, 1, 2, 3, 4, 5]
     assert rows[0].weights == [0.5, 0.5]
-    assert len({tuple(r.weights) for r in rows}) >= 4  # the weights move once the burn-in is over
+    # CTR: trials are impressions (k = 10 per session), burn-in until every arm has 100.
+    assert [r.trials for r in rows] == [[0, 0], [50, 40], [110, 80], [160, 150], [220, 190], [300, 260]]
+    assert [r.burn_in for r in rows] == [True, True, True, False, False, False]
+    assert len({tuple(r.weights) for r in rows}) >= 3  # the weights move once the burn-in is over
     for r in rows[:5]:
         served = set(
             ServedRequest.objects.filter(
