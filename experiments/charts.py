@@ -196,9 +196,13 @@ def bandit_weights(histories: list[dict[str, Any]]) -> Figure:
 
 def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     """Every chart of the results dashboard, keyed by the element id that shows it."""
+    charts = _ab_dashboard(results)
     if results.get("bandit"):
-        return {"chart-bandit-weights": bandit_weights(results["bandit"]["histories"]), **_ab_dashboard(results)}
-    return _ab_dashboard(results)
+        # The lift over time and the posterior pool each arm's users, which is biased when the weights
+        # change: a bandit's comparison is the cohort table instead.
+        del charts["chart-lift"], charts["chart-posterior"]
+        return {"chart-bandit-weights": bandit_weights(results["bandit"]["histories"]), **charts}
+    return charts
 
 
 def _ab_dashboard(results: dict[str, Any]) -> dict[str, Figure]:

@@ -273,8 +273,8 @@ def _bandit_arm(config: _Config, user_id: str, at: float) -> tuple[int, float]:
             [config.experiment_id, user_id],
         )
         row = cursor.fetchone()
-    if row is not None:
-        index = next(i for i, arm in enumerate(config.arms) if arm.pk == row[0])
+    index = next((i for i, arm in enumerate(config.arms) if row is not None and arm.pk == row[0]), None)
+    if row is not None and index is not None:
         first = row[1] if isinstance(row[1], datetime) else parse_datetime(row[1])  # SQLite returns text
         allocation = _period_allocation(config, first.timestamp() if first else at)
     else:

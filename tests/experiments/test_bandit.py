@@ -202,6 +202,7 @@ def test_the_pages_and_exports_show_the_bandit_weights_and_cohort_results() -> N
     assert [trace["name"] for trace in figure["data"]] == ["control", "treatment"]
     assert figure["data"][1]["x"] == [0, 1]
     assert figure["data"][1]["y"] == [0.5, bandit.history(experiment.pk)[1].weights[1]]
+    assert 'id="chart-posterior"' not in page  # pooled charts are left out for a bandit
     for html in (page, report):
         for fragment in ('id="bandit-explanation"', "pooling all users of an arm", 'id="bandit-comparisons"',
                          'id="bandit-srm"', "what the weights actually served in each period predict"):  # fmt: skip
