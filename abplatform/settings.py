@@ -197,6 +197,8 @@ CELERY_TASK_ROUTES = {
 # Periodic work (run `celery -A abplatform beat` next to the workers).
 CELERY_BEAT_SCHEDULE = {
     "fold-rollups": {"task": "experiments.tasks.fold_rollups_task", "schedule": 30.0, "options": {"expires": 25}},
+    # Checks each running bandit's own update interval (bandit_update_minutes) every minute.
+    "update-bandits": {"task": "experiments.tasks.update_bandits_task", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 LOGGING = {

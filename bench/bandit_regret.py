@@ -21,8 +21,13 @@ Prints Markdown tables (run by hand; no Django, no data files):
      of the naive pooled two-proportion test, and the alarm rate of the SRM check against the
      served weights (alpha = 0.001).
 
+  3. ``--platform`` (needs Django and a database): the bandit mode end to end on the shopper
+     simulator, see ``bench/bandit_platform.py``; skips 1 and 2.
+
 Usage: python bench/bandit_regret.py [--seeds 200] [--aa-seeds 400] [--periods 21] [--users 5000]
        [--html regret.html]   (a plotly chart, not committed)
+       DATABASE_URL=postgres://... python bench/bandit_regret.py --platform [--platform-seeds 5]
+       [--platform-days 14] [--platform-users 1000]
 """
 
 from __future__ import annotations
@@ -247,7 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burn-in-periods", type=int, default=1)
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--html", type=Path, default=None, help="write a plotly chart of the effect run here")
+    parser.add_argument("--platform", action="store_true", help="run the shopper simulator through the platform")
+    parser.add_argument("--platform-seeds", type=int, default=5)
+    parser.add_argument("--platform-days", type=int, default=14)
+    parser.add_argument("--platform-users", type=float, default=1000.0, help="simulated sessions a day")
+    parser.add_argument("--keep", action="store_true", help="keep the platform runs' traffic")
     args = parser.parse_args(argv)
+    if args.platform:
+        from bandit_platform import platform_tables  # Django only in this mode
+
+        print(f"bandit_regret --platform run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores\n")
+        platform_tables(args)
+        return 0
     config = ThompsonConfig(
         min_share=args.min_share, burn_in_trials=args.burn_in_users, burn_in_periods=args.burn_in_periods
     )

@@ -59,17 +59,18 @@ def bench_experiment(
     arms: Sequence[tuple[str, str, str, dict[str, Any]]],
     *,
     start: bool = True,
-    design: str = Experiment.Design.AB,
+    **fields: Any,
 ) -> Experiment:
     """Experiment `key` with one arm per (arm name, variant name, algorithm, params), the first arm the
-    control, each variant trained; created once (with `design`), and started unless `start` is false."""
+    control, each variant trained; created once (with ExperimentSpec `fields`, e.g. design="bandit"),
+    and started unless `start` is false."""
     owner, _ = User.objects.get_or_create(username="bench")
     for _, variant, algorithm, params in arms:
         trained_variant(variant, algorithm, dataset, params)
     experiment = Experiment.objects.filter(key=key).first()
     if experiment is None:
         specs = [ArmSpec(arm, variant, 1.0, index == 0) for index, (arm, variant, _, _) in enumerate(arms)]
-        experiment = create_experiment(ExperimentSpec(key, title, specs, design=design), owner)
+        experiment = create_experiment(ExperimentSpec(key, title, specs, **fields), owner)
     if start and experiment.status == Experiment.Status.DRAFT:
         experiment = transition(experiment, "start", owner)
     return experiment

@@ -197,11 +197,44 @@ def interleaving_preference(results: dict[str, Any]) -> Figure:
     return {"data": data, "layout": layout}
 
 
+def bandit_weights(histories: list[dict[str, Any]]) -> Figure:
+    """A bandit's traffic weights per period, one line per arm and history (live solid, simulation
+    runs dotted); hover shows the probability that the arm is best and whether burn-in held them."""
+    data = []
+    for h, history in enumerate(histories):
+        updates = history["updates"]
+        arms = list(updates[0]["weights"]) if updates else []
+        for i, arm in enumerate(arms):
+            data.append({
+                "type": "scatter", "mode": "lines+markers", "line": {"shape": "hv", "color": _colour(i),
+                                                                     "dash": "solid" if h == 0 else "dot"},
+                "name": arm if len(histories) == 1 else f"{arm} ({history['source']})",
+                "x": [u["period"] for u in updates], "y": [u["weights"][arm] for u in updates],
+                "customdata": [[u["probability_best"][arm], "burn-in" if u["burn_in"] else "Thompson"]
+                               for u in updates],
+                "hovertemplate": "period %{x}: weight %{y:.1%} (P(best) %{customdata[0]:.1%}, %{customdata[1]})",
+            })  # fmt: skip
+    layout = _layout("Bandit traffic weights per period", "share of new users", y_format=".0%")
+    layout["xaxis"] = {"title": {"text": "period (weight update)"}, "dtick": 1}
+    layout["yaxis"]["range"] = [0, 1]
+    return {"data": data, "layout": layout}
+
+
 def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     """Every chart of the results dashboard, keyed by the element id that shows it (an interleaving
     experiment has one: its preference over time; the A/B charts would be empty or misleading)."""
     if results.get("interleaving"):
         return {"chart-interleaving": interleaving_preference(results)}
+    charts = _ab_dashboard(results)
+    if results.get("bandit"):
+        # The lift over time and the posterior pool each arm's users, which is biased when the weights
+        # change: a bandit's comparison is the cohort table instead.
+        del charts["chart-lift"], charts["chart-posterior"]
+        return {"chart-bandit-weights": bandit_weights(results["bandit"]["histories"]), **charts}
+    return charts
+
+
+def _ab_dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     return {
         "chart-cumulative-ctr": cumulative_ctr(results),
         "chart-lift": lift_over_time(results),

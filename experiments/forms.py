@@ -30,7 +30,8 @@ class ExperimentForm(forms.Form):
                                  help_text="what you expect to happen and why")  # fmt: skip
     design = forms.ChoiceField(
         choices=Experiment.Design.choices, initial=Experiment.Design.AB, required=False,
-        help_text="interleaving blends exactly two arms' rankings into one list per request (control = team A)",
+        help_text="interleaving blends exactly two arms' rankings into one list per request (control = team A); "
+        "a bandit moves new users' traffic toward the arm most likely to be best",
     )  # fmt: skip
     surface = forms.ChoiceField(choices=Experiment.Surface.choices)
     traffic_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
@@ -52,11 +53,28 @@ class ExperimentForm(forms.Form):
     expected_daily_users = forms.IntegerField(required=False, min_value=1)
     alpha = forms.FloatField(initial=0.05, min_value=0, max_value=0.5, help_text="significance level")
     power = forms.FloatField(initial=0.8, min_value=0, max_value=1)
+    # Optional: left empty, the bandit settings take ExperimentSpec's defaults.
+    bandit_min_share = forms.FloatField(
+        initial=0.05, required=False, label="Bandit: minimum share per arm",
+        help_text="every arm keeps at least this share of new users, e.g. 0.05",
+    )  # fmt: skip
+    bandit_burn_in_trials = forms.IntegerField(
+        initial=1_000, required=False, label="Bandit: burn-in trials",
+        help_text="equal weights until every arm has this many trials",
+    )  # fmt: skip
+    bandit_burn_in_periods = forms.IntegerField(
+        initial=1, required=False, label="Bandit: burn-in periods", help_text="equal weights for this many updates"
+    )
+    bandit_update_minutes = forms.IntegerField(
+        initial=1_440, required=False, label="Bandit: update interval (minutes)",
+        help_text="how often the weights are recomputed",
+    )  # fmt: skip
 
     def spec(self, arms: list[ArmSpec]) -> ExperimentSpec:
         data = dict(self.cleaned_data)
         data["layer"] = data["layer"] or ""
-        data["design"] = data.get("design") or Experiment.Design.AB
+        # Empty optional fields take the spec's defaults (an empty design is A/B).
+        data = {name: value for name, value in data.items() if value not in (None, "")}
         return ExperimentSpec(arms=arms, **data)
 
     def add_service_errors(self, errors: Mapping[str, str]) -> None:

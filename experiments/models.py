@@ -67,6 +67,15 @@ class Experiment(models.Model):
     expected_daily_users = models.PositiveIntegerField(null=True, blank=True)
     alpha = models.FloatField(default=0.05)
     power = models.FloatField(default=0.8)
+    # Bandit design only (experiments.services.bandit): Thompson-sampling allocation settings.
+    bandit_min_share = models.FloatField(default=0.05, help_text="every arm gets at least this share of new users")
+    bandit_burn_in_trials = models.PositiveIntegerField(
+        default=1_000, help_text="equal weights until every arm has this many trials"
+    )
+    bandit_burn_in_periods = models.PositiveIntegerField(
+        default=1, help_text="equal weights for at least this many update periods"
+    )
+    bandit_update_minutes = models.PositiveIntegerField(default=1_440, help_text="minutes between weight updates")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
@@ -497,3 +506,45 @@ class InterleavingDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id} {self.day}: A {self.wins_a}, B {self.wins_b}, ties {self.ties}"
+
+
+class BanditUpdate(models.Model):
+    """One stored Thompson-sampling weight update (``experiments.bandits.WeightUpdate``).
+
+    The weights apply to users first exposed at ``starts_at`` or later, until the next period's
+    ``starts_at``: those users are the period's cohort. Live traffic has one history
+    (``simulation`` null); each simulation run of a bandit experiment has its own, on its
+    simulated clock. Unique per (experiment, history, period), so a retried or concurrent update
+    stores each period once. Lists are per arm, in arm position order.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="bandit_updates")
+    simulation = models.ForeignKey(
+        SimulationRun, on_delete=models.CASCADE, null=True, blank=True, related_name="bandit_updates"
+    )
+    period = models.PositiveIntegerField()
+    starts_at = models.DateTimeField()
+    computed_at = models.DateTimeField(auto_now_add=True)
+    weights = models.JSONField()
+    probability_best = models.JSONField()
+    posteriors = models.JSONField()
+    trials = models.JSONField()
+    successes = models.JSONField()
+    burn_in = models.BooleanField()
+
+    class Meta:
+        ordering = ["experiment", "simulation", "period"]
+        constraints = [
+            # Two partial constraints: NULLs are distinct in a plain unique constraint.
+            models.UniqueConstraint(
+                fields=["experiment", "period"], condition=models.Q(simulation__isnull=True), name="bandit_live_once"
+            ),
+            models.UniqueConstraint(
+                fields=["experiment", "simulation", "period"],
+                condition=models.Q(simulation__isnull=False),
+                name="bandit_simulated_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} period {self.period}"

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from experiments import charts
 from experiments.forms import (
     MAX_ARMS,
     ArmForm,
@@ -25,6 +26,7 @@ from experiments.forms import (
 )
 from experiments.models import Experiment, SimulationRun
 from experiments.planning import plan_experiment, plan_interleaving
+from experiments.services.bandit import is_bandit, weight_histories
 from experiments.services.lifecycle import (
     TRANSITIONS,
     ArmSpec,
@@ -213,6 +215,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "finished_statuses": sorted(SimulationRun.FINISHED),
         "can_simulate": can_run and experiment.status == "running" and experiment.source == "platform",
         "plan": experiment_plan(experiment),
+        "bandit_figure": charts.bandit_weights(weight_histories(experiment)) if is_bandit(experiment) else None,
     }
     return render(request, "experiments/experiment_detail.html", context)
 

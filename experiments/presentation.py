@@ -10,7 +10,8 @@ Each treatment arm's comparison on the primary metric gets one badge and a reaso
                    and the experiment has stopped)
 
 While the experiment runs the basis is the always-valid sequential test; once it stops, the
-fixed-horizon test. Both are described in experiments.services.results.
+fixed-horizon test. Both are described in experiments.services.results. A bandit experiment's
+basis is its cohort analysis (period-weighted lift, batched z test), never the pooled test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ METRIC_LABELS = {
     "revenue_per_user": "revenue per user",
     "clicks_per_user": "clicks per user",
 }
+
+
+BASES = {
+    "sequential": "sequential test",
+    "fixed_horizon": "fixed-horizon test",
+    "bandit_cohorts": "batched test within cohorts of first exposure",
+}
+
+
+def _bandit_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A bandit experiment's cohort comparisons by treatment arm ({} for other designs)."""
+    return {comp["arm"]: comp for comp in (results.get("bandit") or {}).get("comparisons", [])}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +64,14 @@ def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) ->
     label = METRIC_LABELS.get(metric, metric)
     users = {arm["name"]: arm["users"] for arm in results["arms"]}
     out: list[Badge] = []
+    cohorts = _bandit_comparisons(results)
     for comp in results["comparisons"]:
         arm, verdict, p_value = comp["arm"], comp["verdict"], comp["verdict_p_value"]
-        basis = "sequential test" if comp["verdict_basis"] == "sequential" else "fixed-horizon test"
+        basis = BASES.get(comp["verdict_basis"], comp["verdict_basis"])
         relative = comp["metrics"][metric].get("relative") or {}
+        if arm in cohorts:
+            cohort = cohorts[arm]
+            relative = {"effect": cohort["lift"], "ci_low": cohort["lift_ci_low"], "ci_high": cohort["lift_ci_high"]}
         lift = (
             f"relative lift {_percent(relative.get('effect'))} "
             f"[{_percent(relative.get('ci_low'))}, {_percent(relative.get('ci_high'))}]"
@@ -64,6 +81,8 @@ def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) ->
         smallest = min(users[arm], users[comp["control"]])
         if verdict == "not enough data" or p_value is None:
             error = comp["metrics"][metric].get("error") or comp.get("sequential_error") or "no data yet"
+            if comp["verdict_basis"] == "bandit_cohorts":
+                error = (results.get("bandit") or {}).get("error") or "no cohort with users in both arms yet"
             out.append(Badge(arm, NEEDS_DATA, LABELS[NEEDS_DATA], f"{label} cannot be tested yet: {error}"))
         elif verdict in ("treatment wins", "control wins"):
             kind = WINNING if verdict == "treatment wins" else LOSING
@@ -121,15 +140,24 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     win (conversion) and the verdict."""
     metric = results["primary_metric"]
     comparisons = {comp["arm"]: comp for comp in results["comparisons"]}
+    cohorts = _bandit_comparisons(results)
     rows = []
     for arm in results["arms"]:
         row: dict[str, Any] = {**arm, "comparison": None}
         comp = comparisons.get(arm["name"])
         if comp is not None:
             entry = comp["metrics"][metric]
+            absolute, relative = entry.get("absolute"), entry.get("relative")
+            if comp["verdict_basis"] == "bandit_cohorts":
+                # The pooled lift is biased under adaptive weights: show the period-weighted one.
+                cohort = cohorts.get(arm["name"])
+                absolute = cohort and {"effect": cohort["effect"], "ci_low": cohort["ci_low"],
+                                       "ci_high": cohort["ci_high"]}  # fmt: skip
+                relative = cohort and {"effect": cohort["lift"], "ci_low": cohort["lift_ci_low"],
+                                       "ci_high": cohort["lift_ci_high"]}  # fmt: skip
             row["comparison"] = {
-                "absolute": entry.get("absolute"),
-                "relative": entry.get("relative"),
+                "absolute": absolute,
+                "relative": relative,
                 "p_value_adjusted": comp["verdict_p_value"],
                 "chance_to_win": (comp.get("bayesian") or {}).get("chance_to_win"),
                 "sequential": comp.get("sequential"),
@@ -172,6 +200,26 @@ def export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 if metric == results["primary_metric"]:
                     row["verdict"] = comp["verdict"]
             rows.append(row)
+    rows.extend(_bandit_export_rows(results))
+    return rows
+
+
+def _bandit_export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bandit experiment's cohort comparisons, one row per treatment: metric "<primary> (bandit
+    cohorts)", value = the arm's period-weighted rate, p = batched z test (adjusted: Holm)."""
+    bandit = results.get("bandit") or {}
+    rows = []
+    for comp in bandit.get("comparisons", []):
+        row = dict.fromkeys(EXPORT_COLUMNS)
+        row.update(
+            experiment=results["experiment"], arm=comp["arm"], is_control=False,
+            metric=f"{results['primary_metric']} (bandit cohorts)", primary=True, value=comp["arm_rate"],
+            users=comp["users"], absolute_lift=comp["effect"], absolute_ci_low=comp["ci_low"],
+            absolute_ci_high=comp["ci_high"], relative_lift=comp["lift"], relative_ci_low=comp["lift_ci_low"],
+            relative_ci_high=comp["lift_ci_high"], p_value=comp["batched_p_value"],
+            p_value_adjusted=comp["p_value_adjusted"], verdict=comp.get("verdict"),
+        )  # fmt: skip
+        rows.append(row)
     return rows
 
 

@@ -28,7 +28,8 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
             "key", "name", "hypothesis", "owner", "design", "surface", "status", "traffic_percent", "layer",
             "layer_share_percent", "layer_start", "layer_end", "primary_metric", "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
-            "power", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
+            "power", "bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods",
+            "bandit_update_minutes", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
         ]  # fmt: skip
         read_only_fields = ["owner", "status", "layer_start", "layer_end", "created_at", "started_at", "stopped_at",
                             "concluded_at"]  # fmt: skip
@@ -64,6 +65,10 @@ class ExperimentInput(serializers.Serializer[Any]):
     expected_daily_users = serializers.IntegerField(required=False, allow_null=True)
     alpha = serializers.FloatField(required=False)
     power = serializers.FloatField(required=False)
+    bandit_min_share = serializers.FloatField(required=False)
+    bandit_burn_in_trials = serializers.IntegerField(required=False)
+    bandit_burn_in_periods = serializers.IntegerField(required=False)
+    bandit_update_minutes = serializers.IntegerField(required=False)
 
 
 class ExperimentPatch(ExperimentInput):

@@ -35,6 +35,32 @@ def fold_rollups_task(lag_seconds: float = FOLD_LAG.total_seconds()) -> dict[str
 
 @shared_task(
     acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    retry_backoff_max=60,
+    max_retries=3,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def update_bandits_task() -> dict[str, int]:
+    """Store the next period's weights of every running bandit experiment whose update interval has
+    elapsed (idempotent: each period is stored once per experiment, by a unique constraint, so an
+    overlapping or redelivered run stores nothing twice).
+
+    Returns {experiment id: period stored} for the experiments that were due.
+    """
+    from experiments.services.bandit import due_experiments, update_weights
+
+    stored: dict[str, int] = {}
+    for experiment_id in due_experiments():
+        row = update_weights(experiment_id)
+        if row is not None:
+            stored[str(experiment_id)] = row.period
+    return stored
+
+
+@shared_task(
+    acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(OperationalError,),
     retry_backoff=5,

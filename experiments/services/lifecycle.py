@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from experiments.models import Arm, Decision, Experiment, ExperimentChange
+from experiments.services import bandit
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant
 
@@ -42,7 +43,7 @@ TEXT_FIELDS = ("name", "hypothesis")
 DRAFT_FIELDS = (
     "name", "hypothesis", "design", "surface", "traffic_percent", "layer", "layer_share_percent", "primary_metric",
     "secondary_metrics", "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users",
-    "alpha", "power",
+    "alpha", "power", *bandit.SETTINGS,
 )  # fmt: skip
 
 
@@ -85,6 +86,10 @@ class ExperimentSpec:
     expected_daily_users: int | None = None
     alpha: float = 0.05
     power: float = 0.8
+    bandit_min_share: float = 0.05
+    bandit_burn_in_trials: int = 1_000
+    bandit_burn_in_periods: int = 1
+    bandit_update_minutes: int = 1_440
 
 
 # ---- creating and editing ----------------------------------------------------------
@@ -93,6 +98,7 @@ class ExperimentSpec:
 def create_experiment(spec: ExperimentSpec, owner: User) -> Experiment:
     fields = {name: getattr(spec, name) for name in DRAFT_FIELDS}
     errors = _validate_fields(fields)
+    errors.update(bandit.validate_settings(fields, len(spec.arms)))
     if not spec.key or not all(c.isalnum() or c in "-_" for c in spec.key):
         errors["key"] = "use letters, digits, hyphens and underscores only"
     elif Experiment.objects.filter(key=spec.key).exists():
@@ -134,7 +140,9 @@ def update_experiment(
         if locked or (arms is not None and experiment.status != Experiment.Status.DRAFT):
             what = ", ".join(locked + (["arms"] if arms is not None and experiment.status != "draft" else []))
             raise TransitionError(f"{experiment.key} is {experiment.status}: {what} can only change in a draft.")
-        errors = _validate_fields({**{n: getattr(experiment, n) for n in DRAFT_FIELDS}, **changes})
+        merged = {**{n: getattr(experiment, n) for n in DRAFT_FIELDS}, **changes}
+        errors = _validate_fields(merged)
+        errors.update(bandit.validate_settings(merged, len(arms) if arms is not None else experiment.arms.count()))
         new_traffic = changes.get("traffic_percent")
         if (
             experiment.status != Experiment.Status.DRAFT
@@ -190,6 +198,8 @@ def transition(experiment: Experiment, action: str, user: User) -> Experiment:
             experiment.concluded_at = now
         experiment.status = target
         experiment.save()
+        if action == "start":
+            bandit.start_live_history(experiment)  # period 0 of a bandit's weight history
         _audit(experiment, user, action, before, snapshot(experiment))
     return experiment
 

@@ -26,6 +26,13 @@ Verdicts: "treatment wins" / "control wins" (significant, by the effect's sign; 
 here is higher-is-better), "no significant difference", "not enough data" (the engine refused:
 n < 2, no variance, no events).
 
+Bandit experiments (``design == "bandit"``): arms' weights change per period, so pooling an arm's users
+is biased and the arms' sizes do not follow ``Arm.weight``. The ``bandit`` block
+(``experiments.services.bandit.bandit_results``) compares arms within cohorts of first exposure;
+the verdict of each treatment is the batched z test's (Holm across treatments, basis
+``bandit_cohorts``) and the SRM check is the one against the weights served in each period. The
+pooled per-metric comparisons stay in ``comparisons`` as description only.
+
 Traffic: the rollups keep live and simulated users apart (``ArmRollup.simulated``); results are
 over live users, simulated users, or both (``traffic="all"``, the rows added up).
 """
@@ -42,6 +49,7 @@ from typing import Any
 from django.db.models import Sum
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
+from experiments.services.bandit import bandit_results, is_bandit
 from experiments.services.cuped import covariate_samples
 from experiments.services.interleaving import teams
 from experiments.services.rollups import fold
@@ -314,10 +322,15 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     control = next((arm for arm in arms if arm.is_control), None)
     warnings: list[str] = []
 
+    bandit = bandit_results(experiment, arms, traffic, SRM_ALPHA) if is_bandit(experiment) else None
     srm: dict[str, Any] | None
-    srm, srm_error = _attempt(
-        lambda: srm_test([int(row_of[a.pk].exposed_users) for a in arms], [a.weight for a in arms], alpha=SRM_ALPHA)
-    )
+    if bandit is not None:
+        # Against the weights served in each period, not the arms' configured weights.
+        srm, srm_error = bandit["srm"], bandit["error"]
+    else:
+        srm, srm_error = _attempt(
+            lambda: srm_test([int(row_of[a.pk].exposed_users) for a in arms], [a.weight for a in arms], alpha=SRM_ALPHA)
+        )
     if srm is None:
         srm = {"error": srm_error, "mismatch": False}
     elif srm["mismatch"]:
@@ -371,6 +384,8 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         for (comp, result), p_value in zip(decisive, primary_adjusted, strict=True):
             comp["verdict_p_value"] = p_value
             comp["verdict"] = _verdict(result["effect"], p_value, experiment.alpha)
+    if bandit is not None:
+        _bandit_verdicts(comparisons, bandit, experiment.alpha)
 
     return _finite({
         "experiment": experiment.key,
@@ -388,6 +403,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         "multiple_testing": multiple_testing,
         "srm": srm,
         "warnings": warnings,
+        "bandit": bandit,
     })  # fmt: skip
 
 
@@ -432,3 +448,17 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
         "warnings": warnings,
         "interleaving": block,
     })  # fmt: skip
+
+
+def _bandit_verdicts(comparisons: list[dict[str, Any]], bandit: dict[str, Any], alpha: float) -> None:
+    """Replace each treatment's verdict by the cohort analysis's: the pooled tests are biased when the
+    weights change (see ``experiments.bandits.analysis``)."""
+    by_arm = {comp["arm"]: comp for comp in bandit["comparisons"]}
+    for comp in comparisons:
+        cohort = by_arm.get(comp["arm"])
+        comp["verdict_basis"] = "bandit_cohorts"
+        if cohort is None:
+            comp["verdict"], comp["verdict_p_value"] = NOT_ENOUGH_DATA, None
+            continue
+        cohort["verdict"] = _verdict(cohort["effect"], cohort["p_value_adjusted"], alpha)
+        comp["verdict"], comp["verdict_p_value"] = cohort["verdict"], cohort["p_value_adjusted"]

@@ -7,26 +7,39 @@ served an arm of the experiment, and one impression event per returned item (eve
 Users outside the experiment's traffic, and everyone while it is paused or stopped, get
 the control arm and are marked as not exposed. Exposed users of a running interleaving
 experiment get one team-draft list of both arms instead (experiments/services/interleaving.py).
+
+Bandit experiments (experiments.services.bandit): a user keeps the arm of their first exposure,
+found in a per-process cache or by one lookup on the (experiment, user) unique index; only new
+users are assigned, with the weights of the period in force at this request's time, and the
+served probability is that period's share of the arm (for a returning user, the share in force
+at their first exposure). The cache also covers answers the lean path's log buffer has not
+stored yet. Between processes, a user first served by two workers within one log flush across
+a weight change may get two arms; the stored exposure (the earlier one) decides from then on.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from experiments import bucketing
 from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
+from experiments.services.bandit import live_schedule
 from experiments.services.events import COLUMNS, insert_events
 from recommenders.serving import model_for_run
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
+STICKY_MAX = 200_000  # bandit users whose arm a process remembers before it starts afresh
 
 
 class ServingError(Exception):
@@ -44,10 +57,14 @@ class _Config:
     arms: tuple[Arm, ...]
     control: int
     loaded_at: float
+    # Bandit only: (period start as epoch seconds, allocation for new users), oldest first.
+    bandit: tuple[tuple[float, bucketing.Allocation], ...] | None = None
 
 
 _configs: dict[str, _Config] = {}
 _lock = threading.Lock()
+# Bandit users' (arm index, served probability) by (experiment id, user id); see the module docstring.
+_sticky: dict[tuple[int, str], tuple[int, float]] = {}
 
 
 class UnknownExperiment(ServingError):
@@ -87,13 +104,16 @@ def serve(
         from experiments.services.interleaving import serve_interleaved  # imports this module
 
         return serve_interleaved(config, user_id, k, query, assignment.bucket, log or write_log)
-    index = assignment.arm if exposed and assignment.arm is not None else config.control
+    now = timezone.now()
+    if exposed and config.bandit:
+        index, probability = _bandit_arm(config, user_id, now.timestamp())
+    else:
+        index = assignment.arm if exposed and assignment.arm is not None else config.control
+        probability = _probability(config, index)
     arm = config.arms[index]
-    probability = _probability(config, index)
     model = model_for_run(arm.training_run)  # type: ignore[arg-type]
     recommendations = model.recommend(user_id, k, query)
     request_id = uuid.uuid4()
-    now = timezone.now()
     impressions = [
         (f"imp:{request_id}:{position}", "impression", user_id, rec.item_id, request_id,
          config.experiment_id if exposed else None, arm.pk if exposed else None, position, probability, None, now, now)
@@ -192,16 +212,24 @@ def _config(experiment: Experiment | str) -> _Config:
     arms = tuple(experiment.arms.select_related("training_run", "variant").order_by("position"))
     if not arms:
         raise ServingError(f"{experiment.key} has no arms.")
+    allocation = allocation_of(experiment, arms)
+    bandit = None
+    if experiment.design == Experiment.Design.BANDIT:
+        bandit = tuple(
+            (starts, bucketing.Allocation(traffic=allocation.traffic, weights=weights, layer=allocation.layer))
+            for starts, weights in live_schedule(experiment.pk)
+        )
     config = _Config(
         experiment_id=experiment.pk,
         key=experiment.key,
         status=experiment.status,
         design=experiment.design,
         salt=experiment.salt,
-        allocation=allocation_of(experiment, arms),
+        allocation=allocation,
         arms=arms,
         control=next(i for i, arm in enumerate(arms) if arm.is_control),
         loaded_at=now,
+        bandit=bandit,
     )
     with _lock:
         _configs[experiment.key] = config
@@ -219,16 +247,18 @@ def allocation_of(experiment: Experiment, arms: tuple[Arm, ...]) -> bucketing.Al
     )
 
 
-def _probability(config: _Config, index: int) -> float:
+def _probability(config: _Config, index: int, allocation: bucketing.Allocation | None = None) -> float:
     """P(a random user is served this arm's list): the arm's assignment share, plus, for the control,
-    the users outside the experiment (they are served the control too). 1.0 when not running."""
+    the users outside the experiment (they are served the control too). 1.0 when not running.
+    `allocation`: a bandit period's (default: the arms' fixed weights)."""
     if config.status != Experiment.Status.RUNNING:
         return 1.0
     if config.design == Experiment.Design.INTERLEAVING:  # exposed users all get the interleaved list instead
         return 1 - interleaved_probability(config)
-    share = bucketing.assignment_probability(config.allocation, index)
+    allocation = allocation or config.allocation
+    share = bucketing.assignment_probability(allocation, index)
     if index == config.control:
-        share += 1 - config.allocation.entry_count / bucketing.BUCKETS
+        share += 1 - allocation.entry_count / bucketing.BUCKETS
     return share
 
 
@@ -237,6 +267,43 @@ def interleaved_probability(config: _Config) -> float:
     return config.allocation.entry_count / bucketing.BUCKETS
 
 
+def _period_allocation(config: _Config, at: float) -> bucketing.Allocation:
+    """The allocation of the bandit period in force at epoch second `at` (the first before period 0)."""
+    schedule = config.bandit or ()
+    position = bisect.bisect_right([starts for starts, _ in schedule], at) - 1
+    return schedule[max(position, 0)][1]
+
+
+def _bandit_arm(config: _Config, user_id: str, at: float) -> tuple[int, float]:
+    """A bandit user's (arm index, served probability): the arm of their first exposure if they have
+    one (process cache, then the exposure row), else assigned with the weights in force at `at`."""
+    key = (config.experiment_id, user_id)
+    known = _sticky.get(key)
+    if known is not None:
+        return known
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT arm_id, first_exposed_at FROM {Exposure._meta.db_table} WHERE experiment_id = %s AND user_id = %s",
+            [config.experiment_id, user_id],
+        )
+        row = cursor.fetchone()
+    index = next((i for i, arm in enumerate(config.arms) if row is not None and arm.pk == row[0]), None)
+    if row is not None and index is not None:
+        first = row[1] if isinstance(row[1], datetime) else parse_datetime(row[1])  # SQLite returns text
+        allocation = _period_allocation(config, first.timestamp() if first else at)
+    else:
+        allocation = _period_allocation(config, at)
+        assigned = bucketing.assign(allocation, config.salt, user_id).arm
+        index = config.control if assigned is None else assigned
+    known = (index, _probability(config, index, allocation))
+    with _lock:
+        if len(_sticky) >= STICKY_MAX:
+            _sticky.clear()  # crude bound: returning users are found again by their exposure row
+        _sticky[key] = known
+    return known
+
+
 def clear_cache() -> None:
     with _lock:
         _configs.clear()
+        _sticky.clear()

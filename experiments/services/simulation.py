@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import traceback
 from collections.abc import Sequence
-from dataclasses import fields
-from datetime import timedelta
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -33,11 +33,13 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services import bandit
 from experiments.services.interleaving import teams
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation_storage import DayQueue, RunWriter
-from experiments.simulation import Shoppers, SimulationConfig, SimulationError, run
+from experiments.simulation import DayBatch, Shoppers, SimulationConfig, SimulationError, run
+from experiments.simulation.config import SECONDS_PER_DAY
 from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
 from recommenders.services.training import load_training_data
@@ -175,6 +177,12 @@ def _simulate(simulation: SimulationRun) -> None:
         arm = bucketing.assign_many(allocation, experiment.salt, user_ids).arm
         return np.where(arm >= 0, 0, -1) if interleaved else arm
 
+    adaptive = None
+    if bandit.is_bandit(experiment):
+        start = config.start if config.start is not None else shoppers.cutoff
+        adaptive = _BanditDays(experiment, simulation.pk, allocation, writer, int(start))
+        assign = adaptive.assign
+
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
         return scorers[arm](users, queries, config.k)
 
@@ -184,11 +192,16 @@ def _simulate(simulation: SimulationRun) -> None:
     def cancelled() -> bool:
         return bool(rows.filter(cancel_requested=True).exists())
 
-    with DayQueue(writer.store) as days:
+    with DayQueue(adaptive.store if adaptive else writer.store) as days:
+        if adaptive is not None:
+            adaptive.queue = days
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
-                     on_batch=days.put, keep_outcomes=False, interleaved=interleaved)  # fmt: skip
+                     on_batch=days.put, keep_outcomes=False, interleaved=interleaved,
+                     before_day=adaptive.before_day if adaptive else None)  # fmt: skip
     rows.update(message="folding the rollups")
     fold(experiment.pk, lag=timedelta(0))
+    if adaptive is not None and not result.cancelled:
+        adaptive.before_day(result.days_completed)  # the weights the last day's traffic leads to
     totals = result.arms
     done = f"{result.days_completed} of {config.days} days"
     rows.update(
@@ -198,6 +211,50 @@ def _simulate(simulation: SimulationRun) -> None:
         sessions=sum(a.sessions for a in totals), impressions=sum(a.impressions for a in totals),
         clicks=sum(a.clicks for a in totals), purchases=sum(a.purchases for a in totals),
     )  # fmt: skip
+
+
+class _BanditDays:
+    """A simulated bandit run: before each simulated day, store the day's weights (the same update
+    service as the beat task, on the run's own history and simulated clock, after waiting for the
+    earlier days' rows and folding them); assign new shoppers with them, keep returning shoppers in
+    their first arm, and log each day's requests with the probabilities that day served."""
+
+    def __init__(
+        self, experiment: Experiment, simulation_id: int, allocation: bucketing.Allocation, writer: RunWriter,
+        start: int,
+    ) -> None:  # fmt: skip
+        self.experiment, self.simulation_id, self.fixed, self.writer = experiment, simulation_id, allocation, writer
+        self.start = start  # epoch second of simulated day 0
+        self.queue: DayQueue | None = None  # the run's storing queue, set once it exists
+        self.allocation = allocation
+        self.arm_of: dict[str, int] = {}  # shopper id -> arm of their first exposure in this run
+        self.probabilities: dict[int, tuple[float, ...]] = {}
+
+    def before_day(self, day: int) -> None:
+        at = datetime.fromtimestamp(self.start + day * SECONDS_PER_DAY, tz=UTC)
+        if day == 0:
+            row = bandit.start_history(self.experiment, at, self.simulation_id)
+        else:
+            if self.queue is not None:
+                self.queue.wait()  # the earlier days are stored, so the fold sees them
+            bandit.update_weights(self.experiment.pk, at=at, simulation_id=self.simulation_id)
+            row = bandit.history(self.experiment.pk, self.simulation_id)[-1]
+        self.allocation = bucketing.Allocation(
+            traffic=self.fixed.traffic, weights=tuple(row.weights), layer=self.fixed.layer
+        )
+        self.probabilities[day] = tuple(
+            bucketing.assignment_probability(self.allocation, a) for a in range(len(row.weights))
+        )
+
+    def assign(self, user_ids: np.ndarray) -> np.ndarray:
+        arms = np.asarray(bucketing.assign_many(self.allocation, self.experiment.salt, user_ids).arm).copy()
+        for i, user in enumerate(user_ids.tolist()):
+            if arms[i] >= 0:
+                arms[i] = self.arm_of.setdefault(user, int(arms[i]))
+        return arms
+
+    def store(self, batch: DayBatch) -> int:
+        return replace(self.writer, arm_probability=self.probabilities[batch.day]).store(batch)
 
 
 class BatchScorer:

@@ -142,6 +142,7 @@ def run(
     keep_outcomes: bool = True,
     deduplicate: bool = True,
     interleaved: bool = False,
+    before_day: Callable[[int], None] | None = None,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
@@ -158,6 +159,9 @@ def run(
     list (`interleaving.team_draft_many`, coins from the day's own stream) of both arms' lists,
     and each impression's `Outcomes.arm` is the arm that contributed it (so the click model's
     injected lift applies to the injected arm's items). `DayBatch.arm` stays 0 for those sessions.
+
+    `before_day(day)` is called before each day's assignment (after `should_stop`): a bandit
+    updates its weights there from the days before.
     """
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
@@ -171,6 +175,8 @@ def run(
         if should_stop is not None and should_stop():
             cancelled = True
             break
+        if before_day is not None:
+            before_day(day)
         positions = sessions.day_slice(day)
         batch = sessions.take(positions)
         arms = _assign(assign, shoppers.user_ids[batch.user])
