@@ -9,7 +9,8 @@ Transitions (anything else is refused):
 Only drafts are freely editable. A running or paused experiment accepts new text (name,
 hypothesis) and a traffic ramp-up: bucketing is sticky, so a larger traffic share only
 adds users and every assigned user keeps the arm they have; a ramp-down would drop
-assigned users and is refused. Arms, weights, salt, layer and metrics are locked.
+assigned users and is refused. Arms, weights, exploration share, salt, layer and metrics are locked
+(the exploration share is part of the logging policy whose propensities the impressions record).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from experiments.models import Arm, Decision, Experiment, ExperimentChange
+from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant
 
@@ -40,9 +42,9 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 TEXT_FIELDS = ("name", "hypothesis")
 DRAFT_FIELDS = (
-    "name", "hypothesis", "surface", "traffic_percent", "layer", "layer_share_percent", "primary_metric",
-    "secondary_metrics", "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users",
-    "alpha", "power",
+    "name", "hypothesis", "surface", "traffic_percent", "exploration_percent", "layer", "layer_share_percent",
+    "primary_metric", "secondary_metrics", "guardrail_metrics", "baseline_rate", "minimum_detectable_effect",
+    "expected_daily_users", "alpha", "power",
 )  # fmt: skip
 
 
@@ -74,6 +76,7 @@ class ExperimentSpec:
     hypothesis: str = ""
     surface: str = Experiment.Surface.RECOMMENDATIONS
     traffic_percent: float = 100.0
+    exploration_percent: float = 0.0
     layer: str = ""
     layer_share_percent: float = 100.0
     primary_metric: str = Experiment.Metric.CTR
@@ -310,6 +313,7 @@ def _validate_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     if fields.get("surface") not in Experiment.Surface.values:
         errors["surface"] = f"use one of {', '.join(Experiment.Surface.values)}"
     _check_range(errors, fields, "traffic_percent", 0, 100, inclusive_low=True)
+    _check_range(errors, fields, "exploration_percent", 0, MAX_EXPLORATION_PERCENT, inclusive_low=True)
     _check_range(errors, fields, "layer_share_percent", 0, 100)
     _check_range(errors, fields, "alpha", 0, 0.5)
     _check_range(errors, fields, "power", 0, 1)

@@ -43,9 +43,11 @@ def test_exploration_order_is_a_permutation_of_the_pool_fixed_by_the_request_id(
     pool = [f"i{j}" for j in range(30)]
     first = exploration_order(pool, 10, "req-1")
     assert first == exploration_order(pool, 10, "req-1")
-    assert len(set(first)) == 10 and set(first) <= set(pool)
+    assert len(set(first)) == 10
+    assert set(first) <= set(pool)
     assert first != exploration_order(pool, 10, "req-2")
-    assert pool_size(10, 4000) == 30 and pool_size(10, 12) == 12
+    assert pool_size(10, 4000) == 30
+    assert pool_size(10, 12) == 12
 
 
 def test_explored_share_is_reproducible_and_close_to_the_setting() -> None:
