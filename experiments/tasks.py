@@ -55,3 +55,19 @@ def demo_experiment_task() -> str:
     from experiments.services.demo import run_demo_experiment
 
     return run_demo_experiment()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=1740,
+    time_limit=1800,
+)
+def estimate_ctr_task(estimate_id: int) -> None:
+    """Compute a queued off-policy estimate (claimed once: a redelivered message finds it running and returns)."""
+    from experiments.services.offpolicy import run_estimate
+
+    run_estimate(estimate_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
@@ -36,7 +37,7 @@ def variants(tmp_path: Path, settings: Any) -> Any:
 
 
 def exploring(percent: float = 20.0, key: str = "explore-ab") -> Experiment:
-    owner = product_manager()
+    owner = User.objects.filter(username="pm").first() or product_manager()
     experiment = draft_experiment(owner, key, exploration_percent=percent)
     return transition(experiment, "start", owner)
 
