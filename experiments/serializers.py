@@ -51,7 +51,7 @@ class ExperimentInput(serializers.Serializer[Any]):
     surface = serializers.CharField(required=False)
     traffic_percent = serializers.FloatField(required=False)
     exploration_percent = serializers.FloatField(
-        required=False, help_text="share of exposed requests served a random ordering of the arm's top 3k items, 0-20"
+        required=False, help_text="share of exposed requests served a random ordering of the arms' top items, 0-20"
     )
     layer = serializers.CharField(required=False, allow_blank=True)
     layer_share_percent = serializers.FloatField(required=False)

@@ -1,11 +1,12 @@
 """The exploration share of a running experiment: a randomised ranking with known propensities (Django-free).
 
 For a share e of an exposed user's requests (decided by a hash of the request id, so the same
-request id is always explored or not), the served list is a uniformly random ordering of the
-candidate set C = the arm's top-M items (M = ``pool_size(k)`` = ``POOL_FACTOR`` x k, fewer when the
-arm has fewer items), truncated to the k shown slots. Every other request gets the arm's
-deterministic ranking d = (d_1, ..., d_k). The logging policy is the mixture of the two, so the
-marginal probability that it shows item a at position k (1-based, k <= |C|) for this request is
+request id is always explored or not), the served list is a uniformly random ordering of a
+candidate set C, truncated to the k shown slots; the platform takes C = the union of the
+experiment's arms' top M = ``POOL_FACTOR`` x k items for the user, so every arm's own ranking lies
+inside C. Every other request gets the serving arm's deterministic ranking d = (d_1, ..., d_k).
+The logging policy is the mixture of the two, so the marginal probability that it shows item a
+at position k (1-based, k <= |C|) for this request is
 
     p(a, k) = (1 - e) * 1[d_k = a]  +  e * 1[a in C] / |C|
 
@@ -13,7 +14,7 @@ marginal probability that it shows item a at position k (1-based, k <= |C|) for 
 the propensity the position-wise estimators need (``slates``: p_i = the logging policy's marginal
 probability of the logged item at the logged position), and it is the same formula whether this
 particular request was explored or not: both come from the same mixture policy. A target can
-only be evaluated where p > 0, i.e. on items inside the arm's top-M.
+only be evaluated where p > 0, i.e. on items inside C (with the platform's C, every arm's own list).
 """
 
 from __future__ import annotations
@@ -32,21 +33,17 @@ __all__ = [
     "exploration_order",
     "is_explored",
     "mixture_propensities",
-    "pool_size",
     "propensities",
 ]
 
 MAX_EXPLORATION_PERCENT = 20.0
 """The largest exploration share an experiment may set: explored lists are random, so they cost CTR."""
-POOL_FACTOR = 3
-"""M = POOL_FACTOR x k: the candidate set is the arm's top 3k (30 items for a 10-item list)."""
+POOL_FACTOR = 1
+"""M = POOL_FACTOR x k items per arm go into C. With M = k, C holds exactly the arms' own top-k lists (up to
+arms x k items): the smallest pool that still contains every arm's ranking, hence the largest propensities
+(on the simulator, M = 3k tripled |C| and left a third of the seeds' intervals missing the truth)."""
 
 T = TypeVar("T")
-
-
-def pool_size(k: int, available: int) -> int:
-    """|C| = min(POOL_FACTOR x k, available): how many of the arm's best items the exploration shuffles."""
-    return min(POOL_FACTOR * k, available)
 
 
 def _unit_interval(text: str) -> float:

@@ -88,10 +88,11 @@ def serve(
     index = assignment.arm if exposed and assignment.arm is not None else config.control
     arm = config.arms[index]
     probability = _probability(config, index)
-    model = model_for_run(arm.training_run)  # type: ignore[arg-type]
     request_id = uuid.uuid4()
     share = config.exploration if exposed else 0.0
-    answer = recommend_with_exploration(model, user_id, k, query, str(request_id), share)
+    # Exploration draws from the union of every arm's top items: it needs every arm's model.
+    models = [model_for_run(a.training_run) for a in (config.arms if share > 0 else (arm,))]  # type: ignore[arg-type]
+    answer = recommend_with_exploration(models, index if share > 0 else 0, user_id, k, query, str(request_id), share)
     recommendations = answer.recommendations
     # Propensity: the arm's probability, or with exploration in force the position-wise marginal
     # of the mixture policy (experiments.services.exploration).

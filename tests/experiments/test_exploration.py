@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
 from experiments.models import Event, Experiment, ServedRequest
-from experiments.offpolicy.exploration import is_explored, propensities
+from experiments.offpolicy.exploration import POOL_FACTOR, is_explored, propensities
 from experiments.services import serving
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment
 from experiments.services.serving_log import LogBuffer
@@ -105,20 +105,23 @@ def test_explored_requests_log_the_mixture_propensities(variants: Any) -> None:
         assert request.exploration_share == 0.2
         assert request.explored == answer["explored"] == is_explored(answer["request_id"], 0.2)
         explored += request.explored
-        model = model_for_run(request.arm.training_run)  # type: ignore[arg-type]
-        pool = [rec.item_id for rec in model.recommend(request.user_id, 15, None)]
+        arms = list(experiment.arms.order_by("position"))
+        rankings = {a.pk: [r.item_id for r in model_for_run(a.training_run).recommend(request.user_id, 5 * POOL_FACTOR)]  # type: ignore[arg-type]
+                    for a in arms}  # fmt: skip
+        top = rankings[request.arm_id][:5]
+        pool = list(dict.fromkeys(item for a in arms for item in rankings[a.pk]))  # C: both arms' top M
         shown = [item["item_id"] for item in answer["items"]]
         if request.explored:
             assert set(shown) <= set(pool)
             assert len(set(shown)) == 5
         else:
-            assert shown == pool[:5]
+            assert shown == top
         logged = list(
             Event.objects.filter(request_id=request.request_id, type="impression")
             .order_by("position")
             .values_list("propensity", flat=True)
         )
-        assert logged == pytest.approx(propensities(pool[:5], pool, shown, 0.2))
+        assert logged == pytest.approx(propensities(top, pool, shown, 0.2))
         if not request.explored:  # the top 5 in order: (1 - e) + e / |C| each
             assert logged == pytest.approx([0.8 + 0.2 / len(pool)] * 5)
     assert explored == sum(is_explored(a["request_id"], 0.2) for a in answers)

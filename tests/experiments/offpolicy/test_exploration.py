@@ -12,7 +12,6 @@ from experiments.offpolicy.exploration import (
     exploration_order,
     is_explored,
     mixture_propensities,
-    pool_size,
     propensities,
 )
 
@@ -46,8 +45,6 @@ def test_exploration_order_is_a_permutation_of_the_pool_fixed_by_the_request_id(
     assert len(set(first)) == 10
     assert set(first) <= set(pool)
     assert first != exploration_order(pool, 10, "req-2")
-    assert pool_size(10, 4000) == 30
-    assert pool_size(10, 12) == 12
 
 
 def test_explored_share_is_reproducible_and_close_to_the_setting() -> None:
