@@ -25,15 +25,8 @@ import numpy.typing as npt
 
 from ._arrays import as_index_vector
 from .errors import InvalidPolicyError
-from .estimators import EstimatorConfig, LoggedFeedback, RewardPredictions, doubly_robust, ips, snips
-from .slates import (
-    POSITION_WISE_ASSUMPTION,
-    PositionWiseEvaluation,
-    RewardModelConfig,
-    SlateLog,
-    _position_ips,
-    fit_item_position_ctr,
-)
+from .estimators import EstimatorConfig, LoggedFeedback
+from .slates import POSITION_WISE_ASSUMPTION, PositionWiseEvaluation, RewardModelConfig, SlateLog, assemble, cross_fit
 
 __all__ = ["DETERMINISTIC_TARGET", "evaluate_ranking_target"]
 
@@ -41,7 +34,6 @@ DETERMINISTIC_TARGET = (
     "the candidate is deterministic: pi(item, position | request) = 1 when its trained model ranks that "
     "item at that position for the request's user (and query), else 0"
 )
-_UNLOGGED_MASS_TOLERANCE = 1e-9
 
 
 def evaluate_ranking_target(
@@ -56,7 +48,6 @@ def evaluate_ranking_target(
     request, or -1 when its list is shorter there.
     """
     config = config or EstimatorConfig()
-    model_config = model_config or RewardModelConfig()
     raw = np.asarray(target_items, dtype=np.int64)
     if raw.shape != (log.n,):
         raise InvalidPolicyError(f"need one target item per logged unit ({log.n}), got shape {raw.shape}")
@@ -65,33 +56,9 @@ def evaluate_ranking_target(
     as_index_vector(target, "target_items", log.n_items)
     pi = (shows & (target == log.items)).astype(np.float64)
     feedback = LoggedFeedback(log.rewards, log.propensities, pi)
-    rng = np.random.default_rng(model_config.seed)
-    fold_of = rng.permutation(log.n) % model_config.folds
-    logged = np.empty(log.n)
-    under_target = np.empty(log.n)
-    for fold in range(model_config.folds):
-        held_out = np.flatnonzero(fold_of == fold)
-        model = fit_item_position_ctr(log, model_config.prior_strength, np.flatnonzero(fold_of != fold))
-        positions = log.positions[held_out]
-        logged[held_out] = model[positions, log.items[held_out]]
-        under_target[held_out] = np.where(shows[held_out], model[positions, target[held_out]], 0.0)
-    predictions = RewardPredictions(logged, under_target, model_config.describe())
-    warnings: list[str] = []
-    per_position = tuple(_position_ips(log, feedback, k, config, warnings) for k in range(log.n_positions))
+    predictions = cross_fit(
+        log, lambda model, rows: np.where(shows[rows], model[log.positions[rows], target[rows]], 0.0), model_config
+    )
     never_logged = (log.impressions() == 0)[log.positions, target] & shows
     unlogged = float(never_logged.sum() / max(int(shows.sum()), 1))
-    if unlogged > _UNLOGGED_MASS_TOLERANCE:
-        warnings.append(
-            f"{unlogged:.1%} of the candidate's placements are (item, position) pairs these logs never show: "
-            "IPS counts no clicks there (biased downward when the logging policy could not show them), SNIPS "
-            "assumes they click like the logged ones, DR sees them only through its reward model"
-        )
-    return PositionWiseEvaluation(
-        ips=ips(feedback, config),
-        snips=snips(feedback, config),
-        dr=doubly_robust(feedback, predictions, config),
-        per_position=per_position,
-        unlogged_target_mass=unlogged,
-        warnings=tuple(warnings),
-        method=f"{POSITION_WISE_ASSUMPTION}; {DETERMINISTIC_TARGET}",
-    )
+    return assemble(log, feedback, predictions, config, unlogged, f"{POSITION_WISE_ASSUMPTION}; {DETERMINISTIC_TARGET}")

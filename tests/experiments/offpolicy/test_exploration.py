@@ -84,4 +84,4 @@ def test_ranking_target_estimates_by_hand() -> None:
     assert evaluation.snips == snips(feedback, config)
     # Item 2 at position 2 (unit 1's target) is never logged: 1 of 3 placements.
     assert evaluation.unlogged_target_mass == pytest.approx(1 / 3)
-    assert any("33.3% of the candidate's placements" in w for w in evaluation.warnings)
+    assert any("the target puts 33.3% of its placements on (item, position) pairs" in w for w in evaluation.warnings)
