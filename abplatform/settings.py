@@ -188,10 +188,16 @@ CELERY_TIMEZONE = TIME_ZONE
 # one message at a time per worker process, acknowledged after the work (acks_late).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Panels other apps add to the variant page: dotted paths of callables (request, variant) -> HTML or
+# None, resolved by recommenders.pages with import_string, so `recommenders` never imports them.
+VARIANT_PAGE_PANELS = ["experiments.variant_panels.predicted_ctr_panel"]
+
 CELERY_TASK_ROUTES = {
     "recommenders.tasks.train_variant_task": {"queue": "training"},
     "recommenders.tasks.evaluate_variant_task": {"queue": "training"},
     "experiments.tasks.simulate_task": {"queue": "training"},
+    # It loads and scores a trained model, like training.
+    "experiments.tasks.estimate_ctr_task": {"queue": "training"},
 }
 
 # Periodic work (run `celery -A abplatform beat` next to the workers).

@@ -27,6 +27,10 @@ Prints Markdown tables (run by hand; read-only on the data; no Django):
      often the estimates rank the targets in their true order.
   3. Synthetic whole-ranking logs (Plackett-Luce rankings, independent or cascade clicks): coverage
      of the independent-item, cascade and whole-ranking IPS, to show what each assumption costs.
+  4. With --simulator-seeds N (needs Django and DATABASE_URL; bench/offpolicy_simulator.py): the
+     platform's traffic simulator on Online Retail logs an A/B/C experiment with the exploration share,
+     and four trained variants' CTRs are estimated from those logs as the platform's estimate task does,
+     against each variant's simulated truth and the simulated A/B test's order.
 
 Usage: python bench/offpolicy_validity.py [--bootstrap 2000] [--joint 500] [--seeds 200] ...
 """
@@ -417,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranking-seeds", type=int, default=200, help="synthetic ranking logs (0: skip)")
     parser.add_argument("--ranking-n", type=int, default=1000, help="rankings per synthetic ranking log")
     parser.add_argument("--skip-open-bandit", action="store_true")
+    parser.add_argument("--simulator-seeds", type=int, default=0, help="simulator seeds (0: skip; needs Django)")
+    parser.add_argument("--simulator-users", type=float, default=2000, help="simulated sessions a day")
+    parser.add_argument("--simulator-days", type=int, default=7, help="simulated days per seed")
+    parser.add_argument("--exploration", type=float, default=0.2, help="exploration share of the logging traffic")
+    parser.add_argument("--simulator-bootstrap", type=int, default=500, help="resamples per simulator interval")
     args = parser.parse_args(argv)
     print(f"experiments.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     if not args.skip_open_bandit:
@@ -427,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         synthetic_table(args)
     if args.ranking_seeds > 0:
         ranking_table(args)
+    if args.simulator_seeds > 0:
+        from offpolicy_simulator import simulator_table  # Django and the database: only when asked for
+
+        simulator_table(args.simulator_seeds, args.simulator_users, args.simulator_days, args.exploration,
+                        args.simulator_bootstrap, first_seed=1)  # fmt: skip
     load = os.getloadavg()
     print(f"\nload average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cpus (shared machine)")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 
 from experiments.models import Decision, Experiment
+from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec
 from recommenders.models import Variant
 
@@ -36,6 +37,11 @@ class ExperimentForm(forms.Form):
     surface = forms.ChoiceField(choices=Experiment.Surface.choices)
     traffic_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
                                        help_text="share of eligible users who enter the experiment")  # fmt: skip
+    exploration_percent = forms.FloatField(
+        initial=0, required=False, min_value=0, max_value=MAX_EXPLORATION_PERCENT, label="Exploration share (%)",
+        help_text="share of exposed requests shown a random ordering of the arm's top items, so the logs support "
+        f"off-policy estimates of other variants (0 to {MAX_EXPLORATION_PERCENT:g}; costs some CTR)",
+    )  # fmt: skip
     layer = forms.SlugField(max_length=100, required=False,
                             help_text="experiments in one layer never share a user (optional)")  # fmt: skip
     layer_share_percent = forms.FloatField(initial=100, min_value=0, max_value=100,
@@ -132,3 +138,14 @@ class PlanForm(forms.Form):
     design = forms.ChoiceField(choices=Experiment.Design.choices, required=False)
     alpha = forms.FloatField(required=False, min_value=0, max_value=0.5)
     power = forms.FloatField(required=False, min_value=0, max_value=1)
+
+
+class EstimateForm(forms.Form):
+    """Queue an off-policy estimate of a variant's CTR from an experiment's logged impressions."""
+
+    experiment = forms.ChoiceField(choices=(), label="Log of experiment")
+    seed = forms.IntegerField(min_value=0, initial=0, label="Bootstrap seed")
+
+    def __init__(self, *args: Any, sources: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].choices = sources

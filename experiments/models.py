@@ -54,6 +54,10 @@ class Experiment(models.Model):
     surface = models.CharField(max_length=20, choices=Surface.choices, default=Surface.RECOMMENDATIONS)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     traffic_percent = models.FloatField(default=100.0, help_text="share of eligible users who enter, 0-100")
+    exploration_percent = models.FloatField(
+        default=0.0, db_default=0.0,
+        help_text="share of exposed requests shown a random ordering of the arm's top items (0-20), for off-policy",
+    )  # fmt: skip
     salt = models.CharField(max_length=100)
     layer = models.SlugField(max_length=100, blank=True, help_text="experiments in one layer never share a user")
     layer_share_percent = models.FloatField(default=100.0, help_text="share of the layer this experiment reserves")
@@ -218,6 +222,10 @@ class ServedRequest(models.Model):
     query = models.CharField(max_length=500, blank=True)
     k = models.PositiveSmallIntegerField()
     served_at = models.DateTimeField()
+    # The exploration share e in force (0: none) and whether this request drew the random ordering.
+    # With e > 0 its impressions' propensities are the mixture marginals (experiments.offpolicy.exploration).
+    exploration_share = models.FloatField(default=0.0, db_default=0.0)
+    explored = models.BooleanField(default=False, db_default=False)
     simulation = models.ForeignKey(
         "SimulationRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
     )
@@ -548,3 +556,31 @@ class BanditUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id} period {self.period}"
+
+
+class OffPolicyEstimate(BackgroundJob):
+    """A candidate variant's predicted online CTR from an experiment's logged impressions.
+
+    The candidate is the variant's training run (its frozen model ranks each logged request);
+    the log source is an experiment: platform traffic served with an exploration share, or an
+    imported log with propensities. ``result`` holds IPS, SNIPS and DR with their bootstrap
+    intervals, the effective sample size, per-position IPS and the coverage of the logs (see
+    experiments.services.offpolicy); ``warnings`` and ``method`` are shown as they are.
+    """
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="+")
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="offpolicy_estimates")
+    config = models.JSONField(default=dict, blank=True)
+    n = models.BigIntegerField(null=True, blank=True, help_text="logged impressions used")
+    requests = models.BigIntegerField(null=True, blank=True, help_text="logged requests they belong to")
+    effective_sample_size = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    method = models.TextField(blank=True)
+
+    class Meta(BackgroundJob.Meta):
+        constraints = [models.CheckConstraint(condition=models.Q(progress__lte=100), name="offpolicy_progress_le_100")]
+
+    def __str__(self) -> str:
+        return f"off-policy estimate {self.pk} of {self.variant_id} on {self.experiment_id} ({self.status})"

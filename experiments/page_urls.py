@@ -7,6 +7,7 @@ urlpatterns = [
     path("", pages.experiment_list, name="list"),
     path("new/", pages.experiment_create, name="create"),
     path("plan/", pages.plan, name="plan"),
+    path("offpolicy/<slug:name>/<int:version>/estimate/", pages.variant_estimate, name="estimate"),
     path("<slug:key>/", pages.experiment_detail, name="detail"),
     path("<slug:key>/actions/<slug:action>/", pages.experiment_action, name="action"),
     path("<slug:key>/ramp/", pages.experiment_ramp, name="ramp"),

@@ -18,6 +18,7 @@ from experiments import charts
 from experiments.forms import (
     MAX_ARMS,
     ArmForm,
+    EstimateForm,
     ExperimentForm,
     PlanForm,
     RampForm,
@@ -36,8 +37,11 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
+from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.stats import StatisticError
+from experiments.variant_panels import estimate_sources
+from recommenders.models import Variant
 
 View = Callable[..., HttpResponse]
 
@@ -301,3 +305,27 @@ def simulation_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
         delete_simulation(run)
         messages.success(request, f"Simulation {pk} and all its traffic were deleted.")
     return redirect("experiment_pages:detail", key=key)
+
+
+@login_required
+@permission_required("recommenders.add_evaluation", raise_exception=True)
+@require_POST
+def variant_estimate(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Queue an off-policy estimate of the variant's CTR from the chosen experiment's log (the variant
+    page's "Predicted online CTR" card posts here and is shown again, with the progress bar)."""
+    variant = get_object_or_404(Variant, name=name, version=version)
+    form = EstimateForm(request.POST, sources=estimate_sources())
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(
+                request, f"{form.fields[field].label if field in form.fields else field}: {' '.join(errors)}"
+            )
+        return redirect("variants:detail", name=name, version=version)
+    experiment = get_object_or_404(Experiment, key=form.cleaned_data["experiment"])
+    try:
+        estimate = queue_estimate(variant, experiment, {"seed": form.cleaned_data["seed"]}, requested_by=request.user)  # type: ignore[arg-type]
+    except OffPolicyRefused as error:
+        messages.error(request, f"No estimate: {error}")
+    else:
+        messages.success(request, f"Estimate {estimate.pk} of {variant.label} from {experiment.key} queued.")
+    return redirect("variants:detail", name=name, version=version)

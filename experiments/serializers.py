@@ -25,8 +25,9 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
     class Meta:
         model = Experiment
         fields = [
-            "key", "name", "hypothesis", "owner", "design", "surface", "status", "traffic_percent", "layer",
-            "layer_share_percent", "layer_start", "layer_end", "primary_metric", "secondary_metrics",
+            "key", "name", "hypothesis", "owner", "design", "surface", "status", "traffic_percent",
+            "exploration_percent", "layer", "layer_share_percent", "layer_start", "layer_end", "primary_metric",
+            "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
             "power", "bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods",
             "bandit_update_minutes", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
@@ -55,6 +56,9 @@ class ExperimentInput(serializers.Serializer[Any]):
     )  # fmt: skip
     surface = serializers.CharField(required=False)
     traffic_percent = serializers.FloatField(required=False)
+    exploration_percent = serializers.FloatField(
+        required=False, help_text="share of exposed requests served a random ordering of the arms' top items, 0-20"
+    )
     layer = serializers.CharField(required=False, allow_blank=True)
     layer_share_percent = serializers.FloatField(required=False)
     primary_metric = serializers.CharField(required=False)
@@ -119,6 +123,7 @@ class RecommendationAnswer(serializers.Serializer[Any]):
                                   help_text='interleaved answers only: {"A": control arm, "B": other arm}')  # fmt: skip
     exposed = serializers.BooleanField(help_text="False when the user is outside the experiment (served control)")
     arm_probability = serializers.FloatField(help_text="probability that a random user is served this arm")
+    explored = serializers.BooleanField(help_text="true when this request got the exploration share's random ordering")
     items = RecommendedItem(many=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.db import OperationalError
@@ -59,15 +60,14 @@ def update_bandits_task() -> dict[str, int]:
     return stored
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=5,
-    max_retries=3,
-    soft_time_limit=3540,
-    time_limit=3600,
-)
+def _long_job(seconds: int) -> dict[str, Any]:
+    """Options of a job that holds a worker for minutes: acknowledged after the work (a crash redelivers
+    it; the body claims its row once), database outages retried, a hard limit of ``seconds``."""
+    return {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": (OperationalError,),
+            "retry_backoff": 5, "max_retries": 3, "soft_time_limit": seconds - 60, "time_limit": seconds}  # fmt: skip
+
+
+@shared_task(**_long_job(3600))
 def simulate_task(simulation_id: int) -> None:
     """Run a queued simulation (claimed once: a redelivered message finds it running and returns)."""
     from experiments.services.simulation import run_simulation
@@ -81,3 +81,11 @@ def demo_experiment_task() -> str:
     from experiments.services.demo import run_demo_experiment
 
     return run_demo_experiment()
+
+
+@shared_task(**_long_job(1800))
+def estimate_ctr_task(estimate_id: int) -> None:
+    """Compute a queued off-policy estimate (claimed once: a redelivered message finds it running and returns)."""
+    from experiments.services.offpolicy import run_estimate
+
+    run_estimate(estimate_id)

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from experiments import api, api_simulations
+from experiments import api, api_offpolicy, api_simulations
 
 router = DefaultRouter()
 router.register("experiments", api.ExperimentViewSet, basename="experiment")
@@ -25,6 +25,10 @@ urlpatterns = [
         "experiments/<slug:key>/simulations/<int:run_id>/cancel",
         api_simulations.SimulationCancelView.as_view(),
         name="experiment-simulation-cancel",
+    ),
+    path("offpolicy-estimates", api_offpolicy.EstimateListView.as_view(), name="offpolicy-estimates"),
+    path(
+        "offpolicy-estimates/<int:estimate_id>", api_offpolicy.EstimateDetailView.as_view(), name="offpolicy-estimate"
     ),
     path("", include(router.urls)),
 ]

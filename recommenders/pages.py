@@ -5,11 +5,13 @@ from __future__ import annotations
 import inspect
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
 from recommenders import charts
@@ -114,8 +116,19 @@ def variant_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "evaluate_form": EvaluateForm(),
         "can_train": request.user.has_perm("recommenders.add_trainingrun"),
         "can_evaluate": request.user.has_perm("recommenders.add_evaluation"),
+        "panels": variant_panels(request, variant),
     }
     return render(request, "recommenders/variant_detail.html", context)
+
+
+def variant_panels(request: HttpRequest, variant: Variant) -> list[str]:
+    """The HTML of the panels other apps add to the variant page (e.g. experiments' predicted online CTR).
+
+    ``settings.VARIANT_PAGE_PANELS`` lists dotted paths of callables (request, variant) -> HTML or None,
+    resolved here by name: this app never imports the apps that provide them (layering rule).
+    """
+    rendered = (import_string(path)(request, variant) for path in settings.VARIANT_PAGE_PANELS)
+    return [html for html in rendered if html]
 
 
 @login_required

@@ -10,7 +10,9 @@ position-wise assumption: ``SlateLog``, ``PositionPolicy``, ``evaluate_position_
 ``cross_fitted_predictions`` (``RewardModelConfig``). Whole rankings: ``RankingFeedback`` and
 ``ranking_ips`` under the independent-item, cascade or no (whole-ranking) click assumption.
 Synthetic logs with a known truth: ``simulate_slate_log`` / ``true_value`` (impressions),
-``PlackettLuce``, ``simulate_ranking_log`` / ``ranking_true_value`` (rankings). Every impossible
+``PlackettLuce``, ``simulate_ranking_log`` / ``ranking_true_value`` (rankings). A deterministic ranker
+evaluated on a context-dependent log: ``evaluate_ranking_target``; the exploration share's randomised
+ranking and its propensities: ``exploration``. Every impossible
 input raises an ``OffPolicyError`` subclass.
 """
 
@@ -47,8 +49,10 @@ from .synthetic import (
     simulate_slate_log,
     true_value,
 )
+from .targets import DETERMINISTIC_TARGET, evaluate_ranking_target
 
 __all__ = [
+    "DETERMINISTIC_TARGET",
     "POSITION_WISE_ASSUMPTION",
     "RANKING_ASSUMPTIONS",
     "ClickModel",
@@ -73,6 +77,7 @@ __all__ = [
     "doubly_robust",
     "effective_sample_size",
     "evaluate_position_wise",
+    "evaluate_ranking_target",
     "fit_item_position_ctr",
     "importance_weights",
     "ips",

@@ -29,6 +29,7 @@ enters its prediction (which would bias DR toward the direct method's overfit).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,19 +246,26 @@ def cross_fitted_predictions(
     log: SlateLog, target: PositionPolicy, config: RewardModelConfig | None = None
 ) -> RewardPredictions:
     """q(a_i, k_i) and q_pi(k_i) = sum_a pi(a | k_i) q(a, k_i) per unit, q fitted without the unit's own fold."""
-    config = config or RewardModelConfig()
     _check_shapes(log, target)
+    return cross_fit(log, lambda model, rows: (target.probabilities * model).sum(axis=1)[log.positions[rows]], config)
+
+
+def cross_fit(
+    log: SlateLog, under_target: Callable[[FloatArray, IntArray], FloatArray], config: RewardModelConfig | None = None
+) -> RewardPredictions:
+    """The cross-fitted reward model's predictions: for each fold, q = ``fit_item_position_ctr`` on the other
+    folds, then q(a_i, k_i) for the held-out units and ``under_target(q, held-out rows)`` = their q_pi."""
+    config = config or RewardModelConfig()
     rng = np.random.default_rng(config.seed)
     fold_of = rng.permutation(log.n) % config.folds
     logged = np.empty(log.n)
-    under_target = np.empty(log.n)
+    expected = np.empty(log.n)
     for fold in range(config.folds):
         held_out = np.flatnonzero(fold_of == fold)
         model = fit_item_position_ctr(log, config.prior_strength, np.flatnonzero(fold_of != fold))
-        positions = log.positions[held_out]
-        logged[held_out] = model[positions, log.items[held_out]]
-        under_target[held_out] = (target.probabilities * model).sum(axis=1)[positions]
-    return RewardPredictions(logged, under_target, config.describe())
+        logged[held_out] = model[log.positions[held_out], log.items[held_out]]
+        expected[held_out] = under_target(model, held_out)
+    return RewardPredictions(logged, expected, config.describe())
 
 
 def evaluate_position_wise(
@@ -271,11 +279,24 @@ def evaluate_position_wise(
     _check_shapes(log, target)
     feedback = LoggedFeedback(log.rewards, log.propensities, target.probabilities[log.positions, log.items])
     predictions = cross_fitted_predictions(log, target, model_config)
-    warnings: list[str] = []
-    per_position = tuple(_position_ips(log, feedback, k, config, warnings) for k in range(log.n_positions))
     impressions = log.impressions()
     position_share = impressions.sum(axis=1) / log.n
     unlogged = float(np.dot(position_share, (target.probabilities * (impressions == 0)).sum(axis=1)))
+    return assemble(log, feedback, predictions, config, unlogged, POSITION_WISE_ASSUMPTION)
+
+
+def assemble(
+    log: SlateLog,
+    feedback: LoggedFeedback,
+    predictions: RewardPredictions,
+    config: EstimatorConfig,
+    unlogged: float,
+    method: str,
+) -> PositionWiseEvaluation:
+    """The three estimators, per-position IPS and the coverage warning, given the per-unit feedback, the
+    reward model's predictions and the target's share of placements on never-logged pairs."""
+    warnings: list[str] = []
+    per_position = tuple(_position_ips(log, feedback, k, config, warnings) for k in range(log.n_positions))
     if unlogged > _UNLOGGED_MASS_TOLERANCE:
         warnings.append(
             f"the target puts {unlogged:.1%} of its placements on (item, position) pairs these logs never show: "
@@ -289,7 +310,7 @@ def evaluate_position_wise(
         per_position=per_position,
         unlogged_target_mass=unlogged,
         warnings=tuple(warnings),
-        method=POSITION_WISE_ASSUMPTION,
+        method=method,
     )
 
 

@@ -76,7 +76,8 @@ def serve_interleaved(
          arm_of[team].pk, position, probability, None, now, now)
         for position, (item, team) in enumerate(zip(blended.items, blended.teams, strict=True), start=1)
     ]  # fmt: skip
-    served = (request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, now)
+    # No exploration share on interleaved lists (refused at creation): share 0, not explored.
+    served = (request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, 0.0, False, now)
     exposure = (config.experiment_id, team_a.pk, user_id, bucket, now)
     log(ServingLog(served, exposure, impressions))
     return {

@@ -9,7 +9,8 @@ Transitions (anything else is refused):
 Only drafts are freely editable. A running or paused experiment accepts new text (name,
 hypothesis) and a traffic ramp-up: bucketing is sticky, so a larger traffic share only
 adds users and every assigned user keeps the arm they have; a ramp-down would drop
-assigned users and is refused. Arms, weights, salt, layer and metrics are locked.
+assigned users and is refused. Arms, weights, exploration share, salt, layer and metrics are locked
+(the exploration share is part of the logging policy whose propensities the impressions record).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from experiments.models import Arm, Decision, Experiment, ExperimentChange
+from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services import bandit
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant
@@ -41,9 +43,9 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 TEXT_FIELDS = ("name", "hypothesis")
 DRAFT_FIELDS = (
-    "name", "hypothesis", "design", "surface", "traffic_percent", "layer", "layer_share_percent", "primary_metric",
-    "secondary_metrics", "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users",
-    "alpha", "power", *bandit.SETTINGS,
+    "name", "hypothesis", "design", "surface", "traffic_percent", "exploration_percent", "layer",
+    "layer_share_percent", "primary_metric", "secondary_metrics", "guardrail_metrics", "baseline_rate",
+    "minimum_detectable_effect", "expected_daily_users", "alpha", "power", *bandit.SETTINGS,
 )  # fmt: skip
 
 
@@ -76,6 +78,7 @@ class ExperimentSpec:
     design: str = Experiment.Design.AB
     surface: str = Experiment.Surface.RECOMMENDATIONS
     traffic_percent: float = 100.0
+    exploration_percent: float = 0.0
     layer: str = ""
     layer_share_percent: float = 100.0
     primary_metric: str = Experiment.Metric.CTR
@@ -106,6 +109,7 @@ def create_experiment(spec: ExperimentSpec, owner: User) -> Experiment:
     arms, arm_errors = _resolve_arms(spec.arms)
     errors.update(arm_errors)
     errors.update(design_arm_errors(spec.design, len(spec.arms)))
+    errors.update(design_exploration_errors(spec.design, spec.exploration_percent))
     if errors:
         raise ExperimentError(errors)
     try:
@@ -159,6 +163,9 @@ def update_experiment(
             errors.update(arm_errors)
         design = changes.get("design", experiment.design)
         errors.update(design_arm_errors(design, len(arms) if arms is not None else experiment.arms.count()))
+        errors.update(
+            design_exploration_errors(design, changes.get("exploration_percent", experiment.exploration_percent))
+        )
         if errors:
             raise ExperimentError(errors)
         for name, value in _clean(changes).items():
@@ -328,6 +335,22 @@ def design_arm_errors(design: str, arm_count: int) -> dict[str, str]:
     return {}
 
 
+def design_exploration_errors(design: str, exploration_percent: Any) -> dict[str, str]:
+    """An interleaving experiment takes no exploration share: its lists are team-draft blends whose
+    position-wise propensities the serving log does not record, so explored traffic would be useless
+    to the off-policy estimators."""
+    if (
+        design == Experiment.Design.INTERLEAVING
+        and isinstance(exploration_percent, (int, float))
+        and exploration_percent > 0
+    ):
+        return {
+            "exploration_percent": "an interleaving experiment takes no exploration share (use an A/B or bandit "
+            "experiment to log exploration traffic)"
+        }
+    return {}
+
+
 def _validate_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     if "name" in fields and not str(fields["name"] or "").strip():
@@ -337,6 +360,7 @@ def _validate_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     if fields.get("surface") not in Experiment.Surface.values:
         errors["surface"] = f"use one of {', '.join(Experiment.Surface.values)}"
     _check_range(errors, fields, "traffic_percent", 0, 100, inclusive_low=True)
+    _check_range(errors, fields, "exploration_percent", 0, MAX_EXPLORATION_PERCENT, inclusive_low=True)
     _check_range(errors, fields, "layer_share_percent", 0, 100)
     _check_range(errors, fields, "alpha", 0, 0.5)
     _check_range(errors, fields, "power", 0, 1)

@@ -15,6 +15,10 @@ served probability is that period's share of the arm (for a returning user, the 
 at their first exposure). The cache also covers answers the lean path's log buffer has not
 stored yet. Between processes, a user first served by two workers within one log flush across
 a weight change may get two arms; the stored exposure (the earlier one) decides from then on.
+
+With an exploration share, a share of exposed
+requests get a random ordering of the arm's top items and every exposed impression logs the
+position-wise propensity the off-policy estimators need (experiments.services.exploration).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from experiments import bucketing
 from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
 from experiments.services.events import COLUMNS, insert_events
+from experiments.services.exploration import recommend_with_exploration
 from recommenders.serving import model_for_run
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
@@ -56,6 +61,7 @@ class _Config:
     allocation: bucketing.Allocation
     arms: tuple[Arm, ...]
     control: int
+    exploration: float  # share of exposed requests explored, in [0, 1]
     loaded_at: float
     # Bandit only: (period start as epoch seconds, allocation for new users), oldest first.
     bandit: tuple[tuple[float, bucketing.Allocation], ...] | None = None
@@ -111,15 +117,24 @@ def serve(
         index = assignment.arm if exposed and assignment.arm is not None else config.control
         probability = _probability(config, index)
     arm = config.arms[index]
-    model = model_for_run(arm.training_run)  # type: ignore[arg-type]
-    recommendations = model.recommend(user_id, k, query)
     request_id = uuid.uuid4()
+    share = config.exploration if exposed else 0.0
+    # Exploration draws from the union of every arm's top items: it needs every arm's model.
+    models = [model_for_run(a.training_run) for a in (config.arms if share > 0 else (arm,))]  # type: ignore[arg-type]
+    answer = recommend_with_exploration(models, index if share > 0 else 0, user_id, k, query, str(request_id), share)
+    recommendations = answer.recommendations
+    # Propensity: the arm's probability, or with exploration in force the position-wise marginal
+    # of the mixture policy (experiments.services.exploration).
+    propensity = answer.propensities or [probability] * len(recommendations)
     impressions = [
         (f"imp:{request_id}:{position}", "impression", user_id, rec.item_id, request_id,
-         config.experiment_id if exposed else None, arm.pk if exposed else None, position, probability, None, now, now)
+         config.experiment_id if exposed else None, arm.pk if exposed else None, position, propensity[position - 1],
+         None, now, now)
         for position, rec in enumerate(recommendations, start=1)
     ]  # fmt: skip
-    served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, now)
+    # served_at stays last: the buffered log's CSV writer formats the last column as the timestamp.
+    served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, share,
+              answer.explored, now)  # fmt: skip
     exposure = (config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
     (log or write_log)(ServingLog(served, exposure, impressions))
     return {
@@ -128,6 +143,7 @@ def serve(
         "arm": arm.name,
         "exposed": exposed,
         "arm_probability": probability,
+        "explored": answer.explored,
         "items": [
             {"item_id": rec.item_id, "score": rec.score, "position": position}
             for position, rec in enumerate(recommendations, start=1)
@@ -135,7 +151,10 @@ def serve(
     }
 
 
-SERVED_COLUMNS = "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, served_at"
+SERVED_COLUMNS = (
+    "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, exploration_share, explored, "
+    "served_at"
+)
 EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
 
 
@@ -160,7 +179,7 @@ def _log_postgres(
     """
     statements = [
         "SET LOCAL synchronous_commit TO OFF",
-        f"INSERT INTO {ServedRequest._meta.db_table} ({SERVED_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO {ServedRequest._meta.db_table} ({SERVED_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
     ]
     params: list[Any] = list(served)
     if exposure is not None:
@@ -184,10 +203,10 @@ def _log_postgres(
 def _log_portable(
     served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
 ) -> None:
-    request_id, experiment_id, arm_id, user_id, exposed, probability, query, k, now = served
+    request_id, experiment_id, arm_id, user_id, exposed, probability, query, k, share, explored, now = served
     ServedRequest.objects.create(
         request_id=request_id, experiment_id=experiment_id, arm_id=arm_id, user_id=user_id, exposed=exposed,
-        arm_probability=probability, query=query, k=k, served_at=now,
+        arm_probability=probability, query=query, k=k, served_at=now, exploration_share=share, explored=explored,
     )  # fmt: skip
     if exposure is not None:
         Exposure.objects.get_or_create(
@@ -228,6 +247,7 @@ def _config(experiment: Experiment | str) -> _Config:
         allocation=allocation,
         arms=arms,
         control=next(i for i, arm in enumerate(arms) if arm.is_control),
+        exploration=experiment.exploration_percent / 100,
         loaded_at=now,
         bandit=bandit,
     )

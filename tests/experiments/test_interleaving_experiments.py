@@ -118,6 +118,21 @@ def test_an_interleaving_experiment_has_exactly_two_arms_in_the_service_api_and_
     assert not Experiment.objects.filter(key__in=["three", KEY, "home-knn"]).exists()
 
 
+def test_an_interleaving_experiment_takes_no_exploration_share(variants: None) -> None:
+    reason = ("an interleaving experiment takes no exploration share (use an A/B or bandit experiment to log "
+              "exploration traffic)")  # fmt: skip
+    answer = _pm().post("/api/v1/experiments/", {**INTERLEAVED, "exploration_percent": 5}, format="json")
+    assert (answer.status_code, answer.json()) == (400, {"exploration_percent": reason})
+    owner = User.objects.get(username="pm")
+    two = [ArmSpec("control", "pop@1", 1.0, True), ArmSpec("knn", "knn@1")]
+    draft = create_experiment(ExperimentSpec(key="explores", name="explores", arms=two, exploration_percent=5), owner)
+    with pytest.raises(ExperimentError) as switched:
+        update_experiment(draft, {"design": "interleaving"}, owner)
+    assert switched.value.errors == {"exploration_percent": reason}
+    assert not Experiment.objects.filter(key=KEY).exists()
+    assert Experiment.objects.get(key="explores").design == "ab"
+
+
 def test_an_exposed_user_gets_one_team_draft_list_of_both_arms_reproducible_from_the_request_id(
     variants: None,
 ) -> None:
