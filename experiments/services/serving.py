@@ -23,7 +23,7 @@ from django.utils import timezone
 from experiments import bucketing
 from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
 from experiments.services.events import COLUMNS, insert_events
-from recommenders.serving import model_for_run
+from recommenders.serving import recommend_from_run
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
 
@@ -84,8 +84,7 @@ def serve(
     index = assignment.arm if exposed and assignment.arm is not None else config.control
     arm = config.arms[index]
     probability = _probability(config, index)
-    model = model_for_run(arm.training_run)  # type: ignore[arg-type]
-    recommendations = model.recommend(user_id, k, query)
+    recommendations = recommend_from_run(arm.training_run, user_id, k, query)  # type: ignore[arg-type]
     request_id = uuid.uuid4()
     now = timezone.now()
     impressions = [
