@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,16 +233,37 @@ def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new:
         return int(cursor.fetchone()[0])
 
 
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')  # the characters that make csv.writer quote a field
+
+
 def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
-    """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL."""
+    """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL.
+
+    The text is exactly what `csv.writer` writes (QUOTE_MINIMAL, CRLF line ends): a row whose
+    four text columns hold none of `,` `"` CR LF (the usual case) is formatted directly, about
+    three times faster than `writerow`; any other row goes through `writerow`.
+    """
     buffer = io.StringIO()
-    write = csv.writer(buffer).writerow
+    write, write_row = buffer.write, csv.writer(buffer).writerow
+    special = _CSV_SPECIAL.search
     times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
     for row in values:
+        event_id, kind, user_id, item_id, request_id, experiment_id, arm_id, position, propensity, revenue = row[:10]
         when, received = row[10], row[11]
         stamp = times.get(when) or times.setdefault(when, when.isoformat())
         received_at = times.get(received) or times.setdefault(received, received.isoformat())
-        write((*row[:10], stamp, received_at, *row[12:]))
+        if special(f"{event_id}{kind}{user_id}{item_id}") is not None:
+            write_row((*row[:10], stamp, received_at, *row[12:]))
+            continue
+        write(
+            f"{event_id},{kind},{user_id},{item_id},{'' if request_id is None else request_id},"
+            f"{'' if experiment_id is None else experiment_id},{'' if arm_id is None else arm_id},"
+            f"{'' if position is None else position},{'' if propensity is None else propensity},"
+            f"{'' if revenue is None else revenue},{stamp},{received_at}"
+        )
+        for extra in row[12:]:
+            write(f",{'' if extra is None else extra}")
+        write("\r\n")
     buffer.seek(0)
     return buffer
 
