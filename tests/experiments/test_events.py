@@ -63,6 +63,21 @@ def test_a_repeated_event_is_accepted_but_stored_once() -> None:
 
 
 @pytest.mark.django_db
+def test_stored_ids_are_skipped_whether_the_probe_sees_them_or_not() -> None:
+    ingest([_event(i) for i in range(1, 6)], now=NOW)  # e1 .. e5
+
+    resent = ingest([_event(i) for i in range(1, 8)], now=NOW)  # e1 is probed: every id is looked up
+    # e3 is neither first, middle (e12) nor last: the straight COPY fails and the batch is redone
+    slipped = ingest([_event(10), _event(3), _event(11), _event(12), _event(13), _event(14)], now=NOW)
+
+    assert (resent.stored, resent.duplicates) == (2, 5)
+    assert (slipped.stored, slipped.duplicates) == (5, 1)
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == [
+        "e1", "e10", "e11", "e12", "e13", "e14", "e2", "e3", "e4", "e5", "e6", "e7"
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_oversized_batches_and_non_lists_are_refused_whole() -> None:
     with pytest.raises(BatchError, match="at most 10,000 events") as error:
         ingest([_event(i) for i in range(MAX_BATCH + 1)], now=NOW)
