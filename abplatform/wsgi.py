@@ -1,4 +1,5 @@
-"""WSGI entry point for gunicorn: `gunicorn abplatform.wsgi`.
+"""WSGI entry point: `granian --interface wsgi abplatform.wsgi:application` (the image's server)
+or `gunicorn abplatform.wsgi` (gunicorn.conf.py).
 
 The two hot endpoints (recommendations, event batches) are answered by the lean path in
 front of Django (experiments/lean.py); everything else goes through Django as usual.

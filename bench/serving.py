@@ -1,26 +1,34 @@
-"""Serving and ingestion throughput under gunicorn on loopback, measured with wrk.
+"""Serving and ingestion throughput under a real HTTP server on loopback, measured with wrk.
 
-Prints one table: requests per second and latency percentiles (50/90/99 %) of
+For each server configuration, prints requests per second and latency percentiles (50/90/99 %) of
 
   * POST /api/v1/experiments/{key}/recommendations (k=10, user ids cycling through the data
     set's customers, so every request assigns an arm, recommends, and logs the served request,
     the exposure and 10 impressions);
   * POST /api/v1/events with batches of --batch events (events per second = requests x batch);
   * beside it, a raw PostgreSQL COPY of the same number of event rows into a scratch copy of the
-    events table: the physical limit of ingestion on this machine.
+    events table, right after: the physical limit of ingestion on this machine.
+
+The configurations, measured in turn in one run (--rounds times, then a best / median summary):
+
+  * the baseline: the code of git revision --baseline (default main, exported with git archive
+    into a scratch directory) under gunicorn 2 gthread workers x 8 threads, main's settings;
+  * this tree under granian (WSGI, --workers processes x --worker-threads blocking threads, as
+    the Dockerfile runs it) and/or gunicorn gthread with the same counts (--server).
 
 It needs PostgreSQL (DATABASE_URL=postgres://...), the Online Retail data set imported as
 `online-retail`, and wrk (apt-get install wrk). It registers and trains two small variants
 (retail-popularity and retail-item-knn, if missing), creates and starts the experiment
-`bench-serving`, creates an API token, starts gunicorn on 127.0.0.1:--port with --workers
-workers, runs wrk for --seconds per endpoint with --connections connections, and stops gunicorn.
+`bench-serving`, creates an API token, and for each configuration starts the server on
+127.0.0.1:--port, warms it up, runs wrk for --seconds per endpoint with --connections
+connections, and stops it.
 
 On a shared machine the rates follow the other load, so it also reports the CPU time per
-request of the gunicorn processes, of the database's backends and of wrk (from /proc), and
+request of the server's processes, of the database's backends and of wrk (from /proc), and
 the rate the two server sides would reach with every core to themselves.
 Events and served requests it writes are deleted at the end (--keep to keep them).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/abplatform python bench/serving.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/abplatform nice -n 10 python bench/serving.py --rounds 3
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,10 +69,14 @@ KEY = "bench-serving"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread, as "
-                        "gunicorn.conf.py)")  # fmt: skip
-    parser.add_argument("--worker-threads", type=int, default=8, help="threads per gthread worker (default 8)")
+    parser.add_argument("--server", choices=["granian", "gunicorn", "both"], default="granian",
+                        help="this tree's server(s) to measure (default granian, as scripts/web.sh)")  # fmt: skip
+    parser.add_argument("--baseline", default="main", help="git revision whose code and gunicorn settings run "
+                        "beside, exported with git archive (default main; 'none' to skip)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    parser.add_argument("--worker-threads", type=int, default=2, help="threads per worker (default 2)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every configuration this many times, "
+                        "in turn (default 1)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--seconds", type=int, default=20, help="duration per endpoint (default 20)")
@@ -81,36 +94,95 @@ def main() -> None:
     secret = _prepare(dataset)
     first_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
     started = time.time()
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch, _gunicorn(args) as server:
-        serve_lua = Path(scratch) / "serve.lua"
+    results: list[_Result] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline_tree = None if args.baseline == "none" else _export(args.baseline, Path(scratch) / "baseline")
+        serve_lua, events_lua = Path(scratch) / "serve.lua", Path(scratch) / "events.lua"
         serve_lua.write_text(_serve_script(secret, users))
-        path = f"/api/v1/experiments/{KEY}/recommendations"
-        rows.append(("recommendations (k=10)", 1, *_wrk(args, serve_lua, path, server)))
-        events_lua = Path(scratch) / "events.lua"
         events_lua.write_text(_events_script(secret, args.batch))
-        name = f"events, batches of {args.batch:,}"
-        rows.append((name, args.batch, *_wrk(args, events_lua, "/api/v1/events", server)))
-    copy_rate = _raw_copy(args.batch * 200)
-    print(f"\nServing and ingestion, gunicorn {args.workers} {args.worker_class} workers "
-          f"x {args.worker_threads} threads, wrk {args.threads} threads "
-          f"{args.connections} connections, {args.seconds} s each; {time.strftime('%Y-%m-%d %H:%M')} UTC; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'endpoint':<28}{'req/s':>10}{'items/s':>12}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}"
-          f"{'CPU ms/req: web':>17}{'db':>7}{'wrk':>7}{'req/s if alone':>16}")  # fmt: skip
-    cores = os.cpu_count() or 1
-    for name, per_request, rps, p50, p90, p99, errors, cpu in rows:
-        alone = cores / (cpu.web + cpu.database) if cpu.web + cpu.database else 0.0
-        print(f"{name:<28}{rps:>10,.0f}{rps * per_request:>12,.0f}{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{errors:>8}"
-              f"{cpu.web * 1e3:>17.2f}{cpu.database * 1e3:>7.2f}{cpu.client * 1e3:>7.2f}{alone:>16,.0f}")  # fmt: skip
-    print(f"{'raw COPY of event rows':<28}{'':>10}{copy_rate:>12,.0f}")
-    print(
-        "CPU ms/req: CPU time per request of the gunicorn processes (web), of this database's PostgreSQL backends "
-        f"(db) and of wrk; 'req/s if alone' = {cores} cores / (web + db), the rate if nothing else ran."
-    )
+        setups = _setups(args, baseline_tree)
+        for round_ in range(1, args.rounds + 1):
+            for setup in setups:
+                load = os.getloadavg()[0]
+                with _Server(setup, args.port) as server:
+                    serving = _wrk(args, serve_lua, f"/api/v1/experiments/{KEY}/recommendations", server)
+                    ingestion = _wrk(args, events_lua, "/api/v1/events", server)
+                results.append(_Result(round_, setup.label, load, serving, ingestion, _raw_copy(args.batch * 200)))
+                _print_round(results[-1], args.batch)
+    _print_summary(args, setups, results)
     if not args.keep:
         Event.objects.filter(id__gt=first_event).delete()
         ServedRequest.objects.filter(experiment__key=KEY, served_at__gte=_aware(started)).delete()
+
+
+def _export(revision: str, target: Path) -> Path:
+    """The source tree of `revision` in `target` (git archive: reads the repository, changes nothing)."""
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One wrk run: requests per second, latency percentiles in ms, non-2xx answers, CPU per request."""
+
+    rps: float
+    p50: float
+    p90: float
+    p99: float
+    errors: int
+    cpu: _Cpu
+
+
+@dataclass(frozen=True)
+class _Result:
+    round: int
+    label: str
+    load: float  # 1-minute load average when the configuration started
+    serving: _Run
+    ingestion: _Run
+    copy_rate: float  # raw COPY rows per second, right after
+
+
+def _print_round(result: _Result, batch: int) -> None:
+    cores = os.cpu_count() or 1
+    print(f"\nround {result.round}, {result.label}; {time.strftime('%H:%M')} UTC, load average "
+          f"{result.load:.2f} -> {os.getloadavg()[0]:.2f} on {cores} cores")  # fmt: skip
+    print(f"{'endpoint':<28}{'req/s':>10}{'items/s':>12}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}"
+          f"{'CPU ms/req: web':>17}{'db':>7}{'wrk':>7}{'req/s if alone':>16}")  # fmt: skip
+    for name, per_request, run in (("recommendations (k=10)", 1, result.serving),
+                                   (f"events, batches of {batch:,}", batch, result.ingestion)):  # fmt: skip
+        cpu = run.cpu
+        alone = cores / (cpu.web + cpu.database) if cpu.web + cpu.database else 0.0
+        print(f"{name:<28}{run.rps:>10,.0f}{run.rps * per_request:>12,.0f}{run.p50:>9.2f}{run.p90:>9.2f}"
+              f"{run.p99:>9.2f}{run.errors:>8}{cpu.web * 1e3:>17.2f}{cpu.database * 1e3:>7.2f}"
+              f"{cpu.client * 1e3:>7.2f}{alone:>16,.0f}")  # fmt: skip
+    print(f"{'raw COPY of event rows':<28}{'':>10}{result.copy_rate:>12,.0f}")
+
+
+def _print_summary(args: argparse.Namespace, setups: list[_Setup], results: list[_Result]) -> None:
+    """Per configuration, the best and the median over the rounds (the machine's noise is in the spread)."""
+    print(
+        f"\nSummary over {args.rounds} round(s), wrk {args.threads} threads {args.connections} connections, "
+        f"{args.seconds} s per endpoint; {time.strftime('%Y-%m-%d %H:%M')} UTC; "
+        f"load average at the starts {min(r.load for r in results):.2f}-{max(r.load for r in results):.2f}"
+    )
+    print(f"{'configuration':<34}{'req/s best':>11}{'median':>8}{'p99 ms best':>12}{'median':>8}"
+          f"{'events/s best':>14}{'median':>8}{'/ COPY best':>12}{'median':>8}")  # fmt: skip
+    for setup in setups:
+        mine = [r for r in results if r.label == setup.label]
+        rps = [r.serving.rps for r in mine]
+        p99 = [r.serving.p99 for r in mine]
+        events = [r.ingestion.rps * args.batch for r in mine]
+        share = [r.ingestion.rps * args.batch / r.copy_rate for r in mine]
+        print(f"{setup.label:<34}{max(rps):>11,.0f}{statistics.median(rps):>8,.0f}{min(p99):>12.1f}"
+              f"{statistics.median(p99):>8.1f}{max(events):>14,.0f}{statistics.median(events):>8,.0f}"
+              f"{max(share):>12.0%}{statistics.median(share):>8.0%}")  # fmt: skip
+    print(
+        "CPU ms/req: CPU time per request of the server's processes (web), of this database's PostgreSQL "
+        "backends (db) and of wrk; 'req/s if alone' = cores / (web + db), the rate if nothing else ran."
+    )
 
 
 def _prepare(dataset: Dataset) -> str:
@@ -120,18 +192,43 @@ def _prepare(dataset: Dataset) -> str:
     return create_token("bench", ["serve", "ingest"])[1]
 
 
-class _gunicorn:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.port, self.workers = args.port, args.workers
-        self.options = ["--worker-class", args.worker_class, "--threads", str(args.worker_threads)]
+@dataclass(frozen=True)
+class _Setup:
+    """One server configuration: its label, the command starting it, and the source tree it serves."""
 
-    def __enter__(self) -> _gunicorn:
-        env = {**os.environ, "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "abplatform.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), *self.options, "--log-level", "warning"],
-            cwd=REPO, env=env,
-        )  # fmt: skip
+    label: str
+    command: list[str]
+    tree: Path
+
+
+def _setups(args: argparse.Namespace, baseline_tree: Path | None) -> list[_Setup]:
+    bind = ["--bind", f"127.0.0.1:{args.port}"]
+    gunicorn = [sys.executable, "-m", "gunicorn", "abplatform.wsgi", *bind, "--log-level", "warning"]
+    setups = []
+    if baseline_tree is not None:  # main's configuration: its code, its gunicorn.conf.py, 2 gthread x 8
+        command = [*gunicorn, "--workers", "2", "--threads", "8"]
+        setups.append(_Setup(f"{args.baseline} gunicorn 2 gthread x 8", command, baseline_tree))
+    threads = str(args.worker_threads)
+    if args.server in ("gunicorn", "both"):
+        command = [*gunicorn, "--workers", str(args.workers), "--threads", threads]
+        setups.append(_Setup(f"gunicorn {args.workers} gthread x {threads}", command, REPO))
+    if args.server in ("granian", "both"):
+        command = [sys.executable, "-m", "granian", "--interface", "wsgi", "abplatform.wsgi:application",
+                   "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers),
+                   "--blocking-threads", threads, "--log-level", "warning"]  # fmt: skip
+        setups.append(_Setup(f"granian {args.workers} x {threads} threads", command, REPO))
+    return setups
+
+
+class _Server:
+    """A running server of one _Setup (started and stopped as a context manager)."""
+
+    def __init__(self, setup: _Setup, port: int) -> None:
+        self.setup, self.port = setup, port
+
+    def __enter__(self) -> _Server:
+        env = {**os.environ, "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "1"}
+        self.process = subprocess.Popen(self.setup.command, cwd=self.setup.tree, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -140,19 +237,22 @@ class _gunicorn:
             except OSError:
                 time.sleep(0.5)
         self.process.kill()
-        sys.exit("gunicorn did not start within 60 s")
+        sys.exit(f"{self.setup.label} did not start within 60 s")
 
     def pids(self) -> list[int]:
-        """The master and its workers."""
-        children = []
+        """The server's process and all its descendants (workers)."""
+        parents: dict[int, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            if parent == self.process.pid:
-                children.append(int(stat.parent.name))
-        return [self.process.pid, *children]
+        family, grew = {self.process.pid}, True
+        while grew:
+            found = {pid for pid, parent in parents.items() if parent in family} - family
+            family |= found
+            grew = bool(found)
+        return sorted(family)
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
@@ -168,11 +268,9 @@ class _Cpu:
     client: float
 
 
-def _wrk(
-    args: argparse.Namespace, script: Path, path: str, server: _gunicorn
-) -> tuple[float, float, float, float, int, _Cpu]:
+def _wrk(args: argparse.Namespace, script: Path, path: str, server: _Server) -> _Run:
     url = f"http://127.0.0.1:{args.port}{path}"
-    # Warm-up: enough connections that every gunicorn worker loads the models before measuring.
+    # Warm-up: enough connections that every worker loads the models before measuring.
     warm = ["wrk", "-t1", f"-c{args.workers * 2}", "-d3s", "-s", str(script), url]
     subprocess.run(warm, capture_output=True, check=True)
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s",
@@ -188,7 +286,7 @@ def _wrk(
     percentiles = {p: _ms(v) for p, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M)}
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     cpu = _Cpu(web / requests, database / requests, client / requests)
-    return rps, percentiles["50"], percentiles["90"], percentiles["99"], errors, cpu
+    return _Run(rps, percentiles["50"], percentiles["90"], percentiles["99"], errors, cpu)
 
 
 def _cpu_times(pids: list[int]) -> dict[int, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,22 +134,30 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
 def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     """PostgreSQL: store the rows whose event_id is new; returns how many were stored.
 
-    The ids already stored are looked up first (one index probe each), and the new rows, first
-    occurrence of each id, are COPYed straight into the table: about a third less database
-    work than COPY into staging + INSERT ... ON CONFLICT. A batch racing with another that
-    carries some of the same ids then fails on the unique index (after waiting for the other
-    to commit); it is rolled back and stored through `insert_events`, whose ON CONFLICT skips
-    them, so the ids are still stored once and counted as duplicates.
+    The first occurrence of each id is COPYed straight into the table: about a third less
+    database work than COPY into staging + INSERT ... ON CONFLICT. Looking up every id first
+    costs about as much as the COPY's own unique-index checks, so only three ids (first,
+    middle, last) are probed: a batch sent again by a client (retrying after a timeout) is
+    caught there, and then every id is looked up and only the new rows are copied. Should a
+    stored id slip past the probe (an overlap elsewhere in the batch, or a concurrent batch
+    with the same ids, whose commit the COPY waits for), the COPY fails on the unique index,
+    is rolled back, and the rows are stored through `insert_events`, whose ON CONFLICT skips
+    the stored ones: each id is still stored once and counted as a duplicate.
     """
     table = Event._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[row[0] for row in values]])
-        seen = {event_id for (event_id,) in cursor.fetchall()}
+    seen: set[str] = set()
     fresh = []
     for row in values:
         if row[0] not in seen:
             seen.add(row[0])
             fresh.append(row)
+    probe = list({fresh[0][0], fresh[len(fresh) // 2][0], fresh[-1][0]})
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE event_id = ANY(%s) LIMIT 1", [probe])
+        if cursor.fetchone() is not None:
+            cursor.execute(f"SELECT event_id FROM {table} WHERE event_id = ANY(%s)", [[row[0] for row in fresh]])
+            stored = {event_id for (event_id,) in cursor.fetchall()}
+            fresh = [row for row in fresh if row[0] not in stored]
     if not fresh:
         return 0
     try:
@@ -232,16 +241,37 @@ def copy_events(buffer: IO[str], columns: Sequence[str] = COLUMNS, *, known_new:
         return int(cursor.fetchone()[0])
 
 
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')  # the characters that make csv.writer quote a field
+
+
 def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
-    """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL."""
+    """Rows in COLUMNS order (+ simulation_id) as CSV for COPY; None is an empty field, that is NULL.
+
+    The text is exactly what `csv.writer` writes (QUOTE_MINIMAL, CRLF line ends): a row whose
+    four text columns hold none of `,` `"` CR LF (the usual case) is formatted directly, about
+    three times faster than `writerow`; any other row goes through `writerow`.
+    """
     buffer = io.StringIO()
-    write = csv.writer(buffer).writerow
+    write, write_row = buffer.write, csv.writer(buffer).writerow
+    special = _CSV_SPECIAL.search
     times: dict[datetime, str] = {}  # str(datetime) is slow and batches repeat timestamps
     for row in values:
+        event_id, kind, user_id, item_id, request_id, experiment_id, arm_id, position, propensity, revenue = row[:10]
         when, received = row[10], row[11]
         stamp = times.get(when) or times.setdefault(when, when.isoformat())
         received_at = times.get(received) or times.setdefault(received, received.isoformat())
-        write((*row[:10], stamp, received_at, *row[12:]))
+        if special(f"{event_id}{kind}{user_id}{item_id}") is not None:
+            write_row((*row[:10], stamp, received_at, *row[12:]))
+            continue
+        write(
+            f"{event_id},{kind},{user_id},{item_id},{'' if request_id is None else request_id},"
+            f"{'' if experiment_id is None else experiment_id},{'' if arm_id is None else arm_id},"
+            f"{'' if position is None else position},{'' if propensity is None else propensity},"
+            f"{'' if revenue is None else revenue},{stamp},{received_at}"
+        )
+        for extra in row[12:]:
+            write(f",{'' if extra is None else extra}")
+        write("\r\n")
     buffer.seek(0)
     return buffer
 

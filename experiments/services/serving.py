@@ -40,8 +40,8 @@ from experiments import bucketing
 from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
 from experiments.services.events import COLUMNS, insert_events
-from experiments.services.exploration import recommend_with_exploration
-from recommenders.serving import model_for_run
+from experiments.services.exploration import ServedList, recommend_with_exploration
+from recommenders.serving import model_for_run, recommend_from_run
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
 STICKY_MAX = 200_000  # bandit users whose arm a process remembers before it starts afresh
@@ -119,9 +119,12 @@ def serve(
     arm = config.arms[index]
     request_id = uuid.uuid4()
     share = config.exploration if exposed else 0.0
-    # Exploration draws from the union of every arm's top items: it needs every arm's model.
-    models = [model_for_run(a.training_run) for a in (config.arms if share > 0 else (arm,))]  # type: ignore[arg-type]
-    answer = recommend_with_exploration(models, index if share > 0 else 0, user_id, k, query, str(request_id), share)
+    if share > 0:
+        # Exploration draws from the union of every arm's top items: it needs every arm's model.
+        models = [model_for_run(a.training_run) for a in config.arms]  # type: ignore[arg-type]
+        answer = recommend_with_exploration(models, index, user_id, k, query, str(request_id), share)
+    else:  # remembered top lists (exact; see recommenders.serving.recommend_from_run)
+        answer = ServedList(recommend_from_run(arm.training_run, user_id, k, query), None, False)  # type: ignore[arg-type]
     recommendations = answer.recommendations
     # Propensity: the arm's probability, or with exploration in force the position-wise marginal
     # of the mixture policy (experiments.services.exploration).

@@ -4,8 +4,8 @@ The lean HTTP path (experiments/lean.py) answers a recommendation request withou
 for the database: `LogBuffer.add` queues the served request, the exposure and the
 impressions, and a daemon thread stores everything queued every FLUSH_SECONDS (sooner once
 FLUSH_ROWS answers wait) with COPY, in one transaction per flush, with an asynchronous
-commit. The buffer is flushed at worker exit too (gunicorn.conf.py's `worker_exit` hook and
-an atexit handler).
+commit. The buffer is flushed at worker exit too (gunicorn.conf.py's `worker_exit` hook, an
+atexit handler, and a multiprocessing exit finalizer for granian's worker processes).
 
 Durability trade-off, accepted for serving logs only (event ingestion still answers after
 its rows are committed): a worker killed without a graceful exit (SIGKILL, OOM, power
@@ -29,6 +29,7 @@ import atexit
 import csv
 import io
 import logging
+import multiprocessing.util
 import os
 import threading
 from collections.abc import Sequence
@@ -111,6 +112,9 @@ class LogBuffer:
         self._thread = threading.Thread(target=self._run, name="serving-log-flusher", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
+        # A worker that is a multiprocessing child (granian's) ends with os._exit, which skips atexit but
+        # runs multiprocessing's exit finalizers first: flush there too (a no-op when atexit already did).
+        multiprocessing.util.Finalize(None, self.flush, exitpriority=10)
 
     def _run(self) -> None:
         try:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from experiments.models import Event
-from experiments.services.events import MAX_BATCH, BatchError, ingest
+from experiments.services.events import MAX_BATCH, BatchError, csv_rows, ingest
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 from tests.support import skip_unless
 
@@ -59,6 +63,21 @@ def test_a_repeated_event_is_accepted_but_stored_once() -> None:
 
 
 @pytest.mark.django_db
+def test_stored_ids_are_skipped_whether_the_probe_sees_them_or_not() -> None:
+    ingest([_event(i) for i in range(1, 6)], now=NOW)  # e1 .. e5
+
+    resent = ingest([_event(i) for i in range(1, 8)], now=NOW)  # e1 is probed: every id is looked up
+    # e3 is neither first, middle (e12) nor last: the straight COPY fails and the batch is redone
+    slipped = ingest([_event(10), _event(3), _event(11), _event(12), _event(13), _event(14)], now=NOW)
+
+    assert (resent.stored, resent.duplicates) == (2, 5)
+    assert (slipped.stored, slipped.duplicates) == (5, 1)
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == [
+        "e1", "e10", "e11", "e12", "e13", "e14", "e2", "e3", "e4", "e5", "e6", "e7"
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_oversized_batches_and_non_lists_are_refused_whole() -> None:
     with pytest.raises(BatchError, match="at most 10,000 events") as error:
         ingest([_event(i) for i in range(MAX_BATCH + 1)], now=NOW)
@@ -104,3 +123,24 @@ def test_concurrent_duplicate_batches_store_each_event_once() -> None:
     assert sum(r.stored for r in results) == 2000
     assert sum(r.duplicates for r in results) == 3 * 2000
     assert Event.objects.count() == 2000
+
+
+def test_copy_text_is_what_csv_writer_writes_for_plain_and_quoted_rows() -> None:
+    later = NOW + timedelta(seconds=1)
+    request = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    rows = [
+        ("e1", "click", "u1", "85123A", None, 3, 4, None, None, None, NOW, later),
+        ("imp:1", "impression", "u2", "", request, 3, 4, 2, 0.25, None, NOW, NOW),
+        ("a,b", "purchase", 'u"3', "i", None, None, None, None, None, Decimal("1.50"), later, later),
+        ("e4", "click", "u\n4", "x\ry", None, 7, None, 1, 1e-07, Decimal("1E+3"), NOW, later),
+        ("e5", "click", "u5", "i", None, None, None, None, None, None, NOW, NOW, 9),
+        ("e,6", "click", "u6", "i", None, None, None, None, None, None, NOW, NOW, None),
+    ]
+    expected = io.StringIO()
+    for row in rows:
+        csv.writer(expected).writerow((*row[:10], row[10].isoformat(), row[11].isoformat(), *row[12:]))
+
+    text = csv_rows(rows).getvalue()
+
+    assert text == expected.getvalue()
+    assert text.splitlines()[0] == "e1,click,u1,85123A,,3,4,,,,2026-11-27T12:00:00+00:00,2026-11-27T12:00:01+00:00"

@@ -90,6 +90,26 @@ def test_a_session_weighted_ease_variant_trains_on_the_stored_invoice_times(data
     assert [r.score for r in served] != [r.score for r in plain.recommend("17850", k=10)]  # the times changed it
 
 
+def test_remembered_top_lists_equal_fresh_scoring_and_skip_queries(dataset) -> None:  # type: ignore[no-untyped-def]
+    variant = register_variant(VariantSpec("knn", "item_knn", dataset.name, {}))
+    run = queue_training(variant, send=False)
+    run_training(run.pk)
+    run.refresh_from_db()
+    model = serving.model_for_run(run)
+    users = ["17850", "13047", "no-such-user"]
+
+    first = {(user, k): serving.recommend_from_run(run, user, k) for user in users for k in (3, 10)}
+    again = {(user, k): serving.recommend_from_run(run, user, k) for user in users for k in (3, 10)}
+
+    fresh = {(user, k): model.recommend(user, k) for user in users for k in (3, 10)}
+    assert first == again == fresh
+    assert len(serving._top_lists) == 6  # one per (model, user, k), none for queries below
+    assert serving.recommend_from_run(run, "17850", 5, "heart") == model.recommend("17850", 5, "heart")
+    assert len(serving._top_lists) == 6
+    serving.clear_cache()
+    assert len(serving._top_lists) == 0
+
+
 def test_a_changed_artifact_is_refused(dataset) -> None:  # type: ignore[no-untyped-def]
     variant = register_variant(VariantSpec("pop", "popularity", dataset.name, {}))
     run = queue_training(variant, send=False)
