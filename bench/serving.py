@@ -79,6 +79,12 @@ def main() -> None:
                         "in turn (default 1)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="recommendations only: each connection waits this long between its requests "
+                        "(default 0: as fast as possible). With C connections the offered rate is about "
+                        "C x 1000 / (think + latency) requests/s, e.g. 32 connections and 20 ms give about "
+                        "1,500/s: the latency at that load rather than at saturation. A closed loop: a stalled "
+                        "connection sends nothing while it waits, so the tail is slightly understated.")  # fmt: skip
     parser.add_argument("--seconds", type=int, default=20, help="duration per endpoint (default 20)")
     parser.add_argument("--batch", type=int, default=1000, help="events per ingestion request (default 1000)")
     parser.add_argument("--port", type=int, default=8765)
@@ -98,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         baseline_tree = None if args.baseline == "none" else _export(args.baseline, Path(scratch) / "baseline")
         serve_lua, events_lua = Path(scratch) / "serve.lua", Path(scratch) / "events.lua"
-        serve_lua.write_text(_serve_script(secret, users))
+        serve_lua.write_text(_serve_script(secret, users, args.think_ms))
         events_lua.write_text(_events_script(secret, args.batch))
         setups = _setups(args, baseline_tree)
         for round_ in range(1, args.rounds + 1):
@@ -164,7 +170,8 @@ def _print_round(result: _Result, batch: int) -> None:
 def _print_summary(args: argparse.Namespace, setups: list[_Setup], results: list[_Result]) -> None:
     """Per configuration, the best and the median over the rounds (the machine's noise is in the spread)."""
     print(
-        f"\nSummary over {args.rounds} round(s), wrk {args.threads} threads {args.connections} connections, "
+        f"\nSummary over {args.rounds} round(s), wrk {args.threads} threads {args.connections} connections"
+        f"{f' (recommendations with {args.think_ms:g} ms think time)' if args.think_ms else ''}, "
         f"{args.seconds} s per endpoint; {time.strftime('%Y-%m-%d %H:%M')} UTC; "
         f"load average at the starts {min(r.load for r in results):.2f}-{max(r.load for r in results):.2f}"
     )
@@ -321,8 +328,9 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _serve_script(secret: str, users: list[str]) -> str:
-    return f"""
+def _serve_script(secret: str, users: list[str], think_ms: float = 0.0) -> str:
+    pause = f"delay = function() return {think_ms:g} end" if think_ms > 0 else ""
+    return f"""{pause}
 local users = {{{",".join(json.dumps(u) for u in users)}}}
 local n = 0
 wrk.method = "POST"
