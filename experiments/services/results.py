@@ -388,14 +388,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         _bandit_verdicts(comparisons, bandit, experiment.alpha)
 
     return _finite({
-        "experiment": experiment.key,
-        "design": experiment.design,
-        "status": experiment.status,
-        "source": experiment.source,
-        "primary_metric": experiment.primary_metric,
-        "alpha": experiment.alpha,
-        "traffic": traffic,
-        "as_of": _as_of(state),
+        **_header(experiment, traffic, state),
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
         "daily": _daily(experiment, arms, traffic),
         "lift_history": _lift_history(experiment, arms, traffic),
@@ -405,6 +398,20 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         "warnings": warnings,
         "bandit": bandit,
     })  # fmt: skip
+
+
+def _header(experiment: Experiment, traffic: str, state: RollupState | None) -> dict[str, Any]:
+    """The keys every design's results start with: which experiment, its state and the data's age."""
+    return {
+        "experiment": experiment.key,
+        "design": experiment.design,
+        "status": experiment.status,
+        "source": experiment.source,
+        "primary_metric": experiment.primary_metric,
+        "alpha": experiment.alpha,
+        "traffic": traffic,
+        "as_of": _as_of(state),
+    }
 
 
 def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any]:
@@ -429,14 +436,7 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
         for team, arm in zip(("A", "B"), teams(list(experiment.arms.all())), strict=True)
     ]  # fmt: skip
     return _finite({
-        "experiment": experiment.key,
-        "design": experiment.design,
-        "status": experiment.status,
-        "source": experiment.source,
-        "primary_metric": experiment.primary_metric,
-        "alpha": experiment.alpha,
-        "traffic": traffic,
-        "as_of": _as_of(state),
+        **_header(experiment, traffic, state),
         "exposed_users": int(exposed or 0),
         "arms": arms,
         "daily": {},
