@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from experiments.interleaving import interleave
 from experiments.models import Arm
-from recommenders.serving import model_for_run
+from recommenders.serving import recommend_from_run
 
 if TYPE_CHECKING:
     from experiments.services.serving import LogWriter, _Config
@@ -63,7 +63,8 @@ def serve_interleaved(
     from experiments.services.serving import ServingLog, interleaved_probability
 
     team_a, team_b = teams(config.arms)
-    lists = [model_for_run(arm.training_run).recommend(user_id, k, query) for arm in (team_a, team_b)]  # type: ignore[arg-type]
+    # The serving path's remembered top lists (exact; recommenders.serving.recommend_from_run).
+    lists = [recommend_from_run(arm.training_run, user_id, k, query) for arm in (team_a, team_b)]  # type: ignore[arg-type]
     scores = [{rec.item_id: rec.score for rec in ranked} for ranked in lists]
     request_id = uuid.uuid4()
     blended = interleave([r.item_id for r in lists[0]], [r.item_id for r in lists[1]], k,
