@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import F
 
 from experiments.interleaving import Tally, interleaving_test
@@ -16,7 +15,6 @@ from experiments.services.results import experiment_results
 from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
 from experiments.services.simulation_http import run_http_simulation
 from tests.experiments.factories import held_out_experiment
-from tests.support import skip_unless
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +28,6 @@ def experiment(tmp_path: Path, settings: Any) -> Experiment:
 def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and_a_verdict(
     experiment: Experiment,
 ) -> None:
-    skip_unless(connection.vendor == "postgresql", "interleaving rollups are folded on PostgreSQL")
     simulation = queue_simulation(experiment, {"daily_users": 300, "days": 3, "seed": 5, "k": 6}, send=False)
     run_simulation(simulation.pk)
     simulation.refresh_from_db()
