@@ -11,6 +11,14 @@ exposure and the impressions itself) and the day's clicks, add-to-carts and purc
   realistic CTRs (use in-process mode for those);
 - the arm of each session is predicted with the experiment's own bucketing of that id and
   checked against the server's answer (a mismatch stops the run: assignment is broken);
+- on an interleaving experiment the server drafts each exposed session's list from both arms
+  (its answer says `"arm": "interleaved"` and gives every item's `team`); the shopper reacts to
+  that list as served (`run(..., interleaved=True, interleave_batch=...)`: the click model sees
+  each slot's arm, so an injected effect lifts the injected arm's items), and the clicks go back
+  with their request id and item id, so the server's fold credits them exactly as live clicks;
+- bandit experiments are refused: the server assigns new users by the live weight history, which
+  a load test must not move, and its users would belong to no cohort of any history (the
+  in-process mode gives a run its own history on a simulated clock);
 - sessions are not de-duplicated (one request per session, as real traffic would be);
 - each day's clicks, add-to-carts and purchases are sent once the server has stored that day's
   answers (it may buffer its serving logs for a moment), so they are attributed to their arm;
@@ -42,6 +50,7 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services.interleaving import INTERLEAVED
 from experiments.services.rollups import recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation import SimulationRefused, check_simulation, load_shoppers
@@ -128,9 +137,11 @@ def run_http_simulation(
     """Simulate `settings` (as for `queue_simulation`) through the HTTP API at `url` (see the module docstring)."""
     scheme, host, port = loopback_target(url)
     check_simulation(experiment, settings)
-    if experiment.design == Experiment.Design.INTERLEAVING:
+    if experiment.design == Experiment.Design.BANDIT:
         raise SimulationRefused(
-            "--http does not simulate interleaving experiments yet (the server blends the lists); simulate in-process"
+            "--http does not simulate bandit experiments: the server assigns new users with the live weight history, "
+            "which simulated traffic must not move, and the run's users would fall in no cohort of it; simulate "
+            "in-process instead (the run gets its own weight history, updated between its simulated days)"
         )
     if not token:
         raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
@@ -153,25 +164,47 @@ def run_http_simulation(
     sent = batches = 0
     began = time.perf_counter()
 
+    interleaved = experiment.design == Experiment.Design.INTERLEAVING
+    team_arm = {"A": 0, "B": 1}  # engine arms of an interleaved run: 0 = team A (the control), 1 = team B
+
     def assign(user_ids: np.ndarray) -> np.ndarray:
         ids = np.array([prefix + u for u in user_ids.tolist()], dtype=object)
-        return bucketing.assign_many(allocation, experiment.salt, ids).arm
+        arm = bucketing.assign_many(allocation, experiment.salt, ids).arm
+        return np.where(arm >= 0, 0, -1) if interleaved else arm
+
+    def ask(user: int, query: str | None, expected: str) -> Any:
+        body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
+        answer = client.post(path, body)
+        if answer["arm"] != expected:
+            raise SimulationError(
+                f"the server served {body['user_id']} arm {answer['arm']!r}, the experiment's bucketing says "
+                f"{expected!r}: assignment differs between the API and the bucketing"
+            )
+        return answer
 
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
         lists = np.full((len(users), config.k), -1, dtype=np.int64)
         ids = served.setdefault(arm, [])
         for row, (user, query) in enumerate(zip(users.tolist(), queries, strict=True)):
-            body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
-            answer = client.post(path, body)
-            if answer["arm"] != names[arm]:
-                raise SimulationError(
-                    f"the server served {body['user_id']} arm {answer['arm']!r}, the experiment's bucketing says "
-                    f"{names[arm]!r}: assignment differs between the API and the bucketing"
-                )
+            answer = ask(user, query, names[arm])
             ids.append(answer["request_id"])
             for position, item in enumerate(answer["items"][: config.k]):
                 lists[row, position] = item_index.get(item["item_id"], -1)
         return lists
+
+    def interleave(users: np.ndarray, queries: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The server's interleaved list of each session and the engine arm of each slot (its item's team)."""
+        lists = np.full((len(users), config.k), -1, dtype=np.int64)
+        slots = np.full((len(users), config.k), -1, dtype=np.int64)
+        ids = served.setdefault(0, [])
+        for row, (user, query) in enumerate(zip(users.tolist(), queries, strict=True)):
+            answer = ask(user, query, INTERLEAVED)
+            ids.append(answer["request_id"])
+            for position, item in enumerate(answer["items"][: config.k]):
+                index = item_index.get(item["item_id"], -1)
+                lists[row, position] = index
+                slots[row, position] = team_arm[item["team"]] if index >= 0 else -1
+        return lists, slots
 
     def send_events(batch: DayBatch) -> None:
         nonlocal sent, batches
@@ -200,7 +233,8 @@ def run_http_simulation(
 
     try:
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
-                     on_batch=send_events, keep_outcomes=False, deduplicate=False)  # fmt: skip
+                     on_batch=send_events, keep_outcomes=False, deduplicate=False, interleaved=interleaved,
+                     interleave_batch=interleave if interleaved else None)  # fmt: skip
     except Exception as error:
         rows.update(status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
                     error=f"{type(error).__name__}: {error}")  # fmt: skip
