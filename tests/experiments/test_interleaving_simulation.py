@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db.models import F
 
-from experiments.interleaving import Tally, interleaving_test
+from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Event, Experiment, Exposure, InterleavingSession, ServedRequest
 from experiments.services import serving
 from experiments.services.results import experiment_results
@@ -57,12 +57,14 @@ def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and
     wins_b = sessions.filter(clicks_b__gt=F("clicks_a")).count()
 
     block = experiment_results(experiment, traffic="simulated")["interleaving"]
-    expected = interleaving_test(Tally(wins_a, wins_b, simulation.sessions - wins_a - wins_b))
+    tally = Tally(wins_a, wins_b, simulation.sessions - wins_a - wins_b)
+    expected, sequential = interleaving_test(tally), sequential_sign_test(tally)
     assert (block["sessions"], block["wins_a"], block["wins_b"]) == (simulation.sessions, wins_a, wins_b)
     assert (block["p_value"], block["delta"]) == (expected.p_value, expected.delta)
+    assert (block["verdict_basis"], block["verdict_p_value"]) == ("sequential", sequential.p_value)  # still running
     assert block["verdict"] != "not enough data"
-    assert block["verdict"] == ("no significant difference" if expected.preferred is None
-                                else f"{'control' if expected.preferred == 'A' else 'knn'} wins")  # fmt: skip
+    assert block["verdict"] == ("no significant difference" if sequential.preferred is None
+                                else f"{'control' if sequential.preferred == 'A' else 'knn'} wins")  # fmt: skip
     assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0
 
 
