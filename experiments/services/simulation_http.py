@@ -16,9 +16,14 @@ exposure and the impressions itself) and the day's clicks, add-to-carts and purc
   that list as served (`run(..., interleaved=True, interleave_batch=...)`: the click model sees
   each slot's arm, so an injected effect lifts the injected arm's items), and the clicks go back
   with their request id and item id, so the server's fold credits them exactly as live clicks;
-- bandit experiments are refused: the server assigns new users by the live weight history, which
-  a load test must not move, and its users would belong to no cohort of any history (the
-  in-process mode gives a run its own history on a simulated clock);
+- on a bandit experiment the run has its own weight history, on the simulated clock, as in
+  process (`_HttpBandit`): before each simulated day the day's weights are stored by the same
+  service (`bandit.start_history` / `bandit.update_weights` from the folded earlier days), and the
+  run waits `bandit.SWITCH_DELAY` so that every serving process has reloaded them: the server
+  assigns the run's users ("sim<run>:..." ids) by the run's history, never by the live one
+  (`serving._schedule`). The server stamps exposures with its own clock, so after each day the
+  run's new exposures are re-dated to their first simulated session (and marked as the run's):
+  each user then falls in the cohort of the period that assigned them, as in process;
 - sessions are not de-duplicated (one request per session, as real traffic would be);
 - each day's clicks, add-to-carts and purchases are sent once the server has stored that day's
   answers (it may buffer its serving logs for a moment), so they are attributed to their arm;
@@ -50,6 +55,7 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services import bandit
 from experiments.services.interleaving import INTERLEAVED
 from experiments.services.rollups import recompute
 from experiments.services.serving import allocation_of
@@ -137,12 +143,6 @@ def run_http_simulation(
     """Simulate `settings` (as for `queue_simulation`) through the HTTP API at `url` (see the module docstring)."""
     scheme, host, port = loopback_target(url)
     check_simulation(experiment, settings)
-    if experiment.design == Experiment.Design.BANDIT:
-        raise SimulationRefused(
-            "--http does not simulate bandit experiments: the server assigns new users with the live weight history, "
-            "which simulated traffic must not move, and the run's users would fall in no cohort of it; simulate "
-            "in-process instead (the run gets its own weight history, updated between its simulated days)"
-        )
     if not token:
         raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
     data, shoppers = load_shoppers(experiment)
@@ -167,8 +167,12 @@ def run_http_simulation(
     interleaved = experiment.design == Experiment.Design.INTERLEAVING
     team_arm = {"A": 0, "B": 1}  # engine arms of an interleaved run: 0 = team A (the control), 1 = team B
 
+    adaptive = _HttpBandit(experiment, simulation, allocation, start) if bandit.is_bandit(experiment) else None
+
     def assign(user_ids: np.ndarray) -> np.ndarray:
         ids = np.array([prefix + u for u in user_ids.tolist()], dtype=object)
+        if adaptive is not None:
+            return adaptive.assign(ids)
         arm = bucketing.assign_many(allocation, experiment.salt, ids).arm
         return np.where(arm >= 0, 0, -1) if interleaved else arm
 
@@ -213,6 +217,8 @@ def run_http_simulation(
             request_of[np.flatnonzero(batch.arm == arm)] = ids
         _await_day_logged([request_id for ids in served.values() for request_id in ids])
         served.clear()
+        if adaptive is not None:
+            adaptive.date_exposures(batch, data.user_ids)
         events = _follow_up_events(batch, request_of, prefix, data.user_ids, data.item_ids, experiment.key)
         for first in range(0, len(events), EVENT_BATCH):
             answer = client.post("/api/v1/events", events[first : first + EVENT_BATCH])
@@ -234,7 +240,10 @@ def run_http_simulation(
     try:
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
                      on_batch=send_events, keep_outcomes=False, deduplicate=False, interleaved=interleaved,
-                     interleave_batch=interleave if interleaved else None)  # fmt: skip
+                     interleave_batch=interleave if interleaved else None,
+                     before_day=adaptive.before_day if adaptive else None)  # fmt: skip
+        if adaptive is not None and not result.cancelled:
+            adaptive.before_day(result.days_completed, wait=False)  # the weights the last day's traffic leads to
     except Exception as error:
         rows.update(status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
                     error=f"{type(error).__name__}: {error}")  # fmt: skip
@@ -256,6 +265,56 @@ def run_http_simulation(
     )  # fmt: skip
     simulation.refresh_from_db()
     return HttpRunResult(simulation, client.requests - batches, batches, sent, seconds)
+
+
+class _HttpBandit:
+    """A bandit run over HTTP (module docstring): the run's own weight history, stored before each simulated
+    day by the bandit service and served by the server to the run's users; the expected arm of each user
+    (new users by the day's weights, returning ones keep their first arm) to check the server's answers."""
+
+    def __init__(
+        self, experiment: Experiment, simulation: SimulationRun, fixed: bucketing.Allocation, start: int
+    ) -> None:
+        self.experiment, self.simulation, self.fixed, self.start = experiment, simulation, fixed, start
+        self.allocation = fixed
+        self.arm_of: dict[str, int] = {}  # user id -> arm of their first exposure in this run
+
+    def before_day(self, day: int, *, wait: bool = True) -> None:
+        at = datetime.fromtimestamp(self.start + day * SECONDS_PER_DAY, tz=UTC)
+        if day == 0:
+            bandit.start_history(self.experiment, at, self.simulation.pk)
+        else:  # the earlier days' rows are stored and their exposures dated (send_events runs first)
+            bandit.update_weights(self.experiment.pk, at=at, simulation_id=self.simulation.pk)
+        row = bandit.history(self.experiment.pk, self.simulation.pk)[-1]
+        self.allocation = bucketing.Allocation(
+            traffic=self.fixed.traffic, weights=tuple(row.weights), layer=self.fixed.layer
+        )
+        if wait:
+            time.sleep(bandit.SWITCH_DELAY.total_seconds())  # every serving process reloads its schedules by then
+
+    def assign(self, user_ids: np.ndarray) -> np.ndarray:
+        arms = np.asarray(bucketing.assign_many(self.allocation, self.experiment.salt, user_ids).arm).copy()
+        for i, user in enumerate(user_ids.tolist()):
+            if arms[i] >= 0:
+                arms[i] = self.arm_of.setdefault(user, int(arms[i]))
+        return arms
+
+    def date_exposures(self, batch: DayBatch, user_ids: Sequence[str]) -> None:
+        """Mark the day's new exposures as the run's and move each to its user's first simulated session
+        of the day (the server stamped its own clock), so that the cohorts follow the simulated periods."""
+        first: dict[str, datetime] = {}
+        order = np.argsort(batch.sessions.timestamp, kind="stable")
+        for j in order[batch.arm[order] >= 0].tolist():
+            user = self.simulation.user_prefix + user_ids[int(batch.sessions.user[j])]
+            first.setdefault(user, datetime.fromtimestamp(int(batch.sessions.timestamp[j]), tz=UTC))
+        users = list(first)
+        for chunk in range(0, len(users), 500):
+            fresh = Exposure.objects.filter(experiment=self.experiment, simulation__isnull=True,
+                                            user_id__in=users[chunk : chunk + 500])  # fmt: skip
+            rows = list(fresh.only("pk", "user_id"))
+            for row in rows:
+                row.first_exposed_at, row.simulation_id = first[row.user_id], self.simulation.pk
+            Exposure.objects.bulk_update(rows, ["first_exposed_at", "simulation"])
 
 
 def _follow_up_events(

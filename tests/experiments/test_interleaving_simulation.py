@@ -14,7 +14,7 @@ from experiments.interleaving import Tally, interleaving_test, sequential_sign_t
 from experiments.models import Event, Experiment, Exposure, InterleavingSession, ServedRequest
 from experiments.services import serving
 from experiments.services.results import experiment_results
-from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
+from experiments.services.simulation import queue_simulation, run_simulation
 from experiments.services.simulation_http import run_http_simulation
 from experiments.services.tokens import create_token
 from tests.experiments.factories import held_out_experiment
@@ -107,10 +107,3 @@ def test_the_http_simulation_of_an_interleaving_experiment_reacts_to_the_served_
     assert block["wins_a"] == sessions.filter(clicks_a__gt=F("clicks_b")).count()
     assert block["wins_b"] == sessions.filter(clicks_b__gt=F("clicks_a")).count()
     assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0
-
-
-def test_the_http_simulation_refuses_bandit_experiments_clearly(experiment: Experiment) -> None:
-    Experiment.objects.filter(pk=experiment.pk).update(design="bandit", primary_metric="ctr")
-    experiment.refresh_from_db()
-    with pytest.raises(SimulationRefused, match="--http does not simulate bandit experiments: the server assigns"):
-        run_http_simulation(experiment, {"daily_users": 10, "days": 1}, "http://127.0.0.1:8000", "token")
