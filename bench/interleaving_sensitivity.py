@@ -34,7 +34,18 @@ difference between users does not), and the interleaving unit is the user, won b
 more credited clicks over the S sessions (p_A, p_B measured on `--sessions` sessions, i.e.
 `--sessions` / S users); users are independent, so the same sign test applies.
 
-    DATABASE_URL=postgres://... python bench/interleaving_sensitivity.py [--runs 200] [--sessions 2000000]
+Decomposition (`--decompose`, instead of the tables above; formulas on measured moments, no power
+check): what drives the ratio, as a product of three factors, each a ratio of sample sizes for the
+same power (z = z_{0.975} + z_{0.8}; D = c_A - c_B, the clicks credited to A minus to B in one
+interleaved session; for a paired A/B design each user is shown A's list and B's list in two
+sessions, CTR difference with variance Var_u(E_A - E_B) + E_u Var_A + E_u Var_B):
+
+    A/B users / ILV users (sign test) = pairing × team draft × sign
+    pairing    = A/B users / paired A/B sessions      (what removing the differences between users gives)
+    team draft = paired A/B sessions / ILV sessions with a paired z test on D, n = z² Var(D) / E[D]²
+    sign       = ILV sessions (z test on D) / ILV sessions (sign test): what keeping only the sign costs
+
+    DATABASE_URL=postgres://... python bench/interleaving_sensitivity.py [--runs 200] [--sessions 2000000] [--decompose]
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from benchdata import bench_experiment  # noqa: E402  (bench/, the script's dire
 from scipy import special  # noqa: E402
 
 from experiments.interleaving import (  # noqa: E402
+    Credit,
     Tally,
     credit,
     interleaving_test,
@@ -118,6 +130,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="simulated experiments per check (default 200; 0: none)")
     parser.add_argument("--budget", type=float, default=4e7, help="most impressions a check may draw (default 4e7)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--decompose", action="store_true", help="print only the decomposition of the ratio")
     args = parser.parse_args()
     started = time.perf_counter()
     experiment = _prepare()
@@ -137,6 +150,10 @@ def main() -> None:
         between = float(arm.ctr_given_user.var()) / arm.variance
         spread = f"sd {np.sqrt(arm.variance):.3%}, {between:.0%} of the variance between users"
         print(f"  {name:<14}{arm.mean:>8.3%}   {spread}")
+    if args.decompose:
+        _decompose(shoppers, lists, config, args.sessions, rng)
+        print(f"(total {time.perf_counter() - started:.0f} s)")
+        return
 
     header = (
         f"\n{'pair (A vs B)':<26}{'CTR lift':>9}{'A/B users':>12}{'P(A wins)':>10}{'P(B wins)':>10}"
@@ -188,6 +205,58 @@ def _several_sessions(
             ilv_users = sessions_for_power(wins[0], wins[1], alpha=ALPHA, power=POWER).sessions
             cells.append(f"{ab_users:>12,}{ilv_users:>11,}{ab_users / ilv_users:>7.1f}x")
         print(f"{a_name + ' vs ' + b_name:<26}" + "".join(cells))
+
+
+def _decompose(
+    shoppers: Shoppers, lists: dict[str, Arm], config: SimulationConfig, sessions: int, rng: np.random.Generator
+) -> None:
+    """The ratio as pairing × team draft × sign (module docstring), with what each factor reads."""
+    z = special.ndtri(1 - ALPHA / 2) + special.ndtri(POWER)
+    print(f"\nWhat drives the ratio (one session per user; {sessions:,} interleaved sessions measured per pair)")
+    print(f"{'pair (A vs B)':<26}{'overlap':>8}{'clicks':>7}{'ties':>7}{'A/B':>9}{'paired A/B':>11}{'ILV z(D)':>10}"
+          f"{'ILV sign':>10}{'pairing':>9}{'team draft':>11}{'sign':>7}{'ratio':>7}")  # fmt: skip
+    for a_name, b_name in PAIRS:
+        a, b = lists[a_name], lists[b_name]
+        users = shoppers.users
+        top_a, top_b = a.lists[users], b.lists[users]
+        shared = ((top_a[:, :, None] == top_b[:, None, :]) & (top_a[:, :, None] >= 0)).any(axis=2).sum(axis=1)
+        overlap = float(shared.mean()) / config.k
+        gap = (a.mean - b.mean) ** 2
+        ab = 2 * z**2 * (a.variance + b.variance) / gap
+        paired_variance = float((a.ctr_given_user - b.ctr_given_user).var()) + float(
+            a.var_given_user.mean() + b.var_given_user.mean()
+        )
+        paired = 2 * z**2 * paired_variance / gap  # two sessions per user
+        total = n = 0
+        sum_d = sum_d2 = 0.0
+        wins_a = wins_b = 0
+        for batch in _chunks(sessions, config.k):
+            given = _interleaved_credit(shoppers, a, b, config, batch, rng)
+            d = (given.clicks_a - given.clicks_b).astype(np.float64)
+            sum_d, sum_d2, n = sum_d + d.sum(), sum_d2 + (d**2).sum(), n + len(d)
+            total += int((given.clicks_a + given.clicks_b).sum())
+            tally = given.tally()
+            wins_a, wins_b = wins_a + tally.wins_a, wins_b + tally.wins_b
+        mean_d = sum_d / n
+        ilv_z = z**2 * (sum_d2 / n - mean_d**2) / mean_d**2
+        plan = sessions_for_power(wins_a / n, wins_b / n, alpha=ALPHA, power=POWER)
+        print(f"{a_name + ' vs ' + b_name:<26}{overlap:>8.0%}{total / n:>7.3f}{plan.tie_share:>7.1%}{ab:>9,.0f}"
+              f"{paired:>11,.0f}{ilv_z:>10,.0f}{plan.sessions:>10,}{ab / paired:>8.2f}x{paired / ilv_z:>10.2f}x"
+              f"{ilv_z / plan.sessions:>6.2f}x{ab / plan.sessions:>6.1f}x")  # fmt: skip
+    print(
+        "\noverlap: share of B's top-10 also in A's top-10 (mean over shoppers); clicks: credited clicks per\n"
+        "interleaved session. Sample sizes in sessions (= users here) for power 0.8 at alpha 0.05, from the exact\n"
+        "CTR moments (A/B, paired A/B) and from the measured D and wins (ILV). pairing x team draft x sign = ratio."
+    )
+
+
+def _interleaved_credit(
+    shoppers: Shoppers, a: Arm, b: Arm, config: SimulationConfig, n: int, rng: np.random.Generator
+) -> Credit:
+    """Clicks credited to each team in `n` interleaved sessions of uniformly drawn users."""
+    sessions = _sessions(shoppers, n, rng)
+    lists = team_draft_many(a.lists[sessions.user], b.lists[sessions.user], config.k, random_coins(n, config.k, rng))
+    return credit(lists, _clicks(shoppers, sessions, lists.items, config, rng))
 
 
 def _prepare() -> Experiment:

@@ -172,23 +172,30 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def interleaving_preference(results: dict[str, Any]) -> Figure:
-    """An interleaving experiment's preference Δ = (wins A - wins B) / sessions with its interval, on the
-    cumulative sessions at the end of each day (``results["interleaving"]["history"]``). Below zero
-    team B (the non-control arm) is preferred."""
+    """An interleaving experiment's preference Δ = (wins A - wins B) / sessions with the sign test's
+    interval and, wider, the always-valid confidence sequence (the band that may be read every day),
+    on the cumulative sessions at the end of each day (``results["interleaving"]["history"]``). Below
+    zero team B (the non-control arm) is preferred."""
     block = results["interleaving"]
     looks = block["history"]
     days = [look["day"] for look in looks]
     colour = _colour(1)
     level = f"{block['confidence']:.0%}" if block.get("confidence") else "95%"
     data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": days, "y": [look["cs_high"] for look in looks],
+         "line": {"width": 1, "dash": "dot", "color": colour}, "showlegend": False, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "x": days, "y": [look["cs_low"] for look in looks], "fill": "tonexty",
+         "fillcolor": _rgba(colour, 0.07), "line": {"width": 1, "dash": "dot", "color": colour},
+         "name": f"always-valid {level} confidence sequence"},
         {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_high"] for look in looks], "line": {"width": 0},
          "showlegend": False, "hoverinfo": "skip"},
         {"type": "scatter", "mode": "lines", "x": days, "y": [look["ci_low"] for look in looks], "fill": "tonexty",
-         "fillcolor": _rgba(colour, 0.18), "line": {"width": 0}, "name": f"{level} interval"},
+         "fillcolor": _rgba(colour, 0.18), "line": {"width": 0}, "name": f"{level} interval (sign test)"},
         {"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["delta"] for look in looks],
          "name": f"Δ ({block['team_a']} preferred above 0, {block['team_b']} below)", "line": {"color": colour},
-         "customdata": [[look["sessions"], look["p_value"]] for look in looks],
-         "hovertemplate": "Δ %{y:+.3f}<br>%{customdata[0]} sessions, p = %{customdata[1]:.3g}<extra></extra>"},
+         "customdata": [[look["sessions"], look["p_value"], look["sequential_p_value"]] for look in looks],
+         "hovertemplate": "Δ %{y:+.3f}<br>%{customdata[0]} sessions, sign test p = %{customdata[1]:.3g}, "
+                          "always-valid p = %{customdata[2]:.3g}<extra></extra>"},
     ]  # fmt: skip
     layout = _layout("Interleaving preference Δ over time (cumulative sessions)", "Δ = (wins A - wins B) / sessions",
                      y_format="+.2f", xaxis=_day_axis(data),

@@ -102,28 +102,37 @@ def _interval(values: list[float] | None, scale: float = 1.0, digits: int = 3) -
     return "–" if values is None else f"[{values[0] * scale:+.{digits}f}, {values[1] * scale:+.{digits}f}]"
 
 
+INTERLEAVING_BASES = {"sequential": "always-valid sign test", "fixed_horizon": "sign test"}
+
+
 def interleaving_badge(block: dict[str, Any], planned_sessions: int | None = None) -> Badge:
-    """Team B (the non-control arm) against team A: winning / losing when the sign test is significant
-    (p < alpha) by the side that won more sessions; needs more data before any decided session, or
-    when not significant with fewer sessions than planned; else inconclusive."""
+    """Team B (the non-control arm) against team A: winning / losing when the verdict's test is
+    significant (p < alpha) by the side that won more sessions; needs more data before any decided
+    session, or when not significant with fewer sessions than planned; else inconclusive. The test is
+    the block's `verdict_basis`: the always-valid sign test while the experiment runs, the
+    fixed-horizon sign test once it has stopped."""
     arm_b = block["team_b"]
     if block["share_a"] is None:
         reason = f"no session has been won by either arm yet ({block['sessions']:,} sessions, all tied)"
         return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
+    sequential = block["verdict_basis"] == "sequential"
+    interval = block["sequential"]["delta_sequence"] if sequential else block["delta_interval"]
     summary = (
         f"{arm_b} won {block['wins_b']:,} and {block['team_a']} {block['wins_a']:,} of {block['sessions']:,} sessions "
-        f"({block['ties']:,} ties); Δ = {block['delta']:+.3f} {_interval(block['delta_interval'])}"
+        f"({block['ties']:,} ties); Δ = {block['delta']:+.3f} {_interval(interval)}"
     )
-    if block["preferred"] is not None:
-        kind = WINNING if block["preferred"] == "B" else LOSING
-        reason = f"{summary}; sign test p = {block['p_value']:.3g} < {block['alpha']:g}"
+    test, p_value = INTERLEAVING_BASES[block["verdict_basis"]], block["verdict_p_value"]
+    preferred = block["sequential"]["preferred"] if sequential else block["preferred"]
+    if preferred is not None:
+        kind = WINNING if preferred == "B" else LOSING
+        reason = f"{summary}; {test} p = {p_value:.3g} < {block['alpha']:g}"
         return Badge(arm_b, kind, LABELS[kind], reason)
     if planned_sessions and block["sessions"] < planned_sessions:
-        reason = (f"{summary}; not significant (p = {block['p_value']:.3g}) with {block['sessions']:,} of the "
+        reason = (f"{summary}; not significant ({test} p = {p_value:.3g}) with {block['sessions']:,} of the "
                   f"{planned_sessions:,} sessions the plan needs")  # fmt: skip
         return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
-    return Badge(arm_b, INCONCLUSIVE, LABELS[INCONCLUSIVE], f"{summary}; no significant preference (p = "
-                 f"{block['p_value']:.3g})")  # fmt: skip
+    return Badge(arm_b, INCONCLUSIVE, LABELS[INCONCLUSIVE], f"{summary}; no significant preference ({test} p = "
+                 f"{p_value:.3g})")  # fmt: skip
 
 
 def exposed_users(results: dict[str, Any]) -> int:
@@ -225,24 +234,31 @@ def _bandit_export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 INTERLEAVING_EXPORT_COLUMNS = (
     "experiment", "day", "team_a", "team_b", "sessions", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b",
-    "delta", "delta_ci_low", "delta_ci_high", "p_value", "verdict",
+    "delta", "delta_ci_low", "delta_ci_high", "p_value", "delta_cs_low", "delta_cs_high", "sequential_p_value",
+    "verdict", "verdict_basis",
 )  # fmt: skip
 
 
 def interleaving_export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """An interleaving experiment's CSV: one row per day with the counts and the test as of the end of
-    that day (cumulative), then a row "all" with the totals and the verdict."""
+    """An interleaving experiment's CSV: one row per day with the counts and both tests (the sign test's
+    interval, the always-valid test's confidence sequence) as of the end of that day (cumulative), then
+    a row "all" with the totals, the verdict and its basis."""
     block = results["interleaving"]
     common = {"experiment": results["experiment"], "team_a": block["team_a"], "team_b": block["team_b"]}
     rows = [
         {**common, **{name: look[name] for name in INTERLEAVING_EXPORT_COLUMNS if name in look},
-         "delta_ci_low": look["ci_low"], "delta_ci_high": look["ci_high"], "verdict": None}
+         "delta_ci_low": look["ci_low"], "delta_ci_high": look["ci_high"], "delta_cs_low": look["cs_low"],
+         "delta_cs_high": look["cs_high"], "verdict": None, "verdict_basis": None}
         for look in block["history"]
     ]  # fmt: skip
     interval = block["delta_interval"] or [None, None]
+    sequential = block["sequential"] or {}
+    sequence = sequential.get("delta_sequence") or [None, None]
     rows.append({**common, **{name: block[name] for name in INTERLEAVING_EXPORT_COLUMNS[4:10]}, "day": "all",
                  "delta": block["delta"], "delta_ci_low": interval[0], "delta_ci_high": interval[1],
-                 "p_value": block["p_value"], "verdict": block["verdict"]})  # fmt: skip
+                 "p_value": block["p_value"], "delta_cs_low": sequence[0], "delta_cs_high": sequence[1],
+                 "sequential_p_value": sequential.get("p_value"), "verdict": block["verdict"],
+                 "verdict_basis": block["verdict_basis"]})  # fmt: skip
     return rows
 
 

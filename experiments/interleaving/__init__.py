@@ -6,11 +6,20 @@ list of any item ids, reproducible from a request key), returning ``Interleaving
 ``InterleavedList``; coins from ``request_coins`` (per request) or ``random_coins`` (simulations).
 Credit and verdict: ``credit`` -> ``Credit`` (clicks per team, per-session outcome), ``Tally``
 (wins A, wins B, ties), ``interleaving_test`` -> ``InterleavingResult`` (sign test, Δ with a
-Wilson-based interval), and ``sessions_for_power`` (sample size of the sign test). Every impossible
-input raises ``InterleavingError``.
+Wilson-based interval), and ``sessions_for_power`` (sample size of the sign test). For looks while
+the experiment runs, ``sequential_sign_test`` -> ``SequentialSignResult``: the always-valid
+(beta-mixture SPRT) version of the sign test with its confidence sequence. Every impossible input
+raises ``InterleavingError``.
 """
 
 from .errors import InterleavingError
+from .sequential import (
+    DEFAULT_N_STAR,
+    SequentialSignResult,
+    concentration_for,
+    log_mixture_ratio,
+    sequential_sign_test,
+)
 from .team_draft import (
     NO_TEAM,
     TEAM_A,
@@ -39,6 +48,7 @@ from .verdict import (
 __all__ = [
     "A_WINS",
     "B_WINS",
+    "DEFAULT_N_STAR",
     "NO_TEAM",
     "TEAM_A",
     "TEAM_B",
@@ -48,14 +58,18 @@ __all__ = [
     "Interleaving",
     "InterleavingError",
     "InterleavingResult",
+    "SequentialSignResult",
     "SessionsForPower",
     "Tally",
+    "concentration_for",
     "credit",
     "interleave",
     "interleaving_test",
+    "log_mixture_ratio",
     "random_coins",
     "request_coins",
     "rounds_for",
+    "sequential_sign_test",
     "sessions_for_power",
     "team_draft_many",
 ]

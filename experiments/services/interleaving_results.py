@@ -10,9 +10,14 @@ interleaving_test`` on those counts: A's share of the decided sessions with its 
     "no significant difference"       p >= alpha
     "not enough data"                 no session yet, or none decided (every session tied)
 
-``history`` repeats the test on the cumulative counts at the end of each day (the chart). The
-sign test is a fixed-horizon test: it is valid at the planned number of sessions, so the page
-says to decide there, not at the first day the p value dips below alpha.
+``sequential`` is the always-valid version (``experiments.interleaving.sequential_sign_test``: a
+beta-mixture SPRT on the same share, with its confidence sequence for the share and for Δ), which
+may be read after every session. As for the A/B verdicts (``services.results``), the verdict's
+basis (``verdict_basis``) is the sequential test while the experiment runs (peeking at the sign
+test's p value inflates false positives) and the fixed-horizon sign test once it has stopped (the
+horizon is reached); ``verdict_p_value`` is the basis's p value.
+
+``history`` repeats both tests on the cumulative counts at the end of each day (the chart).
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from typing import Any
 
 from django.db.models import Sum
 
-from experiments.interleaving import InterleavingError, Tally, interleaving_test
+from experiments.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
 from experiments.models import Experiment, InterleavingDaily, InterleavingState
 from experiments.services.interleaving import teams
 
 NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
 _NO_TEST = dict.fromkeys(("share_a", "share_a_interval", "delta", "delta_interval", "p_value", "confidence",
-                          "significant", "preferred", "test"))  # fmt: skip
+                          "significant", "preferred", "test", "sequential"))  # fmt: skip
 _SUMS = ("sessions", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b")
 EXPLANATION = (
     "Interleaving (team draft): every exposed request gets one list built from both arms' rankings, like two "
@@ -36,17 +41,33 @@ EXPLANATION = (
     "served list) is won by the arm with more credited clicks and tied otherwise, including sessions without clicks. "
     "The verdict is a two-sided exact sign test of the share of decided sessions won by A against 1/2: tied "
     "sessions carry no preference and are left out of the test, but they dilute Δ = (wins A - wins B) / sessions. "
-    "It is a fixed-horizon test: decide once the planned number of sessions is reached."
+    "The sign test is a fixed-horizon test, valid once the planned number of sessions is reached; while the "
+    "experiment runs the verdict uses its always-valid version instead (a beta-mixture sequential probability ratio "
+    "test with a confidence sequence), which may be read every day without inflating false positives."
 )
+_FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
 
 
 def _test(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any] | None:
-    """interleaving_test on the counts as a dict, or None when there is no session."""
+    """interleaving_test (and under "sequential" sequential_sign_test) on the counts as a dict, or None
+    when there is no session."""
     try:
-        result = interleaving_test(Tally(counts["wins_a"], counts["wins_b"], counts["ties"]), alpha=experiment.alpha)
+        tally = Tally(counts["wins_a"], counts["wins_b"], counts["ties"])
+        result = interleaving_test(tally, alpha=experiment.alpha)
+        sequential = sequential_sign_test(tally, experiment.alpha)
     except InterleavingError:
         return None
     return {
+        "sequential": {
+            "p_value": sequential.p_value,
+            "significant": sequential.significant,
+            "preferred": sequential.preferred,
+            "share_a_sequence": list(sequential.share_a_sequence) if sequential.share_a_sequence else None,
+            "delta_sequence": list(sequential.delta_sequence) if sequential.delta_sequence else None,
+            "n_star": sequential.n_star,
+            "concentration": sequential.concentration,
+            "test": sequential.method,
+        },
         "share_a": result.share_a,
         "share_a_interval": list(result.share_a_interval) if result.share_a_interval else None,
         "delta": result.delta,
@@ -77,14 +98,18 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
         if look is not None and look["delta_interval"] is not None:
             history.append({"day": day["day"].isoformat(), **{n: totals[n] for n in _SUMS}, "delta": look["delta"],
                             "ci_low": look["delta_interval"][0], "ci_high": look["delta_interval"][1],
-                            "p_value": look["p_value"]})  # fmt: skip
+                            "p_value": look["p_value"], "sequential_p_value": look["sequential"]["p_value"],
+                            "cs_low": look["sequential"]["delta_sequence"][0],
+                            "cs_high": look["sequential"]["delta_sequence"][1]})  # fmt: skip
     test = _test(experiment, totals)
-    if test is None or test["share_a"] is None:
+    basis = "fixed_horizon" if experiment.status in _FINISHED else "sequential"
+    decisive = (test if basis == "fixed_horizon" else test["sequential"]) if test else None
+    if test is None or test["share_a"] is None or decisive is None:
         verdict = NOT_ENOUGH_DATA
-    elif test["preferred"] is None:
+    elif decisive["preferred"] is None:
         verdict = NO_DIFFERENCE
     else:
-        verdict = f"{(team_a if test['preferred'] == 'A' else team_b).name} wins"
+        verdict = f"{(team_a if decisive['preferred'] == 'A' else team_b).name} wins"
     state = InterleavingState.objects.filter(pk=experiment.pk).first()
     return {
         "method": "team_draft",
@@ -94,8 +119,10 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
         **totals,
         **(test or _NO_TEST),
         "alpha": experiment.alpha,
-        "preferred_arm": {"A": team_a.name, "B": team_b.name}.get(test["preferred"]) if test else None,
+        "preferred_arm": {"A": team_a.name, "B": team_b.name}.get(decisive["preferred"]) if decisive else None,
         "verdict": verdict,
+        "verdict_basis": basis,
+        "verdict_p_value": decisive["p_value"] if decisive else None,
         "uncredited_clicks": state.uncredited_clicks if state else 0,
         "history": history,
     }

@@ -15,6 +15,9 @@ served probability is that period's share of the arm (for a returning user, the 
 at their first exposure). The cache also covers answers the lean path's log buffer has not
 stored yet. Between processes, a user first served by two workers within one log flush across
 a weight change may get two arms; the stored exposure (the earlier one) decides from then on.
+The users of a running `simulate --http` run ("sim<run>:..." ids) are assigned with that run's own
+weight history instead of the live one (experiments/services/simulation_http.py), so simulated
+traffic never moves, or is moved by, the live weights.
 
 With an exploration share, a share of exposed
 requests get a random ordering of the arm's top items and every exposed impression logs the
@@ -37,7 +40,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from experiments import bucketing
-from experiments.models import Arm, Event, Experiment, Exposure, ServedRequest
+from experiments.models import Arm, BanditUpdate, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
 from experiments.services.events import COLUMNS, insert_events
 from experiments.services.exploration import ServedList, recommend_with_exploration
@@ -65,6 +68,8 @@ class _Config:
     loaded_at: float
     # Bandit only: (period start as epoch seconds, allocation for new users), oldest first.
     bandit: tuple[tuple[float, bucketing.Allocation], ...] | None = None
+    # Bandit only: the same for each running simulation run's own history, by its users' id prefix.
+    bandit_runs: dict[str, tuple[tuple[float, bucketing.Allocation], ...]] | None = None
 
 
 _configs: dict[str, _Config] = {}
@@ -235,12 +240,17 @@ def _config(experiment: Experiment | str) -> _Config:
     if not arms:
         raise ServingError(f"{experiment.key} has no arms.")
     allocation = allocation_of(experiment, arms)
-    bandit = None
+    bandit = bandit_runs = None
     if experiment.design == Experiment.Design.BANDIT:
-        bandit = tuple(
-            (starts, bucketing.Allocation(traffic=allocation.traffic, weights=weights, layer=allocation.layer))
-            for starts, weights in live_schedule(experiment.pk)
-        )
+
+        def periods(schedule: Any) -> tuple[tuple[float, bucketing.Allocation], ...]:
+            return tuple(
+                (starts, bucketing.Allocation(traffic=allocation.traffic, weights=weights, layer=allocation.layer))
+                for starts, weights in schedule
+            )
+
+        bandit = periods(live_schedule(experiment.pk))
+        bandit_runs = {prefix: periods(schedule) for prefix, schedule in _run_schedules(experiment.pk).items()}
     config = _Config(
         experiment_id=experiment.pk,
         key=experiment.key,
@@ -253,6 +263,7 @@ def _config(experiment: Experiment | str) -> _Config:
         exploration=experiment.exploration_percent / 100,
         loaded_at=now,
         bandit=bandit,
+        bandit_runs=bandit_runs,
     )
     with _lock:
         _configs[experiment.key] = config
@@ -290,9 +301,32 @@ def interleaved_probability(config: _Config) -> float:
     return config.allocation.entry_count / bucketing.BUCKETS
 
 
-def _period_allocation(config: _Config, at: float) -> bucketing.Allocation:
+def _run_schedules(experiment_id: int) -> dict[str, tuple[tuple[float, tuple[float, ...]], ...]]:
+    """(starts_at as epoch seconds, weights) of each running simulation run's history, by the run's user
+    prefix ("sim<run>:"). Only `simulate --http` runs send their users here; an in-process run's
+    history is listed too but its prefix matches no request."""
+    rows = (
+        BanditUpdate.objects.filter(experiment_id=experiment_id, simulation__status="running")
+        .order_by("simulation_id", "period")
+        .values_list("simulation_id", "starts_at", "weights")
+    )
+    schedules: dict[str, list[tuple[float, tuple[float, ...]]]] = {}
+    for simulation_id, starts_at, weights in rows:
+        schedules.setdefault(f"sim{simulation_id}:", []).append((starts_at.timestamp(), tuple(weights)))
+    return {prefix: tuple(schedule) for prefix, schedule in schedules.items()}
+
+
+def _schedule(config: _Config, user_id: str) -> tuple[tuple[float, bucketing.Allocation], ...]:
+    """The bandit periods a user is assigned by: their simulation run's, else the live history's."""
+    if config.bandit_runs and user_id.startswith("sim"):
+        run = config.bandit_runs.get(user_id[: user_id.find(":") + 1])
+        if run:
+            return run
+    return config.bandit or ()
+
+
+def _period_allocation(schedule: tuple[tuple[float, bucketing.Allocation], ...], at: float) -> bucketing.Allocation:
     """The allocation of the bandit period in force at epoch second `at` (the first before period 0)."""
-    schedule = config.bandit or ()
     position = bisect.bisect_right([starts for starts, _ in schedule], at) - 1
     return schedule[max(position, 0)][1]
 
@@ -313,9 +347,9 @@ def _bandit_arm(config: _Config, user_id: str, at: float) -> tuple[int, float]:
     index = next((i for i, arm in enumerate(config.arms) if row is not None and arm.pk == row[0]), None)
     if row is not None and index is not None:
         first = row[1] if isinstance(row[1], datetime) else parse_datetime(row[1])  # SQLite returns text
-        allocation = _period_allocation(config, first.timestamp() if first else at)
+        allocation = _period_allocation(_schedule(config, user_id), first.timestamp() if first else at)
     else:
-        allocation = _period_allocation(config, at)
+        allocation = _period_allocation(_schedule(config, user_id), at)
         assigned = bucketing.assign(allocation, config.salt, user_id).arm
         index = config.control if assigned is None else assigned
     known = (index, _probability(config, index, allocation))

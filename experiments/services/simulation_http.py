@@ -11,6 +11,19 @@ exposure and the impressions itself) and the day's clicks, add-to-carts and purc
   realistic CTRs (use in-process mode for those);
 - the arm of each session is predicted with the experiment's own bucketing of that id and
   checked against the server's answer (a mismatch stops the run: assignment is broken);
+- on an interleaving experiment the server drafts each exposed session's list from both arms
+  (its answer says `"arm": "interleaved"` and gives every item's `team`); the shopper reacts to
+  that list as served (`run(..., interleaved=True, interleave_batch=...)`: the click model sees
+  each slot's arm, so an injected effect lifts the injected arm's items), and the clicks go back
+  with their request id and item id, so the server's fold credits them exactly as live clicks;
+- on a bandit experiment the run has its own weight history, on the simulated clock, as in
+  process (`_HttpBandit`): before each simulated day the day's weights are stored by the same
+  service (`bandit.start_history` / `bandit.update_weights` from the folded earlier days), and the
+  run waits `bandit.SWITCH_DELAY` so that every serving process has reloaded them: the server
+  assigns the run's users ("sim<run>:..." ids) by the run's history, never by the live one
+  (`serving._schedule`). The server stamps exposures with its own clock, so after each day the
+  run's new exposures are re-dated to their first simulated session (and marked as the run's):
+  each user then falls in the cohort of the period that assigned them, as in process;
 - sessions are not de-duplicated (one request per session, as real traffic would be);
 - each day's clicks, add-to-carts and purchases are sent once the server has stored that day's
   answers (it may buffer its serving logs for a moment), so they are attributed to their arm;
@@ -42,6 +55,8 @@ from django.utils import timezone
 
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services import bandit
+from experiments.services.interleaving import INTERLEAVED
 from experiments.services.rollups import recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation import SimulationRefused, check_simulation, load_shoppers
@@ -128,10 +143,6 @@ def run_http_simulation(
     """Simulate `settings` (as for `queue_simulation`) through the HTTP API at `url` (see the module docstring)."""
     scheme, host, port = loopback_target(url)
     check_simulation(experiment, settings)
-    if experiment.design == Experiment.Design.INTERLEAVING:
-        raise SimulationRefused(
-            "--http does not simulate interleaving experiments yet (the server blends the lists); simulate in-process"
-        )
     if not token:
         raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
     data, shoppers = load_shoppers(experiment)
@@ -153,25 +164,51 @@ def run_http_simulation(
     sent = batches = 0
     began = time.perf_counter()
 
+    interleaved = experiment.design == Experiment.Design.INTERLEAVING
+    team_arm = {"A": 0, "B": 1}  # engine arms of an interleaved run: 0 = team A (the control), 1 = team B
+
+    adaptive = _HttpBandit(experiment, simulation, allocation, start) if bandit.is_bandit(experiment) else None
+
     def assign(user_ids: np.ndarray) -> np.ndarray:
         ids = np.array([prefix + u for u in user_ids.tolist()], dtype=object)
-        return bucketing.assign_many(allocation, experiment.salt, ids).arm
+        if adaptive is not None:
+            return adaptive.assign(ids)
+        arm = bucketing.assign_many(allocation, experiment.salt, ids).arm
+        return np.where(arm >= 0, 0, -1) if interleaved else arm
+
+    def ask(user: int, query: str | None, expected: str) -> Any:
+        body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
+        answer = client.post(path, body)
+        if answer["arm"] != expected:
+            raise SimulationError(
+                f"the server served {body['user_id']} arm {answer['arm']!r}, the experiment's bucketing says "
+                f"{expected!r}: assignment differs between the API and the bucketing"
+            )
+        return answer
 
     def recommend(arm: int, users: np.ndarray, queries: Sequence[str | None]) -> np.ndarray:
         lists = np.full((len(users), config.k), -1, dtype=np.int64)
         ids = served.setdefault(arm, [])
         for row, (user, query) in enumerate(zip(users.tolist(), queries, strict=True)):
-            body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
-            answer = client.post(path, body)
-            if answer["arm"] != names[arm]:
-                raise SimulationError(
-                    f"the server served {body['user_id']} arm {answer['arm']!r}, the experiment's bucketing says "
-                    f"{names[arm]!r}: assignment differs between the API and the bucketing"
-                )
+            answer = ask(user, query, names[arm])
             ids.append(answer["request_id"])
             for position, item in enumerate(answer["items"][: config.k]):
                 lists[row, position] = item_index.get(item["item_id"], -1)
         return lists
+
+    def interleave(users: np.ndarray, queries: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The server's interleaved list of each session and the engine arm of each slot (its item's team)."""
+        lists = np.full((len(users), config.k), -1, dtype=np.int64)
+        slots = np.full((len(users), config.k), -1, dtype=np.int64)
+        ids = served.setdefault(0, [])
+        for row, (user, query) in enumerate(zip(users.tolist(), queries, strict=True)):
+            answer = ask(user, query, INTERLEAVED)
+            ids.append(answer["request_id"])
+            for position, item in enumerate(answer["items"][: config.k]):
+                index = item_index.get(item["item_id"], -1)
+                lists[row, position] = index
+                slots[row, position] = team_arm[item["team"]] if index >= 0 else -1
+        return lists, slots
 
     def send_events(batch: DayBatch) -> None:
         nonlocal sent, batches
@@ -180,6 +217,8 @@ def run_http_simulation(
             request_of[np.flatnonzero(batch.arm == arm)] = ids
         _await_day_logged([request_id for ids in served.values() for request_id in ids])
         served.clear()
+        if adaptive is not None:
+            adaptive.date_exposures(batch, data.user_ids)
         events = _follow_up_events(batch, request_of, prefix, data.user_ids, data.item_ids, experiment.key)
         for first in range(0, len(events), EVENT_BATCH):
             answer = client.post("/api/v1/events", events[first : first + EVENT_BATCH])
@@ -200,7 +239,11 @@ def run_http_simulation(
 
     try:
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
-                     on_batch=send_events, keep_outcomes=False, deduplicate=False)  # fmt: skip
+                     on_batch=send_events, keep_outcomes=False, deduplicate=False, interleaved=interleaved,
+                     interleave_batch=interleave if interleaved else None,
+                     before_day=adaptive.before_day if adaptive else None)  # fmt: skip
+        if adaptive is not None and not result.cancelled:
+            adaptive.before_day(result.days_completed, wait=False)  # the weights the last day's traffic leads to
     except Exception as error:
         rows.update(status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
                     error=f"{type(error).__name__}: {error}")  # fmt: skip
@@ -222,6 +265,56 @@ def run_http_simulation(
     )  # fmt: skip
     simulation.refresh_from_db()
     return HttpRunResult(simulation, client.requests - batches, batches, sent, seconds)
+
+
+class _HttpBandit:
+    """A bandit run over HTTP (module docstring): the run's own weight history, stored before each simulated
+    day by the bandit service and served by the server to the run's users; the expected arm of each user
+    (new users by the day's weights, returning ones keep their first arm) to check the server's answers."""
+
+    def __init__(
+        self, experiment: Experiment, simulation: SimulationRun, fixed: bucketing.Allocation, start: int
+    ) -> None:
+        self.experiment, self.simulation, self.fixed, self.start = experiment, simulation, fixed, start
+        self.allocation = fixed
+        self.arm_of: dict[str, int] = {}  # user id -> arm of their first exposure in this run
+
+    def before_day(self, day: int, *, wait: bool = True) -> None:
+        at = datetime.fromtimestamp(self.start + day * SECONDS_PER_DAY, tz=UTC)
+        if day == 0:
+            bandit.start_history(self.experiment, at, self.simulation.pk)
+        else:  # the earlier days' rows are stored and their exposures dated (send_events runs first)
+            bandit.update_weights(self.experiment.pk, at=at, simulation_id=self.simulation.pk)
+        row = bandit.history(self.experiment.pk, self.simulation.pk)[-1]
+        self.allocation = bucketing.Allocation(
+            traffic=self.fixed.traffic, weights=tuple(row.weights), layer=self.fixed.layer
+        )
+        if wait:
+            time.sleep(bandit.SWITCH_DELAY.total_seconds())  # every serving process reloads its schedules by then
+
+    def assign(self, user_ids: np.ndarray) -> np.ndarray:
+        arms = np.asarray(bucketing.assign_many(self.allocation, self.experiment.salt, user_ids).arm).copy()
+        for i, user in enumerate(user_ids.tolist()):
+            if arms[i] >= 0:
+                arms[i] = self.arm_of.setdefault(user, int(arms[i]))
+        return arms
+
+    def date_exposures(self, batch: DayBatch, user_ids: Sequence[str]) -> None:
+        """Mark the day's new exposures as the run's and move each to its user's first simulated session
+        of the day (the server stamped its own clock), so that the cohorts follow the simulated periods."""
+        first: dict[str, datetime] = {}
+        order = np.argsort(batch.sessions.timestamp, kind="stable")
+        for j in order[batch.arm[order] >= 0].tolist():
+            user = self.simulation.user_prefix + user_ids[int(batch.sessions.user[j])]
+            first.setdefault(user, datetime.fromtimestamp(int(batch.sessions.timestamp[j]), tz=UTC))
+        users = list(first)
+        for chunk in range(0, len(users), 500):
+            fresh = Exposure.objects.filter(experiment=self.experiment, simulation__isnull=True,
+                                            user_id__in=users[chunk : chunk + 500])  # fmt: skip
+            rows = list(fresh.only("pk", "user_id"))
+            for row in rows:
+                row.first_exposed_at, row.simulation_id = first[row.user_id], self.simulation.pk
+            Exposure.objects.bulk_update(rows, ["first_exposed_at", "simulation"])
 
 
 def _follow_up_events(

@@ -14,7 +14,7 @@ Public API:
 
 from .clicks import Outcomes, examination, outcomes
 from .config import ConfigError, SimulationConfig, SimulationError
-from .engine import ArmSummary, Assign, DayBatch, Progress, RecommendBatch, SimulationResult, run
+from .engine import ArmSummary, Assign, DayBatch, InterleaveBatch, Progress, RecommendBatch, SimulationResult, run
 from .preferences import DEFAULT_SHRINK, Shoppers, default_cutoff, future_neighbours
 from .sessions import Sessions, plan_sessions
 
@@ -24,6 +24,7 @@ __all__ = [
     "Assign",
     "ConfigError",
     "DayBatch",
+    "InterleaveBatch",
     "Outcomes",
     "Progress",
     "RecommendBatch",

@@ -25,7 +25,16 @@ from .config import SimulationConfig, SimulationError
 from .preferences import FloatArray, IntArray, Shoppers
 from .sessions import Sessions, plan_sessions
 
-__all__ = ["ArmSummary", "Assign", "DayBatch", "Progress", "RecommendBatch", "SimulationResult", "run"]
+__all__ = [
+    "ArmSummary",
+    "Assign",
+    "DayBatch",
+    "InterleaveBatch",
+    "Progress",
+    "RecommendBatch",
+    "SimulationResult",
+    "run",
+]
 
 OUTCOMES_STREAM = 2
 """Second word of the seed sequence of each day's outcome draws: (seed, OUTCOMES_STREAM, day)."""
@@ -34,6 +43,10 @@ TEAM_DRAFT_STREAM = 3
 
 RecommendBatch = Callable[[int, IntArray, Sequence[str | None]], npt.ArrayLike]
 """(arm index, data user indices, their queries) -> item indices (n, ≤ k), best first, -1 = empty."""
+
+InterleaveBatch = Callable[[IntArray, Sequence[str | None]], tuple[npt.ArrayLike, npt.ArrayLike]]
+"""(data user indices, their queries) -> (item indices (n, ≤ k), the arm of each slot (n, ≤ k)): lists
+interleaved elsewhere (a server), one per session; arm 0 = team A, 1 = team B, -1 = empty slot."""
 
 Assign = Callable[[npt.NDArray[np.str_]], npt.ArrayLike]
 """(external user ids) -> arm index per user, -1 for a user outside the experiment."""
@@ -143,6 +156,7 @@ def run(
     deduplicate: bool = True,
     interleaved: bool = False,
     before_day: Callable[[int], None] | None = None,
+    interleave_batch: InterleaveBatch | None = None,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
@@ -184,7 +198,10 @@ def run(
             raise SimulationError("an interleaved run assigns every user in the experiment to arm 0")
         rankings: dict[int, IntArray] = {}
         recommended = np.full((len(batch), config.k), -1, dtype=np.int64)
-        for g in [0, 1] if interleaved and (arms >= 0).any() else np.unique(arms[arms >= 0]).tolist():
+        groups = np.unique(arms[arms >= 0]).tolist()
+        if interleaved:
+            groups = [0, 1] if groups and interleave_batch is None else []
+        for g in groups:
             rows = np.flatnonzero(arms == (0 if interleaved else g))
             queries = [batch.query[r] for r in rows.tolist()]
             if deduplicate:
@@ -202,7 +219,9 @@ def run(
             else:
                 recommended[rows, : lists.shape[1]] = lists
         slot_arm = None
-        if interleaved:
+        if interleaved and interleave_batch is not None:
+            recommended, slot_arm = _served_interleaved(interleave_batch, batch, arms, config.k)
+        elif interleaved:
             recommended, slot_arm = _team_draft(rankings, arms, config, day)
         rng = np.random.default_rng([config.seed, OUTCOMES_STREAM, day])
         result = outcomes(config, shoppers, batch, recommended, arms, rng, slot_arm).shifted(positions.start)
@@ -243,6 +262,26 @@ def _team_draft(
         drafted = team_draft_many(rankings[0], rankings[1], config.k, coins)
         recommended[rows] = drafted.items
         slot_arm[rows] = drafted.team  # TEAM_A = 0 = arm 0, TEAM_B = 1 = arm 1, NO_TEAM = -1 = empty slot
+    return recommended, slot_arm
+
+
+def _served_interleaved(
+    interleave_batch: InterleaveBatch, batch: Sessions, arms: IntArray, k: int
+) -> tuple[IntArray, IntArray]:
+    """The day's lists and slot arms asked of `interleave_batch` for the sessions in the experiment."""
+    recommended = np.full((len(arms), k), -1, dtype=np.int64)
+    slot_arm = np.full((len(arms), k), -1, dtype=np.int64)
+    rows = np.flatnonzero(arms == 0)
+    if len(rows):
+        items, slots = (np.asarray(a) for a in interleave_batch(batch.user[rows], [batch.query[r] for r in rows]))
+        if items.shape != slots.shape or items.ndim != 2 or items.shape[0] != len(rows) or items.shape[1] > k:
+            raise SimulationError(
+                f"interleave_batch must return two ({len(rows)}, ≤ {k}) arrays, got shapes {items.shape}, {slots.shape}"
+            )
+        if ((slots < -1) | (slots > 1)).any() or ((slots == -1) != (items < 0)).any():
+            raise SimulationError("interleave_batch's slot arms must be 0 or 1 on shown items and -1 on empty slots")
+        recommended[rows, : items.shape[1]] = items
+        slot_arm[rows, : slots.shape[1]] = slots
     return recommended, slot_arm
 
 

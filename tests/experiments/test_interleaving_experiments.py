@@ -1,6 +1,6 @@
-"""Interleaving experiments end to end on PostgreSQL: two arms only, one team-draft list per exposed
-request, clicks credited to the contributing arm, sessions folded incrementally (= a recompute) and
-the verdict of the sign test in the results."""
+"""Interleaving experiments end to end: two arms only, one team-draft list per exposed request, clicks
+credited to the contributing arm, sessions folded incrementally (= a recompute) and the verdict of
+the sign test in the results. PostgreSQL in CI; the fold tests also pass on SQLite (its own fold path)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
 from experiments import bucketing
-from experiments.interleaving import Tally, interleave, interleaving_test, sessions_for_power
+from experiments.interleaving import Tally, interleave, interleaving_test, sequential_sign_test, sessions_for_power
 from experiments.lean import LeanDispatcher
 from experiments.models import (
     Event,
@@ -201,7 +201,6 @@ def _rollups(experiment: Experiment) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_clicks_are_credited_to_the_contributing_arm_and_folds_equal_a_recompute(variants: None) -> None:
-    skip_unless(connection.vendor == "postgresql", "interleaving rollups are folded on PostgreSQL")
     experiment = _running()
     shop, ingest = _token("serve"), _token("ingest")
     expected = {"A": 0, "B": 0, "tie": 0}
@@ -259,7 +258,6 @@ def test_clicks_are_credited_to_the_contributing_arm_and_folds_equal_a_recompute
 
 
 def test_results_page_report_and_exports_explain_the_interleaving_verdict(variants: None) -> None:
-    skip_unless(connection.vendor == "postgresql", "interleaving rollups are folded on PostgreSQL")
     experiment = _running()
     shop, ingest = _token("serve"), _token("ingest")
     for i in range(12):  # team B's first pick clicked in every session: B wins all 12
@@ -270,8 +268,28 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
     fold(experiment.pk, lag=NO_LAG)
     client = client_for(User.objects.get(username="pm"))
 
+    # While it runs, the verdict rests on the always-valid test: 12 sessions are too few for it.
     page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
-    p_value = interleaving_test(Tally(0, 12, 0)).p_value
+    p_value, sequential = interleaving_test(Tally(0, 12, 0)).p_value, sequential_sign_test(Tally(0, 12, 0))
+    low, high = sequential.delta_sequence  # type: ignore[misc]
+    assert 'data-verdict="inconclusive"' in page
+    assert f"Δ = -1.000 [{low:+.3f}, {high:+.3f}]; no significant preference (always-valid sign test p = " \
+           f"{sequential.p_value:.3g})" in page  # fmt: skip
+    assert f'<dd data-test="sequential">p = {sequential.p_value:.3f}, Δ in [{low:+.3f}, {high:+.3f}] ' \
+           '<span class="badge">verdict basis</span>' in page  # fmt: skip
+    assert "<dd data-verdict-text>no significant difference</dd>" in page
+    block = _pm().get(f"/api/v1/experiments/{KEY}/results/").json()["interleaving"]
+    assert (block["verdict_basis"], block["verdict_p_value"]) == ("sequential", sequential.p_value)
+    assert (block["p_value"], block["sequential"]["delta_sequence"]) == (p_value, [low, high])
+    assert block["history"][0]["sequential_p_value"] == sequential.p_value
+    home = client.get("/").content.decode()  # the home page lists running experiments
+    assert '<span class="badge inconclusive" title="knn won 12 and control 0 of 12 sessions' in home
+    assert '<td class="num">12</td>' in home  # 12 exposed users, each of whom saw both arms
+
+    # Once stopped, the planned horizon is reached: the fixed-horizon sign test decides.
+    assert _pm().post(f"/api/v1/experiments/{KEY}/stop/").status_code == 200
+    serving.clear_cache()
+    page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
     assert 'data-verdict="winning"' in page
     assert "knn won 12 and control 0 of 12 sessions (0 ties); Δ = -1.000" in page
     assert f"sign test p = {p_value:.3g} &lt; 0.05" in page
@@ -286,12 +304,10 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
     assert "<dd data-verdict-text>knn wins</dd>" in report
     rows = list(csv.DictReader(io.StringIO(client.get(reverse("experiment_pages:export-csv", args=[KEY])).content
                                            .decode())))  # fmt: skip
-    assert [(r["day"] == "all", r["sessions"], r["wins_b"], r["verdict"]) for r in rows][-1] == (
-        True, "12", "12", "knn wins")  # fmt: skip
+    assert [(r["day"] == "all", r["sessions"], r["wins_b"], r["verdict"], r["verdict_basis"]) for r in rows][-1] == (
+        True, "12", "12", "knn wins", "fixed_horizon")  # fmt: skip
+    assert float(rows[0]["sequential_p_value"]) == pytest.approx(sequential.p_value)
     assert len(rows) == 2  # one day, then the total
-    home = client.get("/").content.decode()
-    assert '<span class="badge winning" title="knn won 12 and control 0 of 12 sessions' in home
-    assert '<td class="num">12</td>' in home  # 12 exposed users, each of whom saw both arms
     document = json.loads(client.get(reverse("experiment_pages:export-json", args=[KEY])).content)
     assert document["results"]["interleaving"]["wins_b"] == 12
     assert document["experiment"]["design"] == "interleaving"

@@ -1,5 +1,6 @@
-"""Simulated shoppers on an interleaving experiment: team-draft lists of both arms, the simulator's click
-model, clicks credited to the contributing arm by the fold, and a verdict on the results page."""
+"""Simulated shoppers on an interleaving experiment, in-process and through a live server's HTTP API:
+team-draft lists of both arms, the simulator's click model, clicks credited to the contributing arm by
+the fold, and a verdict in the results."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import F
 
-from experiments.interleaving import Tally, interleaving_test
+from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Event, Experiment, Exposure, InterleavingSession, ServedRequest
+from experiments.services import serving
 from experiments.services.results import experiment_results
-from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
+from experiments.services.simulation import queue_simulation, run_simulation
 from experiments.services.simulation_http import run_http_simulation
+from experiments.services.tokens import create_token
 from tests.experiments.factories import held_out_experiment
-from tests.support import skip_unless
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,6 @@ def experiment(tmp_path: Path, settings: Any) -> Experiment:
 def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and_a_verdict(
     experiment: Experiment,
 ) -> None:
-    skip_unless(connection.vendor == "postgresql", "interleaving rollups are folded on PostgreSQL")
     simulation = queue_simulation(experiment, {"daily_users": 300, "days": 3, "seed": 5, "k": 6}, send=False)
     run_simulation(simulation.pk)
     simulation.refresh_from_db()
@@ -57,15 +57,53 @@ def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and
     wins_b = sessions.filter(clicks_b__gt=F("clicks_a")).count()
 
     block = experiment_results(experiment, traffic="simulated")["interleaving"]
-    expected = interleaving_test(Tally(wins_a, wins_b, simulation.sessions - wins_a - wins_b))
+    tally = Tally(wins_a, wins_b, simulation.sessions - wins_a - wins_b)
+    expected, sequential = interleaving_test(tally), sequential_sign_test(tally)
     assert (block["sessions"], block["wins_a"], block["wins_b"]) == (simulation.sessions, wins_a, wins_b)
     assert (block["p_value"], block["delta"]) == (expected.p_value, expected.delta)
+    assert (block["verdict_basis"], block["verdict_p_value"]) == ("sequential", sequential.p_value)  # still running
     assert block["verdict"] != "not enough data"
-    assert block["verdict"] == ("no significant difference" if expected.preferred is None
-                                else f"{'control' if expected.preferred == 'A' else 'knn'} wins")  # fmt: skip
+    assert block["verdict"] == ("no significant difference" if sequential.preferred is None
+                                else f"{'control' if sequential.preferred == 'A' else 'knn'} wins")  # fmt: skip
     assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0
 
 
-def test_the_http_simulation_refuses_interleaving_experiments_clearly(experiment: Experiment) -> None:
-    with pytest.raises(SimulationRefused, match="does not simulate interleaving experiments yet"):
-        run_http_simulation(experiment, {"daily_users": 10, "days": 1}, "http://127.0.0.1:8000", "token")
+@pytest.mark.slow
+def test_the_http_simulation_of_an_interleaving_experiment_reacts_to_the_served_lists_and_is_credited_by_the_server(
+    transactional_db: None, live_server: Any, tmp_path: Path, settings: Any
+) -> None:
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    serving.clear_cache()
+    experiment = held_out_experiment(tmp_path, key="http-duel", design="interleaving")
+    _, secret = create_token("load-test", ["serve", "ingest"])
+
+    result = run_http_simulation(experiment, {"daily_users": 60, "days": 2, "seed": 7, "k": 6,
+                                              "injected_effect": 0.5}, live_server.url, secret)  # fmt: skip
+
+    run = result.simulation
+    assert run.status == "succeeded", (run.error, run.message)
+    control, knn = experiment.arms.order_by("position")
+    served = ServedRequest.objects.filter(simulation=run)
+    # One request per session, each an interleaved list logged by the server under team A (the control).
+    assert served.count() == run.sessions == result.requests > 80
+    assert set(served.values_list("arm_id", flat=True)) == {control.pk}
+    impressions = Event.objects.filter(simulation=run, type="impression")
+    assert impressions.count() == run.impressions
+    assert set(impressions.values_list("arm_id", flat=True)) == {control.pk, knn.pk}
+    clicks = list(Event.objects.filter(simulation=run, type="click").values_list("request_id", "item_id"))
+    assert len(clicks) == run.clicks > 0
+    assert Event.objects.filter(simulation__isnull=True).count() == 0  # everything marked as the run's
+
+    # The server's fold credits each click to the arm whose impression of that request showed the item.
+    team_of = {(r, item): arm for r, item, arm in impressions.values_list("request_id", "item_id", "arm_id")}
+    expected_a = sum(team_of[click] == control.pk for click in clicks)
+    sessions = InterleavingSession.objects.filter(experiment=experiment)
+    assert sessions.count() == run.sessions
+    assert set(sessions.values_list("simulated", flat=True)) == {True}
+    assert sum(sessions.values_list("clicks_a", flat=True)) == expected_a
+    assert sum(sessions.values_list("clicks_b", flat=True)) == len(clicks) - expected_a
+    block = experiment_results(experiment, traffic="simulated")["interleaving"]
+    assert (block["sessions"], block["uncredited_clicks"]) == (run.sessions, 0)
+    assert block["wins_a"] == sessions.filter(clicks_a__gt=F("clicks_b")).count()
+    assert block["wins_b"] == sessions.filter(clicks_b__gt=F("clicks_a")).count()
+    assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from experiments.models import Event, Exposure, ServedRequest, SimulationRun
-from experiments.services import serving
+from experiments import bucketing
+from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from experiments.services import bandit, serving
 from experiments.services.results import experiment_results
+from experiments.services.simulation_http import run_http_simulation
 from experiments.services.tokens import create_token
 from tests.experiments.factories import held_out_experiment
 
@@ -54,3 +56,62 @@ def test_http_mode_sends_the_sessions_and_events_through_a_live_server(  # type:
     assert sum(arm["users"] for arm in experiment_results(experiment, traffic="simulated")["arms"]) == users > 0
     assert sum(arm["users"] for arm in experiment_results(experiment, traffic="live")["arms"]) == 0
     assert f"Simulation run {run.pk} over HTTP: {run.sessions:,} recommendation requests" in out.getvalue()
+
+
+@pytest.mark.slow
+def test_http_mode_on_a_bandit_serves_the_runs_own_weights_updated_between_days_and_gives_cohort_results(  # type: ignore[no-untyped-def]
+    transactional_db, live_server, tmp_path: Path, settings
+) -> None:
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    experiment = held_out_experiment(tmp_path, key="http-bandit")
+    Experiment.objects.filter(pk=experiment.pk).update(
+        design="bandit", primary_metric="ctr", bandit_burn_in_trials=100, bandit_update_minutes=1440,
+        salt="http-bandit-fixed",
+    )  # fmt: skip
+    experiment.refresh_from_db()
+    bandit.start_live_history(experiment)  # as starting a bandit does
+    serving.clear_cache()
+    _, secret = create_token("load-test", ["serve", "ingest"])
+
+    result = run_http_simulation(experiment, {"daily_users": 20, "days": 4, "seed": 3}, live_server.url, secret)
+
+    run = result.simulation
+    assert run.status == "succeeded", (run.error, run.message)
+    rows = bandit.history(experiment.pk, run.pk)
+    assert [r.period for r in rows] == [0, 1, 2, 3, 4]  # one per simulated day, and the one after the last
+    assert [(r.starts_at - rows[0].starts_at).days for r in rows] == [0, 1, 2, 3, 4]
+    assert [r.period for r in bandit.history(experiment.pk)] == [0]  # the live history is untouched
+    # CTR: the trials are the impressions of the days before each update (the run's users' ids, and so their
+    # arms, depend on the run's id: no exact counts here); burn-in until every arm has 100, then the weights move.
+    impressions = Event.objects.filter(simulation=run, type="impression")
+    assert sum(rows[-1].trials) == impressions.count()
+    assert sum(rows[-1].successes) == Event.objects.filter(simulation=run, type="click").count()
+    assert [r.burn_in for r in rows[1:]] == [min(r.trials) < 100 for r in rows[1:]]
+    moved = [r.period for r in rows[:4] if r.weights != [0.5, 0.5]]
+    assert moved, [r.trials for r in rows]  # some day was served unequal weights (the live history's stay 50/50)
+    # Each user was assigned by the server with the weights of the run's period in force at their first
+    # (simulated) exposure: the probability it logged is that period's share of their arm.
+    starts = [r.starts_at for r in rows]
+    exposures = Exposure.objects.filter(simulation=run).values_list("user_id", "arm__position", "first_exposed_at")
+    first_probability = {}
+    for user, probability in (
+        ServedRequest.objects.filter(simulation=run).order_by("served_at").values_list("user_id", "arm_probability")
+    ):
+        first_probability.setdefault(user, probability)
+    periods = []
+    for user, position, first_exposed_at in exposures:
+        period = max(p for p, start in enumerate(starts) if start <= first_exposed_at)
+        allocation = bucketing.Allocation(traffic=1.0, weights=tuple(rows[period].weights))
+        assert first_probability[user] == pytest.approx(bucketing.assignment_probability(allocation, position))
+        periods.append(period)
+    assert sorted(set(periods)) == [0, 1, 2, 3]  # new users arrived on every simulated day
+
+    block = experiment_results(experiment, traffic="simulated")["bandit"]
+    assert [(h["source"], len(h["updates"])) for h in block["histories"]] == [(f"simulation {run.pk}", 5)]
+    assert sum(sum(c["users"]) for c in block["cohorts"]) == len(exposures) > 20
+    assert [sum(c["users"]) for c in block["cohorts"]] == [periods.count(p) for p in range(5)]
+    (comparison,) = block["comparisons"]
+    assert comparison["verdict"] in ("treatment wins", "control wins", "no significant difference")
+    assert block["srm"]["mismatch"] is False
+    live = experiment_results(experiment, traffic="live")
+    assert sum(arm["users"] for arm in live["arms"]) == 0

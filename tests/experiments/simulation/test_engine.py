@@ -268,3 +268,39 @@ def test_an_interleaved_run_shows_team_draft_lists_and_credits_each_impression_t
     assert np.allclose(shown.click_probability, expected)
     with pytest.raises(SimulationError, match="assigns every user in the experiment to arm 0"):
         run(config, retail_shoppers(), both, two_arms, interleaved=True)
+
+
+def test_an_interleaved_run_can_take_lists_drafted_elsewhere_and_credits_each_slot_to_its_given_arm() -> None:
+    config = SimulationConfig(daily_users=200, days=2, seed=4, injected_effect=0.5, injected_arm=1)
+    asked: list[int] = []
+
+    def served(users: IntArray, queries: Sequence[str | None]) -> tuple[IntArray, IntArray]:
+        # A "server" that shows oracle's list with every odd slot marked as team B's and the last slot empty.
+        asked.append(len(users))
+        items = np.asarray(oracle(1, users, queries)).copy()
+        items[:, -1] = -1
+        return items, np.where(items >= 0, np.arange(config.k) % 2, -1)
+
+    def never(arm: int, users: IntArray, queries: Sequence[str | None]) -> IntArray:
+        raise AssertionError("the arms' recommenders are not asked when the lists come drafted")
+
+    result = run(config, retail_shoppers(), never, everyone_in_arm_zero, interleaved=True, interleave_batch=served)
+
+    shown = result.outcomes
+    assert asked == [int(np.count_nonzero(result.sessions.day == day)) for day in range(2)]  # one list per session
+    lists = np.asarray(oracle(1, result.sessions.user, []))
+    assert len(shown) == int((lists[:, :-1] >= 0).sum()) > 0  # the emptied last slot is never shown
+    assert np.array_equal(shown.item, lists[shown.session, shown.position - 1])
+    assert np.array_equal(shown.arm, (shown.position - 1) % 2)
+    attractive = retail_shoppers().attractiveness(result.sessions.user[shown.session], shown.item, config)
+    lift = np.where(shown.arm == 1, 1.5, 1.0)
+    expected = examination(config.k, config.eta)[shown.position - 1] * np.minimum(1.0, attractive * lift)
+    assert np.allclose(shown.click_probability, expected)
+
+    def bad(users: IntArray, queries: Sequence[str | None]) -> tuple[IntArray, IntArray]:
+        items, slots = served(users, queries)
+        slots[:, 0] = 2
+        return items, slots
+
+    with pytest.raises(SimulationError, match="slot arms must be 0 or 1 on shown items and -1 on empty slots"):
+        run(config, retail_shoppers(), never, everyone_in_arm_zero, interleaved=True, interleave_batch=bad)
