@@ -26,8 +26,8 @@ Prints Markdown tables (run by hand; no Django, no data files):
 
 Usage: python bench/bandit_regret.py [--seeds 200] [--aa-seeds 400] [--periods 21] [--users 5000]
        [--html regret.html]   (a plotly chart, not committed)
-       DATABASE_URL=postgres://... python bench/bandit_regret.py --platform [--platform-seeds 5]
-       [--platform-days 14] [--platform-users 1000]
+       DATABASE_URL=postgres://... python bench/bandit_regret.py --platform [--platform-seeds 20]
+       [--platform-days 14] [--platform-users 1000] [--platform-arrivals at-start uniform] [--html p.html]
 """
 
 from __future__ import annotations
@@ -253,7 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--html", type=Path, default=None, help="write a plotly chart of the effect run here")
     parser.add_argument("--platform", action="store_true", help="run the shopper simulator through the platform")
-    parser.add_argument("--platform-seeds", type=int, default=5)
+    parser.add_argument("--platform-seeds", type=int, default=20, help="simulation runs per arrivals mode")
+    parser.add_argument("--platform-first-seed", type=int, default=0, help="first seed (tune on other seeds)")
+    parser.add_argument(
+        "--platform-fixed-seeds", type=int, default=0, help="also run this many fixed 50/50 splits (no database)"
+    )
+    parser.add_argument("--platform-fixed-first-seed", type=int, default=1000)
+    parser.add_argument(
+        "--platform-arrivals", nargs="+", default=["at-start", "uniform"],
+        choices=["at-start", "uniform", "first-purchase"], help="SimulationConfig.arrivals modes to run",
+    )  # fmt: skip
     parser.add_argument("--platform-days", type=int, default=14)
     parser.add_argument("--platform-users", type=float, default=1000.0, help="simulated sessions a day")
     parser.add_argument("--keep", action="store_true", help="keep the platform runs' traffic")

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from experiments.models import Experiment, SimulationRun
 from experiments.services.simulation import SimulationRefused, cancel_simulation, queue_simulation
+from experiments.simulation.config import ARRIVALS
 
 
 class SimulationPermission(permissions.BasePermission):
@@ -54,6 +55,11 @@ class SimulationInput(serializers.Serializer[Any]):
     injected_effect = serializers.FloatField(required=False, help_text="relative lift of P(click), e.g. 0.1")
     injected_arm = serializers.IntegerField(required=False)
     search_share = serializers.FloatField(required=False)
+    arrivals = serializers.ChoiceField(
+        choices=ARRIVALS, required=False,
+        help_text="at-start (default): every shopper may come from day 0; uniform / first-purchase: first visits "
+        "spread over the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving",
+    )  # fmt: skip
 
 
 def _experiment(key: str) -> Experiment:

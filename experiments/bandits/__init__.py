@@ -1,7 +1,8 @@
 """Django-free bandit allocation: Thompson-sampling traffic weights and the analysis they require.
 
 Public API. Allocation (``thompson.py``): ``ArmCounts`` (cumulative trials/successes per arm, as
-the rollups hold them), ``ThompsonConfig`` (floor, burn-in, prior, Monte Carlo draws and seed),
+the rollups hold them, and their design effect: ``ctr_design_effect`` for CTR), ``ThompsonConfig``
+(floor, burn-in, prior, Monte Carlo draws and seed),
 ``probability_best`` (exact for 2 arms, seeded Monte Carlo beyond), ``floor_weights`` (minimum
 share by water-filling), ``thompson_update`` -> ``WeightUpdate`` (period, weights, probabilities,
 ``PosteriorSummary`` per arm, burn-in flag; JSON round trip), ``BanditState`` (the history,
@@ -31,6 +32,7 @@ from .thompson import (
     ThompsonConfig,
     WeightUpdate,
     allocation_for,
+    ctr_design_effect,
     floor_weights,
     probability_best,
     served_weights,
@@ -53,6 +55,7 @@ __all__ = [
     "allocation_for",
     "bandit_srm",
     "cohort_data",
+    "ctr_design_effect",
     "floor_weights",
     "pooled_counts",
     "probability_best",

@@ -22,10 +22,12 @@ a binary primary metric (``experiments.bandits``, Django-free). This module is t
 Counts (``cohort_counts``): the rollups' per-user totals (``UserRollup``) joined with the users'
 first exposures (``Exposure.first_exposed_at``, bucketed by the history's ``starts_at`` values),
 limited to the exposures the rollups have folded. Per cohort and arm: users, purchasers, users who
-clicked, impressions and clicks. The allocation uses, per arm, summed over cohorts:
+clicked, impressions and clicks, and the per-user sums of clicks², impressions² and clicks ×
+impressions. The allocation uses, per arm, summed over cohorts:
 
-    conversion_rate  trials = users        successes = purchasers
-    ctr              trials = impressions  successes = clicks
+    conversion_rate  trials = users        successes = purchasers   design effect 1
+    ctr              trials = impressions  successes = clicks       design effect from the user sums
+                                                                    (``ctr_design_effect``)
 
 and the analysis (``bandit_results``) compares users within cohorts: conversion = purchasers / users,
 CTR as the share of users who clicked at least once (the user is the randomisation unit; clicks per
@@ -51,13 +53,14 @@ from experiments.bandits import (
     WeightUpdate,
     bandit_srm,
     cohort_data,
+    ctr_design_effect,
     pooled_counts,
     stratified_comparison,
     thompson_update,
 )
 from experiments.models import Arm, BanditUpdate, Experiment, Exposure, RollupState, UserRollup
 from experiments.services.rollups import FOLD_LAG, fold
-from experiments.stats import adjust_pvalues
+from experiments.stats import RatioSample, adjust_pvalues
 
 BINARY_METRICS = (Experiment.Metric.CTR.value, Experiment.Metric.CONVERSION.value)
 SETTINGS = ("bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods", "bandit_update_minutes")
@@ -199,6 +202,9 @@ class CohortCounts:
     clickers: tuple[int, ...]
     impressions: tuple[int, ...]
     clicks: tuple[int, ...]
+    clicks_squared: tuple[int, ...]  # sum over the users of clicks², impressions², clicks × impressions
+    impressions_squared: tuple[int, ...]
+    clicks_impressions: tuple[int, ...]
 
 
 def cohort_counts(
@@ -208,7 +214,7 @@ def cohort_counts(
     history (live users when ``simulation_id`` is None) joined with their UserRollup totals."""
     watermark = RollupState.objects.filter(pk=experiment.pk).values_list("exposure_watermark", flat=True).first()
     index = {arm.pk: i for i, arm in enumerate(arms)}
-    empty = [[0] * len(arms) for _ in range(5)]
+    empty = [[0] * len(arms) for _ in range(8)]
     table: list[list[list[int]]] = [[list(column) for column in empty] for _ in starts]
     if watermark:
         # Latest start first: each exposure falls in the last period that started at or before it.
@@ -218,7 +224,10 @@ def cohort_counts(
         sql = f"""
             SELECT {period} AS period, x.arm_id, COUNT(*),
                    SUM(CASE WHEN r.purchases > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN r.clicks > 0 THEN 1 ELSE 0 END),
-                   COALESCE(SUM(r.impressions), 0), COALESCE(SUM(r.clicks), 0)
+                   COALESCE(SUM(r.impressions), 0), COALESCE(SUM(r.clicks), 0),
+                   COALESCE(SUM(CAST(r.clicks AS BIGINT) * r.clicks), 0),
+                   COALESCE(SUM(CAST(r.impressions AS BIGINT) * r.impressions), 0),
+                   COALESCE(SUM(CAST(r.clicks AS BIGINT) * r.impressions), 0)
             FROM {Exposure._meta.db_table} x
             LEFT JOIN {UserRollup._meta.db_table} r ON r.experiment_id = x.experiment_id AND r.user_id = x.user_id
             WHERE x.experiment_id = %s AND x.id <= %s AND {traffic}
@@ -238,15 +247,26 @@ def cohort_counts(
 
 
 def _allocation_counts(metric: str, cohorts: Sequence[CohortCounts], arms: int) -> list[ArmCounts]:
-    """Per arm (trials, successes) summed over cohorts: users/purchasers or impressions/clicks."""
-    conversion = metric == Experiment.Metric.CONVERSION
-    return [
-        ArmCounts(
-            trials=sum((c.users if conversion else c.impressions)[a] for c in cohorts),
-            successes=sum((c.purchasers if conversion else c.clicks)[a] for c in cohorts),
-        )
-        for a in range(arms)
-    ]
+    """Per arm (trials, successes, design effect) summed over cohorts: users/purchasers, or
+    impressions/clicks with the design effect of the arm's CTR over its users."""
+    if metric == Experiment.Metric.CONVERSION:
+        return [
+            ArmCounts(trials=sum(c.users[a] for c in cohorts), successes=sum(c.purchasers[a] for c in cohorts))
+            for a in range(arms)
+        ]
+    counts = []
+    for a in range(arms):
+        users = sum(c.users[a] for c in cohorts)
+        clicks, impressions = sum(c.clicks[a] for c in cohorts), sum(c.impressions[a] for c in cohorts)
+        design_effect = 1.0
+        if users >= 2:
+            design_effect = ctr_design_effect(RatioSample(
+                n=users, sum_x=clicks, sum_y=impressions, sum_x2=sum(c.clicks_squared[a] for c in cohorts),
+                sum_y2=sum(c.impressions_squared[a] for c in cohorts),
+                sum_xy=sum(c.clicks_impressions[a] for c in cohorts),
+            ))  # fmt: skip
+        counts.append(ArmCounts(trials=impressions, successes=clicks, design_effect=design_effect))
+    return counts
 
 
 def _successes(metric: str, cohort: CohortCounts) -> tuple[int, ...]:

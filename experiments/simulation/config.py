@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["ConfigError", "SimulationConfig", "SimulationError"]
+__all__ = ["ARRIVALS", "ConfigError", "SimulationConfig", "SimulationError"]
 
 SECONDS_PER_DAY = 86_400
+ARRIVALS = ("at-start", "uniform", "first-purchase")
+"""When shoppers first visit: all from day 0 (the default), or spread over the run (see `sessions`)."""
 
 
 class SimulationError(ValueError):
@@ -32,12 +34,18 @@ class ConfigError(SimulationError):
 class SimulationConfig:
     """Traffic, click and conversion parameters of one simulation.
 
-    Traffic: each of `days` simulated days has N_d ~ Poisson(`daily_users`) sessions at uniform
-    times of the day, starting at `start` (epoch seconds; None = the shoppers' cut-off, so the
-    simulated traffic happens in the users' "future"). A session's user is drawn uniformly from
-    the eligible shoppers; with probability `search_share` it carries a text query made of
-    1 .. `query_words` words of the title of one of the user's future items. Each session is
-    shown a list of `k` items.
+    Traffic: `days` simulated days of `daily_users` sessions a day on average, starting at `start`
+    (epoch seconds; None = the shoppers' cut-off, so the simulated traffic happens in the users'
+    "future"). `arrivals` says when the shoppers first come (module `sessions` has the formulas):
+    "at-start" (the default): every eligible shopper may visit from day 0, each day has
+    N_d ~ Poisson(`daily_users`) sessions at uniform times, each by a shopper drawn uniformly, so
+    most shoppers have made their first visit within the first days; "uniform": each shopper's
+    first visit is at a uniform time of the run; "first-purchase": at the time of their real first
+    purchase after the cut-off, rescaled onto the run. In both spread modes an arrived shopper
+    returns as a Poisson process whose rate makes the expected total daily_users × days, so new
+    shoppers keep arriving until the end, as on a shop that gains customers, and daily traffic grows.
+    With probability `search_share` a session carries a text query made of 1 .. `query_words`
+    words of the title of one of the user's future items. Each session is shown a list of `k` items.
 
     Clicks (position-based model): the item at rank r (1-based) is clicked with probability
 
@@ -88,11 +96,14 @@ class SimulationConfig:
     injected_effect: float = 0.0
     injected_arm: int = 1
     start: int | None = None
+    arrivals: str = "at-start"
 
     def __post_init__(self) -> None:
+        if self.arrivals not in ARRIVALS:
+            raise ConfigError("arrivals", f"must be one of {', '.join(ARRIVALS)}, got {self.arrivals!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "start" and value is None:
+            if (f.name == "start" and value is None) or f.name == "arrivals":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f.name, f"expected a number, got {value!r}")

@@ -119,6 +119,8 @@ class Shoppers:
     future_indptr: IntArray
     future_items: IntArray
     item_price: FloatArray
+    first_future: IntArray
+    """Per shopper row: epoch second of their first interaction at or after the cut-off."""
 
     @classmethod
     def build(
@@ -159,6 +161,8 @@ class Shoppers:
         order = np.lexsort((keys % n_items, -times, key_rows))
         future_items = (keys % n_items)[order]
         future_indptr = np.concatenate(([0], np.cumsum(np.bincount(key_rows, minlength=len(users))))).astype(np.int64)
+        first_future = np.full(len(users), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first_future, fut_rows[ok], data.timestamp[~before][ok].astype(np.int64))
 
         future = sp.csr_matrix(
             (np.ones(int((~before).sum())), (data.user_index[~before], data.item_index[~before])),
@@ -184,6 +188,7 @@ class Shoppers:
             future_indptr=future_indptr,
             future_items=future_items.astype(np.int64),
             item_price=prices,
+            first_future=first_future,
         )
 
     @property

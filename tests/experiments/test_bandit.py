@@ -151,6 +151,38 @@ def test_cohort_counts_from_the_rollups_equal_a_count_of_the_raw_rows() -> None:
 
 
 @pytest.mark.django_db
+def test_a_ctr_update_deflates_each_arms_counts_by_the_design_effect_of_its_users() -> None:
+    experiment, control, treatment = bandit_experiment()
+    Experiment.objects.filter(pk=experiment.pk).update(primary_metric="ctr")
+    at = START + timedelta(minutes=10)
+    events = []
+    # 10 impressions per user. Control's users click 3, 0, 1, 0 times (design effect 20 / 9, see
+    # test_ctr_design_effect_of_a_worked_example); treatment's click once each (no excess variance: 1).
+    for arm, prefix, clicks in ((control, "c", [3, 0, 1, 0]), (treatment, "t", [1, 1, 1, 1])):
+        for u, n in enumerate(clicks):
+            user = f"{prefix}{u}"
+            Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=at)
+            events += [(f"{user}-i{j}", user, "impression", at + timedelta(seconds=j)) for j in range(10)]
+            events += [(f"{user}-c{j}", user, "click", at + timedelta(seconds=20 + j)) for j in range(n)]
+    send(experiment, *events)
+    fold(experiment.pk, lag=NO_LAG)
+
+    (counts,) = bandit.cohort_counts(experiment, [control, treatment], [START], None)
+    row = bandit.update_weights(experiment.pk, at=START + timedelta(hours=1))
+
+    assert (counts.impressions, counts.clicks) == ((40, 40), (4, 4))
+    assert (counts.clicks_squared, counts.impressions_squared, counts.clicks_impressions) == (
+        (10, 4), (400, 400), (40, 40))  # fmt: skip
+    config = ThompsonConfig(min_share=0.05, burn_in_trials=0, burn_in_periods=1)
+    expected = thompson_update([ArmCounts(40, 4, design_effect=20 / 9), ArmCounts(40, 4)], 1, config)
+    assert row is not None
+    assert row.posteriors[0]["alpha"] == pytest.approx(1 + 4 * 9 / 20)
+    assert row.posteriors[1]["alpha"] == 5.0
+    assert tuple(row.weights) == pytest.approx(expected.weights)
+    assert row.weights[0] == pytest.approx(0.5676, abs=1e-4)  # without the design effect: a tie at 0.5
+
+
+@pytest.mark.django_db
 def test_results_of_a_bandit_use_the_cohorts_and_the_served_weights() -> None:
     experiment, _, _, _ = _two_periods()
     rows = bandit.history(experiment.pk)

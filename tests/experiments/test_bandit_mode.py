@@ -161,7 +161,7 @@ def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(
     assert rows[0].weights == [0.5, 0.5]
     # CTR: trials are impressions (k = 10 per session), burn-in until every arm has 100. After the burn-in
     # the weights follow the clicks, so these counts depend on the simulator's preference model.
-    assert [r.trials for r in rows] == [[0, 0], [50, 40], [110, 80], [160, 150], [230, 180], [320, 240]]
+    assert [r.trials for r in rows] == [[0, 0], [50, 40], [110, 80], [160, 150], [240, 170], [330, 230]]
     assert [r.burn_in for r in rows] == [True, True, True, False, False, False]
     assert len({tuple(r.weights) for r in rows}) >= 3  # the weights move once the burn-in is over
     for r in rows[:5]:

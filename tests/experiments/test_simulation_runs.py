@@ -14,6 +14,7 @@ from experiments.services.lifecycle import transition
 from experiments.services.results import experiment_results
 from experiments.services.simulation import SimulationRefused, delete_simulation, queue_simulation, run_simulation
 from recommenders.importers.online_retail import parse_online_retail
+from recommenders.models import Dataset
 from recommenders.services.datasets import save_dataset
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
@@ -226,3 +227,46 @@ def test_outside_a_transaction_days_are_stored_on_a_second_connection_with_the_s
     assert sum(a["impressions"] for a in experiment_results(experiment, traffic="simulated")["arms"]) == (
         2 * first.impressions
     )
+
+
+def test_simulate_command_with_spread_arrivals_brings_new_shoppers_every_day(experiment) -> None:  # type: ignore[no-untyped-def]
+    from experiments.management.commands.simulate import Command
+
+    help_text = " ".join(Command().create_parser("manage.py", "simulate").format_help().split())
+    assert "--arrivals {at-start,uniform,first-purchase}" in help_text
+    assert "new shoppers keep arriving until the end" in help_text
+
+    call_command("simulate", "recs-ab", "--users", "60", "--days", "4", "--inline", stdout=io.StringIO())
+    call_command("simulate", "recs-ab", "--users", "60", "--days", "4", "--arrivals", "uniform", "--seed", "1",
+                 "--inline", stdout=io.StringIO())  # fmt: skip
+    at_start, uniform = SimulationRun.objects.order_by("pk")
+    assert "arrivals" not in at_start.config  # the default keeps the stored settings of earlier runs
+    assert uniform.config["arrivals"] == "uniform"
+
+    start = Dataset.objects.get(name="retail-held-out").holdout_from  # simulated day 0 starts there
+
+    def new_shoppers_per_day(run: SimulationRun) -> list[int]:
+        first = Exposure.objects.filter(simulation=run).values_list("first_exposed_at", flat=True)
+        days = [(at - start).days for at in first]
+        return [days.count(d) for d in range(4)]
+
+    # The sample has 34 shoppers. At start (60 sessions a day) nearly all come on the first days: measured
+    # 29, 4, 1, 0. Spread, about a quarter of them arrive each day: measured 9, 11, 5, 9.
+    assert new_shoppers_per_day(at_start) == [29, 4, 1, 0]
+    assert new_shoppers_per_day(uniform) == [9, 11, 5, 9]
+
+
+def test_arrivals_over_the_api_are_stored_and_bad_ones_refused_with_a_field_error(experiment) -> None:  # type: ignore[no-untyped-def]
+    from rest_framework.test import APIClient
+
+    pm = APIClient()
+    pm.force_authenticate(experiment.owner)
+    base = f"/api/v1/experiments/{experiment.key}/simulations"
+
+    refused = pm.post(base, {"days": 2, "arrivals": "sometimes"}, format="json")
+    assert refused.status_code == 400
+    assert "arrivals" in refused.json()
+    created = pm.post(base, {"days": 2, "arrivals": "first-purchase"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["config"] == {"days": 2, "arrivals": "first-purchase"}
+    assert SimulationRun.objects.count() == 1

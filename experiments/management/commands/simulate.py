@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from experiments.models import Experiment, SimulationRun
 from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
+from experiments.simulation.config import ARRIVALS
 
 
 class Command(BaseCommand):
@@ -36,6 +37,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--effect-arm", type=int, default=1, help="arm position receiving --effect (default 1)")
         parser.add_argument("--search-share", type=float, default=0.2, help="share of sessions with a query")
+        parser.add_argument(
+            "--arrivals",
+            choices=ARRIVALS,
+            default=ARRIVALS[0],
+            help="when shoppers first visit. at-start (default): every shopper may come from day 0, so most first "
+            "visits fall in the first days; uniform: first visits spread uniformly over the run; first-purchase: at "
+            "each shopper's real first purchase after the hold-out time, rescaled onto the run. With uniform and "
+            "first-purchase new shoppers keep arriving until the end (what an adaptive design such as a bandit "
+            "needs, since a shopper keeps their first arm) and daily traffic grows, the total staying about "
+            "--users x --days",
+        )
         parser.add_argument("--inline", action="store_true", help="run in this process instead of a worker")
         parser.add_argument(
             "--http",
@@ -77,6 +89,8 @@ class Command(BaseCommand):
         settings = {"daily_users": options["users"], "days": options["days"], "seed": options["seed"],
                     "injected_effect": options["effect"], "injected_arm": options["effect_arm"],
                     "search_share": options["search_share"]}  # fmt: skip
+        if options["arrivals"] != ARRIVALS[0]:  # the default is left out, so default runs store the same config
+            settings["arrivals"] = options["arrivals"]
         if options["http"]:
             self._http(experiment, settings, options["http"], options["token"])
             return

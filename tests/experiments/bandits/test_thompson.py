@@ -16,11 +16,13 @@ from experiments.bandits import (
     ThompsonConfig,
     WeightUpdate,
     allocation_for,
+    ctr_design_effect,
     floor_weights,
     probability_best,
     served_weights,
     thompson_update,
 )
+from experiments.stats import RatioSample
 
 
 def _reference_probability_best(counts: list[ArmCounts], arm: int) -> float:
@@ -171,6 +173,8 @@ def test_served_weights_are_the_rounded_bucket_shares() -> None:
         (lambda: ArmCounts(10, 11), InvalidBanditDataError),
         (lambda: ArmCounts(-1, 0), InvalidBanditDataError),
         (lambda: ArmCounts(1.5, 0), InvalidBanditDataError),  # type: ignore[arg-type]
+        (lambda: ArmCounts(10, 1, design_effect=0.5), InvalidBanditDataError),
+        (lambda: ArmCounts(10, 1, design_effect=float("nan")), InvalidBanditDataError),
         (lambda: ThompsonConfig(min_share=1.0), InvalidBanditConfigError),
         (lambda: ThompsonConfig(prior=(0.0, 1.0)), InvalidBanditConfigError),
         (lambda: ThompsonConfig(draws=10), InvalidBanditConfigError),
@@ -194,3 +198,29 @@ def test_numpy_counts_are_accepted_and_normalised() -> None:
     counts = ArmCounts(np.int64(10), np.int64(3))  # type: ignore[arg-type]
     assert type(counts.trials) is int
     assert counts.successes == 3
+
+
+# --- design effect (correlated trials, CTR) ---------------------------------------------------
+
+
+def test_ctr_design_effect_of_a_worked_example() -> None:
+    # (clicks, impressions) per user: R = 4 / 40 = 0.1, residuals x - R y = 2, -1, 0, -1, so the
+    # delta-method Var(R) = (6 / 3) / 10^2 / 4 = 0.005 and the binomial 0.1 x 0.9 / 40 = 0.00225.
+    sample = RatioSample.from_values([3, 0, 1, 0], [10, 10, 10, 10])
+    assert ctr_design_effect(sample) == pytest.approx(20 / 9)
+    # Every user clicking alike varies less than independent impressions would: never below 1.
+    assert ctr_design_effect(RatioSample.from_values([1, 1, 1, 1], [10, 10, 10, 10])) == 1.0
+    assert ctr_design_effect(RatioSample.from_values([0, 0], [10, 10])) == 1.0  # R = 0: no variance to compare
+    assert ctr_design_effect(RatioSample.from_values([2], [10])) == 1.0  # one user: undefined, so 1
+
+
+def test_the_design_effect_divides_the_posterior_counts_but_not_the_burn_in() -> None:
+    deflated = [ArmCounts(2000, 100, design_effect=2.0), ArmCounts(2000, 116, design_effect=2.0)]
+    halved = [ArmCounts(1000, 50), ArmCounts(1000, 58)]
+
+    assert probability_best(deflated) == pytest.approx(probability_best(halved), abs=1e-12)
+    assert probability_best(deflated)[1] < probability_best([ArmCounts(2000, 100), ArmCounts(2000, 116)])[1]
+    update = thompson_update(deflated, period=1, config=ThompsonConfig(burn_in_trials=1500))
+    assert update.burn_in is False  # 2,000 trials per arm, though the posterior counts 1,000
+    assert (update.posteriors[0].alpha, update.posteriors[0].beta) == (51.0, 951.0)
+    assert (update.trials, update.successes) == ((2000, 2000), (100, 116))

@@ -39,6 +39,8 @@ def test_defaults_are_valid_and_lift_is_one() -> None:
         ({"injected_arm": -1}, "injected_arm"),
         ({"start": -5}, "start"),
         ({"eta": "1"}, "eta"),
+        ({"arrivals": "later"}, "arrivals"),
+        ({"arrivals": 1}, "arrivals"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_field(overrides: dict[str, Any], field: str) -> None:

@@ -29,6 +29,7 @@ def test_future_items_are_the_purchases_after_the_cutoff_most_frequent_first() -
     assert shoppers.future_of(D).tolist() == [APPLE]
     assert shoppers.is_future([A, A, A, D], [SAW, PLUM, APPLE, APPLE]).tolist() == [True, True, False, True]
     assert shoppers.oracle_lists([A, D], 3).tolist() == [[SAW, PLUM, -1], [APPLE, -1, -1]]
+    assert shoppers.first_future.tolist() == [150, 110]  # a: plum at 150; d: apple at 110
 
 
 def test_held_out_neighbours_are_the_shrunk_cosine_of_the_items_future_buyers() -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from experiments.simulation import SimulationConfig, plan_sessions
+from experiments.simulation import Sessions, SimulationConfig, plan_sessions
 from experiments.simulation.config import SECONDS_PER_DAY
 from tests.experiments.simulation.data import TOY_CUTOFF, retail_shoppers, toy_shoppers
 
@@ -65,3 +67,71 @@ def test_search_queries_only_contain_words_of_the_users_future_titles() -> None:
         assert 1 <= len(words) <= 3
         assert set(words) <= set(title)
     assert all(sessions.query_item[j] == -1 for j, q in enumerate(sessions.query) if q is None)
+
+
+def _fingerprint(sessions: Sessions) -> str:
+    raw = sessions.timestamp.tobytes() + sessions.user.tobytes() + repr(sessions.query).encode()
+    return hashlib.sha256(raw + sessions.query_item.tobytes()).hexdigest()[:16]
+
+
+def test_at_start_arrivals_keep_the_plan_of_earlier_versions() -> None:
+    # Reference computed with the simulator before `arrivals` existed: the default must not move any seed's traffic.
+    sessions = plan_sessions(SimulationConfig(daily_users=60, days=4, seed=11, search_share=0.5), retail_shoppers())
+
+    assert SimulationConfig().arrivals == "at-start"
+    assert (len(sessions), _fingerprint(sessions)) == (262, "07df814f4d33d88e")
+
+
+def test_first_purchase_arrivals_come_at_the_rescaled_real_first_purchase_and_return_at_rate_rho() -> None:
+    # Toy shoppers: a first bought after the cut-off (t = 100) at 150, d at 110, so with D = 51 days
+    # t_a = 51 x 50 / 51 = 50 days and t_d = 51 x 10 / 51 = 10 days. Expected total 1 x 51 sessions, so
+    # rho = (51 - 2) / ((51 - 50) + (51 - 10)) = 49 / 42 a day, and E[sessions] = 1 + 49 / 42 x (51 - t).
+    shoppers = toy_shoppers()
+    a, d = (int(shoppers.users[r]) for r in range(2))
+    counts = {a: [], d: []}
+    totals = []
+    for seed in range(300):
+        config = SimulationConfig(daily_users=1, days=51, seed=seed, arrivals="first-purchase")
+        sessions = plan_sessions(config, shoppers)
+        assert np.all(np.diff(sessions.timestamp) >= 0)
+        assert np.array_equal((sessions.timestamp - TOY_CUTOFF) // SECONDS_PER_DAY, sessions.day)
+        for user, first_day in ((a, 50), (d, 10)):
+            mine = sessions.timestamp[sessions.user == user]
+            assert mine.min() == TOY_CUTOFF + first_day * SECONDS_PER_DAY
+            counts[user].append(len(mine))
+        totals.append(len(sessions))
+
+    rho = 49 / 42
+    # Poisson counts: the mean of 300 has standard error sqrt(mean / 300) (0.4 for d, 0.06 for a, 0.4 in total).
+    assert abs(np.mean(counts[a]) - (1 + rho * 1)) < 0.3
+    assert abs(np.mean(counts[d]) - (1 + rho * 41)) < 2.0
+    assert abs(np.mean(totals) - 51) < 2.0
+
+
+def test_uniform_arrivals_keep_new_shoppers_coming_until_the_last_day() -> None:
+    shoppers = retail_shoppers()  # 357 eligible shoppers
+    config = SimulationConfig(daily_users=500, days=14, seed=5, search_share=0.0, arrivals="uniform")
+
+    sessions = plan_sessions(config, shoppers)
+
+    users, first = np.unique(sessions.user, return_index=True)
+    assert len(users) == shoppers.n_shoppers  # 500 x 14 >= 357: everyone comes
+    new_per_day = np.bincount(sessions.day[first], minlength=14)
+    # Binomial(357, 1/14) per day: mean 25.5, s.d. 4.9.
+    assert new_per_day.min() >= 10, new_per_day
+    assert new_per_day.max() <= 45, new_per_day
+    # 357 first visits + Poisson(7,000 - 357) returns: s.d. 82.
+    assert abs(len(sessions) - 7_000) < 400
+    per_day = np.bincount(sessions.day, minlength=14)
+    assert per_day[-1] > 3 * per_day[0]  # traffic grows as shoppers accumulate
+    assert np.all(np.diff(sessions.timestamp) >= 0)
+
+
+def test_spread_arrivals_with_fewer_sessions_than_shoppers_bring_each_chosen_shopper_once() -> None:
+    shoppers = retail_shoppers()
+
+    sessions = plan_sessions(SimulationConfig(daily_users=10, days=14, arrivals="uniform"), shoppers)
+
+    assert len(sessions) == 140
+    assert len(np.unique(sessions.user)) == 140
+    assert set(sessions.user.tolist()) <= set(shoppers.users.tolist())
