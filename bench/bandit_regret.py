@@ -233,7 +233,7 @@ def write_html(path: Path, bandit: Sequence[float], fixed: Sequence[float], weig
     fig.add_trace(go.Scatter(x=periods, y=list(fixed), name="fixed 50/50"), row=1, col=1)
     fig.add_trace(go.Scatter(x=periods, y=list(weight), name="bandit weight, better arm"), row=1, col=2)
     fig.update_xaxes(title_text="period")
-    fig.write_html(path, include_plotlyjs="cdn")
+    fig.write_html(path, include_plotlyjs=True)  # self-contained: opens without a network
     print(f"Chart written to {path}\n")
 
 

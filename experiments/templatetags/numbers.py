@@ -46,6 +46,14 @@ def pvalue(value: Any) -> str:
 
 
 @register.filter
+def level(value: Any) -> str:
+    """A significance level as set, however small: 0.05 -> "0.05", 2.5e-05 -> "2.5e-05" (a p-value
+    format would print "< 0.0001" for a threshold, which reads as a result, not a level)."""
+    number = _number(value)
+    return "–" if number is None else f"{number:.3g}"
+
+
+@register.filter
 def sign_class(value: Any) -> str:
     """CSS class of a lift: "positive", "negative" or ""."""
     number = _number(value)

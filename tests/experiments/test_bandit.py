@@ -239,6 +239,8 @@ def test_the_pages_and_exports_show_the_bandit_weights_and_cohort_results() -> N
         for fragment in ('id="bandit-explanation"', "pooling all users of an arm", 'id="bandit-comparisons"',
                          'id="bandit-srm"', "what the weights actually served in each period predict"):  # fmt: skip
             assert fragment in html
+        # The per-period level is a threshold (alpha / periods tested), printed as set, not as a p-value.
+        assert "at α = 0.0005" in html
     exported = client.get(reverse("experiment_pages:export-csv", args=[experiment.key])).content.decode()
     rows = [r for r in csv.DictReader(io.StringIO(exported)) if r["metric"] == "conversion_rate (bandit cohorts)"]
     assert [(r["arm"], r["verdict"]) for r in rows] == [("treatment", "no significant difference")]
