@@ -11,6 +11,7 @@ from django import forms
 from experiments.models import Decision, Experiment
 from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec
+from experiments.simulation.config import ARRIVALS
 from recommenders.models import Variant
 
 MAX_ARMS = 5
@@ -113,6 +114,11 @@ class SimulationForm(forms.Form):
     seed = forms.IntegerField(min_value=0, initial=1)
     effect = forms.FloatField(required=False, min_value=-0.9, max_value=10,
                               help_text="optional injected relative lift for the treatments, e.g. 0.1")  # fmt: skip
+    arrivals = forms.ChoiceField(
+        choices=[(mode, mode) for mode in ARRIVALS], initial=ARRIVALS[0],
+        help_text="at-start: every shopper may come from day 0; uniform / first-purchase: first visits spread over "
+        "the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving (bandits)",
+    )  # fmt: skip
 
 
 class DecisionForm(forms.Form):

@@ -39,6 +39,7 @@ from experiments.services.lifecycle import (
 )
 from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
+from experiments.simulation.config import ARRIVALS
 from experiments.stats import StatisticError
 from experiments.variant_panels import estimate_sources
 from recommenders.models import Variant
@@ -263,6 +264,8 @@ def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
         return redirect("experiment_pages:detail", key=key)
     data = form.cleaned_data
     settings = {"daily_users": float(data["users"]), "days": data["days"], "seed": data["seed"]}
+    if data["arrivals"] != ARRIVALS[0]:  # the default is left out, as the API leaves it out
+        settings["arrivals"] = data["arrivals"]
     if data["effect"]:
         settings["injected_effect"] = data["effect"]
     try:

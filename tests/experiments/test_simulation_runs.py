@@ -270,3 +270,23 @@ def test_arrivals_over_the_api_are_stored_and_bad_ones_refused_with_a_field_erro
     assert created.status_code == 201, created.content
     assert created.json()["config"] == {"days": 2, "arrivals": "first-purchase"}
     assert SimulationRun.objects.count() == 1
+
+
+def test_the_simulate_form_offers_arrivals_and_queues_the_chosen_mode(experiment) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(experiment.owner)
+    page = client.get(reverse("experiment_pages:detail", args=[experiment.key])).content.decode()
+    assert 'name="arrivals"' in page
+    assert '<option value="first-purchase">' in page
+
+    url = reverse("experiment_pages:simulate", args=[experiment.key])
+    refused = client.post(url, {"users": 50, "days": 2, "seed": 1, "arrivals": "sometimes"}, follow=True)
+    assert "arrivals: Select a valid choice" in refused.content.decode()
+    assert SimulationRun.objects.count() == 0
+    client.post(url, {"users": 50, "days": 2, "seed": 1, "arrivals": "uniform"})
+    client.post(url, {"users": 50, "days": 2, "seed": 2, "arrivals": "at-start"})
+    runs = list(SimulationRun.objects.order_by("pk"))
+    assert [run.config.get("arrivals") for run in runs] == ["uniform", None]
