@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,9 @@ class ImpressionLog:
     click: list[bool] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     explored_requests: int = 0
+    # Share of the candidate's placements (request, position) whose item has zero logging propensity there
+    # (outside that request's pool C); None when not computed (imported logs: their pools are unknown).
+    zero_propensity_share: float | None = None
 
     @property
     def n(self) -> int:
@@ -207,7 +210,11 @@ def compute_estimate(
     if log.n < 2:
         raise OffPolicyRefused(f"{estimate.experiment.key} has {log.n} usable impression(s): at least 2 are needed")
     report(20, f"ranking {len(set(log.request)):,} logged requests with {estimate.variant.label}")
-    slate, target = candidate_placements(estimate.training_run, log)
+    pool_runs = []
+    if estimate.experiment.source == Experiment.Source.PLATFORM:
+        pool_runs = [arm.training_run for arm in estimate.experiment.arms.select_related("training_run")
+                     .order_by("position") if arm.training_run is not None]  # fmt: skip
+    slate, target = candidate_placements(estimate.training_run, log, pool_runs)
     report(60, f"estimating from {log.n:,} impressions")
     evaluation = evaluate_ranking_target(slate, target, _estimator_config(estimate.config))
     report(95, "storing the result")
@@ -286,9 +293,17 @@ def _extend(log: ImpressionLog, rows: list[tuple[Any, ...]], in_process: dict[in
         log.click.append(bool(click))
 
 
-def candidate_placements(run: TrainingRun, log: ImpressionLog) -> tuple[SlateLog, np.ndarray]:
+def candidate_placements(
+    run: TrainingRun, log: ImpressionLog, pool_runs: Sequence[TrainingRun] = ()
+) -> tuple[SlateLog, np.ndarray]:
     """The log as a SlateLog over the union of logged and candidate items, and the item the candidate
-    places at each logged impression's (request, position), -1 when its list is shorter there."""
+    places at each logged impression's (request, position), -1 when its list is shorter there.
+
+    ``pool_runs``: the exploring experiment's arms' training runs. Each logged request's pool C is then
+    rebuilt (the union of the arms' top k for its user and query, as serving built it) and
+    ``log.zero_propensity_share`` set to the share of the candidate's placements, over every logged
+    request and position, whose item is outside C: the logging policy could never show it there
+    (propensity 0), so IPS counts no click for it. This costs one scoring pass per arm."""
     from experiments.services.simulation import BatchScorer  # heavy module: only the task needs it
 
     model = model_for_run(run)
@@ -310,6 +325,21 @@ def candidate_placements(run: TrainingRun, log: ImpressionLog) -> tuple[SlateLog
     request_users = np.array([user_index[log.scored_user[first_row[r]]] for r in requests], dtype=np.int64)
     queries = [log.query[first_row[r]] or None for r in requests]
     lists = BatchScorer(model, users, vocabulary)(request_users, queries, k)
+    if pool_runs:
+        pools = np.concatenate(
+            [BatchScorer(model_for_run(r), users, vocabulary)(request_users, queries, k) for r in pool_runs], axis=1
+        )
+        placed = lists >= 0
+        inside = (lists[:, :, None] == pools[:, None, :]).any(axis=2)
+        share = float((placed & ~inside).sum() / max(int(placed.sum()), 1))
+        log.zero_propensity_share = share
+        if share > 0:
+            log.notes.append(
+                f"{share:.1%} of the candidate's placements (request, position) show an item outside that "
+                "request's exploration pool (the arms' top items), where the logging propensity is 0: IPS counts "
+                "no clicks there, SNIPS assumes they click like the covered ones, DR sees them only through its "
+                "reward model"
+            )
     rows = np.array([request_index[r] for r in log.request], dtype=np.int64)
     positions = np.array(log.position, dtype=np.int64) - 1
     stored_users = {user: u for u, user in enumerate(dict.fromkeys(log.user))}
@@ -345,6 +375,7 @@ def result_of(evaluation: PositionWiseEvaluation, log: ImpressionLog) -> dict[st
         "n_bootstrap": evaluation.ips.n_bootstrap,
         "logged_ctr": sum(log.click) / log.n,
         "explored_requests": log.explored_requests,
+        "zero_propensity_share": log.zero_propensity_share,
         "reward_model": evaluation.dr.method,
     }
 

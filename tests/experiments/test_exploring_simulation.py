@@ -17,6 +17,8 @@ from experiments.services.exploration import recommend_with_exploration
 from experiments.services.offpolicy import candidate_placements, load_log, queue_estimate, run_estimate
 from experiments.services.simulation import queue_simulation, run_simulation
 from recommenders.models import Variant
+from recommenders.services.training import queue_training, run_training
+from recommenders.services.variants import VariantSpec, register_variant
 from recommenders.serving import model_for_run
 from tests.experiments.factories import held_out_experiment
 
@@ -127,3 +129,38 @@ def test_an_http_runs_users_are_ranked_under_the_id_the_server_saw(experiment: E
     run.refresh_from_db()
     SimulationRun.objects.filter(pk=run.pk).update(config={k: v for k, v in run.config.items() if k != "http"})
     assert load_log(experiment).scored_user == [u.removeprefix(run.user_prefix) for u in log.user]
+
+
+def test_the_estimate_reports_the_share_of_the_candidates_placements_outside_every_requests_pool(
+    experiment: Experiment,
+) -> None:
+    run = simulated(experiment)
+    outsider = register_variant(
+        VariantSpec("content", "content_tfidf", experiment.arms.first().variant.dataset.name, {})
+    )  # type: ignore[union-attr]
+    run_training(queue_training(outsider, send=False).pk)
+    estimates = {}
+    for name in ("pop", "knn", "content"):
+        estimate = queue_estimate(Variant.objects.get(name=name), experiment, {"n_bootstrap": 100}, send=False)
+        run_estimate(estimate.pk)
+        estimates[name] = OffPolicyEstimate.objects.get(pk=estimate.pk)
+        assert estimates[name].status == "succeeded", estimates[name].error
+
+    # The arms' own lists are inside every request's pool by construction.
+    for name in ("pop", "knn"):
+        assert estimates[name].result["zero_propensity_share"] == 0.0
+        assert not any("exploration pool" in w for w in estimates[name].warnings)
+    # By hand with Recommender.recommend: the pool is the union of the arms' top 10 for the request.
+    arms = [model_for_run(a.training_run) for a in experiment.arms.select_related("training_run")]  # type: ignore[arg-type]
+    content = model_for_run(outsider.latest_successful_run())  # type: ignore[arg-type]
+    placed = outside = 0
+    for request in ServedRequest.objects.filter(simulation=run):
+        shopper, query = request.user_id.removeprefix(run.user_prefix), request.query or None
+        pool = {rec.item_id for model in arms for rec in model.recommend(shopper, 10, query)}
+        shown = [rec.item_id for rec in content.recommend(shopper, 10, query)]
+        placed += len(shown)
+        outside += sum(item not in pool for item in shown)
+    share = estimates["content"].result["zero_propensity_share"]
+    assert share == pytest.approx(outside / placed)
+    assert 0 < share < 1
+    assert any(f"{share:.1%} of the candidate's placements" in w for w in estimates["content"].warnings)
