@@ -29,7 +29,8 @@ b = w; DR: a = q_pi + w (r - q), b = 1), so one engine serves all three:
   replacement B times, recompute V, take the alpha/2 and 1 - alpha/2 quantiles. Seeded; the same
   seed gives the same resamples to every estimator (common random numbers), so their intervals are
   comparable. The reward model is held fixed across resamples (it is cross-fitted, not refitted),
-  so the DR interval ignores the model's own estimation noise.
+  so the DR interval ignores the model's own estimation noise. ``EstimatorConfig.interval = "bca"``
+  reads the replicates at bias-corrected and accelerated levels instead (``bca_quantiles``).
 * clustered units (``LoggedFeedback.clusters``): when units are not independent (the k impressions of
   one request, every request of one user: the user's arm, tastes and explored draws are shared), the
   independent resampling unit is the cluster c. Then A_c = sum_{i in c} a_i and B_c = sum_{i in c} b_i,
