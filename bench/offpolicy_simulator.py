@@ -65,6 +65,10 @@ CANDIDATES = (
 )
 LOGGING_ARMS = (0, 1, 2)  # popularity, item-kNN, EASE log the traffic; content is only ever estimated
 ESTIMATORS = ("IPS", "SNIPS", "DR")
+RESAMPLED = (("impression", "percentile"), ("user", "percentile"), ("user", "bca"))
+"""(resampling unit, interval) pairs compared. The unit: each impression alone (the estimators' default
+before clusters), the request (a session's k impressions together) or the user (all their sessions: the
+unit the arms are assigned by). The interval: percentile or BCa (EstimatorConfig.interval)."""
 IntArray = npt.NDArray[np.int64]
 
 
@@ -93,7 +97,8 @@ def prepare() -> Scorers:
 
 @dataclass
 class SeedResult:
-    estimates: dict[str, list[tuple[float, float, float]]]  # estimator -> per candidate (estimate, lower, upper)
+    # (resampling unit, interval, estimator) -> per candidate (estimate, lower, upper, standard error)
+    estimates: dict[tuple[str, str, str], list[tuple[float, float, float, float]]]
     truth: list[float]  # expected CTR of each candidate serving the sessions alone
     realised: list[float]
     ab_ctr: list[float]  # each candidate's CTR as an arm of the plain A/B test
@@ -145,23 +150,36 @@ def one_seed(setup: Scorers, seed: int, daily_users: float, days: int, share: fl
     shown = np.full((len(sessions), k), -1, dtype=np.int64)
     shown[outcomes.session, outcomes.position - 1] = outcomes.item
     propensity = mixture_propensities(own, pools, shown, share)[outcomes.session, outcomes.position - 1]
-    log = SlateLog(
-        items=outcomes.item, positions=outcomes.position - 1, rewards=outcomes.clicked.astype(np.float64),
-        propensities=propensity, n_items=setup.data.n_items, n_positions=k,
-    )  # fmt: skip
-    estimates: dict[str, list[tuple[float, float, float]]] = {name: [] for name in ESTIMATORS}
+    clusterings: dict[str, IntArray | None] = {
+        "impression": None,
+        "request": outcomes.session,
+        "user": sessions.user[outcomes.session],
+    }
+    logs = {
+        name: SlateLog(
+            items=outcomes.item, positions=outcomes.position - 1, rewards=outcomes.clicked.astype(np.float64),
+            propensities=propensity, n_items=setup.data.n_items, n_positions=k, clusters=clusters,
+        )
+        for name, clusters in clusterings.items()
+    }  # fmt: skip
+    estimates: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {
+        (unit, interval, name): [] for unit, interval in RESAMPLED for name in ESTIMATORS
+    }
     truth, realised, ess, unlogged, outside = [], [], [], [], []
-    estimator_config = EstimatorConfig(n_bootstrap=bootstrap, seed=seed)
     for scorer in setup.scorers:
         lists = np.full((len(sessions), k), -1, dtype=np.int64)
         lists[served] = scorer(sessions.user[served], [queries[r] for r in served.tolist()], k)
         target = lists[outcomes.session, outcomes.position - 1]
-        evaluation = evaluate_ranking_target(log, target, estimator_config)
+        for unit, interval in RESAMPLED:
+            estimator_config = EstimatorConfig(n_bootstrap=bootstrap, seed=seed, interval=interval)
+            evaluation = evaluate_ranking_target(logs[unit], target, estimator_config)
+            for name, result in zip(ESTIMATORS, (evaluation.ips, evaluation.snips, evaluation.dr), strict=True):
+                estimates[unit, interval, name].append(
+                    (result.estimate, result.ci_lower, result.ci_upper, result.standard_error)
+                )
         # Exact support: the candidate's placements whose item is outside that session's pool C (p = 0).
         supported = (pools[outcomes.session] == target[:, None]).any(axis=1)
         outside.append(float(np.mean(~supported[target >= 0])))
-        for name, result in zip(ESTIMATORS, (evaluation.ips, evaluation.snips, evaluation.dr), strict=True):
-            estimates[name].append((result.estimate, result.ci_lower, result.ci_upper))
         ess.append(evaluation.ips.effective_sample_size)
         unlogged.append(evaluation.unlogged_target_mass)
         alone = run(config, setup.shoppers, lambda _arm, users, q, s=scorer: s(users, q, k),
@@ -193,32 +211,43 @@ def simulator_table(seeds: int, daily_users: float, days: int, share: float, boo
               f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     n = len(setup.names)
     print("\nCoverage: share of seeds whose 95 % interval contains the candidate's simulated truth (its expected "
-          "CTR serving the same sessions alone); mean estimate and mean truth in %:\n")  # fmt: skip
-    print(
-        "| candidate | logged by | truth (expected) | realised | A/B arm CTR | mean ESS | placements outside C "
-        "| never-logged pairs | IPS | SNIPS | DR |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "CTR serving the same sessions alone), by the bootstrap's resampling unit; mean estimate (mean bias ± "
+          "its standard error) and mean interval width, in %:\n")  # fmt: skip
+    print("| candidate | logged by | truth (expected) | realised | A/B arm CTR | mean ESS | placements outside C "
+          "| never-logged pairs |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for c in range(n):
         truth = np.array([r.truth[c] for r in results])
-        cells = []
-        for name in ESTIMATORS:
-            rows = np.array([r.estimates[name][c] for r in results])
-            covered = np.mean((rows[:, 1] <= truth) & (truth <= rows[:, 2]))
-            bias = rows[:, 0] - truth
-            cells.append(f"{covered:.0%} covered; {rows[:, 0].mean():.3%} (bias {bias.mean():+.3%} ± "
-                         f"{bias.std(ddof=1) / np.sqrt(len(bias)):.3%})")  # fmt: skip
         logged_by = "an arm" if c in LOGGING_ARMS else "never (estimated only)"
         realised = np.mean([r.realised[c] for r in results])
         print(f"| {setup.names[c]} | {logged_by} | {truth.mean():.3%} | {realised:.3%} "
               f"| {np.mean([r.ab_ctr[c] for r in results]):.3%} | {np.mean([r.ess[c] for r in results]):,.0f} "
-              f"| {np.mean([r.outside[c] for r in results]):.1%} | {np.mean([r.unlogged[c] for r in results]):.1%} "
-              f"| {' | '.join(cells)} |")  # fmt: skip
+              f"| {np.mean([r.outside[c] for r in results]):.1%} "
+              f"| {np.mean([r.unlogged[c] for r in results]):.1%} |")  # fmt: skip
+    print()
+    print("Cells: coverage (truth below the interval / above it); mean estimate (mean bias ± its standard error); "
+          "mean width; sd of the errors over seeds / mean linearised standard error\n")  # fmt: skip
+    print("| candidate | resampled | interval | IPS | SNIPS | DR |")
+    print("|---|---|---|---|---|---|")
+    for c in range(n):
+        truth = np.array([r.truth[c] for r in results])
+        for unit, interval in RESAMPLED:
+            cells = []
+            for name in ESTIMATORS:
+                rows = np.array([r.estimates[unit, interval, name][c] for r in results])
+                covered = np.mean((rows[:, 1] <= truth) & (truth <= rows[:, 2]))
+                low, high = np.sum(truth < rows[:, 1]), np.sum(truth > rows[:, 2])
+                bias = rows[:, 0] - truth
+                spread = bias.std(ddof=1) / rows[:, 3].mean() if len(bias) > 1 else float("nan")
+                cells.append(f"**{covered:.1%}** ({low}/{high}); {rows[:, 0].mean():.3%} ({bias.mean():+.3%} ± "
+                             f"{bias.std(ddof=1) / np.sqrt(len(bias)):.3%}); {(rows[:, 2] - rows[:, 1]).mean():.3%}; "
+                             f"{spread:.2f}")  # fmt: skip
+            print(f"| {setup.names[c]} | {unit} | {interval} | {' | '.join(cells)} |")
     print()
     for name in ESTIMATORS:
         same_truth = same_ab = best_ab = 0
         for r in results:
-            estimate = np.array([e[0] for e in r.estimates[name]])
+            estimate = np.array([e[0] for e in r.estimates["user", "bca", name]])
             same_truth += list(np.argsort(estimate)) == list(np.argsort(r.truth))
             same_ab += list(np.argsort(estimate)) == list(np.argsort(r.ab_ctr))
             best_ab += int(np.argmax(estimate)) == int(np.argmax(r.ab_ctr))

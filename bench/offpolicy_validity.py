@@ -426,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator-days", type=int, default=7, help="simulated days per seed")
     parser.add_argument("--exploration", type=float, default=0.2, help="exploration share of the logging traffic")
     parser.add_argument("--simulator-bootstrap", type=int, default=500, help="resamples per simulator interval")
+    parser.add_argument("--simulator-first-seed", type=int, default=1, help="seed of the first simulated log")
     args = parser.parse_args(argv)
     print(f"experiments.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     if not args.skip_open_bandit:
@@ -440,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         from offpolicy_simulator import simulator_table  # Django and the database: only when asked for
 
         simulator_table(args.simulator_seeds, args.simulator_users, args.simulator_days, args.exploration,
-                        args.simulator_bootstrap, first_seed=1)  # fmt: skip
+                        args.simulator_bootstrap, first_seed=args.simulator_first_seed)  # fmt: skip
     load = os.getloadavg()
     print(f"\nload average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cpus (shared machine)")
     return 0

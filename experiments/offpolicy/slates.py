@@ -24,7 +24,9 @@ position's CTR,
 (a Beta prior with m pseudo-impressions at the position's CTR; empirical Bayes in spirit). It is
 cross-fitted (Chernozhukov et al. 2018; Kallus & Uehara 2020 for DR OPE): the units are split into
 F folds, and each fold's q comes from a model fitted on the other folds, so a unit's own click never
-enters its prediction (which would bias DR toward the direct method's overfit).
+enters its prediction (which would bias DR toward the direct method's overfit). With clusters
+(``SlateLog.clusters``: a request's or a user's impressions) whole clusters go to one fold, and the
+intervals resample clusters (``estimators``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .estimators import (
     LoggedFeedback,
     OffPolicyEstimate,
     RewardPredictions,
+    cluster_index,
     doubly_robust,
     ips,
     snips,
@@ -70,7 +73,9 @@ _UNLOGGED_MASS_TOLERANCE = 1e-9
 class SlateLog:
     """Logged impressions, one row per (item, position) shown: 0-based ``items`` < ``n_items`` and
     ``positions`` < ``n_positions``, ``rewards`` (clicks), and ``propensities``: the logging policy's
-    marginal probability of that item at that position.
+    marginal probability of that item at that position. ``clusters`` (optional): one integer label per
+    row; rows with the same label are dependent (one request's or one user's impressions) and are
+    resampled and cross-fitted together.
     """
 
     items: IntArray
@@ -79,6 +84,7 @@ class SlateLog:
     propensities: FloatArray
     n_items: int
     n_positions: int
+    clusters: IntArray | None = None
 
     def __post_init__(self) -> None:
         if self.n_items < 1 or self.n_positions < 1:
@@ -95,10 +101,16 @@ class SlateLog:
         object.__setattr__(self, "positions", frozen(positions))
         object.__setattr__(self, "rewards", checked.rewards)
         object.__setattr__(self, "propensities", checked.propensities)
+        if self.clusters is not None:
+            object.__setattr__(self, "clusters", frozen(cluster_index(self.clusters, len(items))))
 
     @property
     def n(self) -> int:
         return len(self.items)
+
+    def feedback(self, target_probabilities: npt.ArrayLike) -> LoggedFeedback:
+        """This log's rewards, propensities and clusters with the target's probability of each logged row."""
+        return LoggedFeedback(self.rewards, self.propensities, np.asarray(target_probabilities), self.clusters)
 
     def impressions(self, rows: IntArray | None = None) -> FloatArray:
         """Counts of logged impressions per (position, item), shape (n_positions, n_items); ``rows``: a subset."""
@@ -257,7 +269,10 @@ def cross_fit(
     folds, then q(a_i, k_i) for the held-out units and ``under_target(q, held-out rows)`` = their q_pi."""
     config = config or RewardModelConfig()
     rng = np.random.default_rng(config.seed)
-    fold_of = rng.permutation(log.n) % config.folds
+    if log.clusters is None:
+        fold_of = rng.permutation(log.n) % config.folds
+    else:  # whole clusters per fold: a unit's own request (or user) never trains its prediction
+        fold_of = (rng.permutation(int(log.clusters.max()) + 1) % config.folds)[log.clusters]
     logged = np.empty(log.n)
     expected = np.empty(log.n)
     for fold in range(config.folds):
@@ -277,7 +292,7 @@ def evaluate_position_wise(
     """IPS, SNIPS and DR of the target's CTR per impression under the position-wise assumption."""
     config = config or EstimatorConfig()
     _check_shapes(log, target)
-    feedback = LoggedFeedback(log.rewards, log.propensities, target.probabilities[log.positions, log.items])
+    feedback = log.feedback(target.probabilities[log.positions, log.items])
     predictions = cross_fitted_predictions(log, target, model_config)
     impressions = log.impressions()
     position_share = impressions.sum(axis=1) / log.n
@@ -322,7 +337,10 @@ def _position_ips(
     if np.count_nonzero(rows) < 2:
         warnings.append(f"position {position + 1} has fewer than 2 logged impressions: no estimate for it alone")
         return None
-    subset = LoggedFeedback(feedback.rewards[rows], feedback.propensities[rows], feedback.target_probabilities[rows])
+    subset = feedback.subset(rows)
+    if subset.clusters is not None and len(np.unique(subset.clusters)) < 2:
+        warnings.append(f"position {position + 1} was logged in fewer than 2 clusters: no estimate for it alone")
+        return None
     try:
         return ips(subset, config)
     except DegenerateLogError:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from ._arrays import as_index_vector
 from .errors import InvalidPolicyError
-from .estimators import EstimatorConfig, LoggedFeedback
+from .estimators import EstimatorConfig
 from .slates import POSITION_WISE_ASSUMPTION, PositionWiseEvaluation, RewardModelConfig, SlateLog, assemble, cross_fit
 
 __all__ = ["DETERMINISTIC_TARGET", "evaluate_ranking_target"]
@@ -55,7 +55,7 @@ def evaluate_ranking_target(
     target = np.where(shows, raw, 0)
     as_index_vector(target, "target_items", log.n_items)
     pi = (shows & (target == log.items)).astype(np.float64)
-    feedback = LoggedFeedback(log.rewards, log.propensities, pi)
+    feedback = log.feedback(pi)
     predictions = cross_fit(
         log, lambda model, rows: np.where(shows[rows], model[log.positions[rows], target[rows]], 0.0), model_config
     )

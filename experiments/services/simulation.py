@@ -11,6 +11,11 @@ pointing to the run. The Django-free core (`experiments.simulation`) draws the o
 On an interleaving experiment every simulated shopper in the experiment gets the team-draft list
 of both arms (`run(..., interleaved=True)`); each impression and click is stored with the arm
 that contributed its item, and the fold credits the clicks as for live traffic.
+On an experiment with an exploration share, every simulated request in the experiment is served as
+live serving would serve it (`experiments.simulation.exploring`): the stored request id's hash picks
+the explored requests, which show a random ordering of the union of every arm's top k; the served
+requests store the share and the explored flag, and every impression the mixture policy's
+position-wise propensity, so an off-policy estimate can read a simulated run's log.
 
 A run can be cancelled (`cancel_simulation`): queued, it never starts; running, it stops
 before its next day with status "cancelled" and keeps the days it stored. `simulation_http`
@@ -38,7 +43,7 @@ from experiments.services.interleaving import teams
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation_storage import DayQueue, RunWriter
-from experiments.simulation import DayBatch, Shoppers, SimulationConfig, SimulationError, run
+from experiments.simulation import DayBatch, Exploration, Shoppers, SimulationConfig, SimulationError, run
 from experiments.simulation.config import SECONDS_PER_DAY
 from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
@@ -169,8 +174,11 @@ def _simulate(simulation: SimulationRun) -> None:
         probabilities = [bucketing.assignment_probability(allocation, a) for a in range(len(arms))]
     scorers = [BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids) for arm in arms]  # type: ignore[arg-type]
     rows = SimulationRun.objects.filter(pk=simulation.pk)
+    share = 0.0 if interleaved else experiment.exploration_percent / 100
     writer = RunWriter.build(simulation.pk, experiment.pk, [arm.pk for arm in arms], probabilities, config.k,
-                             data.user_ids, data.item_ids)  # fmt: skip
+                             data.user_ids, data.item_ids, exploration_share=share)  # fmt: skip
+    # With an exploration share, the same request ids as stored decide and order the explored lists, as serving does.
+    exploration = Exploration(share, len(arms), writer.request_texts) if share > 0 else None
 
     def assign(user_ids: np.ndarray) -> np.ndarray:
         # The shopper's own id decides the arm, as it would on a live request: same seed, same traffic.
@@ -197,7 +205,7 @@ def _simulate(simulation: SimulationRun) -> None:
             adaptive.queue = days
         result = run(config, shoppers, recommend, assign, progress=report, should_stop=cancelled,
                      on_batch=days.put, keep_outcomes=False, interleaved=interleaved,
-                     before_day=adaptive.before_day if adaptive else None)  # fmt: skip
+                     before_day=adaptive.before_day if adaptive else None, exploration=exploration)  # fmt: skip
     rows.update(message="folding the rollups")
     fold(experiment.pk, lag=timedelta(0))
     if adaptive is not None and not result.cancelled:

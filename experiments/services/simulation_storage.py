@@ -44,7 +44,7 @@ _NAMESPACE = uuid.UUID("6f0c1a52-3d55-4e0e-9a55-5f1b1d7a2c11")
 # (event_id suffix, type, seconds after the session's start) per event kind, in write order.
 _KINDS = (("i", "impression", 0), ("c", "click", 20), ("a", "add_to_cart", 60), ("p", "purchase", 120))
 _SERVED_COLUMNS = ("request_id", "experiment_id", "arm_id", "user_id", "exposed", "arm_probability", "query", "k",
-                   "served_at", "simulation_id")  # fmt: skip
+                   "served_at", "simulation_id", "exploration_share", "explored")  # fmt: skip
 _EXPOSURE_COLUMNS = ("experiment_id", "arm_id", "user_id", "bucket", "first_exposed_at", "simulation_id")
 
 StrArray = npt.NDArray[np.object_]
@@ -77,6 +77,7 @@ class RunWriter:
     users_csv: StrArray  # the same as CSV fields (quoted where needed), built once per run
     items_csv: StrArray
     request_head: str
+    exploration_share: float = 0.0  # the experiment's share e; its days carry per-position propensities
 
     @classmethod
     def build(
@@ -88,6 +89,7 @@ class RunWriter:
         k: int,
         user_ids: Sequence[str],
         item_ids: Sequence[str],
+        exploration_share: float = 0.0,
     ) -> RunWriter:
         prefix = f"sim{simulation_id}:"
         users = [prefix + u for u in user_ids]
@@ -102,12 +104,17 @@ class RunWriter:
             users_csv=np.array([_csv_field(u) for u in users], dtype=object),
             items_csv=np.array([_csv_field(i) for i in item_ids], dtype=object),
             request_head=uuid.uuid5(_NAMESPACE, f"simulation:{simulation_id}").hex[:20],
+            exploration_share=exploration_share,
         )
 
     def request_ids(self, sessions: npt.NDArray[np.int64]) -> StrArray:
         """32 hex digits per plan session index: the run's prefix, then the index."""
         head = self.request_head
         return np.array([f"{head}{s:012x}" for s in sessions.tolist()], dtype=object)
+
+    def request_texts(self, sessions: npt.NDArray[np.int64]) -> list[str]:
+        """The same ids in the canonical UUID text (8-4-4-4-12) that serving hashes to decide exploration."""
+        return [str(uuid.UUID(h)) for h in self.request_ids(sessions).tolist()]
 
     def store(self, batch: DayBatch) -> int:
         """Write the day's rows in one transaction; returns the number of new events.
@@ -134,6 +141,12 @@ class RunWriter:
         impression = np.concatenate(picks)
         session = local[impression]
         delay = np.array([d for _, _, d in _KINDS], dtype=np.int64)[kind]
+        # Each event carries its impression's propensity: the arm's probability, or with exploration the
+        # mixture policy's probability of that item at that position (as serving logs it).
+        if batch.propensity is None:
+            propensity = np.asarray(self.arm_probability, dtype=np.float64)[outcome.arm[impression]]
+        else:
+            propensity = batch.propensity[session, outcome.position[impression] - 1]
         events = _Events(
             request=requests[session],
             user=sessions.user[session],
@@ -143,6 +156,7 @@ class RunWriter:
             kind=kind,
             revenue=np.where(kind == 3, outcome.revenue[impression], np.nan),
             timestamp=sessions.timestamp[session] + delay,
+            propensity=propensity,
         )
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -158,12 +172,14 @@ class RunWriter:
         buffer = io.StringIO()
         write = csv.writer(buffer).writerow
         times = _utc_text(batch.sessions.timestamp[rows])
+        share = self.exploration_share if batch.explored is not None else 0.0
         for j, when in zip(rows.tolist(), times.tolist(), strict=True):
             arm = int(batch.arm[j])
             user = self.users[batch.sessions.user[j]]
             query = batch.sessions.query[j] or ""
+            explored = "t" if batch.explored is not None and batch.explored[j] else "f"
             write((requests[j], self.experiment_id, self.arm_pks[arm], user, "t", self.arm_probability[arm], query,
-                   self.k, when, self.simulation_id))  # fmt: skip
+                   self.k, when, self.simulation_id, share, explored))  # fmt: skip
         buffer.seek(0)
         with connection.cursor() as cursor:
             cursor.cursor.copy_expert(  # type: ignore[attr-defined]
@@ -193,10 +209,11 @@ class RunWriter:
         revenue = ["" if np.isnan(r) else f"{r:.2f}" for r in events.revenue.tolist()]
         buffer = io.StringIO()
         buffer.writelines(
-            f"{r}:{p}:{kinds[t]},{u},{i},{r},{arm_text[a]},{p},{self.arm_probability[a]!r},{v},{w},{tail}"
-            for r, p, t, u, i, a, v, w in zip(
+            f"{r}:{p}:{kinds[t]},{u},{i},{r},{arm_text[a]},{p},{q!r},{v},{w},{tail}"
+            for r, p, t, u, i, a, q, v, w in zip(
                 events.request.tolist(), events.position.tolist(), events.kind.tolist(), users, items,
-                events.arm.tolist(), revenue, _utc_text(events.timestamp).tolist(), strict=True,
+                events.arm.tolist(), events.propensity.tolist(), revenue, _utc_text(events.timestamp).tolist(),
+                strict=True,
             )
         )  # fmt: skip
         buffer.seek(0)
@@ -204,13 +221,16 @@ class RunWriter:
 
     # ---- other databases (the embedded SQLite set-up) -----------------------------
     def _orm_served(self, batch: DayBatch, rows: npt.NDArray[np.int64], requests: StrArray) -> None:
+        share = self.exploration_share if batch.explored is not None else 0.0
+        explored = batch.explored if batch.explored is not None else np.zeros(len(batch.arm), dtype=bool)
         ServedRequest.objects.bulk_create(
             [
                 ServedRequest(request_id=uuid.UUID(requests[j]), experiment_id=self.experiment_id,
                               arm_id=self.arm_pks[int(batch.arm[j])], user_id=self.users[batch.sessions.user[j]],
                               exposed=True, arm_probability=self.arm_probability[int(batch.arm[j])],
                               query=batch.sessions.query[j] or "", k=self.k,
-                              served_at=_datetime(int(batch.sessions.timestamp[j])), simulation_id=self.simulation_id)
+                              served_at=_datetime(int(batch.sessions.timestamp[j])), simulation_id=self.simulation_id,
+                              exploration_share=share, explored=bool(explored[j]))
                 for j in rows.tolist()
             ],
             batch_size=2000, ignore_conflicts=True,
@@ -232,11 +252,11 @@ class RunWriter:
         now = timezone.now()
         return [
             (f"{r}:{p}:{_KINDS[t][0]}", _KINDS[t][1], u, i, uuid.UUID(r), self.experiment_id, self.arm_pks[a], p,
-             self.arm_probability[a], None if np.isnan(v) else f"{v:.2f}", _datetime(w), now)
-            for r, p, t, u, i, a, v, w in zip(
+             q, None if np.isnan(v) else f"{v:.2f}", _datetime(w), now)
+            for r, p, t, u, i, a, q, v, w in zip(
                 events.request.tolist(), events.position.tolist(), events.kind.tolist(),
                 self.users[events.user].tolist(), self.items[events.item].tolist(), events.arm.tolist(),
-                events.revenue.tolist(), events.timestamp.tolist(),
+                events.propensity.tolist(), events.revenue.tolist(), events.timestamp.tolist(),
                 strict=True,
             )
         ]  # fmt: skip
@@ -254,6 +274,7 @@ class _Events:
     kind: npt.NDArray[np.int64]
     revenue: npt.NDArray[np.float64]
     timestamp: npt.NDArray[np.int64]
+    propensity: npt.NDArray[np.float64]  # the impression's logged propensity, repeated on its later events
 
 
 def _datetime(seconds: int) -> datetime:

@@ -9,12 +9,15 @@ Public API:
 * `outcomes(config, shoppers, sessions, recommended, arms, rng) -> Outcomes`: clicks, carts,
   purchases and revenue per impression (module `clicks`);
 * `run(config, shoppers, recommend_batch, assign, ...) -> SimulationResult`: the whole
-  simulation, day by day, with progress, cancellation and a per-day callback (module `engine`).
+  simulation, day by day, with progress, cancellation and a per-day callback (module `engine`);
+  with `exploration=Exploration(...)` it serves an experiment's exploration share as live serving
+  does (`explore`, module `exploring`).
 """
 
 from .clicks import Outcomes, examination, outcomes
 from .config import ConfigError, SimulationConfig, SimulationError
 from .engine import ArmSummary, Assign, DayBatch, InterleaveBatch, Progress, RecommendBatch, SimulationResult, run
+from .exploring import Exploration, ExploredDay, explore
 from .preferences import DEFAULT_SHRINK, Shoppers, default_cutoff, future_neighbours
 from .sessions import Sessions, plan_sessions
 
@@ -24,6 +27,8 @@ __all__ = [
     "Assign",
     "ConfigError",
     "DayBatch",
+    "Exploration",
+    "ExploredDay",
     "InterleaveBatch",
     "Outcomes",
     "Progress",
@@ -35,6 +40,7 @@ __all__ = [
     "SimulationResult",
     "default_cutoff",
     "examination",
+    "explore",
     "future_neighbours",
     "outcomes",
     "plan_sessions",

@@ -22,7 +22,8 @@ from experiments.interleaving import random_coins, team_draft_many
 
 from .clicks import Outcomes, outcomes
 from .config import SimulationConfig, SimulationError
-from .preferences import FloatArray, IntArray, Shoppers
+from .exploring import Exploration, explore
+from .preferences import BoolArray, FloatArray, IntArray, Shoppers
 from .sessions import Sessions, plan_sessions
 
 __all__ = [
@@ -61,6 +62,9 @@ class DayBatch:
 
     `outcomes.session` indexes the full plan (`SimulationResult.sessions`); `sessions[j]`
     is plan session `session_offset + j`; `arm[j]` its arm (-1: not in the experiment).
+    With an exploration share (`run(..., exploration=...)`), `propensity[j, r]` is the logging
+    policy's probability of the item shown at rank r + 1 of session j and `explored[j]` says
+    whether session j was explored; both are None otherwise.
     """
 
     day: int
@@ -68,6 +72,8 @@ class DayBatch:
     sessions: Sessions
     arm: IntArray
     outcomes: Outcomes
+    propensity: FloatArray | None = None
+    explored: BoolArray | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def run(
     interleaved: bool = False,
     before_day: Callable[[int], None] | None = None,
     interleave_batch: InterleaveBatch | None = None,
+    exploration: Exploration | None = None,
 ) -> SimulationResult:
     """Simulate `config.days` days of traffic (see the module docstring).
 
@@ -176,7 +183,15 @@ def run(
 
     `before_day(day)` is called before each day's assignment (after `should_stop`): a bandit
     updates its weights there from the days before.
+
+    `exploration` (not with `interleaved`): every session in the experiment is served as live serving
+    does with that exploration share (`exploring.explore`: every arm's top k for the session, a
+    random ordering of their union for the sessions its request id's hash picks); each `DayBatch`
+    then carries the shown positions' propensities and the explored flags.
     """
+    if exploration is not None and interleaved:
+        raise SimulationError("an interleaved run takes no exploration share")
+    exploring = exploration is not None and exploration.share > 0
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
     kept: list[Outcomes] = []
@@ -198,26 +213,31 @@ def run(
             raise SimulationError("an interleaved run assigns every user in the experiment to arm 0")
         rankings: dict[int, IntArray] = {}
         recommended = np.full((len(batch), config.k), -1, dtype=np.int64)
-        groups = np.unique(arms[arms >= 0]).tolist()
-        if interleaved:
-            groups = [0, 1] if groups and interleave_batch is None else []
-        for g in groups:
-            rows = np.flatnonzero(arms == (0 if interleaved else g))
-            queries = [batch.query[r] for r in rows.tolist()]
-            if deduplicate:
-                # One list per distinct (user, query) of the day: a day repeats its shoppers.
-                keys = list(zip(batch.user[rows].tolist(), queries, strict=True))
-                first: dict[tuple[int, str | None], int] = {}
-                inverse = np.fromiter((first.setdefault(key, len(first)) for key in keys), np.int64, len(keys))
-                distinct = list(first)
-                users = np.array([u for u, _ in distinct], dtype=np.int64)
-                lists = _recommend(recommend_batch, g, users, [q for _, q in distinct], config.k)[inverse]
-            else:
-                lists = _recommend(recommend_batch, g, batch.user[rows], queries, config.k)
+        propensity = explored = None
+
+        if exploring and exploration is not None and (arms >= 0).any():
+            rows = np.flatnonzero(arms >= 0)
+            day_lists = [
+                _lists(recommend_batch, g, batch, rows, config.k, deduplicate) for g in range(exploration.arms)
+            ]
+            served = explore(day_lists, arms[rows], exploration.request_ids(positions.start + rows), exploration.share)
+            recommended[rows] = served.shown
+            propensity = np.zeros((len(batch), config.k))
+            propensity[rows] = served.propensity
+            explored = np.zeros(len(batch), dtype=np.bool_)
+            explored[rows] = served.explored
+        else:
+            groups = np.unique(arms[arms >= 0]).tolist()
             if interleaved:
-                rankings[g] = lists
-            else:
-                recommended[rows, : lists.shape[1]] = lists
+                # A served interleaved list (the --http driver's hook) needs no scoring here.
+                groups = [0, 1] if groups and interleave_batch is None else []
+            for g in groups:
+                rows = np.flatnonzero(arms == (0 if interleaved else g))
+                lists = _lists(recommend_batch, g, batch, rows, config.k, deduplicate)
+                if interleaved:
+                    rankings[g] = lists
+                else:
+                    recommended[arms == g] = lists
         slot_arm = None
         if interleaved and interleave_batch is not None:
             recommended, slot_arm = _served_interleaved(interleave_batch, batch, arms, config.k)
@@ -230,7 +250,8 @@ def run(
         if keep_outcomes:
             kept.append(result)
         if on_batch is not None:
-            on_batch(DayBatch(day=day, session_offset=positions.start, sessions=batch, arm=arms, outcomes=result))
+            on_batch(DayBatch(day=day, session_offset=positions.start, sessions=batch, arm=arms, outcomes=result,
+                              propensity=propensity, explored=explored))  # fmt: skip
         days_completed = day + 1
         if progress is not None:
             progress(
@@ -290,6 +311,26 @@ def _assign(assign: Assign, user_ids: npt.NDArray[np.str_]) -> IntArray:
     if arms.shape != user_ids.shape or (arms.size and not np.issubdtype(arms.dtype, np.integer)):
         raise SimulationError(f"assign must return one integer arm per user ({len(user_ids)}), got {arms!r:.80}")
     return arms.astype(np.int64)
+
+
+def _lists(
+    recommend_batch: RecommendBatch, arm: int, batch: Sessions, rows: IntArray, k: int, deduplicate: bool
+) -> IntArray:
+    """Arm `arm`'s lists for the day's sessions `rows`, padded to k with -1."""
+    queries = [batch.query[r] for r in rows.tolist()]
+    if deduplicate:
+        # One list per distinct (user, query) of the day: a day repeats its shoppers.
+        keys = list(zip(batch.user[rows].tolist(), queries, strict=True))
+        first: dict[tuple[int, str | None], int] = {}
+        inverse = np.fromiter((first.setdefault(key, len(first)) for key in keys), np.int64, len(keys))
+        distinct = list(first)
+        users = np.array([u for u, _ in distinct], dtype=np.int64)
+        found = _recommend(recommend_batch, arm, users, [q for _, q in distinct], k)[inverse]
+    else:
+        found = _recommend(recommend_batch, arm, batch.user[rows], queries, k)
+    padded = np.full((len(rows), k), -1, dtype=np.int64)
+    padded[:, : found.shape[1]] = found
+    return padded
 
 
 def _recommend(

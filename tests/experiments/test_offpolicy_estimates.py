@@ -70,12 +70,14 @@ def core_evaluation(experiment: Experiment, candidate: Variant) -> Any:
     lists = {user: [rec.item_id for rec in model.recommend(user, K)] for user in USERS}
     target = [index[lists[user][position - 1]] if position <= len(lists[user]) else -1
               for _, user, _, position, _ in rows]  # fmt: skip
+    users = {user: u for u, user in enumerate(dict.fromkeys(r[1] for r in rows))}
     log = SlateLog(
         items=np.array([index[r[2]] for r in rows]), positions=np.array([r[3] - 1 for r in rows]),
         rewards=np.array([float((r[0], r[2]) in clicked) for r in rows]), propensities=np.array([r[4] for r in rows]),
-        n_items=len(vocabulary), n_positions=K,
+        n_items=len(vocabulary), n_positions=K, clusters=np.array([users[r[1]] for r in rows]),  # users resampled
     )  # fmt: skip
-    return evaluate_ranking_target(log, np.array(target), EstimatorConfig(n_bootstrap=200, seed=7)), log
+    config = EstimatorConfig(n_bootstrap=200, seed=7, interval="bca")
+    return evaluate_ranking_target(log, np.array(target), config), log
 
 
 @pytest.mark.django_db

@@ -204,3 +204,39 @@ def test_config_out_of_range_is_refused(kwargs: dict[str, float]) -> None:
 def test_effective_sample_size_of_equal_weights_is_their_count() -> None:
     assert effective_sample_size([3.0, 3.0, 3.0, 3.0]) == pytest.approx(4.0)
     assert effective_sample_size([1.0, 0.0, 0.0, 0.0]) == pytest.approx(1.0)
+
+
+def test_clustered_units_keep_the_estimate_and_resample_whole_clusters() -> None:
+    # Two users with one click in two impressions each: per user A_c = 1, B_c = 2, so V = 0.5 and every
+    # cluster's residual A_c - V B_c is 0 (no spread between users), while impressions alone differ.
+    feedback = LoggedFeedback(np.array([1.0, 0.0, 1.0, 0.0]), np.full(4, 0.5), np.full(4, 0.5), clusters=[7, 7, 3, 3])
+    clustered = ips(feedback, FAST)
+    alone = ips(LoggedFeedback(feedback.rewards, feedback.propensities, feedback.target_probabilities), FAST)
+
+    assert clustered.estimate == alone.estimate == 0.5
+    assert clustered.n_clusters == 2
+    assert alone.n_clusters is None
+    assert clustered.standard_error == 0.0
+    assert (clustered.ci_lower, clustered.ci_upper) == (0.5, 0.5)
+    assert alone.standard_error == pytest.approx(np.std([1, -1, 1, -1], ddof=1) / 2 / 2)
+    with pytest.raises(InvalidLogError, match="one label per logged unit"):
+        LoggedFeedback(np.zeros(3), np.full(3, 0.5), np.full(3, 0.5), clusters=[1, 2])
+
+
+def test_bca_levels_shift_by_twice_the_bias_correction_when_the_jackknife_is_symmetric() -> None:
+    from scipy import special
+
+    from experiments.offpolicy import estimators
+
+    # A quarter of the replicates below V = 1: z0 = Phi^-1(0.25); the jackknife (3 - a_i) / 2 = 1.5, 1, 0.5
+    # is symmetric, so acc = 0 and q' = Phi(2 z0 + z_q).
+    replicates = np.array([0.5, 1.5, 2.0, 2.5])
+    levels = estimators.bca_quantiles(replicates, 1.0, np.array([0.0, 1.0, 2.0]), np.ones(3), (0.025, 0.975))
+    z0 = special.ndtri(0.25)
+    expected = [special.ndtr(2 * z0 + special.ndtri(q)) for q in (0.025, 0.975)]
+    assert levels == pytest.approx(expected)
+    # No bias (half below) and a symmetric jackknife: the percentile levels.
+    centred = estimators.bca_quantiles(np.array([0.5, 1.5]), 1.0, np.array([0.0, 1.0, 2.0]), np.ones(3), (0.1, 0.9))
+    assert centred == pytest.approx((0.1, 0.9))
+    with pytest.raises(InvalidConfigError, match="interval must be one of percentile, bca"):
+        EstimatorConfig(interval="studentized")
