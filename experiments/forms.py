@@ -115,7 +115,7 @@ class SimulationForm(forms.Form):
     effect = forms.FloatField(required=False, min_value=-0.9, max_value=10,
                               help_text="optional injected relative lift for the treatments, e.g. 0.1")  # fmt: skip
     arrivals = forms.ChoiceField(
-        choices=[(mode, mode) for mode in ARRIVALS], initial=ARRIVALS[0],
+        choices=[(mode, mode) for mode in ARRIVALS], initial=ARRIVALS[0], required=False,
         help_text="at-start: every shopper may come from day 0; uniform / first-purchase: first visits spread over "
         "the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving (bandits)",
     )  # fmt: skip

@@ -264,7 +264,7 @@ def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
         return redirect("experiment_pages:detail", key=key)
     data = form.cleaned_data
     settings = {"daily_users": float(data["users"]), "days": data["days"], "seed": data["seed"]}
-    if data["arrivals"] != ARRIVALS[0]:  # the default is left out, as the API leaves it out
+    if data["arrivals"] not in ("", ARRIVALS[0]):  # the default is left out, as the API leaves it out
         settings["arrivals"] = data["arrivals"]
     if data["effect"]:
         settings["injected_effect"] = data["effect"]
