@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
 from tests.support import REPO, skip_unless
 
@@ -55,13 +55,52 @@ def screens(request: pytest.FixtureRequest) -> Screens:
     return Screens(request.node.name)
 
 
+class Console:
+    """What the browser saw go wrong on each page: console errors, uncaught exceptions and server errors (5xx).
+
+    The `page` fixture fails the test at teardown when any were seen; a test that provokes one on purpose
+    (a 403 it asserts) calls `allow` with part of the message first.
+    """
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        self.allowed: list[str] = []
+        page.on("console", lambda message: self._console(page, message))
+        page.on("pageerror", lambda error: self.problems.append(f"{page.url}: uncaught {error}"))
+        page.on("response", self._response)
+
+    def _console(self, page: Page, message: ConsoleMessage) -> None:
+        # A failed load's message names only the status; its location names the resource.
+        text = f"{message.text} ({message.location.get('url', '')})"
+        if message.type == "error" and not any(part in text for part in self.allowed):
+            self.problems.append(f"{page.url}: console error: {text}")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 500:
+            self.problems.append(f"{response.request.method} {response.url}: HTTP {response.status}")
+
+    def allow(self, part: str) -> None:
+        self.allowed.append(part)
+
+
+CONSOLES: dict[int, Console] = {}  # by id(page): the `console` fixture finds the page's own
+
+
 @pytest.fixture
 def page(browser: Browser, live_server: Any) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     context.set_default_timeout(20_000)
     page = context.new_page()
+    console = CONSOLES[id(page)] = Console(page)
     yield page
     context.close()
+    del CONSOLES[id(page)]
+    assert not console.problems, "The browser reported problems:\n" + "\n".join(console.problems)
+
+
+@pytest.fixture
+def console(page: Page) -> Console:
+    return CONSOLES[id(page)]
 
 
 def log_in(page: Page, live_server: Any, username: str) -> None:
