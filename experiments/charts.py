@@ -34,6 +34,9 @@ def _day_axis(data: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _layout(title: str, y_title: str, *, y_format: str = "", **extra: Any) -> dict[str, Any]:
+    # plotly.js (3.1) cannot take a d3 format that starts with a sign and ends in f, p or s ("+.2f"): its
+    # adjustFormat prefixes "~", d3 refuses the result and the ticks show raw floats (-0.6000000000000001).
+    # Signed percentages ("+.0%") are left alone and work.
     return {
         "title": {"text": title, "font": {"size": 14}},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format},
@@ -188,10 +191,10 @@ def interleaving_preference(results: dict[str, Any]) -> Figure:
         {"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["delta"] for look in looks],
          "name": f"Δ ({block['team_a']} preferred above 0, {block['team_b']} below)", "line": {"color": colour},
          "customdata": [[look["sessions"], look["p_value"]] for look in looks],
-         "hovertemplate": "Δ %{y:+.3f}<br>%{customdata[0]} sessions, p = %{customdata[1]:.3g}<extra></extra>"},
+         "hovertemplate": "Δ %{y:.3f}<br>%{customdata[0]} sessions, p = %{customdata[1]:.3g}<extra></extra>"},
     ]  # fmt: skip
     layout = _layout("Interleaving preference Δ over time (cumulative sessions)", "Δ = (wins A - wins B) / sessions",
-                     y_format="+.2f", xaxis=_day_axis(data),
+                     y_format=".2f", xaxis=_day_axis(data),
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                               "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
     return {"data": data, "layout": layout}

@@ -56,7 +56,8 @@ def screens(request: pytest.FixtureRequest) -> Screens:
 
 
 class Console:
-    """What the browser saw go wrong on each page: console errors, uncaught exceptions and server errors (5xx).
+    """What the browser saw go wrong on each page: console errors, plotly.js warnings, uncaught exceptions and
+    server errors (5xx).
 
     The `page` fixture fails the test at teardown when any were seen; a test that provokes one on purpose
     (a 403 it asserts) calls `allow` with part of the message first.
@@ -72,7 +73,9 @@ class Console:
     def _console(self, page: Page, message: ConsoleMessage) -> None:
         # A failed load's message names only the status; its location names the resource.
         text = f"{message.text} ({message.location.get('url', '')})"
-        if message.type == "error" and not any(part in text for part in self.allowed):
+        # plotly.js reports what it could not draw (a bad tick format, ...) as console.trace("WARN: ...").
+        wrong = message.type == "error" or message.text.startswith("WARN:")
+        if wrong and not any(part in text for part in self.allowed):
             self.problems.append(f"{page.url}: console error: {text}")
 
     def _response(self, response: Response) -> None:
