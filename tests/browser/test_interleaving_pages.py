@@ -5,7 +5,6 @@ the beat task folds them, the results and the report show the verdict, and a rev
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,31 +13,18 @@ from playwright.sync_api import Browser, Page, expect
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.interleaving import Tally, interleaving_test
 from experiments.models import Decision, Experiment, InterleavingDaily
-from experiments.services import serving
 from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import pvalue, signed
 from recommenders.models import Dataset
 from tests.browser.conftest import Screens, log_in
 from tests.browser.shop import customers, shop, switch_user
-from tests.browser.test_experiment_pages import train
-from tests.recommenders.factories import retail_sample, user_with_role
+from tests.recommenders.factories import user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 KEY = "ranker-duel"
 NAME = "Item-kNN against best sellers, interleaved"
 THREE_ARMS = "an interleaving experiment has exactly two arms (control = A, the other = B), got 3"
-
-
-@pytest.fixture
-def dataset(tmp_path: Path, settings: Any) -> Dataset:
-    """Popularity ("pop@1") and item-kNN ("knn@1") trained on the first 3,000 Online Retail lines."""
-    settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
-    dataset = retail_sample(tmp_path, rows=3000)
-    train(dataset.name, "pop", "popularity")
-    train(dataset.name, "knn", "item_knn")
-    return dataset
 
 
 def create_in_the_wizard(page: Page, screens: Screens) -> None:
@@ -89,7 +75,7 @@ def serve_and_click(browser: Browser, live_server: Any, users: list[str]) -> Tal
 
 
 def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decides(
-    page: Page, browser: Browser, live_server: Any, screens: Screens, dataset: Dataset
+    page: Page, browser: Browser, live_server: Any, screens: Screens, retail_variants: Dataset
 ) -> None:
     user_with_role("pm", PRODUCT_MANAGERS)
     user_with_role("rita", REVIEWERS)
@@ -102,7 +88,7 @@ def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decide
     expect(page.locator("#experiment-status")).to_have_text("Running")
     screens.shoot(page, "running")
 
-    tally = serve_and_click(browser, live_server, customers(dataset, 40))
+    tally = serve_and_click(browser, live_server, customers(retail_variants, 40))
     fold_rollups_task(lag_seconds=0)  # the beat's task, without waiting out its lag
     assert InterleavingDaily.objects.get().sessions == 40
     verdict = interleaving_test(tally, alpha=0.05)
