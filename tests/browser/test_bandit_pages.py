@@ -123,6 +123,9 @@ def test_a_product_manager_runs_a_bandit_and_sees_its_weights_move(
         for arm, weight in zip(("control", "knn"), period_1.weights, strict=True):
             expect(page.locator(f"[data-arm-weight={arm}]")).to_have_text(f"{arm} {percent(weight, 1)}")
         expect(page.locator("#bandit-comparisons tr[data-arm=knn]")).to_contain_text("knn vs control")
+        expect(page.locator("#summary tr[data-arm=knn]")).to_contain_text(
+            "(batched test within cohorts of first exposure)"
+        )
         expect(page.locator("#bandit-srm")).to_contain_text("SRM against the served weights")
         expect(page.locator("#chart-bandit-weights .main-svg").first).to_be_visible()
         assert plotted_weights(page) == {"control": [0.5, period_1.weights[0]], "knn": [0.5, period_1.weights[1]]}
