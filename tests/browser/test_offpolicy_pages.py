@@ -100,6 +100,7 @@ def test_a_data_scientist_predicts_a_variants_ctr_from_an_exploring_experiments_
     card = page.locator("#predicted-ctr")
     expect(card).to_contain_text(f"From the log of {KEY}: {estimate.n:,} impressions of {estimate.requests:,} requests")
     assert estimate.requests == 60
+    expect(card.locator("thead th")).to_have_text(["Estimator", "CTR", "95 % interval", "Effective sample size"])
     for name in ("IPS", "SNIPS", "DR"):
         row = estimate.result[name]
         cells = card.locator(f"tr[data-estimator={name}] td")
