@@ -94,7 +94,13 @@ def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decide
     verdict = interleaving_test(tally, alpha=0.05)
     assert verdict.preferred == "B"  # the clicks favour knn clearly: 18 sessions against 3
 
-    page.click("text=Results")
+    # The home page lists the running experiment with its current verdict and leads to its results.
+    page.get_by_role("link", name="Home", exact=True).click()
+    running = page.locator("#running-experiments tr", has_text=KEY)
+    expect(running.locator(".badge.winning")).to_have_text("knn: Winning")
+    expect(running.locator("td.num")).to_have_text("30")  # users exposed: each saw both arms
+    screens.shoot(page, "home")
+    running.get_by_role("link", name=NAME).click()
     expect(page.locator("#verdicts .badge")).to_have_text("Winning")
     expect(page.locator("#verdicts")).to_contain_text(f"knn won {tally.wins_b} and control {tally.wins_a} of 30")
     expect(page.locator("#interleaving tr[data-team=A] td").nth(2)).to_have_text(str(tally.wins_a))
