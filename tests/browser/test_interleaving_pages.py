@@ -114,6 +114,7 @@ def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decide
     expect(page.locator("#chart-interleaving .gtitle")).to_have_text(
         "Interleaving preference Δ over time (cumulative sessions)"
     )
+    expect(page.locator("#chart-interleaving path.yerror")).to_have_count(1)  # one day: the interval as a bar
     ticks = page.locator("#chart-interleaving .ytick text").all_text_contents()
     assert ticks
     assert all(re.fullmatch(r"[−-]?\d\.\d\d", tick) for tick in ticks), ticks  # formatted, not raw floats

@@ -63,3 +63,23 @@ def test_the_interleaving_chart_uses_number_formats_plotly_js_can_read() -> None
     assert not [spec for spec in _formats(figure) if _plotly_mangles(spec)]
     assert _plotly_mangles("+.2f")  # what it used before: ticks read -0.6000000000000001
     assert not _plotly_mangles("+.0%")  # the lift charts' signed percentages are fine
+
+
+def test_a_single_days_interval_is_drawn_as_an_error_bar_and_a_band_from_the_second_day() -> None:
+    first = {"day": "2026-11-28", "delta": -0.5, "ci_low": -0.625, "ci_high": -0.25, "sessions": 40, "p_value": 0.01}
+    second = {**first, "day": "2026-11-29", "delta": -0.25}
+
+    def preference(looks: list[dict[str, object]]) -> charts.Figure:
+        block = {"history": looks, "confidence": 0.95, "team_a": "control", "team_b": "knn"}
+        return charts.interleaving_preference({"interleaving": block})
+
+    *_, one_day = preference([first])["data"]
+    *_, two_days = preference([first, second])["data"]
+    assert one_day["error_y"] == {"type": "data", "symmetric": False, "array": [0.25], "arrayminus": [0.125],
+                                  "color": one_day["line"]["color"], "width": 6}  # fmt: skip
+    assert "error_y" not in two_days
+    lift = {"treatment": HISTORY["treatment"][1:]}  # one look: effect 0.2 in [0.05, 0.35]
+    *_, line = charts.lift_over_time({"lift_history": lift})["data"]
+    assert (line["error_y"]["array"], line["error_y"]["arrayminus"]) == (pytest.approx([0.15]), pytest.approx([0.15]))
+    *_, line = charts.lift_over_time({"lift_history": HISTORY})["data"]
+    assert "error_y" not in line
