@@ -108,6 +108,8 @@ def test_a_product_manager_runs_a_bandit_and_sees_its_weights_move(
     expect(page.locator("#bandit-history")).to_contain_text("returning users keep their first arm")
     # Locked once running: the page offers no field for them, and the API refuses the change with the reason.
     assert page.locator("#bandit-settings input, #arms input").count() == 0
+    # The arms' own weights are ignored by a bandit: the table does not show them as the split.
+    expect(page.locator("#arms tbody td.num")).to_have_text(["by the bandit", "by the bandit"])
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     refused = page.request.patch(f"{live_server.url}/api/v1/experiments/{KEY}/", data={"bandit_min_share": 0.2},
                                  headers={"X-CSRFToken": csrf, "Referer": live_server.url})  # fmt: skip
