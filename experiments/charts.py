@@ -34,6 +34,9 @@ def _day_axis(data: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _layout(title: str, y_title: str, *, y_format: str = "", **extra: Any) -> dict[str, Any]:
+    # plotly.js (3.1) cannot take a d3 format that starts with a sign and ends in f, p or s ("+.2f"): its
+    # adjustFormat prefixes "~", d3 refuses the result and the ticks show raw floats (-0.6000000000000001).
+    # Signed percentages ("+.0%") are left alone and work.
     return {
         "title": {"text": title, "font": {"size": 14}},
         "yaxis": {"title": {"text": y_title}, "tickformat": y_format},
@@ -118,13 +121,24 @@ def lift_over_time(results: dict[str, Any]) -> Figure:
             }
         )
         data.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["effect"] for look in looks],
-                     "name": f"{arm} lift", "line": {"color": colour}, "legendgroup": arm})  # fmt: skip
+                     "name": f"{arm} lift", "line": {"color": colour}, "legendgroup": arm,
+                     **_lone_interval(looks, "effect", colour)})  # fmt: skip
     layout = _layout("Lift vs control over time (always-valid 95 % band)", "relative lift", y_format="+.0%",
                      xaxis=_day_axis(data),
                      yaxis={"title": {"text": "relative lift"}, "tickformat": "+.0%", "range": _lift_range(results)},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                               "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
     return {"data": data, "layout": layout}
+
+
+def _lone_interval(looks: list[dict[str, Any]], centre: str, colour: str) -> dict[str, Any]:
+    """A single look's interval as an error bar ({} otherwise): a band between two lines needs two days
+    to have any width, so on the first day the chart showed the point alone under a legend naming the band."""
+    if len(looks) != 1 or None in (looks[0]["ci_low"], looks[0]["ci_high"], looks[0][centre]):
+        return {}
+    look = looks[0]
+    return {"error_y": {"type": "data", "symmetric": False, "array": [look["ci_high"] - look[centre]],
+                        "arrayminus": [look[centre] - look["ci_low"]], "color": colour, "width": 6}}  # fmt: skip
 
 
 def _lift_range(results: dict[str, Any]) -> list[float] | None:
@@ -194,11 +208,12 @@ def interleaving_preference(results: dict[str, Any]) -> Figure:
         {"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["delta"] for look in looks],
          "name": f"Δ ({block['team_a']} preferred above 0, {block['team_b']} below)", "line": {"color": colour},
          "customdata": [[look["sessions"], look["p_value"], look["sequential_p_value"]] for look in looks],
-         "hovertemplate": "Δ %{y:+.3f}<br>%{customdata[0]} sessions, sign test p = %{customdata[1]:.3g}, "
-                          "always-valid p = %{customdata[2]:.3g}<extra></extra>"},
+         "hovertemplate": "Δ %{y:.3f}<br>%{customdata[0]} sessions, sign test p = %{customdata[1]:.3g}, "
+                          "always-valid p = %{customdata[2]:.3g}<extra></extra>",
+         **_lone_interval(looks, "delta", colour)},
     ]  # fmt: skip
     layout = _layout("Interleaving preference Δ over time (cumulative sessions)", "Δ = (wins A - wins B) / sessions",
-                     y_format="+.2f", xaxis=_day_axis(data),
+                     y_format=".2f", xaxis=_day_axis(data),
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                               "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
     return {"data": data, "layout": layout}

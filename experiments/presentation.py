@@ -172,6 +172,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "sequential": comp.get("sequential"),
                 "verdict": comp["verdict"],
                 "verdict_basis": comp["verdict_basis"],
+                "basis": BASES.get(comp["verdict_basis"], comp["verdict_basis"]),
             }
         rows.append(row)
     return rows

@@ -15,7 +15,7 @@ from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.models import Decision, Experiment, ExperimentChange
 from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
-from tests.browser.conftest import Screens, log_in
+from tests.browser.conftest import Console, Screens, log_in
 from tests.celery_worker import worker_process
 from tests.experiments.test_results import NO_LAG, simulate
 from tests.experiments.test_rollups import running_experiment
@@ -128,7 +128,9 @@ def test_a_reviewer_reads_the_report_exports_csv_and_records_a_decision(
     assert ExperimentChange.objects.filter(experiment=experiment, action="decision").count() == 1
 
 
-def test_a_reviewer_cannot_start_an_experiment_from_the_page(page: Page, live_server: Any, screens: Screens) -> None:
+def test_a_reviewer_cannot_start_an_experiment_from_the_page(
+    page: Page, live_server: Any, screens: Screens, console: Console
+) -> None:
     experiment, _, _ = running_experiment("someone-elses")
     Experiment.objects.filter(pk=experiment.pk).update(status="draft")
     user_with_role("rita", REVIEWERS)
@@ -137,6 +139,7 @@ def test_a_reviewer_cannot_start_an_experiment_from_the_page(page: Page, live_se
     expect(page.locator("#experiment-status")).to_have_text("Draft")
     assert page.locator("#action-start").count() == 0
     screens.shoot(page, "reviewer-experiment-page")
+    console.allow("status of 403 (Forbidden)")  # the refusal asserted below
     response = page.goto(f"{live_server.url}/experiments/new/")
     assert response is not None
     assert response.status == 403

@@ -230,6 +230,7 @@ def test_the_pages_and_exports_show_the_bandit_weights_and_cohort_results() -> N
 
     assert 'id="chart-bandit-weights"' in detail
     assert "plotly.min.js" in detail
+    assert detail.count('<td class="num"><span class="muted">by the bandit</span></td>') == 2  # not "1" each
     figure = json.loads(page.split('id="chart-bandit-weights-data" type="application/json">')[1].split("</script>")[0])
     assert [trace["name"] for trace in figure["data"]] == ["control", "treatment"]
     assert figure["data"][1]["x"] == [0, 1]

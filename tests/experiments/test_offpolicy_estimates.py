@@ -270,6 +270,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
         value = floatformat(estimate.result[name]["estimate"], 4)
         assert f'<tr data-estimator="{name}"><td>{name}</td><td class="num">{value}' in page
     assert "pi(item, position | request) = 1" in page
+    assert '<th class="num">95 % interval</th>' in page  # not "0.95 interval"
 
     refused = client.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "nope", "seed": "7"}, follow=True)
     assert (
