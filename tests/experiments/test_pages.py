@@ -294,6 +294,7 @@ def test_results_show_live_simulated_or_all_traffic_and_refuse_anything_else() -
     live = client.get(url, {"traffic": "live"}).content.decode()
     simulated = client.get(url, {"traffic": "simulated"}).content.decode()
     assert 'id="summary"' in live
+    assert "Chance to win (conversion)" in live  # the Bayesian column is on conversion whatever the primary
     assert 'id="no-traffic"' in simulated
     assert '<option value="simulated" selected>' in simulated
     exported = client.get(reverse("experiment_pages:export-csv", args=["page-ab"]), {"traffic": "simulated"})
