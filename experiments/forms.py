@@ -42,6 +42,12 @@ class ExperimentForm(forms.Form):
         initial=0, required=False, min_value=0, max_value=MAX_EXPLORATION_PERCENT, label="Exploration share (%)",
         help_text="share of exposed requests shown a random ordering of the arm's top items, so the logs support "
         f"off-policy estimates of other variants (0 to {MAX_EXPLORATION_PERCENT:g}; costs some CTR)",
+        error_messages={
+            # Django %-formats these with the limit, so the percent sign is doubled.
+            key: f"must lie in [0, {MAX_EXPLORATION_PERCENT:g}] %%: every explored request shows a random ordering, "
+            "which costs CTR"
+            for key in ("min_value", "max_value")
+        },
     )  # fmt: skip
     layer = forms.SlugField(max_length=100, required=False,
                             help_text="experiments in one layer never share a user (optional)")  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
-from experiments.interleaving import Tally, interleaving_test
+from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Decision, Experiment, InterleavingDaily
 from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import pvalue, signed
@@ -93,24 +93,34 @@ def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decide
     assert InterleavingDaily.objects.get().sessions == 30
     verdict = interleaving_test(tally, alpha=0.05)
     assert verdict.preferred == "B"  # the clicks favour knn clearly: 18 sessions against 3
+    # ... but 21 decided sessions are too few for the always-valid test, the verdict's basis while running.
+    sequential = sequential_sign_test(tally, alpha=0.05)
+    assert not sequential.significant
 
     # The home page lists the running experiment with its current verdict and leads to its results.
     page.get_by_role("link", name="Home", exact=True).click()
     running = page.locator("#running-experiments tr", has_text=KEY)
-    expect(running.locator(".badge.winning")).to_have_text("knn: Winning")
+    expect(running.locator(".badge.winning")).to_have_count(0)
+    expect(running.locator(".badge", has_text="knn: ")).to_have_text(re.compile(r"knn: (Needs more data|Inconclusive)"))
     expect(running.locator("td.num")).to_have_text("30")  # users exposed: each saw both arms
     screens.shoot(page, "home")
     running.get_by_role("link", name=NAME).click()
-    expect(page.locator("#verdicts .badge")).to_have_text("Winning")
+    expect(page.locator("#verdicts .badge")).not_to_have_text("Winning")
     expect(page.locator("#verdicts")).to_contain_text(f"knn won {tally.wins_b} and control {tally.wins_a} of 30")
+    expect(page.locator("#verdicts")).to_contain_text(f"always-valid sign test p = {sequential.p_value:.3g}")
     expect(page.locator("#interleaving tr[data-team=A] td").nth(2)).to_have_text(str(tally.wins_a))
     expect(page.locator("#interleaving tr[data-team=B] td").nth(2)).to_have_text(str(tally.wins_b))
     expect(page.locator("#interleaving tr[data-team=tie] td").nth(1)).to_have_text(str(tally.ties))
-    expect(page.locator("#interleaving-verdict")).to_contain_text(f"p = {pvalue(verdict.p_value)} at α = 0.05")
+    fixed = page.locator("#interleaving-verdict [data-test=fixed_horizon]")
+    expect(fixed).to_have_text(f"p = {pvalue(verdict.p_value)} at α = 0.05")  # significant, but not the basis yet
+    always_valid = page.locator("#interleaving-verdict [data-test=sequential]")
+    expect(always_valid).to_contain_text(f"p = {pvalue(sequential.p_value)}")
+    expect(always_valid.locator(".badge")).to_have_text("verdict basis")
     expect(page.locator("#interleaving-verdict")).to_contain_text(signed(verdict.delta, 3))
-    expect(page.locator("[data-verdict-text]")).to_have_text("knn wins")
+    expect(page.locator("[data-verdict-text]")).to_have_text("no significant difference")
     expect(page.locator("#chart-interleaving .main-svg").first).to_be_visible()
-    assert page.locator("#chart-interleaving").get_attribute("data-rendered") == "3"  # band, its edge, Δ
+    # the confidence sequence and its edge, the sign-test band and its edge, Δ
+    assert page.locator("#chart-interleaving").get_attribute("data-rendered") == "5"
     expect(page.locator("#chart-interleaving .gtitle")).to_have_text(
         "Interleaving preference Δ over time (cumulative sessions)"
     )

@@ -33,7 +33,7 @@ def create_in_the_wizard(page: Page, screens: Screens) -> None:
     page.fill("#id_exploration_percent", "25")
     page.click("#experiment-form button[type=submit]")
     expect(page.locator("p.error[data-field=exploration_percent]")).to_have_text(
-        "Ensure this value is less than or equal to 20.0."
+        "must lie in [0, 20] %: every explored request shows a random ordering, which costs CTR"
     )
     assert not Experiment.objects.filter(key=KEY).exists()
     screens.shoot(page, "wizard-field-error")

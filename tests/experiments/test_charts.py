@@ -55,18 +55,38 @@ def _plotly_mangles(spec: str) -> bool:
 
 
 def test_the_interleaving_chart_uses_number_formats_plotly_js_can_read() -> None:
-    look = {"day": "2026-11-28", "delta": -0.5, "ci_low": -0.62, "ci_high": -0.259, "sessions": 40, "p_value": 1.8e-4}
+    look = {
+        "day": "2026-11-28",
+        "delta": -0.5,
+        "ci_low": -0.62,
+        "ci_high": -0.259,
+        "sessions": 40,
+        "p_value": 1.8e-4,
+        "cs_low": -0.7,
+        "cs_high": -0.1,
+        "sequential_p_value": 0.03,
+    }
     figure = charts.interleaving_preference(
         {"interleaving": {"history": [look], "confidence": 0.95, "team_a": "control", "team_b": "knn"}}
     )
-    assert _formats(figure) == [".2f", ".3f", ".3g"]
+    assert _formats(figure) == [".2f", ".3f", ".3g", ".3g"]  # ticks; hover: Δ, sign test p, always-valid p
     assert not [spec for spec in _formats(figure) if _plotly_mangles(spec)]
     assert _plotly_mangles("+.2f")  # what it used before: ticks read -0.6000000000000001
     assert not _plotly_mangles("+.0%")  # the lift charts' signed percentages are fine
 
 
 def test_a_single_days_interval_is_drawn_as_an_error_bar_and_a_band_from_the_second_day() -> None:
-    first = {"day": "2026-11-28", "delta": -0.5, "ci_low": -0.625, "ci_high": -0.25, "sessions": 40, "p_value": 0.01}
+    first = {
+        "day": "2026-11-28",
+        "delta": -0.5,
+        "ci_low": -0.625,
+        "ci_high": -0.25,
+        "sessions": 40,
+        "p_value": 0.01,
+        "cs_low": -0.7,
+        "cs_high": -0.1,
+        "sequential_p_value": 0.2,
+    }
     second = {**first, "day": "2026-11-29", "delta": -0.25}
 
     def preference(looks: list[dict[str, object]]) -> charts.Figure:

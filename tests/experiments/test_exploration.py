@@ -87,7 +87,7 @@ def test_wizard_shows_a_field_error_for_too_much_exploration(variants: Any) -> N
     response = client.post("/experiments/new/", data)
     assert response.status_code == 200
     assert response.context["form"].errors["exploration_percent"] == [
-        "Ensure this value is less than or equal to 20.0."
+        "must lie in [0, 20] %: every explored request shows a random ordering, which costs CTR"
     ]
     assert not Experiment.objects.exists()
     response = client.post("/experiments/new/", wizard_data(exploration_percent="12.5"))
