@@ -42,9 +42,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from experiments import bucketing
 from experiments.bandits import (
     ArmCounts,
     BanditError,
@@ -58,6 +60,7 @@ from experiments.bandits import (
     stratified_comparison,
     thompson_update,
 )
+from experiments.bucketing import Allocation
 from experiments.models import Arm, BanditUpdate, Experiment, Exposure, RollupState, UserRollup
 from experiments.services.rollups import FOLD_LAG, fold
 from experiments.stats import RatioSample, adjust_pvalues
@@ -172,6 +175,17 @@ def update_weights(
     update = thompson_update(counts, last.period + 1, thompson_config(experiment))
     starts_at = at + SWITCH_DELAY if simulation_id is None else at
     return _store(experiment_id, simulation_id, update, starts_at)
+
+
+def assign_sticky(allocation: Allocation, salt: str, user_ids: np.ndarray, arm_of: dict[str, int]) -> np.ndarray:
+    """Arms for a simulated day's `user_ids` under a bandit: a user already in `arm_of` keeps that arm
+    (as serving keeps a returning user's first exposure), a new one is bucketed by `allocation` (the
+    day's weights) and remembered there; -1 (outside the experiment's traffic) is never remembered."""
+    arms = np.asarray(bucketing.assign_many(allocation, salt, user_ids).arm).copy()
+    for i, user in enumerate(user_ids.tolist()):
+        if arms[i] >= 0:
+            arms[i] = arm_of.setdefault(user, int(arms[i]))
+    return arms
 
 
 def due_experiments() -> list[int]:

@@ -255,11 +255,7 @@ class _BanditDays:
         )
 
     def assign(self, user_ids: np.ndarray) -> np.ndarray:
-        arms = np.asarray(bucketing.assign_many(self.allocation, self.experiment.salt, user_ids).arm).copy()
-        for i, user in enumerate(user_ids.tolist()):
-            if arms[i] >= 0:
-                arms[i] = self.arm_of.setdefault(user, int(arms[i]))
-        return arms
+        return bandit.assign_sticky(self.allocation, self.experiment.salt, user_ids, self.arm_of)
 
     def store(self, batch: DayBatch) -> int:
         return replace(self.writer, arm_probability=self.probabilities[batch.day]).store(batch)

@@ -293,11 +293,7 @@ class _HttpBandit:
             time.sleep(bandit.SWITCH_DELAY.total_seconds())  # every serving process reloads its schedules by then
 
     def assign(self, user_ids: np.ndarray) -> np.ndarray:
-        arms = np.asarray(bucketing.assign_many(self.allocation, self.experiment.salt, user_ids).arm).copy()
-        for i, user in enumerate(user_ids.tolist()):
-            if arms[i] >= 0:
-                arms[i] = self.arm_of.setdefault(user, int(arms[i]))
-        return arms
+        return bandit.assign_sticky(self.allocation, self.experiment.salt, user_ids, self.arm_of)
 
     def date_exposures(self, batch: DayBatch, user_ids: Sequence[str]) -> None:
         """Mark the day's new exposures as the run's and move each to its user's first simulated session
