@@ -38,6 +38,7 @@ from experiments.services.lifecycle import (
     update_experiment,
 )
 from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
+from experiments.services.plans import experiment_plan
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.simulation.config import ARRIVALS
 from experiments.stats import StatisticError
@@ -172,31 +173,6 @@ def _interleaving_plan_answer(data: dict[str, Any]) -> JsonResponse:
         return JsonResponse({"errors": {"__all__": [str(error)]}}, status=400)
     return JsonResponse({"design": "interleaving", "sessions": result.sessions, "decided": result.decided,
                          "share_b": result.share_b, "days": result.days})  # fmt: skip
-
-
-def experiment_plan(experiment: Experiment) -> Any:
-    """The experiment's own plan from its planning fields (an InterleavingPlan for an interleaving
-    experiment), or None when they are incomplete or impossible."""
-    if not experiment.baseline_rate or not experiment.minimum_detectable_effect:
-        return None
-    if experiment.design == Experiment.Design.INTERLEAVING:
-        try:
-            return plan_interleaving(
-                experiment.baseline_rate, experiment.minimum_detectable_effect,
-                daily_users=experiment.expected_daily_users, traffic_percent=experiment.traffic_percent or 100.0,
-                alpha=experiment.alpha, power=experiment.power,
-            )  # fmt: skip
-        except StatisticError:
-            return None
-    weights = [arm.weight for arm in experiment.arms.all()] or [1.0, 1.0]
-    try:
-        return plan_experiment(
-            experiment.baseline_rate, experiment.minimum_detectable_effect, weights=weights,
-            daily_users=experiment.expected_daily_users, traffic_percent=experiment.traffic_percent or 100.0,
-            alpha=experiment.alpha, power=experiment.power,
-        )  # fmt: skip
-    except StatisticError:
-        return None
 
 
 @login_required

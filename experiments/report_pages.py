@@ -21,8 +21,9 @@ from django.views.decorators.http import require_POST
 from experiments import charts, presentation
 from experiments.forms import DecisionForm
 from experiments.models import Experiment
-from experiments.pages import experiment_or_404, experiment_plan
+from experiments.pages import experiment_or_404
 from experiments.services.lifecycle import ExperimentError, TransitionError, record_decision, snapshot
+from experiments.services.plans import experiment_plan
 from experiments.services.results import TRAFFIC, experiment_results
 from recommenders.models import Evaluation
 

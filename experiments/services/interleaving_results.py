@@ -27,8 +27,11 @@ from typing import Any
 from django.db.models import Sum
 
 from experiments.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
+from experiments.interleaving.sequential import DEFAULT_N_STAR, concentration_for
 from experiments.models import Experiment, InterleavingDaily, InterleavingState
+from experiments.planning import InterleavingPlan
 from experiments.services.interleaving import teams
+from experiments.services.plans import experiment_plan
 
 NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
 _NO_TEST = dict.fromkeys(("share_a", "share_a_interval", "delta", "delta_interval", "p_value", "confidence",
@@ -48,13 +51,29 @@ EXPLANATION = (
 _FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
 
 
-def _test(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any] | None:
-    """interleaving_test (and under "sequential" sequential_sign_test) on the counts as a dict, or None
-    when there is no session."""
+def _n_star(experiment: Experiment) -> tuple[float, str]:
+    """Decided sessions at which the always-valid test is tightest, and where they come from: the plan's
+    decided sessions when the experiment has a plan, else the module default (the mixture is valid for
+    any N*; N* only moves its power)."""
+    plan = experiment_plan(experiment)
+    if isinstance(plan, InterleavingPlan):
+        try:
+            concentration_for(plan.decided, experiment.alpha)  # too few decided sessions for a mixture?
+        except InterleavingError:
+            return DEFAULT_N_STAR, "default"
+        return float(plan.decided), "plan"
+    return DEFAULT_N_STAR, "default"
+
+
+def _test(
+    experiment: Experiment, counts: dict[str, int], n_star: tuple[float, str] = (DEFAULT_N_STAR, "default")
+) -> dict[str, Any] | None:
+    """interleaving_test (and under "sequential" sequential_sign_test, tightest at `n_star` decided
+    sessions) on the counts as a dict, or None when there is no session."""
     try:
         tally = Tally(counts["wins_a"], counts["wins_b"], counts["ties"])
         result = interleaving_test(tally, alpha=experiment.alpha)
-        sequential = sequential_sign_test(tally, experiment.alpha)
+        sequential = sequential_sign_test(tally, experiment.alpha, n_star=n_star[0])
     except InterleavingError:
         return None
     return {
@@ -65,6 +84,7 @@ def _test(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any] | No
             "share_a_sequence": list(sequential.share_a_sequence) if sequential.share_a_sequence else None,
             "delta_sequence": list(sequential.delta_sequence) if sequential.delta_sequence else None,
             "n_star": sequential.n_star,
+            "n_star_source": n_star[1],
             "concentration": sequential.concentration,
             "test": sequential.method,
         },
@@ -83,6 +103,7 @@ def _test(experiment: Experiment, counts: dict[str, int]) -> dict[str, Any] | No
 def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) -> dict[str, Any]:
     """The interleaving block of the results (module docstring) over the chosen traffic's rows."""
     team_a, team_b = teams(list(experiment.arms.all()))
+    n_star = _n_star(experiment)
     days = (
         InterleavingDaily.objects.filter(experiment=experiment, **traffic_filter)
         .values("day")
@@ -94,14 +115,14 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
     for day in days:
         for name in _SUMS:
             totals[name] += int(day[name])
-        look = _test(experiment, totals)
+        look = _test(experiment, totals, n_star)
         if look is not None and look["delta_interval"] is not None:
             history.append({"day": day["day"].isoformat(), **{n: totals[n] for n in _SUMS}, "delta": look["delta"],
                             "ci_low": look["delta_interval"][0], "ci_high": look["delta_interval"][1],
                             "p_value": look["p_value"], "sequential_p_value": look["sequential"]["p_value"],
                             "cs_low": look["sequential"]["delta_sequence"][0],
                             "cs_high": look["sequential"]["delta_sequence"][1]})  # fmt: skip
-    test = _test(experiment, totals)
+    test = _test(experiment, totals, n_star)
     basis = "fixed_horizon" if experiment.status in _FINISHED else "sequential"
     decisive = (test if basis == "fixed_horizon" else test["sequential"]) if test else None
     if test is None or test["share_a"] is None or decisive is None:

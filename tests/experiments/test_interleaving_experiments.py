@@ -312,6 +312,19 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
     assert document["results"]["interleaving"]["wins_b"] == 12
     assert document["experiment"]["design"] == "interleaving"
 
+    # Without planning fields the always-valid mixture is tightest at the default 1,000 decided sessions;
+    # with them, at the plan's decided sessions.
+    assert document["results"]["interleaving"]["sequential"]["n_star"] == 1000
+    experiment.baseline_rate, experiment.minimum_detectable_effect = 0.3, 0.1
+    experiment.save(update_fields=["baseline_rate", "minimum_detectable_effect"])
+    decided = sessions_for_power(0.3 / 2.1, 0.3 * 1.1 / 2.1).decided
+    planned = _pm().get(f"/api/v1/experiments/{KEY}/results/").json()["interleaving"]["sequential"]
+    assert planned["n_star"] == decided
+    assert planned["p_value"] == sequential_sign_test(Tally(0, 12, 0), n_star=decided).p_value
+    assert planned["p_value"] != sequential.p_value
+    page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
+    assert f"tightest at {decided:,} decided sessions, the plan's" in page
+
 
 def test_the_plan_of_an_interleaving_experiment_is_in_sessions(variants: None) -> None:
     client = client_for(User.objects.filter(username="pm").first() or user_with_role("pm", PRODUCT_MANAGERS))
