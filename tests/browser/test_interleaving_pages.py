@@ -13,6 +13,8 @@ from playwright.sync_api import Browser, Page, expect
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Decision, Experiment, InterleavingDaily
+from experiments.planning import InterleavingPlan
+from experiments.services.plans import experiment_plan
 from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import pvalue, signed
 from recommenders.models import Dataset
@@ -94,7 +96,10 @@ def test_a_product_manager_runs_an_interleaving_experiment_and_a_reviewer_decide
     verdict = interleaving_test(tally, alpha=0.05)
     assert verdict.preferred == "B"  # the clicks favour knn clearly: 18 sessions against 3
     # ... but 21 decided sessions are too few for the always-valid test, the verdict's basis while running.
-    sequential = sequential_sign_test(tally, alpha=0.05)
+    # The wizard's planning fields give a plan; its decided sessions set where the mixture is tightest.
+    plan = experiment_plan(Experiment.objects.get(key=KEY))
+    assert isinstance(plan, InterleavingPlan)
+    sequential = sequential_sign_test(tally, alpha=0.05, n_star=plan.decided)
     assert not sequential.significant
 
     # The home page lists the running experiment with its current verdict and leads to its results.
