@@ -26,6 +26,13 @@ from django.utils import timezone
 
 from experiments.models import Event, Experiment, Exposure, ServedRequest
 
+
+def impression_event_id(request_id: object, position: int) -> str:
+    """The event id of the impression a served answer logs at `position` (1-based): "imp:<request id>:<position>".
+    Serving writes it, so a shop's copy is a duplicate; the interleaving fold probes it to credit clicks."""
+    return f"imp:{request_id}:{position}"
+
+
 MAX_BATCH = 10_000
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of shops drift; more than this is a bug on their side
 EVENT_TYPES = frozenset(Event.Type.values)

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from experiments.interleaving import interleave
 from experiments.models import Arm
+from experiments.services.events import impression_event_id
 from recommenders.serving import recommend_from_run
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def serve_interleaved(
     probability = interleaved_probability(config)
     now = timezone.now()
     impressions = [
-        (f"imp:{request_id}:{position}", "impression", user_id, item, request_id, config.experiment_id,
+        (impression_event_id(request_id, position), "impression", user_id, item, request_id, config.experiment_id,
          arm_of[team].pk, position, probability, None, now, now)
         for position, (item, team) in enumerate(zip(blended.items, blended.teams, strict=True), start=1)
     ]  # fmt: skip

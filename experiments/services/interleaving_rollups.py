@@ -56,6 +56,7 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from experiments.models import Event, Experiment, InterleavingDaily, InterleavingSession, InterleavingState
+from experiments.services.events import impression_event_id
 from experiments.services.interleaving import teams
 from experiments.services.rollups import FOLD_CHUNK_IDS, FOLD_LAG, _upper
 
@@ -209,7 +210,7 @@ def _fold_portable(experiment_id: int, arm_a: int, arm_b: int, low: int, high: i
     probes: dict[str, UUID] = {}  # candidate impression event id -> its request
     for request_id, session in sessions.items():
         for position in range(1, session.shown + 1):
-            probes[f"imp:{request_id}:{position}"] = request_id
+            probes[impression_event_id(request_id, position)] = request_id
             probes[f"{request_id.hex}:{position}:i"] = request_id
     arm_of: dict[tuple[UUID, str], int | None] = {}
     for batch in _batches(probes):

@@ -21,8 +21,8 @@ ranks the shopper too, while a run sent over HTTP (``--http``) was served under 
 (the models' cold-start lists), so the candidate is given that same id. The intervals resample
 users (every impression of one user together: the user's arm and tastes are shared), the unit the
 experiment randomises. ``experiments.offpolicy.evaluate_ranking_target`` then
-gives IPS, SNIPS and DR (position-wise, independent-item assumption) with percentile-bootstrap
-intervals, the effective sample size and the coverage warnings.
+gives IPS, SNIPS and DR (position-wise, independent-item assumption) with BCa bootstrap intervals
+(users resampled), the effective sample size and the coverage warnings.
 """
 
 from __future__ import annotations

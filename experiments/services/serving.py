@@ -42,7 +42,7 @@ from django.utils.dateparse import parse_datetime
 from experiments import bucketing
 from experiments.models import Arm, BanditUpdate, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
-from experiments.services.events import COLUMNS, insert_events
+from experiments.services.events import COLUMNS, impression_event_id, insert_events
 from experiments.services.exploration import ServedList, recommend_with_exploration
 from recommenders.serving import model_for_run, recommend_from_run
 
@@ -135,7 +135,7 @@ def serve(
     # of the mixture policy (experiments.services.exploration).
     propensity = answer.propensities or [probability] * len(recommendations)
     impressions = [
-        (f"imp:{request_id}:{position}", "impression", user_id, rec.item_id, request_id,
+        (impression_event_id(request_id, position), "impression", user_id, rec.item_id, request_id,
          config.experiment_id if exposed else None, arm.pk if exposed else None, position, propensity[position - 1],
          None, now, now)
         for position, rec in enumerate(recommendations, start=1)
