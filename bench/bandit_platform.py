@@ -77,17 +77,37 @@ def _by_day(rows: Any, day0: datetime, days: int) -> np.ndarray:
     return out
 
 
-def simulate_mode(args: argparse.Namespace, arrivals: str) -> list[SeedRun]:
+def bench_bandit(args: argparse.Namespace, arrivals: str) -> Any:
+    """The CTR bandit experiment for these settings (created, trained and started once, then reused).
+
+    The default settings (20 % hold-out, the experiment defaults: 5 % floor, burn-in 1,000 impressions
+    per arm and one period) keep the keys of the earlier runs; other settings get their own data set,
+    variant and experiment (a running bandit's settings are locked, and a data set's hold-out is fixed).
+    """
     from benchdata import bench_experiment, held_out_retail
 
+    holdout = round(args.platform_holdout * 100)
+    dataset_suffix = "" if holdout == 20 else f"-h{holdout}"
+    settings = {"bandit_min_share": args.min_share, "bandit_burn_in_trials": args.burn_in_users,
+                "bandit_burn_in_periods": args.burn_in_periods}  # fmt: skip
+    defaults = {"bandit_min_share": 0.05, "bandit_burn_in_trials": 1_000, "bandit_burn_in_periods": 1}
+    settings_suffix = "" if settings == defaults else (
+        f"-m{args.min_share:g}-b{args.burn_in_users}x{args.burn_in_periods}")  # fmt: skip
+    mode_suffix = "" if arrivals == "at-start" else f"-{arrivals}"
+    key = f"bench-bandit-platform{mode_suffix}{dataset_suffix}{settings_suffix}"
+    variant = f"retail-popularity{dataset_suffix}"
+    arms = [("control", variant, "popularity", {}), ("boosted", variant, "popularity", {})]
+    title = f"Bandit on the simulator ({arrivals}, {holdout} % hold-out{settings_suffix})"
+    dataset = held_out_retail(f"online-retail-bench{dataset_suffix}", args.platform_holdout)
+    return bench_experiment(key, title, dataset, arms, design="bandit", primary_metric="ctr", **settings)
+
+
+def simulate_mode(args: argparse.Namespace, arrivals: str) -> list[SeedRun]:
     from experiments.models import Event, Experiment, Exposure, ServedRequest
     from experiments.services import bandit
     from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation
 
-    key = "bench-bandit-platform" if arrivals == "at-start" else f"bench-bandit-platform-{arrivals}"
-    arms = [("control", "retail-popularity", "popularity", {}), ("boosted", "retail-popularity", "popularity", {})]
-    experiment = bench_experiment(key, f"Bandit on the simulator ({arrivals})", held_out_retail(
-        "online-retail-bench"), arms, design="bandit", primary_metric="ctr")  # fmt: skip
+    experiment = bench_bandit(args, arrivals)
     days = args.platform_days
     runs: list[SeedRun] = []
     started = time.perf_counter()
@@ -95,7 +115,7 @@ def simulate_mode(args: argparse.Namespace, arrivals: str) -> list[SeedRun]:
         Experiment.objects.filter(pk=experiment.pk).update(salt=f"bench-bandit-platform-{seed}")
         experiment.refresh_from_db()
         settings = {"daily_users": args.platform_users, "days": days, "seed": seed, "injected_effect": args.lift,
-                    "arrivals": arrivals}  # fmt: skip
+                    "arrivals": arrivals, "population_scale": args.platform_scale}  # fmt: skip
         simulation = queue_simulation(experiment, settings, send=False)
         run_simulation(simulation.pk)
         simulation.refresh_from_db()
@@ -127,7 +147,10 @@ def print_mode(args: argparse.Namespace, arrivals: str, runs: list[SeedRun]) -> 
     days, lift, n = args.platform_days, args.lift, len(runs)
     tail = min(3, days)
     print(f"\n#### arrivals = {arrivals}: {n} seeds ({runs[0].seed}-{runs[-1].seed}) x {days} days x "
-          f"~{args.platform_users:,.0f} sessions a day, +{lift:.0%} on arm 1\n")  # fmt: skip
+          f"~{args.platform_users:,.0f} sessions a day, +{lift:.0%} on arm 1; {args.platform_holdout:.0%} hold-out, "
+          f"population x {args.platform_scale}, "
+          f"floor {args.min_share:g}, burn-in {args.burn_in_users:,} impressions per arm and {args.burn_in_periods} "
+          "period(s)\n")  # fmt: skip
     print(f"Per seed (better arm = arm 1; new shoppers = first exposures; last {tail} days = days {days - tail}-"
           f"{days - 1}):\n")  # fmt: skip
     print(
@@ -199,18 +222,16 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
     for the whole run (Django-free engine, nothing stored; assignment salt and simulation seed vary per
     seed), CTR compared with users as units (delta method, as the bandit's design effect does)."""
     from experiments import bucketing
-    from experiments.models import Experiment
     from experiments.services.simulation import BatchScorer, load_shoppers
     from experiments.simulation import SimulationConfig, run
     from experiments.stats import RatioSample
     from recommenders.serving import model_for_run
 
-    key = "bench-bandit-platform" if arrivals == "at-start" else f"bench-bandit-platform-{arrivals}"
-    experiment = Experiment.objects.get(key=key)
+    experiment = bench_bandit(args, arrivals)
     data, shoppers = load_shoppers(experiment)
     arm = experiment.arms.order_by("position").select_related("training_run").first()
     if arm is None or arm.training_run is None:
-        raise SystemExit(f"{key} has no trained control arm")
+        raise SystemExit(f"{experiment.key} has no trained control arm")
     scorer = BatchScorer(model_for_run(arm.training_run), data.user_ids, data.item_ids)
 
     def recommend(arm: int, users: np.ndarray, queries: Any) -> np.ndarray:
@@ -223,7 +244,8 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
     started = time.perf_counter()
     for seed in range(first, first + args.platform_fixed_seeds):
         config = SimulationConfig(daily_users=args.platform_users, days=args.platform_days, seed=seed,
-                                  injected_effect=args.lift, arrivals=arrivals)  # fmt: skip
+                                  injected_effect=args.lift, arrivals=arrivals,
+                                  population_scale=args.platform_scale)  # fmt: skip
         salt = f"fixed-split-{seed}"
 
         def assign(ids: np.ndarray, salt: str = salt) -> np.ndarray:
@@ -233,10 +255,11 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
         out = result.outcomes
         user = result.sessions.user[out.session]
         samples = []
+        population = len(data.user_ids) * args.platform_scale  # replica r of user u is u + r x users
         for a in (0, 1):
             mine = out.arm == a
-            impressions = np.bincount(user[mine], minlength=len(data.user_ids))
-            clicks = np.bincount(user[mine], weights=out.clicked[mine], minlength=len(data.user_ids))
+            impressions = np.bincount(user[mine], minlength=population)
+            clicks = np.bincount(user[mine], weights=out.clicked[mine], minlength=population)
             seen = impressions > 0
             samples.append(RatioSample.from_values(clicks[seen], impressions[seen]))
         diff = samples[1].mean - samples[0].mean
@@ -249,8 +272,9 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
         zs.append(z)
         effects.append(diff / samples[0].mean)
     n = len(zs)
-    print(f"\n#### Fixed 50/50 split, same traffic (arrivals = {arrivals}): {n} seeds ({first}-{first + n - 1}), "
-          f"{time.perf_counter() - started:.0f} s\n")  # fmt: skip
+    print(f"\n#### Fixed 50/50 split, same traffic (arrivals = {arrivals}, {len(shoppers.users):,} shoppers x "
+          f"{args.platform_scale}): {n} seeds "
+          f"({first}-{first + n - 1}), {time.perf_counter() - started:.0f} s\n")  # fmt: skip
     print("| check | result |")
     print("|---|---|")
     print(f"| better arm has the higher CTR by the end | {sum(right)}/{n} ({sum(right) / n:.0%}) |")

@@ -28,6 +28,7 @@ Usage: python bench/bandit_regret.py [--seeds 200] [--aa-seeds 400] [--periods 2
        [--html regret.html]   (a plotly chart, not committed)
        DATABASE_URL=postgres://... python bench/bandit_regret.py --platform [--platform-seeds 20]
        [--platform-days 14] [--platform-users 1000] [--platform-arrivals at-start uniform] [--html p.html]
+       [--platform-scale 1] [--platform-holdout 0.2] [--min-share 0.05] [--burn-in-users 1000] [--burn-in-periods 1]
 """
 
 from __future__ import annotations
@@ -247,9 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lift", type=float, default=0.10, help="relative effect of the better arm")
     parser.add_argument("--trend-start", type=float, default=0.07)
     parser.add_argument("--trend-end", type=float, default=0.03)
-    parser.add_argument("--min-share", type=float, default=0.05)
-    parser.add_argument("--burn-in-users", type=int, default=1000)
-    parser.add_argument("--burn-in-periods", type=int, default=1)
+    parser.add_argument("--min-share", type=float, default=0.05, help="minimum share per arm (also --platform)")
+    parser.add_argument(
+        "--burn-in-users", type=int, default=1000,
+        help="burn-in: trials per arm before the weights move (--platform: impressions, a CTR bandit's trials)",
+    )  # fmt: skip
+    parser.add_argument("--burn-in-periods", type=int, default=1, help="burn-in: periods (also --platform)")
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--html", type=Path, default=None, help="write a plotly chart of the effect run here")
     parser.add_argument("--platform", action="store_true", help="run the shopper simulator through the platform")
@@ -265,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--platform-days", type=int, default=14)
     parser.add_argument("--platform-users", type=float, default=1000.0, help="simulated sessions a day")
+    parser.add_argument(
+        "--platform-scale", type=int, default=1,
+        help="SimulationConfig.population_scale: each shopper stands for this many (scale --platform-users with it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--platform-holdout", type=float, default=0.2,
+        help="share of Online Retail's time held out: its shoppers are those who buy in it (0.2: 1,893 shoppers)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the platform runs' traffic")
     args = parser.parse_args(argv)
     if args.platform:

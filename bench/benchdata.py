@@ -25,13 +25,14 @@ from recommenders.services.variants import VariantSpec, register_variant
 REPO = Path(__file__).resolve().parents[1]
 
 
-def held_out_retail(name: str) -> Dataset:
-    """The bundled Online Retail data as data set `name`, the last 20 % of its time held out (imported once)."""
+def held_out_retail(name: str, holdout_fraction: float = 0.2) -> Dataset:
+    """The bundled Online Retail data as data set `name`, the last `holdout_fraction` of its time held out
+    (imported once: an existing data set `name` is returned as it is)."""
     dataset = Dataset.objects.filter(name=name).first()
     if dataset is None:
-        print("importing the Online Retail data with a 20 % hold-out ...", flush=True)
+        print(f"importing the Online Retail data with a {holdout_fraction:.0%} hold-out ...", flush=True)
         parsed = parse_online_retail(REPO / "data" / "online-retail" / "online_retail.csv.gz")
-        dataset = save_dataset(parsed, name, holdout_fraction=0.2)
+        dataset = save_dataset(parsed, name, holdout_fraction=holdout_fraction)
     return dataset
 
 

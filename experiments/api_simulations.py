@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from experiments.models import Experiment, SimulationRun
 from experiments.services.simulation import SimulationRefused, cancel_simulation, queue_simulation
-from experiments.simulation.config import ARRIVALS
+from experiments.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 
 
 class SimulationPermission(permissions.BasePermission):
@@ -59,6 +59,11 @@ class SimulationInput(serializers.Serializer[Any]):
         choices=ARRIVALS, required=False,
         help_text="at-start (default): every shopper may come from day 0; uniform / first-purchase: first visits "
         "spread over the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving",
+    )  # fmt: skip
+    population_scale = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_POPULATION_SCALE,
+        help_text="simulate a shop this many times as large: each real shopper stands for this many shoppers with "
+        "the same tastes and their own arm, visits and clicks (default 1)",
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from django import forms
 from experiments.models import Decision, Experiment
 from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec
-from experiments.simulation.config import ARRIVALS
+from experiments.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from recommenders.models import Variant
 
 MAX_ARMS = 5
@@ -124,6 +124,11 @@ class SimulationForm(forms.Form):
         choices=[(mode, mode) for mode in ARRIVALS], initial=ARRIVALS[0], required=False,
         help_text="at-start: every shopper may come from day 0; uniform / first-purchase: first visits spread over "
         "the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving (bandits)",
+    )  # fmt: skip
+    population_scale = forms.IntegerField(
+        min_value=1, max_value=MAX_POPULATION_SCALE, initial=1, required=False, label="Shop size (× shoppers)",
+        help_text="each real shopper stands for this many with the same tastes: a larger shop, for effects the data "
+        "set's shoppers are too few to show (scale the sessions per day with it)",
     )  # fmt: skip
 
 

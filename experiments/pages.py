@@ -244,6 +244,8 @@ def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
         settings["arrivals"] = data["arrivals"]
     if data["effect"]:
         settings["injected_effect"] = data["effect"]
+    if data["population_scale"] not in (None, 1):  # the default is left out, as the API leaves it out
+        settings["population_scale"] = data["population_scale"]
     try:
         run = queue_simulation(experiment, settings, request.user)  # type: ignore[arg-type]
     except SimulationRefused as error:

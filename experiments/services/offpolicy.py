@@ -285,7 +285,8 @@ def _extend(log: ImpressionLog, rows: list[tuple[Any, ...]], in_process: dict[in
         prefix = prefixes.get(simulation) if simulation is not None else None
         log.request.append(request)
         log.user.append(user)
-        log.scored_user.append(user.removeprefix(prefix) if prefix else user)
+        # "sim<run>:<id>" or, for a replicated shopper, "sim<run>.<replica>:<id>": the id follows the first ":".
+        log.scored_user.append(user.partition(":")[2] if prefix else user)
         log.query.append(query or "")
         log.item.append(item)
         log.position.append(int(position))

@@ -176,7 +176,8 @@ def _simulate(simulation: SimulationRun) -> None:
     rows = SimulationRun.objects.filter(pk=simulation.pk)
     share = 0.0 if interleaved else experiment.exploration_percent / 100
     writer = RunWriter.build(simulation.pk, experiment.pk, [arm.pk for arm in arms], probabilities, config.k,
-                             data.user_ids, data.item_ids, exploration_share=share)  # fmt: skip
+                             data.user_ids, data.item_ids, exploration_share=share,
+                             replicas=config.population_scale)  # fmt: skip
     # With an exploration share, the same request ids as stored decide and order the explored lists, as serving does.
     exploration = Exploration(share, len(arms), writer.request_texts) if share > 0 else None
 

@@ -145,6 +145,11 @@ def run_http_simulation(
     check_simulation(experiment, settings)
     if not token:
         raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
+    if settings.get("population_scale", 1) != 1:
+        raise SimulationRefused(
+            "--http cannot take a population scale above 1: the server would see each replicated shopper as a "
+            "stranger and could not personalise for them; run it in-process (without --http)"
+        )
     data, shoppers = load_shoppers(experiment)
     days = int(settings.get("days", SimulationConfig.days))
     start = int(time.time()) - days * SECONDS_PER_DAY - 300

@@ -72,7 +72,7 @@ class RunWriter:
     arm_pks: tuple[int, ...]
     arm_probability: tuple[float, ...]
     k: int
-    users: StrArray  # "sim<run>:<shopper id>" per data user index
+    users: StrArray  # per (replicated) user index: "sim<run>:<shopper id>", "sim<run>.<replica>:<shopper id>"
     items: StrArray  # external item id per data item index
     users_csv: StrArray  # the same as CSV fields (quoted where needed), built once per run
     items_csv: StrArray
@@ -90,9 +90,14 @@ class RunWriter:
         user_ids: Sequence[str],
         item_ids: Sequence[str],
         exploration_share: float = 0.0,
+        replicas: int = 1,
     ) -> RunWriter:
-        prefix = f"sim{simulation_id}:"
-        users = [prefix + u for u in user_ids]
+        """`user_ids`: the data's user ids. With `replicas` (the run's population_scale), user index
+        u + r x n (replica r of data user u, `Shoppers.replicated`) is stored as "sim<run>.<r>:<u's id>"
+        for r >= 1: the part after the first ":" is always the real shopper's id, whose history CUPED
+        and the off-policy estimates look up."""
+        prefixes = [f"sim{simulation_id}:"] + [f"sim{simulation_id}.{r}:" for r in range(1, replicas)]
+        users = [prefix + u for prefix in prefixes for u in user_ids]
         return cls(
             simulation_id=simulation_id,
             experiment_id=experiment_id,

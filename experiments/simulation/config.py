@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["ARRIVALS", "ConfigError", "SimulationConfig", "SimulationError"]
+__all__ = ["ARRIVALS", "MAX_POPULATION_SCALE", "ConfigError", "SimulationConfig", "SimulationError"]
 
 SECONDS_PER_DAY = 86_400
 ARRIVALS = ("at-start", "uniform", "first-purchase")
 """When shoppers first visit: all from day 0 (the default), or spread over the run (see `sessions`)."""
+MAX_POPULATION_SCALE = 20
+"""Largest `population_scale`: 20 x Online Retail's 1,893 shoppers is about 38,000."""
 
 
 class SimulationError(ValueError):
@@ -73,6 +75,14 @@ class SimulationConfig:
     near miss (a typical affinity 0.1-0.4) is 3-10 times less attractive than the item
     itself, so held-out purchases bring about half of a good variant's clicks.
 
+    Population: `population_scale` s (a whole number, 1-20, default 1) simulates a shop s times as
+    large: each eligible shopper stands for s shoppers with the same tastes and their own identity,
+    assignment, arrivals and clicks (`Shoppers.replicated`). The data set's shoppers cap what an
+    experiment can learn (their differences dominate the variance, whatever the sessions per
+    shopper), so s > 1 is how to see an effect a small data set is too small to show; scale
+    `daily_users` with it to keep the sessions per shopper. Run in-process only: over HTTP the
+    server could not know a replica's tastes.
+
     `injected_effect` is the known treatment effect for checking the statistics: a relative
     lift of the click probability of arm `injected_arm` (0 = A/A or no effect). It must keep
     future_attractiveness × (1 + injected_effect) ≤ 1, so that the lift is exact and not clipped.
@@ -97,6 +107,7 @@ class SimulationConfig:
     injected_arm: int = 1
     start: int | None = None
     arrivals: str = "at-start"
+    population_scale: int = 1
 
     def __post_init__(self) -> None:
         if self.arrivals not in ARRIVALS:
@@ -109,7 +120,7 @@ class SimulationConfig:
                 raise ConfigError(f.name, f"expected a number, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f.name, f"must be finite, got {value!r}")
-        for name in ("days", "seed", "k", "query_words", "injected_arm", "start"):
+        for name in ("days", "seed", "k", "query_words", "injected_arm", "start", "population_scale"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(name, f"expected a whole number, got {value!r}")
@@ -164,6 +175,12 @@ class SimulationConfig:
                 f"future_attractiveness × (1 + injected_effect) = "
                 f"{self.future_attractiveness * (1 + self.injected_effect):.3f} exceeds 1, so the lift would be "
                 "clipped; lower one of them",
+            )
+        if not 1 <= self.population_scale <= MAX_POPULATION_SCALE:
+            raise ConfigError(
+                "population_scale",
+                f"must be a whole number from 1 to {MAX_POPULATION_SCALE} (shoppers per real shopper), "
+                f"got {self.population_scale}",
             )
         if self.start is not None and self.start < 0:
             raise ConfigError("start", f"must be epoch seconds >= 0, got {self.start}")

@@ -184,6 +184,11 @@ def run(
     `before_day(day)` is called before each day's assignment (after `should_stop`): a bandit
     updates its weights there from the days before.
 
+    `config.population_scale` s > 1 runs on `shoppers.replicated(s)` (pass the real shoppers): the
+    user indices of the sessions, batches and result then span s x the data's users (replica r of
+    data user u is u + r x n), `assign` gets the replicas' ids ("<id>#<r>"), and `recommend_batch`
+    the data user index each replica stands for, so the callables need no change.
+
     `exploration` (not with `interleaved`): every session in the experiment is served as live serving
     does with that exploration share (`exploring.explore`: every arm's top k for the session, a
     random ordering of their union for the sessions its request id's hash picks); each `DayBatch`
@@ -192,6 +197,11 @@ def run(
     if exploration is not None and interleaved:
         raise SimulationError("an interleaved run takes no exploration share")
     exploring = exploration is not None and exploration.share > 0
+    shoppers = shoppers.replicated(config.population_scale)
+    if shoppers.replicas > 1:
+        recommend_batch = _for_source_users(recommend_batch, shoppers)
+        if interleave_batch is not None:
+            raise SimulationError("a served interleaved list (--http) cannot take population_scale > 1")
     sessions = plan_sessions(config, shoppers)
     arm_of_session = np.full(len(sessions), -1, dtype=np.int64)
     kept: list[Outcomes] = []
@@ -311,6 +321,15 @@ def _assign(assign: Assign, user_ids: npt.NDArray[np.str_]) -> IntArray:
     if arms.shape != user_ids.shape or (arms.size and not np.issubdtype(arms.dtype, np.integer)):
         raise SimulationError(f"assign must return one integer arm per user ({len(user_ids)}), got {arms!r:.80}")
     return arms.astype(np.int64)
+
+
+def _for_source_users(recommend_batch: RecommendBatch, shoppers: Shoppers) -> RecommendBatch:
+    """`recommend_batch` asked for the data users that replicated shoppers stand for."""
+
+    def recommend(arm: int, users: IntArray, queries: Sequence[str | None]) -> npt.ArrayLike:
+        return recommend_batch(arm, shoppers.source_user(users), queries)
+
+    return recommend
 
 
 def _lists(

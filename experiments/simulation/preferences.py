@@ -37,7 +37,7 @@ that re-recommends them is rewarded, as a shop would be when a customer buys the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -121,6 +121,8 @@ class Shoppers:
     item_price: FloatArray
     first_future: IntArray
     """Per shopper row: epoch second of their first interaction at or after the cut-off."""
+    replicas: int = 1
+    """How many simulated shoppers each eligible user stands for (`replicated`); 1 = the real users."""
 
     @classmethod
     def build(
@@ -191,6 +193,48 @@ class Shoppers:
             first_future=first_future,
         )
 
+    def replicated(self, replicas: int) -> Shoppers:
+        """A population `replicas` times as large: each eligible user stands for `replicas` shoppers with
+        the same tastes (future items, affinities, first purchase) but their own identity, so each is
+        assigned, arrives and clicks independently (`SimulationConfig.population_scale`).
+
+        User indices then span `replicas` x the data's users: replica r of data user u is user index
+        u + r x n (n = the data's users), with id "<u's id>#<r>" for r >= 1 (r = 0 keeps the real id),
+        and shopper row r x m + row(u) (m = the eligible users); `source_user` maps an index back to u,
+        whose history the variants personalise for. The affinity matrix is shared, not copied: a row's
+        tastes are those of its row mod m. Needs the real population (replicas = 1); `replicated(1)`
+        returns it unchanged.
+        """
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            raise SimulationError(f"replicas must be a whole number >= 1, got {replicas!r}")
+        if self.replicas != 1:
+            raise SimulationError(f"these shoppers are already replicated ({self.replicas}x)")
+        if replicas == 1:
+            return self
+        n = len(self.user_ids)
+        ids = [self.user_ids] + [np.char.add(self.user_ids, f"#{r}") for r in range(1, replicas)]
+        lengths = np.diff(self.future_indptr)
+        indptr = np.concatenate(([0], np.cumsum(np.tile(lengths, replicas)))).astype(np.int64)
+        row_of_user = np.full(n * replicas, -1, dtype=np.int64)
+        users = np.concatenate([self.users + r * n for r in range(replicas)]).astype(np.int64)
+        row_of_user[users] = np.arange(len(users))
+        return replace(
+            self,
+            user_ids=np.concatenate(ids).astype(str),
+            users=users,
+            row_of_user=row_of_user,
+            future_indptr=indptr,
+            future_items=np.tile(self.future_items, replicas),
+            first_future=np.tile(self.first_future, replicas),
+            replicas=replicas,
+        )
+
+    def source_user(self, users: npt.ArrayLike) -> IntArray:
+        """The data user index each (possibly replicated) user index stands for: index mod the data's users."""
+        n = len(self.user_ids) // self.replicas
+        source: IntArray = np.asarray(users, dtype=np.int64) % n
+        return source
+
     @property
     def n_items(self) -> int:
         return int(self.affinity.shape[1])
@@ -259,7 +303,9 @@ class Shoppers:
 
     def _lookup(self, rows: IntArray, items: IntArray) -> FloatArray:
         # Indexing the flat view is about twice as fast as affinity[rows, items] on a million cells.
-        value: FloatArray = self.affinity.reshape(-1)[rows * self.n_items + items].astype(np.float64)
+        # A replica's row r x m + row shares the affinity row `row` (see `replicated`).
+        taste = rows % self.affinity.shape[0] if self.replicas > 1 else rows
+        value: FloatArray = self.affinity.reshape(-1)[taste * self.n_items + items].astype(np.float64)
         return value
 
 

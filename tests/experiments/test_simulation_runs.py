@@ -290,3 +290,74 @@ def test_the_simulate_form_offers_arrivals_and_queues_the_chosen_mode(experiment
     client.post(url, {"users": 50, "days": 2, "seed": 2, "arrivals": "at-start"})
     runs = list(SimulationRun.objects.order_by("pk"))
     assert [run.config.get("arrivals") for run in runs] == ["uniform", None]
+
+
+def test_a_scaled_population_stores_each_replica_as_its_own_user_under_the_real_shoppers_id(experiment) -> None:  # type: ignore[no-untyped-def]
+    from experiments.models import CupedRollup
+    from recommenders.models import Interaction
+
+    out = io.StringIO()
+    call_command("simulate", "recs-ab", "--users", "150", "--days", "3", "--arrivals", "uniform",
+                 "--population-scale", "3", "--inline", stdout=out)  # fmt: skip
+    run = SimulationRun.objects.get()
+    assert run.status == "succeeded", run.traceback
+    assert run.config["population_scale"] == 3
+
+    users = list(Exposure.objects.filter(simulation=run).values_list("user_id", flat=True))
+    # The sample's 34 shoppers, three times (450 expected sessions bring every one of the 102 by uniform arrivals).
+    assert len(users) == len(set(users)) == 3 * 34
+    prefixes = {user.partition(":")[0] for user in users}
+    assert prefixes == {f"sim{run.pk}", f"sim{run.pk}.1", f"sim{run.pk}.2"}
+    shoppers = {user.partition(":")[2] for user in users}
+    assert len(shoppers) == 34
+    results = experiment_results(experiment)
+    assert sum(arm["users"] for arm in results["arms"]) == 102
+
+    # CUPED's covariate of a replica is its real shopper's pre-period activity, as for the shopper.
+    dataset = Dataset.objects.get(name="retail-held-out")
+    history = Interaction.objects.filter(dataset=dataset, timestamp__lt=experiment.started_at)
+    expected = sum(history.filter(user_id=user.partition(":")[2]).count() for user in users)
+    stored = CupedRollup.objects.filter(experiment=experiment, simulated=True, metric="clicks_per_user")
+    assert sum(row.sum_x for row in stored) == expected > 0
+
+    from experiments.management.commands.simulate import Command
+
+    help_text = " ".join(Command().create_parser("manage.py", "simulate").format_help().split())
+    assert "--population-scale S" in help_text
+    assert "Not with --http" in help_text
+
+
+def test_a_population_scale_is_refused_over_http_and_checked_by_the_api_and_the_form(experiment) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    from experiments.services.simulation_http import run_http_simulation
+
+    with pytest.raises(SimulationRefused, match="population scale above 1"):
+        run_http_simulation(experiment, {"days": 1, "population_scale": 2}, "http://127.0.0.1:8000", "token")
+    with pytest.raises(SimulationRefused, match="population_scale: must be a whole number from 1 to 20"):
+        queue_simulation(experiment, {"population_scale": 21}, send=False)
+
+    pm = APIClient()
+    pm.force_authenticate(experiment.owner)
+    base = f"/api/v1/experiments/{experiment.key}/simulations"
+    refused = pm.post(base, {"days": 2, "population_scale": 0}, format="json")
+    assert refused.status_code == 400
+    assert "population_scale" in refused.json()
+    created = pm.post(base, {"days": 2, "population_scale": 4}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["config"] == {"days": 2, "population_scale": 4}
+
+    SimulationRun.objects.all().delete()  # the API's queued run would hide the form
+    client = Client()
+    client.force_login(experiment.owner)
+    page = client.get(reverse("experiment_pages:detail", args=[experiment.key])).content.decode()
+    assert 'name="population_scale"' in page
+    url = reverse("experiment_pages:simulate", args=[experiment.key])
+    refused_page = client.post(url, {"users": 50, "days": 2, "seed": 1, "population_scale": 21}, follow=True)
+    assert "population_scale: Ensure this value is less than or equal to 20" in refused_page.content.decode()
+    assert SimulationRun.objects.count() == 0
+    client.post(url, {"users": 50, "days": 2, "seed": 1, "population_scale": 2})
+    client.post(url, {"users": 50, "days": 2, "seed": 2, "population_scale": 1})
+    assert [run.config.get("population_scale") for run in SimulationRun.objects.order_by("pk")] == [2, None]
