@@ -7,7 +7,8 @@ detecting, the users expected per day and the share of them that enters the expe
     total_users = n_per_arm x arms       (every arm must reach n; equal weights assumed)
     days        = ceil(total_users / (daily_users x traffic_percent / 100))
 
-With unequal weights the smallest arm sets the pace; ``days`` then uses the smallest arm's share.
+With unequal weights the smallest arm sets the pace; ``days`` then uses the smallest arm's share, and
+by then arm i has n_per_arm x w_i / min(w) users (``planned_arm_users``).
 
 Interleaving experiments are planned in sessions instead (``plan_interleaving``).
 """
@@ -67,6 +68,22 @@ def plan_experiment(
         total_users=size.n_per_arm * len(weights), daily_users=daily_users, traffic_percent=traffic_percent,
         days=days,
     )  # fmt: skip
+
+
+def planned_arm_users(plan: Plan, weights: Sequence[float]) -> tuple[int, ...]:
+    """Each arm's users when the plan is met, for the arms' `weights` (those the plan was made with).
+
+    The traffic is split by weight and the experiment runs until its smallest arm has `plan.n_per_arm`
+    users (what `days` counts), so arm i then has n_per_arm x w_i / min(w), rounded to a whole user;
+    with equal weights every arm has n_per_arm. Raises InvalidParameterError when the number of weights
+    is not the plan's number of arms, or an arm has weight 0 (it never reaches the plan).
+    """
+    if len(weights) != plan.arms:
+        raise InvalidParameterError(f"the plan is for {plan.arms} arms, got {len(weights)} weights")
+    smallest = min(weights)
+    if not smallest > 0:
+        raise InvalidParameterError("an arm with weight 0 never reaches its sample size")
+    return tuple(round(plan.n_per_arm * weight / smallest) for weight in weights)
 
 
 @dataclass(frozen=True, slots=True)

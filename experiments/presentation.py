@@ -98,6 +98,30 @@ def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) ->
     return out
 
 
+N_STAR_SOURCES = {"plan": "the plan's sample size", "default": "default: no plan"}
+
+
+def sequential_tuning(results: dict[str, Any]) -> str | None:
+    """Where the treatments' always-valid tests are tightest (their `sequential` dict's `n_star`, total
+    users of the two arms, and `n_star_source`), in words for the results page and the report:
+    "tightest at 24,000 users (the plan's sample size)", or "(default: no plan)". When the treatments'
+    N* differ (unequal weights), each arm's: "tightest at 24,000 users for knn and 36,000 for als (the
+    plan's sample size)". None when no comparison has a sequential test yet."""
+    tests = [(comp["arm"], comp["sequential"]) for comp in results.get("comparisons", []) if comp.get("sequential")]
+    if not tests:
+        return None
+    sources = {test["n_star_source"] for _, test in tests}
+    if len({(test["n_star"], test["n_star_source"]) for _, test in tests}) == 1:
+        return f"tightest at {tests[0][1]['n_star']:,.0f} users ({N_STAR_SOURCES[sources.pop()]})"
+    if len(sources) == 1:
+        sizes = [f"{test['n_star']:,.0f}" + (" users" if i == 0 else "") + f" for {arm}"
+                 for i, (arm, test) in enumerate(tests)]  # fmt: skip
+        return f"tightest at {', '.join(sizes[:-1])} and {sizes[-1]} ({N_STAR_SOURCES[sources.pop()]})"
+    return "tightest at " + ", ".join(
+        f"{test['n_star']:,.0f} users for {arm} ({N_STAR_SOURCES[test['n_star_source']]})" for arm, test in tests
+    )
+
+
 def _interval(values: list[float] | None, scale: float = 1.0, digits: int = 3) -> str:
     return "–" if values is None else f"[{values[0] * scale:+.{digits}f}, {values[1] * scale:+.{digits}f}]"
 

@@ -49,6 +49,7 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
         "plan": plan,
         "badges": presentation.badges(results, planned),
         "rows": presentation.summary_rows(results),
+        "sequential_tuning": presentation.sequential_tuning(results),
         "figures": [
             {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(results).items()
         ],

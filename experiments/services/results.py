@@ -21,6 +21,11 @@ primary metric only, the pre-registered decision metric, so it is Holm-corrected
 treatment arms (not across secondary metrics, which do not decide anything). Its basis is the
 fixed-horizon test once the experiment has stopped (the horizon is reached), and the always-valid
 sequential test while it still runs (peeking at a fixed-horizon p-value inflates false positives).
+The sequential test of control against a treatment (its `sequential` dict, and each day's look in
+`lift_history`) is tightest at `n_star` users of those two arms: the plan's, i.e. their users when the
+experiment's plan is met (``planning.planned_arm_users``), when the experiment has planning fields
+(``services.plans.experiment_plan``), else the engine's default; `n_star_source` says which ("plan" or
+"default"). It is valid for any N*; N* only moves where it has the most power.
 
 Verdicts: "treatment wins" / "control wins" (significant, by the effect's sign; every metric
 here is higher-is-better), "no significant difference", "not enough data" (the engine refused:
@@ -49,9 +54,11 @@ from typing import Any
 from django.db.models import Sum
 
 from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
+from experiments.planning import Plan, planned_arm_users
 from experiments.services.bandit import bandit_results, is_bandit
 from experiments.services.cuped import covariate_samples
 from experiments.services.interleaving import teams
+from experiments.services.plans import experiment_plan
 from experiments.services.rollups import fold
 from experiments.stats import (
     CovariateSample,
@@ -68,6 +75,7 @@ from experiments.stats import (
     sequential_test,
     srm_test,
 )
+from experiments.stats.sequential import DEFAULT_N_STAR
 
 SRM_ALPHA = 0.001
 TRAFFIC = ("all", "live", "simulated")
@@ -80,6 +88,8 @@ NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
 _FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
 
 Statistic = Proportion | RatioSample | SampleMean
+NStar = tuple[float, str]  # (N*, where it comes from: "plan" or "default")
+NO_PLAN: NStar = (DEFAULT_N_STAR, "default")  # the engine's default N*
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -183,11 +193,38 @@ _STAT_SUMS = ("new_users", "impressions", "clicks", "add_to_carts", "purchases",
               "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
 
 
-def _lift_history(experiment: Experiment, arms: list[Arm], traffic: str) -> dict[str, list[dict[str, Any]]]:
+def sequential_n_stars(experiment: Experiment, arms: list[Arm]) -> dict[int, NStar]:
+    """(N*, source) of each treatment arm's always-valid test against the control, by the arm's pk.
+
+    N* is the total users of the two arms at which the test is tightest: with source "plan", their
+    users when the experiment's own plan is met (`planned_arm_users` for the arms' weights), when its
+    planning fields give a plan; else, source "default", the engine's DEFAULT_N_STAR (also when the
+    plan can never be met: an arm with weight 0). {} without a control. The test is valid for any N*;
+    N* only moves where it has the most power.
+    """
+    control = next((arm for arm in arms if arm.is_control), None)
+    if control is None:
+        return {}
+    treatments = [arm for arm in arms if arm.pk != control.pk]
+    plan = experiment_plan(experiment) if treatments else None
+    if not isinstance(plan, Plan):
+        return dict.fromkeys((arm.pk for arm in treatments), NO_PLAN)
+    try:
+        planned = planned_arm_users(plan, [arm.weight for arm in arms])
+    except StatisticError:
+        return dict.fromkeys((arm.pk for arm in treatments), NO_PLAN)
+    users = {arm.pk: n for arm, n in zip(arms, planned, strict=True)}
+    return {arm.pk: (float(users[control.pk] + users[arm.pk]), "plan") for arm in treatments}
+
+
+def _lift_history(
+    experiment: Experiment, arms: list[Arm], traffic: str, n_stars: Mapping[int, NStar]
+) -> dict[str, list[dict[str, Any]]]:
     """Each treatment's relative lift on the primary metric with its always-valid confidence
     sequence, as of the end of each day: the sequential test on the arms' cumulative sufficient
-    statistics (DailyRollup's daily increments summed up to that day). Days on which the engine
-    cannot test yet (n < 2, no variance) are left out."""
+    statistics (DailyRollup's daily increments summed up to that day), tightest at the arm's N* in
+    `n_stars` (`sequential_n_stars`). Days on which the engine cannot test yet (n < 2, no variance)
+    are left out."""
     control = next((arm for arm in arms if arm.is_control), None)
     if control is None:
         return {}
@@ -214,7 +251,8 @@ def _lift_history(experiment: Experiment, arms: list[Arm], traffic: str) -> dict
             try:
                 look = sequential_test(_statistic(experiment.primary_metric, as_of[control.pk]),
                                        _statistic(experiment.primary_metric, as_of[arm.pk]),
-                                       alpha=experiment.alpha, difference="relative")  # fmt: skip
+                                       alpha=experiment.alpha, difference="relative",
+                                       n_star=n_stars[arm.pk][0])  # fmt: skip
             except StatisticError:
                 continue
             history[arm.name].append({"day": day.isoformat(), "effect": look.effect, "ci_low": look.ci_low,
@@ -227,7 +265,11 @@ def _compare(
     control: ArmRollup,
     treatment: ArmRollup,
     covariates: Mapping[str, Mapping[int, CovariateSample]] | None = None,
+    n_star: NStar = NO_PLAN,
 ) -> dict[str, Any]:
+    """The treatment against the control on every metric, the Bayesian test on conversion and the
+    always-valid test on the primary metric (`sequential`, tightest at `n_star`: its N* and source are
+    in the dict as `n_star` and `n_star_source`)."""
     alpha = experiment.alpha
     metrics: dict[str, Any] = {}
     for metric in METRICS:
@@ -258,8 +300,10 @@ def _compare(
     try:
         primary = (_statistic(experiment.primary_metric, control), _statistic(experiment.primary_metric, treatment))
         comparison["sequential"], comparison["sequential_error"] = _attempt(
-            lambda: sequential_test(*primary, alpha=alpha)
+            lambda: sequential_test(*primary, alpha=alpha, n_star=n_star[0])
         )
+        if comparison["sequential"] is not None:
+            comparison["sequential"]["n_star_source"] = n_star[1]
     except StatisticError as error:
         comparison["sequential"], comparison["sequential_error"] = None, str(error)
     return comparison
@@ -346,8 +390,10 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     if control is None:
         warnings.append("the experiment has no control arm: nothing to compare against")
     covariates = covariate_samples(experiment, traffic) if treatments else {}
+    n_stars = sequential_n_stars(experiment, arms)
     for arm in treatments:
-        comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates)  # type: ignore[union-attr]
+        comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates,  # type: ignore[union-attr]
+                              n_stars[arm.pk])  # fmt: skip
         comparisons.append({"arm": arm.name, "control": control.name, **comparison})  # type: ignore[union-attr]
 
     # Holm over every arm x metric (fixed-horizon, absolute difference).
@@ -391,7 +437,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
         **_header(experiment, traffic, state),
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
         "daily": _daily(experiment, arms, traffic),
-        "lift_history": _lift_history(experiment, arms, traffic),
+        "lift_history": _lift_history(experiment, arms, traffic, n_stars),
         "comparisons": comparisons,
         "multiple_testing": multiple_testing,
         "srm": srm,

@@ -80,6 +80,10 @@ def test_a_product_manager_creates_starts_and_simulates_an_experiment(
     run = experiment.simulations.get()
     assert run.impressions > 0
     assert page.locator("#verdicts .badge").count() == 1
+    # The wizard's plan (80,638 users per arm, equal weights) tunes the always-valid test that decides
+    # while the experiment runs: tightest when both arms have their planned users.
+    tuning = page.locator("#sequential-tuning")
+    expect(tuning).to_have_text("; it is tightest at 161,276 users (the plan's sample size)")
     expect(page.locator("#chart-cumulative-ctr .main-svg").first).to_be_visible()
     for chart in ("chart-cumulative-ctr", "chart-exposures", "chart-posterior"):
         assert int(page.locator(f"#{chart}").get_attribute("data-rendered") or 0) >= 1
@@ -107,6 +111,7 @@ def test_a_reviewer_reads_the_report_exports_csv_and_records_a_decision(
 
     expect(page.locator("#summary tr[data-arm=treatment]")).to_contain_text("%")
     expect(page.locator("#offline-metrics")).to_be_visible()
+    expect(page.locator("#sequential-tuning")).to_have_text("; it is tightest at 30,000 users (default: no plan)")
     screens.shoot(page, "report")
     with page.expect_download() as download_info:
         page.click("#export-csv")

@@ -4,6 +4,7 @@ decisions, role permissions and CSRF (Django test client against the real databa
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from pathlib import Path
@@ -192,6 +193,34 @@ def test_the_results_dashboard_shows_the_numbers_verdicts_and_chart_data() -> No
     assert sum(figure["data"][0]["y"]) == control["users"]
     assert "plotly/plotly.min.js" in page
     assert "cdn" not in page.lower()
+
+
+def test_the_results_page_and_report_say_where_the_always_valid_test_is_tightest() -> None:
+    experiment = experiment_with_traffic()
+    client = client_for(product_manager())
+    results_url = reverse("experiment_pages:results", args=["page-ab"])
+    report_url = reverse("experiment_pages:report", args=["page-ab"])
+
+    for url in (results_url, report_url):
+        page = " ".join(html.unescape(client.get(url).content.decode()).split())
+        assert (
+            "the verdict uses the always-valid sequential test, so it may be read at any time<span "
+            'id="sequential-tuning">; it is tightest at 30,000 users (default: no plan)</span>; after it stops'
+        ) in page
+
+    # 1.5 % -> 1.65 % at alpha 0.05 and power 0.8 needs 108,093 users per arm (statsmodels' NormalIndPower:
+    # 108,092.67), so with equal weights the two arms have 216,186 users when the plan is met.
+    Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.015, minimum_detectable_effect=0.1)
+    n_star = 216_186
+    for url in (results_url, report_url):
+        page = html.unescape(client.get(url).content.decode())
+        assert (
+            f'<span id="sequential-tuning">; it is tightest at {n_star:,} users (the plan\'s sample size)</span>'
+            in page
+        )
+    document = json.loads(client.get(reverse("experiment_pages:export-json", args=["page-ab"])).content)
+    sequential = document["results"]["comparisons"][0]["sequential"]
+    assert (sequential["n_star"], sequential["n_star_source"]) == (n_star, "plan")
 
 
 def test_an_experiment_without_traffic_explains_what_to_do() -> None:

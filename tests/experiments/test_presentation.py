@@ -29,3 +29,29 @@ def test_the_summary_table_names_the_verdicts_basis_in_words(basis: str, words: 
     control, knn = presentation.summary_rows(_results(basis))
     assert control["comparison"] is None
     assert (knn["comparison"]["verdict_basis"], knn["comparison"]["basis"]) == (basis, words)
+
+
+def _tuned(*tests: tuple[str, float, str] | tuple[str, None]) -> dict[str, Any]:
+    """Results whose comparisons' always-valid tests have these (arm, N*, source); (arm, None) has none yet."""
+    return {"comparisons": [{"arm": test[0], "sequential": test[1] and {"n_star": test[1], "n_star_source": test[2]}}
+                            for test in tests]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("results", "words"),
+    [
+        (_tuned(("knn", 24_000.0, "plan")), "tightest at 24,000 users (the plan's sample size)"),
+        (_tuned(("knn", 30_000.0, "default"), ("als", None)), "tightest at 30,000 users (default: no plan)"),
+        (_tuned(("knn", 24_000.0, "plan"), ("als", 24_000.0, "plan")),
+         "tightest at 24,000 users (the plan's sample size)"),
+        # Unequal weights: each treatment with the control has its own planned users.
+        (_tuned(("knn", 2_889.0, "plan"), ("als", 3_852.0, "plan"), ("ease", 1_926.0, "plan")),
+         "tightest at 2,889 users for knn, 3,852 for als and 1,926 for ease (the plan's sample size)"),
+        (_tuned(("knn", 1_926.0, "plan"), ("als", 30_000.0, "default")),
+         "tightest at 1,926 users for knn (the plan's sample size), 30,000 users for als (default: no plan)"),
+        (_tuned(("knn", None)), None),
+        ({"comparisons": []}, None),
+    ],
+)  # fmt: skip
+def test_the_page_says_where_the_always_valid_test_is_tightest(results: dict[str, Any], words: str | None) -> None:
+    assert presentation.sequential_tuning(results) == words

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import proportion_effectsize
 
-from experiments.models import Exposure
-from experiments.services.results import experiment_results
+from experiments.models import Arm, Experiment, Exposure
+from experiments.services.results import experiment_results, sequential_n_stars
 from experiments.services.rollups import fold
 from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
+from experiments.stats.sequential import DEFAULT_N_STAR
 from tests.experiments.test_rollups import DAY1, expose, running_experiment, send
 
 NO_LAG = timedelta(0)
@@ -217,3 +221,87 @@ def test_the_lift_history_is_the_sequential_test_on_each_days_cumulative_data() 
             pytest.approx(test.ci_low, rel=1e-9),
             pytest.approx(test.ci_high, rel=1e-9),
         )
+
+
+@pytest.mark.django_db
+def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() -> None:
+    experiment, control, treatment = running_experiment()
+    data = simulate(experiment, (control, treatment), users_per_arm=60)
+    fold(experiment.pk, lag=NO_LAG)
+    c, t = data["control"], data["treatment"]
+    ctr = (RatioSample.from_values(c["clk"], c["imp"]), RatioSample.from_values(t["clk"], t["imp"]))
+
+    # Without planning fields: the engine's default N* (30,000 users), said so.
+    (comparison,) = experiment_results(experiment)["comparisons"]
+    default = sequential_test(*ctr)
+    assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (30_000, "default")
+    assert comparison["sequential"]["p_value"] == pytest.approx(default.p_value, rel=1e-12)
+
+    # With them: 30 % -> 36 % (+20 %) at alpha 0.05 and power 0.8 needs 963 users per arm (Cohen's h, solved
+    # by statsmodels here), so with equal weights the test is tightest at 963 + 963 users of the two arms.
+    n_per_arm = math.ceil(NormalIndPower().solve_power(proportion_effectsize(0.36, 0.30), alpha=0.05, power=0.8))
+    assert n_per_arm == 963
+    Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.3, minimum_detectable_effect=0.2)
+    experiment.refresh_from_db()
+    results = experiment_results(experiment)
+    (comparison,) = results["comparisons"]
+    planned = sequential_test(*ctr, n_star=2 * n_per_arm)
+    assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (1_926, "plan")
+    assert comparison["sequential"]["p_value"] == pytest.approx(planned.p_value, rel=1e-12)
+    assert (comparison["sequential"]["ci_low"], comparison["sequential"]["ci_high"]) == (
+        pytest.approx(planned.ci_low, rel=1e-12),
+        pytest.approx(planned.ci_high, rel=1e-12),
+    )
+    # N* moves the always-valid p (here 120 users are nearer 1,926 than 30,000: the sequence is narrower).
+    assert 0 < planned.p_value < default.p_value < 1
+    assert planned.ci_high - planned.ci_low < default.ci_high - default.ci_low
+    assert comparison["verdict_basis"] == "sequential"
+    assert comparison["verdict_p_value"] == pytest.approx(planned.p_value, rel=1e-12)  # one treatment: Holm = p
+    # The lift over time is the same test, day by day: its last day (all the data) uses the plan's N* too.
+    last = results["lift_history"]["treatment"][-1]
+    relative = sequential_test(*ctr, difference="relative", n_star=1_926)
+    assert (last["p_value"], last["ci_low"], last["ci_high"]) == (
+        pytest.approx(relative.p_value, rel=1e-12),
+        pytest.approx(relative.ci_low, rel=1e-12),
+        pytest.approx(relative.ci_high, rel=1e-12),
+    )
+
+    # Control weighted 3 : 1: the treatment reaches 963 users when the control has 3 x 963 = 2,889.
+    Arm.objects.filter(pk=control.pk).update(weight=3.0)
+    (comparison,) = experiment_results(experiment)["comparisons"]
+    assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (3_852, "plan")
+    assert comparison["sequential"]["p_value"] == pytest.approx(sequential_test(*ctr, n_star=3_852).p_value, rel=1e-12)
+
+
+@pytest.mark.django_db
+def test_each_treatment_gets_the_plans_users_of_its_own_two_arms() -> None:
+    experiment, control, treatment = running_experiment()
+    other = Arm.objects.create(experiment=experiment, name="other", position=2, weight=0.5)
+    Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.3, minimum_detectable_effect=0.2)
+    experiment.refresh_from_db()
+    arms = [control, treatment, other]
+
+    # 963 users per arm; the smallest arm (weight 0.5) sets the pace, so control and treatment get 1,926 each.
+    assert sequential_n_stars(experiment, arms) == {treatment.pk: (3_852.0, "plan"), other.pk: (2_889.0, "plan")}
+
+
+@pytest.mark.parametrize(
+    ("fields", "treatment_weight"),
+    [
+        ({}, 1.0),  # no planning fields
+        ({"baseline_rate": 0.3}, 1.0),  # incomplete
+        ({"baseline_rate": 0.95, "minimum_detectable_effect": 0.2}, 1.0),  # impossible: 95 % -> 114 %
+        ({"baseline_rate": 0.3, "minimum_detectable_effect": 0.2}, 0.0),  # an arm that never gets users
+    ],
+)
+@pytest.mark.django_db
+def test_without_a_plan_that_can_be_met_the_default_n_star_is_used(
+    fields: dict[str, float], treatment_weight: float
+) -> None:
+    experiment, control, treatment = running_experiment()
+    Experiment.objects.filter(pk=experiment.pk).update(**fields)
+    Arm.objects.filter(pk=treatment.pk).update(weight=treatment_weight)
+    experiment.refresh_from_db()
+    treatment.refresh_from_db()
+
+    assert sequential_n_stars(experiment, [control, treatment]) == {treatment.pk: (DEFAULT_N_STAR, "default")}
