@@ -47,11 +47,13 @@ def test_regret_is_lift_times_the_worse_arms_clicks_against_half_of_all_clicks_a
 def test_the_checks_count_the_seeds_where_the_better_arm_leads(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _bench()
     runs = [_run(bench, 0, [5, 15], [0.2, 0.8]), _run(bench, 1, [12, 8], [0.6, 0.4])]
-    args = argparse.Namespace(platform_days=2, lift=0.1, platform_users=100.0)
+    args = argparse.Namespace(platform_days=2, lift=0.1, platform_users=100.0, platform_holdout=0.2, platform_scale=3,
+                              min_share=0.05, burn_in_users=1000, burn_in_periods=1)  # fmt: skip
 
     series = bench.print_mode(args, "uniform", runs)
 
     out = capsys.readouterr().out
+    assert "+10% on arm 1; 20% hold-out, population x 3, floor 0.05, burn-in 1,000 impressions per arm" in out
     assert "| larger final weight | 1/2 (50%) |" in out
     assert "| larger weight on the last day (the share of that day's new shoppers it gets) | 2/2 (100%) |" in out
     assert "| most new shoppers on the last day | 1/2 (50%) |" in out
