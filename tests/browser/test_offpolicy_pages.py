@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS
 from experiments.models import Experiment, OffPolicyEstimate, ServedRequest
@@ -90,8 +90,16 @@ def test_a_data_scientist_predicts_a_variants_ctr_from_an_exploring_experiments_
     assert 3 <= explored <= 24  # about 20 % of 60 requests
 
     with worker_process(timeout=90, queues="training"):
-        queue_estimate(page)
-        expect(page.locator(".message.success")).to_contain_text(f"of knn@1 from {KEY} queued")
+        # Read the message from the page the form redirects to: a fast worker ends the estimate and the card
+        # reloads the page (the flash message gone) before a locator may look.
+        variant_page = page.url
+
+        def redirected(response: Response) -> bool:
+            return response.url == variant_page and response.request.method == "GET"
+
+        with page.expect_response(redirected) as answer:
+            queue_estimate(page)
+        assert f"of knn@1 from {KEY} queued" in answer.value.text()
         screens.shoot(page, "estimate-queued")
         # The card polls the estimate and reloads the page when it ends.
         expect(page.locator("#predicted-ctr-table")).to_be_visible(timeout=120_000)
