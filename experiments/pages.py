@@ -39,6 +39,7 @@ from experiments.services.lifecycle import (
 )
 from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
 from experiments.services.plans import experiment_plan
+from experiments.services.simulated_population import population_advice
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.simulation.config import ARRIVALS
 from experiments.stats import StatisticError
@@ -196,6 +197,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "finished_statuses": sorted(SimulationRun.FINISHED),
         "can_simulate": can_run and experiment.status == "running" and experiment.source == "platform",
         "plan": experiment_plan(experiment),
+        "population": population_advice(experiment) if can_run and experiment.status == "running" else None,
         "bandit_figure": charts.bandit_weights(weight_histories(experiment)) if is_bandit(experiment) else None,
     }
     return render(request, "experiments/experiment_detail.html", context)

@@ -361,3 +361,46 @@ def test_a_population_scale_is_refused_over_http_and_checked_by_the_api_and_the_
     client.post(url, {"users": 50, "days": 2, "seed": 1, "population_scale": 2})
     client.post(url, {"users": 50, "days": 2, "seed": 2, "population_scale": 1})
     assert [run.config.get("population_scale") for run in SimulationRun.objects.order_by("pk")] == [2, None]
+
+
+def test_the_simulate_card_says_the_data_sets_shoppers_and_the_shop_size_the_plan_needs(experiment) -> None:  # type: ignore[no-untyped-def]
+    import math
+    import re
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from experiments.planning import plan_experiment
+    from experiments.services.simulated_population import population_advice
+
+    client = Client()
+    client.force_login(experiment.owner)
+    url = reverse("experiment_pages:detail", args=[experiment.key])
+
+    def hint() -> str:
+        page = client.get(url).content.decode()
+        start = page.index('id="simulated-population"')
+        return " ".join(re.sub(r"<[^>]+>", "", page[start : page.index("</p>", start)]).split())
+
+    # The sample's 34 shoppers: the customers with a purchase before the hold-out time and one after it.
+    assert "The data set has 34 shoppers to simulate" in hint()
+    assert "The plan needs" not in hint()
+
+    def planned(baseline: float, effect: float) -> int:
+        Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=baseline, minimum_detectable_effect=effect)
+        return plan_experiment(baseline, effect, weights=[1.0, 1.0]).total_users
+
+    users = planned(0.3, 0.5)  # a few hundred users: more than 34, fewer than 20 x 34
+    scale = math.ceil(users / 34)
+    assert 1 < scale <= 20
+    assert f"The plan needs {users:,} users: set Shop size to {scale} or more" in hint()
+    advice = population_advice(Experiment.objects.get(pk=experiment.pk))
+    assert advice is not None
+    assert (advice.shoppers, advice.plan_users, advice.scale) == (34, users, scale)
+
+    users = planned(0.05, 0.05)  # tens of thousands
+    assert users > 20 * 34
+    assert f"The plan needs {users:,} users: even the largest shop size (680 shoppers) is short of it" in hint()
+
+    assert planned(0.1, 8.0) <= 34  # 10 users: 10 % against 90 %
+    assert "users: enough." in hint()
