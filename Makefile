@@ -2,16 +2,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py experiments/simulation experiments/planning.py experiments/presentation.py experiments/charts.py experiments/offpolicy experiments/interleaving experiments/bandits
+MYPY_PACKAGES := abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py experiments/simulation experiments/planning.py experiments/presentation.py experiments/charts.py experiments/offpolicy experiments/interleaving experiments/bandits
 
-.PHONY: demo test lint format serve migrate clean help
+.PHONY: demo test lint format serve migrate stop clean help
 
 help:
 	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, register and"
 	@echo "             queue the demo recommender variants, run web + worker (the worker trains them)"
 	@echo "make test    set up .venv with the dev tools and run the whole test suite"
 	@echo "make lint    ruff check, ruff format --check and mypy on the Django-free packages"
-	@echo "make clean   remove .venv and var/ (the embedded database and broker folder)"
+	@echo "make stop    stop the embedded PostgreSQL (used when DATABASE_URL is unset; its data stays in var/)"
+	@echo "make clean   stop it, then remove .venv and var/ (the embedded database, broker folder and models)"
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,5 +52,9 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-clean:
+# The embedded PostgreSQL keeps running between commands; stopping it needs only the standard library.
+stop:
+	$(PYTHON) -m abplatform.embedded_postgres stop
+
+clean: stop
 	rm -rf $(VENV) var

@@ -83,18 +83,26 @@ def env_list(name: str, default: Sequence[str] = (), *, environ: Mapping[str, st
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def env_database(name: str, default: str, *, environ: Mapping[str, str] | None = None) -> dict[str, object]:
-    """A Django DATABASES entry from a URL: `sqlite:///path` or `postgres://user:pass@host:port/db`."""
+def env_database(name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, object] | None:
+    """A Django DATABASES entry from a `postgres://user:pass@host:port/db` URL; None when unset.
+
+    PostgreSQL is the only database: any other scheme is refused. A Unix socket folder can be
+    given as a percent-encoded host (`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/db`).
+    """
     import dj_database_url
 
-    url = env_str(name, default, environ=environ)
-    scheme = url.split(":", 1)[0]
-    if scheme not in ("sqlite", "postgres", "postgresql", "pgsql"):
+    environ = os.environ if environ is None else environ
+    url = environ.get(name) or ""
+    if not url:
+        return None
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if scheme not in ("postgres", "postgresql", "pgsql"):
         raise ImproperlyConfigured(
-            f"{name} has the scheme {scheme!r}; use sqlite:///PATH or postgres://USER@HOST:PORT/NAME."
+            f"{name} has the scheme {scheme!r}; the platform runs on PostgreSQL only: use "
+            f"postgres://USER:PASSWORD@HOST:PORT/NAME, or unset {name} for the embedded PostgreSQL in var/."
         )
     try:
-        config = dict(dj_database_url.parse(url, conn_max_age=60 if scheme != "sqlite" else 0))
+        config = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} is not a database URL Django can use: {error}") from None
     if not config.get("NAME"):

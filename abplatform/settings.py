@@ -1,8 +1,9 @@
 """Django settings, read from environment variables only (see .env.example).
 
-The defaults are the embedded set-up that needs no server: SQLite under `var/` and a
-Celery broker on kombu's filesystem transport. Production (`ABPLATFORM_ENV=production`)
-turns DEBUG off, requires a SECRET_KEY and ALLOWED_HOSTS, and secures cookies and HTTPS.
+The defaults are the embedded set-up that needs no server: a PostgreSQL installed by pip, with
+its data in `var/postgres`, and a Celery broker on kombu's filesystem transport. Production
+(`ABPLATFORM_ENV=production`) turns DEBUG off, requires a SECRET_KEY and ALLOWED_HOSTS, and
+secures cookies and HTTPS.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from abplatform import embedded_postgres
 from abplatform.env import (
     env_bool,
     env_choice,
@@ -88,12 +90,9 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'abplatform.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Celery workers and the web server write at once; wait for the lock instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
-    # A file, not memory, so that a Celery worker process started by a test sees the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+# PostgreSQL only: the server DATABASE_URL names, else the embedded one in var/postgres, started
+# on first use and shared by every process of the checkout (abplatform/embedded_postgres.py).
+DATABASES = {"default": env_database("DATABASE_URL") or embedded_postgres.django_database(VAR_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -90,8 +90,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--keep", action="store_true", help="keep the events and served requests written")
     args = parser.parse_args()
-    if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL=postgres://...: the benchmark measures the PostgreSQL set-up.")
     dataset = Dataset.objects.filter(name="online-retail").first()
     if dataset is None:
         sys.exit("Import the demo data first: manage.py import_dataset online-retail "

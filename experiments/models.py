@@ -357,10 +357,17 @@ class DailyRollup(UserStatistics):
 
 
 class UserRollup(EventCounts):
-    """One exposed user's cumulative totals (kept so a fold knows each user's previous values)."""
+    """One exposed user's cumulative totals (kept so a fold knows each user's previous values).
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
-    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    Derived rows, written 100,000 at a time by a recompute: no database foreign keys (their
+    per-row checks at commit cost as much as the insert) and no index beyond the unique one,
+    which also serves lookups by experiment. Django still deletes them with their experiment.
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
     user_id = models.CharField(max_length=100)
 
     class Meta:

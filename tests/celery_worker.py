@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 from django.db import connection
 
@@ -31,15 +32,7 @@ def worker_process(timeout: float = 60.0, queues: str | None = None) -> Iterator
             for name in queues.split(","):
                 channel.queue_declare(name, durable=True, auto_delete=False)
                 channel.queue_purge(name)
-    settings = connection.settings_dict
-    if settings["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{settings['NAME']}"
-    else:
-        password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-        database_url = (
-            f"postgres://{settings['USER']}{password}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-        )
-    env = {**os.environ, "DATABASE_URL": database_url}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     command = [sys.executable, "-m", "celery", "-A", "abplatform", "worker", "--pool", "solo", "-Q", queue,
                "--without-mingle", "--without-gossip", "--loglevel", "INFO",
                "-n", f"{uuid.uuid4().hex[:8]}@%h"]  # fmt: skip
@@ -53,6 +46,14 @@ def worker_process(timeout: float = 60.0, queues: str | None = None) -> Iterator
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def database_url() -> str:
+    """The test database's URL (a socket folder, as the embedded server has, percent-encoded as the host)."""
+    settings = connection.settings_dict
+    password = f":{quote(settings['PASSWORD'], safe='')}" if settings["PASSWORD"] else ""
+    host = quote(settings["HOST"] or "127.0.0.1", safe="")
+    return f"postgres://{settings['USER']}{password}@{host}:{settings['PORT'] or 5432}/{settings['NAME']}"
 
 
 def _wait_until_ready(process: subprocess.Popen[str], timeout: float) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("CI"):
-        # In CI the suite runs against the real servers; refuse the embedded defaults.
+    if os.environ.get("CI") and not os.environ.get("ABPLATFORM_CI_EMBEDDED"):
+        # In CI the first run is against the machine's servers; refuse the embedded defaults there
+        # (.ci/run's second run sets ABPLATFORM_CI_EMBEDDED and leaves both URLs unset on purpose).
         for variable, scheme in (("DATABASE_URL", "postgres"), ("CELERY_BROKER_URL", "redis")):
             if not os.environ.get(variable, "").startswith(scheme):
                 raise pytest.UsageError(f"CI is set but {variable} is not a {scheme}:// URL; .ci/run sets it.")

@@ -38,8 +38,9 @@ def refresh_covariates(experiment_id: int) -> int:
     if not Interaction.objects.filter(dataset_id=dataset_id, timestamp__lt=experiment.started_at).exists():
         return 0
     # Simulated users are stored as "sim<run>:<shopper id>"; their history is the shopper's.
-    position = "strpos(x.user_id, ':')" if connection.vendor == "postgresql" else "instr(x.user_id, ':')"
-    shopper_id = f"CASE WHEN x.simulation_id IS NULL THEN x.user_id ELSE substr(x.user_id, {position} + 1) END"
+    shopper_id = (
+        "CASE WHEN x.simulation_id IS NULL THEN x.user_id ELSE substr(x.user_id, strpos(x.user_id, ':') + 1) END"
+    )
     x = "COALESCE(p.n, 0)"
     columns = ", ".join(f"SUM({y}), SUM({y} * {y}), SUM({y} * {x})" for y in CUPED_METRICS.values())
     sql = f"""

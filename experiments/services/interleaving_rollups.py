@@ -35,28 +35,19 @@ tables and folds from id 0, giving the same rows. Residual risk, as for the A/B 
 an earlier step than its request's impressions (possible only when a fold boundary falls in the
 0.1 s before the lean path's buffered log is stored) is ignored; a recompute repairs it.
 
-Two implementations of steps 1-2, the same rows (tests run on both backends): on PostgreSQL one
-statement each (``RETURNING`` in data-modifying CTEs, ``generate_series``, ``xmax``); on other
-databases (SQLite for ``make demo`` without servers) ``_fold_portable``, the same logic in Python over
-ORM reads and batched writes: the range's impressions grouped by request, the clicked requests'
-impressions probed by their unique event ids in batches, the changed sessions and days updated.
+Steps 1 and 2 are one statement each (``RETURNING`` in data-modifying CTEs, ``generate_series``,
+``xmax``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta
-from itertools import islice
+from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from experiments.models import Event, Experiment, InterleavingDaily, InterleavingSession, InterleavingState
-from experiments.services.events import impression_event_id
 from experiments.services.interleaving import teams
 from experiments.services.rollups import FOLD_CHUNK_IDS, FOLD_LAG, _upper
 
@@ -124,11 +115,8 @@ def _step(experiment_id: int, arm_a: int, arm_b: int, cutoff: datetime, chunk: i
     with transaction.atomic(), connection.cursor() as cursor:
         InterleavingState.objects.bulk_create([InterleavingState(experiment_id=experiment_id)], ignore_conflicts=True)
         # Lock the state row before reading the watermark, so two folds never take the same range.
-        if connection.vendor != "postgresql":  # SQLite locks on a write; two SELECTs could read one watermark
-            cursor.execute(f"UPDATE {_STATE} SET event_watermark = event_watermark WHERE experiment_id = %s",
-                           [experiment_id])  # fmt: skip
-        cursor.execute(f"SELECT event_watermark, uncredited_clicks FROM {_STATE} WHERE experiment_id = %s"
-                       f"{' FOR UPDATE' if connection.vendor == 'postgresql' else ''}", [experiment_id])  # fmt: skip
+        cursor.execute(f"SELECT event_watermark, uncredited_clicks FROM {_STATE} WHERE experiment_id = %s FOR UPDATE",
+                       [experiment_id])  # fmt: skip
         low, uncredited = cursor.fetchone()
         settled = _upper(cursor, _EVENT, "received_at", experiment_id, low, cutoff)
         # Chunks count from the experiment's next event (ids are shared by all experiments).
@@ -137,18 +125,15 @@ def _step(experiment_id: int, arm_a: int, arm_b: int, cutoff: datetime, chunk: i
         high = min(settled, (int(following) - 1 if following else low) + chunk)
         if high <= low:
             return False
-        if connection.vendor == "postgresql":
-            missed = _fold_sql(cursor, {"experiment": experiment_id, "low": low, "high": high, "arm_a": arm_a,
-                                        "arm_b": arm_b})  # fmt: skip
-        else:
-            missed = _fold_portable(experiment_id, arm_a, arm_b, low, high)
+        missed = _fold_sql(cursor, {"experiment": experiment_id, "low": low, "high": high, "arm_a": arm_a,
+                                    "arm_b": arm_b})  # fmt: skip
         cursor.execute(f"UPDATE {_STATE} SET event_watermark = %s, uncredited_clicks = %s WHERE experiment_id = %s",
                        [high, uncredited + missed, experiment_id])  # fmt: skip
     return settled > high
 
 
 def _fold_sql(cursor: Any, params: dict[str, int]) -> int:
-    """Steps 1 and 2 on PostgreSQL; returns the range's uncredited clicks."""
+    """Steps 1 and 2; returns the range's uncredited clicks."""
     cursor.execute(_NEW_SESSIONS, params)
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS interleaving_credit (request_id UUID, arm_id BIGINT) "
                    "ON COMMIT DELETE ROWS")  # fmt: skip
@@ -157,98 +142,6 @@ def _fold_sql(cursor: Any, params: dict[str, int]) -> int:
     cursor.execute("SELECT COUNT(*) FROM interleaving_credit WHERE arm_id IS NULL")
     missed = int(cursor.fetchone()[0])
     cursor.execute(_APPLY_CREDIT, params)
-    return missed
-
-
-_BATCH = 500  # ids per IN (...) list: far below SQLite's 32,766 bound variables
-
-
-def _batches(values: Iterable[str], size: int = _BATCH) -> Iterator[list[str]]:
-    iterator = iter(values)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def _sign(value: int) -> int:
-    return (value > 0) - (value < 0)
-
-
-def _fold_portable(experiment_id: int, arm_a: int, arm_b: int, low: int, high: int) -> int:
-    """Steps 1 and 2 without PostgreSQL's statements (module docstring); returns the uncredited clicks.
-
-    Runs inside `_step`'s transaction. `moves[(day, simulated)]` accumulates the change of each
-    daily counter, in `_SUMS` order, and is added to the daily rows at the end.
-    """
-    in_range = Event.objects.filter(experiment_id=experiment_id, id__gt=low, id__lte=high)
-    moves: dict[tuple[date, bool], list[int]] = defaultdict(lambda: [0] * len(_SUMS))
-
-    # 1. impressions -> sessions (new ones tied; a known one only grows its `shown`).
-    shown = {
-        row["request_id"]: row
-        for row in in_range.filter(type="impression", request_id__isnull=False, arm_id__isnull=False)
-        .values("request_id")
-        .annotate(n=Count("id"), first=Min("timestamp"), simulated=Count("simulation_id"))
-    }
-    known = InterleavingSession.objects.in_bulk(list(shown))
-    for request_id, session in known.items():
-        session.shown += shown[request_id]["n"]
-    InterleavingSession.objects.bulk_update(known.values(), ["shown"], batch_size=_BATCH)
-    fresh = [
-        InterleavingSession(request_id=request_id, experiment_id=experiment_id, simulated=row["simulated"] > 0,
-                            day=row["first"].astimezone(UTC).date(), shown=row["n"], clicks_a=0, clicks_b=0)
-        for request_id, row in shown.items() if request_id not in known
-    ]  # fmt: skip
-    InterleavingSession.objects.bulk_create(fresh, batch_size=_BATCH)
-    for session in fresh:
-        move = moves[(session.day, session.simulated)]
-        move[_SUMS.index("sessions")] += 1
-        move[_SUMS.index("ties")] += 1
-
-    # 2. clicks -> the team whose impression of the same request showed the same item.
-    clicks = list(in_range.filter(type="click", request_id__isnull=False).values_list("request_id", "item_id"))
-    sessions = InterleavingSession.objects.filter(experiment_id=experiment_id).in_bulk({r for r, _ in clicks})
-    probes: dict[str, UUID] = {}  # candidate impression event id -> its request
-    for request_id, session in sessions.items():
-        for position in range(1, session.shown + 1):
-            probes[impression_event_id(request_id, position)] = request_id
-            probes[f"{request_id.hex}:{position}:i"] = request_id
-    arm_of: dict[tuple[UUID, str], int | None] = {}
-    for batch in _batches(probes):
-        found = Event.objects.filter(event_id__in=batch, type="impression").values_list("event_id", "item_id", "arm_id")
-        for event_id, item_id, arm_id in found:
-            arm_of.setdefault((probes[event_id], item_id), arm_id)
-    missed = 0
-    gained: dict[UUID, list[int]] = {}
-    for request_id, item_id in clicks:
-        if request_id not in sessions:
-            continue  # not an interleaved session of this experiment: outside it
-        arm = arm_of.get((request_id, item_id))
-        if arm is None:
-            missed += 1
-            continue
-        counts = gained.setdefault(request_id, [0, 0])
-        counts[0] += arm == arm_a
-        counts[1] += arm == arm_b
-    changed = []
-    for request_id, (da, db) in gained.items():
-        session = sessions[request_id]
-        before = _sign(session.clicks_a - session.clicks_b)
-        session.clicks_a += da
-        session.clicks_b += db
-        after = _sign(session.clicks_a - session.clicks_b)
-        move = moves[(session.day, session.simulated)]
-        for outcome, name in ((1, "wins_a"), (-1, "wins_b"), (0, "ties")):
-            move[_SUMS.index(name)] += (after == outcome) - (before == outcome)
-        move[_SUMS.index("clicks_a")] += da
-        move[_SUMS.index("clicks_b")] += db
-        changed.append(session)
-    InterleavingSession.objects.bulk_update(changed, ["clicks_a", "clicks_b"], batch_size=_BATCH)
-
-    for (day, simulated), move in moves.items():
-        InterleavingDaily.objects.get_or_create(experiment_id=experiment_id, day=day, simulated=simulated)
-        InterleavingDaily.objects.filter(experiment_id=experiment_id, day=day, simulated=simulated).update(
-            **{name: F(name) + change for name, change in zip(_SUMS, move, strict=True)}
-        )
     return missed
 
 

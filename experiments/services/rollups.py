@@ -37,7 +37,7 @@ The fold of one step, in one transaction with the experiment's RollupState row l
    unattributed); from that small table: the event counts, the arm increments (computed against
    the users' previous UserRollup totals, so this statement runs before the next), the user
    totals (upsert-add), the per (arm, traffic, day) totals (``INSERT .. ON CONFLICT .. DO UPDATE
-   SET x = t.x + excluded.x``, which PostgreSQL and SQLite >= 3.24 both understand);
+   SET x = t.x + excluded.x``);
 3. move both watermarks.
 
 A second fold finds empty ranges and changes nothing; a crash rolls the step back whole.
@@ -91,10 +91,8 @@ class FoldResult:
 
 
 def _day(column: str) -> str:
-    """SQL for the UTC day of a stored datetime (SQLite stores UTC text, PostgreSQL timestamptz)."""
-    if connection.vendor == "postgresql":
-        return f"(({column}) AT TIME ZONE 'UTC')::date"
-    return f"date({column})"
+    """SQL for the UTC day of a stored timestamptz."""
+    return f"(({column}) AT TIME ZONE 'UTC')::date"
 
 
 def _add_all(table: str, columns: tuple[str, ...]) -> str:
@@ -107,11 +105,10 @@ _DELTA_COLUMNS = "arm_id, simulated, user_id, day, n, imp, clk, atc, pur, rev"
 
 def _create_delta_sql() -> str:
     """A per-connection scratch table for one fold step's single pass over its event range."""
-    revenue = "NUMERIC(18, 2)" if connection.vendor == "postgresql" else "DECIMAL"
     return f"""
         CREATE TEMP TABLE IF NOT EXISTS {_DELTA} (
             arm_id BIGINT, simulated BOOLEAN, user_id VARCHAR(100), day DATE, n BIGINT,
-            imp BIGINT, clk BIGINT, atc BIGINT, pur BIGINT, rev {revenue})"""
+            imp BIGINT, clk BIGINT, atc BIGINT, pur BIGINT, rev NUMERIC(18, 2))"""
 
 
 def _fill_delta_sql() -> str:
@@ -234,9 +231,8 @@ def _exposure_sqls() -> tuple[str, str]:
 def lock_state(experiment_id: int) -> RollupState:
     """Create (if needed) and lock the experiment's RollupState row until the transaction ends.
 
-    Must be called inside ``transaction.atomic``. The no-op UPDATE is the lock: a row lock on
-    PostgreSQL, and on SQLite it takes the database write lock *before* any read, so two folds
-    queue instead of deadlocking on a read-to-write upgrade.
+    Must be called inside ``transaction.atomic``. The no-op UPDATE takes the row lock before any
+    read, so two folds queue instead of both reading one watermark.
     """
     RollupState.objects.bulk_create([RollupState(experiment_id=experiment_id)], ignore_conflicts=True)
     with connection.cursor() as cursor:
@@ -286,7 +282,7 @@ def _fold_step(experiment_id: int, cutoff: datetime, chunk: int) -> tuple[FoldRe
         events = unattributed = 0
         if upper_e > state.event_watermark:
             params.update(low=state.event_watermark, high=upper_e, exposures=upper_x)
-            if connection.vendor == "postgresql" and upper_e - state.event_watermark > BULK_RANGE:
+            if upper_e - state.event_watermark > BULK_RANGE:
                 # Events copied in bulk a moment ago (a simulation, an import) are not in the planner's
                 # statistics yet: it then expects one row, picks a nested loop over the experiment's
                 # exposures per event, and the scan takes minutes instead of seconds (seen: 3+ min for
@@ -342,19 +338,119 @@ def fold(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHU
                               step.exposure_watermark)  # fmt: skip
 
 
-def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG, chunk: int = FOLD_CHUNK_IDS) -> FoldResult:
-    """Delete the experiment's rollups and fold everything again from id 0."""
-    with transaction.atomic():
+def _recompute_sql() -> str:
+    """All of a recompute's rollup rows in one statement: one scan of the events, one sort, one window.
+
+    ``g``: the events left-joined to their exposures, grouped per exposure (= user) and UTC day
+    (unattributed events under a NULL exposure). ``w``: each user's days in order, with the user's
+    totals before the day (a running sum) and whether it is the user's last day. From ``w``: the
+    user totals (each user's last day plus what came before), the arm statistics (final totals:
+    squares, cross products, users with at least one click, add-to-cart, purchase), and the daily
+    increments (the same formulas as ``_daily_events_sql`` with no earlier fold); exposures give
+    the arms' exposed users and each day's new users. Plain INSERTs into emptied tables: no
+    upserts, no reads of earlier rollups. Returns (events, unattributed events, exposures).
+    """
+    counts = ", ".join(f"SUM({c}) AS {c}" for c in ("imp", "clk", "atc", "pur", "rev"))
+    exposures = "x.experiment_id = %(experiment)s AND x.id <= %(exposures)s"
+    previous = ", ".join(f"SUM({c}) OVER p - {c} AS p_{c}" for c in ("imp", "clk", "atc", "pur", "rev"))
+    zero = "COALESCE({}, 0)"
+    arm_stats = ", ".join(zero.format(f"a.{c}") for c in (
+        "active", "imp", "clk", "atc", "pur", "rev", "imp_sq", "clk_sq", "clk_imp", "rev_sq", "clickers", "adders",
+        "purchasers"))  # fmt: skip
+    daily_stats = ", ".join(zero.format(f"d.{c}") for c in (
+        "imp", "clk", "atc", "pur", "rev", "imp_sq", "clk_sq", "clk_imp", "rev_sq", "clickers", "adders",
+        "purchasers"))  # fmt: skip
+    return f"""
+    WITH g AS (
+        SELECT x.id AS xid, x.arm_id, x.simulation_id IS NOT NULL AS simulated, {_day('e."timestamp"')} AS day,
+               COUNT(*)::int AS n, COUNT(*) FILTER (WHERE e.type = 'impression')::int AS imp,
+               COUNT(*) FILTER (WHERE e.type = 'click')::int AS clk,
+               COUNT(*) FILTER (WHERE e.type = 'add_to_cart')::int AS atc,
+               COUNT(*) FILTER (WHERE e.type = 'purchase')::int AS pur, COALESCE(SUM(e.revenue), 0) AS rev
+        FROM {_EVENT} e
+        LEFT JOIN {_EXPOSURE} x ON x.experiment_id = e.experiment_id AND x.user_id = e.user_id
+                               AND x.id <= %(exposures)s
+        WHERE e.experiment_id = %(experiment)s AND e.id <= %(high)s
+        GROUP BY x.id, 4
+    ), w AS MATERIALIZED (
+        SELECT xid, arm_id, simulated, day, n, imp, clk, atc, pur, rev, {previous},
+               lead(day) OVER p IS NULL AS last
+        FROM g
+        WINDOW p AS (PARTITION BY xid ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ), users AS MATERIALIZED (
+        SELECT xid, arm_id, simulated, p_imp + imp AS imp, p_clk + clk AS clk, p_atc + atc AS atc,
+               p_pur + pur AS pur, p_rev + rev AS rev
+        FROM w WHERE last AND xid IS NOT NULL
+    ), exposed AS MATERIALIZED (
+        SELECT x.arm_id, x.simulation_id IS NOT NULL AS simulated, {_day("x.first_exposed_at")} AS day,
+               COUNT(*) AS n
+        FROM {_EXPOSURE} x WHERE {exposures} GROUP BY 1, 2, 3
+    ), user_rows AS (
+        INSERT INTO {_USER} (experiment_id, arm_id, user_id, {", ".join(_COUNTS)})
+        SELECT %(experiment)s, u.arm_id, x.user_id, u.imp, u.clk, u.atc, u.pur, u.rev
+        FROM users u JOIN {_EXPOSURE} x ON x.id = u.xid
+    ), arm_rows AS (
+        INSERT INTO {_ARM} (experiment_id, arm_id, simulated, {", ".join(_ARM_COLUMNS)})
+        SELECT %(experiment)s, arm_id, simulated, COALESCE(x.n, 0), {arm_stats}
+        FROM (SELECT arm_id, simulated, SUM(n) AS n FROM exposed GROUP BY 1, 2) x
+        FULL JOIN (SELECT arm_id, simulated, COUNT(*) AS active, {counts},
+                          SUM(imp * imp) AS imp_sq, SUM(clk * clk) AS clk_sq, SUM(clk * imp) AS clk_imp,
+                          SUM(rev * rev) AS rev_sq, COUNT(*) FILTER (WHERE clk > 0) AS clickers,
+                          COUNT(*) FILTER (WHERE atc > 0) AS adders, COUNT(*) FILTER (WHERE pur > 0) AS purchasers
+                   FROM users GROUP BY 1, 2) a USING (arm_id, simulated)
+    ), daily_rows AS (
+        INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)},
+                              {", ".join(_DAILY_STATS)})
+        SELECT %(experiment)s, arm_id, simulated, day, COALESCE(x.n, 0), {daily_stats}
+        FROM exposed x
+        FULL JOIN (
+            SELECT arm_id, simulated, day, {counts},
+                   SUM(imp * (imp + 2 * p_imp)) AS imp_sq, SUM(clk * (clk + 2 * p_clk)) AS clk_sq,
+                   SUM(clk * p_imp + imp * p_clk + clk * imp) AS clk_imp, SUM(rev * (rev + 2 * p_rev)) AS rev_sq,
+                   COUNT(*) FILTER (WHERE clk > 0 AND p_clk = 0) AS clickers,
+                   COUNT(*) FILTER (WHERE atc > 0 AND p_atc = 0) AS adders,
+                   COUNT(*) FILTER (WHERE pur > 0 AND p_pur = 0) AS purchasers
+            FROM w WHERE xid IS NOT NULL GROUP BY 1, 2, 3
+        ) d USING (arm_id, simulated, day)
+    )
+    SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE xid IS NULL), 0),
+           (SELECT COALESCE(SUM(n), 0) FROM exposed)
+    FROM w"""
+
+
+def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG) -> FoldResult:
+    """Delete the experiment's rollups and rebuild them from every settled event, in one transaction.
+
+    Set-based: one statement (``_recompute_sql``) writes the user, arm and daily rows from one
+    scan of the events; then the CUPED sums (one grouped join) and the interleaving sessions. The
+    rows are those that incremental folds of the same events in time order give
+    (``tests/experiments/test_rollups``).
+    """
+    cutoff = timezone.now() - lag
+    with transaction.atomic(), connection.cursor() as cursor:
         lock_state(experiment_id)
-        for model in (ArmRollup, UserRollup, DailyRollup, CupedRollup):
-            model.objects.filter(experiment_id=experiment_id).delete()
-        RollupState.objects.filter(pk=experiment_id).update(
-            event_watermark=0, exposure_watermark=0, folded_events=0, unattributed_events=0, folded_at=None
-        )
+        for table in (_ARM, _USER, _DAILY, CupedRollup._meta.db_table):
+            cursor.execute(f"DELETE FROM {table} WHERE experiment_id = %s", [experiment_id])
         from experiments.services.interleaving_rollups import reset_sessions
 
         reset_sessions(experiment_id)
-    return fold(experiment_id, lag=lag, chunk=chunk)
+        upper_x = _upper(cursor, _EXPOSURE, "first_exposed_at", experiment_id, 0, cutoff)
+        upper_e = _upper(cursor, _EVENT, "received_at", experiment_id, 0, cutoff)
+        params: dict[str, Any] = {"experiment": experiment_id, "low": 0, "high": upper_e, "exposures": upper_x}
+        # Bulk work: hash joins whatever the planner's (possibly stale) estimates; sorts in memory.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute(_recompute_sql(), params)
+        total, missing, exposures = (int(v) for v in cursor.fetchone())
+        RollupState.objects.filter(pk=experiment_id).update(
+            event_watermark=upper_e, exposure_watermark=upper_x, folded_events=total - missing,
+            unattributed_events=missing, folded_at=timezone.now(),
+        )  # fmt: skip
+    refresh_covariates(experiment_id)
+    from experiments.services.interleaving_rollups import fold_sessions
+
+    fold_sessions(experiment_id, lag=lag)
+    return FoldResult(experiment_id, total, missing, exposures, upper_e, upper_x)
 
 
 def experiments_to_fold() -> list[int]:

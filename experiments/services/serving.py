@@ -32,17 +32,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from experiments import bucketing
 from experiments.models import Arm, BanditUpdate, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
-from experiments.services.events import COLUMNS, impression_event_id, insert_events
+from experiments.services.events import COLUMNS, impression_event_id
 from experiments.services.exploration import ServedList, recommend_with_exploration
 from recommenders.serving import model_for_run, recommend_from_run
 
@@ -167,15 +165,11 @@ EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
 
 
 def write_log(entry: ServingLog) -> None:
-    """Store one answer's log now, in one transaction (one round trip on PostgreSQL)."""
-    if connection.vendor == "postgresql":
-        _log_postgres(entry.served, entry.exposure, entry.impressions)
-    else:
-        with transaction.atomic():
-            _log_portable(entry.served, entry.exposure, entry.impressions)
+    """Store one answer's log now, in one transaction and one round trip."""
+    _log_statements(entry.served, entry.exposure, entry.impressions)
 
 
-def _log_postgres(
+def _log_statements(
     served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
 ) -> None:
     """Write the served request, the first exposure and the impressions in one round trip.
@@ -206,22 +200,6 @@ def _log_postgres(
         params.extend(value for impression in impressions for value in impression)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(";\n".join(statements), params)
-
-
-def _log_portable(
-    served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
-) -> None:
-    request_id, experiment_id, arm_id, user_id, exposed, probability, query, k, share, explored, now = served
-    ServedRequest.objects.create(
-        request_id=request_id, experiment_id=experiment_id, arm_id=arm_id, user_id=user_id, exposed=exposed,
-        arm_probability=probability, query=query, k=k, served_at=now, exploration_share=share, explored=explored,
-    )  # fmt: skip
-    if exposure is not None:
-        Exposure.objects.get_or_create(
-            experiment_id=exposure[0], user_id=exposure[2],
-            defaults={"arm_id": exposure[1], "bucket": exposure[3], "first_exposed_at": exposure[4]},
-        )  # fmt: skip
-    insert_events(impressions)
 
 
 def _config(experiment: Experiment | str) -> _Config:
@@ -346,7 +324,7 @@ def _bandit_arm(config: _Config, user_id: str, at: float) -> tuple[int, float]:
         row = cursor.fetchone()
     index = next((i for i, arm in enumerate(config.arms) if row is not None and arm.pk == row[0]), None)
     if row is not None and index is not None:
-        first = row[1] if isinstance(row[1], datetime) else parse_datetime(row[1])  # SQLite returns text
+        first = row[1]
         allocation = _period_allocation(_schedule(config, user_id), first.timestamp() if first else at)
     else:
         allocation = _period_allocation(_schedule(config, user_id), at)

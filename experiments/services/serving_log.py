@@ -136,12 +136,7 @@ def store_batch(batch: Sequence[ServingLog]) -> None:
 
     Served requests and impressions go straight into their tables; exposures through a
     staging table and ON CONFLICT, since a user's later answers must not replace the first.
-
-    PostgreSQL only (COPY); elsewhere each answer is written by `write_log`.
     """
-    if connection.vendor != "postgresql":
-        _store_one_by_one(batch)
-        return
     exposures = [entry.exposure for entry in batch if entry.exposure is not None]
     impressions = [row for entry in batch for row in entry.impressions]
     with transaction.atomic(), connection.cursor() as cursor:

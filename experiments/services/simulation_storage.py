@@ -1,16 +1,14 @@
 """Storing one simulated day in bulk: its served requests, first exposures and events.
 
 The rows are built column by column with numpy from the day's arrays (no model instances, no
-per-outcome branching), then written on PostgreSQL with COPY into a staging table and one
-INSERT ... ON CONFLICT DO NOTHING per table (events through `events.copy_events`, the
-ingestion path's own staging insert); other databases get the same rows through the ORM and
-`insert_events`.
+per-outcome branching), then written with COPY (exposures through a staging table and one
+INSERT ... ON CONFLICT DO NOTHING, events through `events.copy_events`).
 
 Ids are deterministic: a served request's id is the run's uuid5 prefix (20 hex digits)
 followed by the plan session index (12 hex digits), and an event's id is
 "<request id>:<position>:<i|c|a|p>". A day is one transaction, and a day whose first request
 is already stored is skipped, so a task retried after a database error (it starts again from
-day 0) stores nothing twice, and PostgreSQL can COPY requests and events straight into their
+day 0) stores nothing twice, and requests and events are COPYed straight into their
 tables (no staging, no conflict checks: the slowest part of storing). The same seed gives the
 same rows up to the run's id.
 
@@ -27,9 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +33,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from experiments.models import Exposure, ServedRequest
-from experiments.services.events import COLUMNS, copy_events, insert_events
+from experiments.services.events import COLUMNS, copy_events
 from experiments.simulation import DayBatch
 
 _NAMESPACE = uuid.UUID("6f0c1a52-3d55-4e0e-9a55-5f1b1d7a2c11")
@@ -164,15 +160,10 @@ class RunWriter:
             propensity=propensity,
         )
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                self._copy_served(batch, in_experiment, requests)
-                self._copy_exposures(batch, exposed)
-                return copy_events(self._event_csv(events), (*COLUMNS, "simulation_id"), known_new=True)
-            self._orm_served(batch, in_experiment, requests)
-            self._orm_exposures(batch, exposed)
-            return insert_events(self._event_tuples(events), simulation_id=self.simulation_id)
+            self._copy_served(batch, in_experiment, requests)
+            self._copy_exposures(batch, exposed)
+            return copy_events(self._event_csv(events), (*COLUMNS, "simulation_id"), known_new=True)
 
-    # ---- PostgreSQL ---------------------------------------------------------------
     def _copy_served(self, batch: DayBatch, rows: npt.NDArray[np.int64], requests: StrArray) -> None:
         buffer = io.StringIO()
         write = csv.writer(buffer).writerow
@@ -224,48 +215,6 @@ class RunWriter:
         buffer.seek(0)
         return buffer
 
-    # ---- other databases (the embedded SQLite set-up) -----------------------------
-    def _orm_served(self, batch: DayBatch, rows: npt.NDArray[np.int64], requests: StrArray) -> None:
-        share = self.exploration_share if batch.explored is not None else 0.0
-        explored = batch.explored if batch.explored is not None else np.zeros(len(batch.arm), dtype=bool)
-        ServedRequest.objects.bulk_create(
-            [
-                ServedRequest(request_id=uuid.UUID(requests[j]), experiment_id=self.experiment_id,
-                              arm_id=self.arm_pks[int(batch.arm[j])], user_id=self.users[batch.sessions.user[j]],
-                              exposed=True, arm_probability=self.arm_probability[int(batch.arm[j])],
-                              query=batch.sessions.query[j] or "", k=self.k,
-                              served_at=_datetime(int(batch.sessions.timestamp[j])), simulation_id=self.simulation_id,
-                              exploration_share=share, explored=bool(explored[j]))
-                for j in rows.tolist()
-            ],
-            batch_size=2000, ignore_conflicts=True,
-        )  # fmt: skip
-
-    def _orm_exposures(self, batch: DayBatch, rows: npt.NDArray[np.int64]) -> None:
-        Exposure.objects.bulk_create(
-            [
-                Exposure(experiment_id=self.experiment_id, arm_id=self.arm_pks[int(batch.arm[j])],
-                         user_id=self.users[batch.sessions.user[j]], bucket=0,
-                         first_exposed_at=_datetime(int(batch.sessions.timestamp[j])),
-                         simulation_id=self.simulation_id)
-                for j in rows.tolist()
-            ],
-            batch_size=2000, ignore_conflicts=True,
-        )  # fmt: skip
-
-    def _event_tuples(self, events: _Events) -> list[tuple[Any, ...]]:
-        now = timezone.now()
-        return [
-            (f"{r}:{p}:{_KINDS[t][0]}", _KINDS[t][1], u, i, uuid.UUID(r), self.experiment_id, self.arm_pks[a], p,
-             q, None if np.isnan(v) else f"{v:.2f}", _datetime(w), now)
-            for r, p, t, u, i, a, q, v, w in zip(
-                events.request.tolist(), events.position.tolist(), events.kind.tolist(),
-                self.users[events.user].tolist(), self.items[events.item].tolist(), events.arm.tolist(),
-                events.propensity.tolist(), events.revenue.tolist(), events.timestamp.tolist(),
-                strict=True,
-            )
-        ]  # fmt: skip
-
 
 @dataclass(frozen=True)
 class _Events:
@@ -280,10 +229,6 @@ class _Events:
     revenue: npt.NDArray[np.float64]
     timestamp: npt.NDArray[np.int64]
     propensity: npt.NDArray[np.float64]  # the impression's logged propensity, repeated on its later events
-
-
-def _datetime(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _copy_new(table: str, columns: Sequence[str], buffer: io.StringIO, conflict: str) -> None:
@@ -315,7 +260,7 @@ class DayQueue:
 
     def __init__(self, store: Callable[[DayBatch], int]) -> None:
         self._store = store
-        overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+        overlap = not connection.in_atomic_block
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulation-store") if overlap else None
         self._pending: Future[int] | None = None
 

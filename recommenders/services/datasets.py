@@ -75,30 +75,10 @@ def save_dataset(
     )
     total = len(parsed.items) + len(interactions)
     report = progress or (lambda done, total: None)
-    if connection.vendor == "postgresql":
-        _copy_items(dataset, parsed)
-        report(len(parsed.items), total)
-        item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
-        _copy_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
-    else:
-        Item.objects.bulk_create(
-            (
-                Item(
-                    dataset=dataset,
-                    external_id=item.external_id,
-                    title=item.title,
-                    description=item.description,
-                    category=item.category,
-                    price=item.price,
-                    attributes=item.attributes,
-                )
-                for item in parsed.items
-            ),
-            batch_size=BATCH,
-        )
-        report(len(parsed.items), total)
-        item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
-        _insert_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
+    _copy_items(dataset, parsed)
+    report(len(parsed.items), total)
+    item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
+    _copy_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
     return dataset
 
 
@@ -180,21 +160,6 @@ def _copy_interactions(
         csv.writer(buffer).writerows(_interaction_rows(dataset, parsed, item_pk, start, stop, datetime.isoformat))
         _copy(buffer, Interaction._meta.db_table, INTERACTION_COLUMNS, not_null=("user_id", "session_id"))
         progress(stop)
-
-
-def _insert_interactions(
-    dataset: Dataset, parsed: ParsedDataset, item_pk: dict[str, int], progress: Callable[[int], None]
-) -> None:
-    """Plain INSERTs for databases without COPY (SQLite): no model instances, several times faster."""
-    total = len(parsed.interactions)
-    placeholders = ", ".join(["%s"] * len(INTERACTION_COLUMNS))
-    sql = f"INSERT INTO {Interaction._meta.db_table} ({', '.join(INTERACTION_COLUMNS)}) VALUES ({placeholders})"
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        for start in range(0, total, BATCH):
-            stop = min(start + BATCH, total)
-            cursor.executemany(sql, list(_interaction_rows(dataset, parsed, item_pk, start, stop, adapt)))
-            progress(stop)
 
 
 def _copy(buffer: io.StringIO, table: str, columns: Iterable[str], not_null: Iterable[str]) -> None:

@@ -51,8 +51,9 @@ def test_env_list_splits_on_commas_and_drops_blanks() -> None:
     assert env_list("HOSTS", environ={"HOSTS": " a.com, ,b.com "}) == ["a.com", "b.com"]
 
 
-def test_env_database_reads_postgres_and_sqlite_urls() -> None:
-    pg = env_database("DB", "", environ={"DB": "postgres://app:secret@db.internal:5433/shop"})
+def test_env_database_reads_postgres_urls_and_socket_hosts() -> None:
+    pg = env_database("DB", environ={"DB": "postgres://app:secret@db.internal:5433/shop"})
+    assert pg is not None
     assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["HOST"], pg["PORT"]) == (
         "django.db.backends.postgresql",
         "shop",
@@ -60,15 +61,23 @@ def test_env_database_reads_postgres_and_sqlite_urls() -> None:
         "db.internal",
         5433,
     )
-    lite = env_database("DB", "sqlite:////tmp/x.sqlite3", environ={})
-    assert (lite["ENGINE"], lite["NAME"]) == ("django.db.backends.sqlite3", "/tmp/x.sqlite3")
+    socket = env_database("DB", environ={"DB": "postgres://postgres@%2Fsrv%2Fpg:5432/shop"})
+    assert socket is not None
+    assert (socket["HOST"], socket["NAME"]) == ("/srv/pg", "shop")
+
+
+def test_env_database_is_none_when_unset_so_the_embedded_server_is_used() -> None:
+    assert env_database("DB", environ={}) is None
+    assert env_database("DB", environ={"DB": ""}) is None
 
 
 def test_env_database_refuses_other_schemes_and_urls_without_a_name() -> None:
-    with pytest.raises(ImproperlyConfigured, match="DB has the scheme 'mysql'"):
-        env_database("DB", "", environ={"DB": "mysql://root@localhost/shop"})
+    with pytest.raises(ImproperlyConfigured, match="DB has the scheme 'mysql'; the platform runs on PostgreSQL only"):
+        env_database("DB", environ={"DB": "mysql://root@localhost/shop"})
+    with pytest.raises(ImproperlyConfigured, match="DB has the scheme 'sqlite'"):
+        env_database("DB", environ={"DB": "sqlite:////tmp/x.sqlite3"})
     with pytest.raises(ImproperlyConfigured, match="names no database"):
-        env_database("DB", "", environ={"DB": "postgres://root@localhost"})
+        env_database("DB", environ={"DB": "postgres://root@localhost"})
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

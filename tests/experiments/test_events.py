@@ -16,7 +16,6 @@ from django.db import connection
 from experiments.models import Event
 from experiments.services.events import MAX_BATCH, BatchError, csv_rows, ingest
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-from tests.support import skip_unless
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -105,7 +104,6 @@ def test_events_of_exposed_users_are_attributed_to_their_arm(tmp_path: Path, set
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_batches_store_each_event_once() -> None:
-    skip_unless(connection.vendor == "postgresql", "concurrent writers need PostgreSQL (SQLite locks the file)")
     batch = [_event(i) for i in range(2000)]
     results = []
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -24,7 +23,6 @@ from tests.experiments.factories import draft_experiment, product_manager, train
 from tests.experiments.test_api import EXPERIMENT
 from tests.experiments.test_pages import wizard_data
 from tests.recommenders.factories import user_with_role
-from tests.support import skip_unless
 
 USERS = ("17850", "13047", "12583", "13748", "15100", "15291", "14688", "17809", "15311", "16098")
 
@@ -140,7 +138,6 @@ def test_without_exploration_impressions_keep_the_arm_probability(variants: Any)
 
 @pytest.mark.django_db(transaction=True)  # the flusher thread has its own connection
 def test_the_lean_paths_buffered_log_stores_the_exploration_flags(variants: Any) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     experiment = exploring(20.0)
     buffer = LogBuffer(flush_seconds=0.05)
     try:

@@ -1,6 +1,6 @@
 """Interleaving experiments end to end: two arms only, one team-draft list per exposed request, clicks
 credited to the contributing arm, sessions folded incrementally (= a recompute) and the verdict of
-the sign test in the results. PostgreSQL in CI; the fold tests also pass on SQLite (its own fold path)."""
+the sign test in the results."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -48,7 +47,6 @@ from tests.experiments.factories import draft_experiment, trained_variants
 from tests.experiments.test_lean import DJANGO, _call, _keep
 from tests.experiments.test_pages import client_for, wizard_data
 from tests.recommenders.factories import user_with_role
-from tests.support import skip_unless
 
 pytestmark = pytest.mark.django_db
 NO_LAG = timedelta(0)
@@ -353,7 +351,6 @@ def test_the_plan_of_an_interleaving_experiment_is_in_sessions(variants: None) -
 
 @pytest.mark.django_db(transaction=True)  # the buffer's flusher thread has its own connection
 def test_the_lean_path_serves_interleaved_lists_and_its_buffered_log_keeps_each_items_arm(variants: None) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     tokens.clear_cache()
     experiment = _running()
     buffer = LogBuffer(flush_seconds=0.05)

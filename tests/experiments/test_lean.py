@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 from experiments.lean import LeanDispatcher
 from experiments.models import Event, Experiment, Exposure, ServedRequest
@@ -22,7 +22,6 @@ from experiments.services.serving import write_log
 from experiments.services.serving_log import LogBuffer
 from experiments.services.tokens import create_token
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-from tests.support import skip_unless
 
 DJANGO = get_wsgi_application()
 
@@ -206,7 +205,6 @@ def buffer() -> Iterator[LogBuffer]:
 
 @pytest.mark.django_db(transaction=True)  # the flusher thread has its own connection: it must see committed rows
 def test_the_log_buffer_lands_served_requests_exposures_and_impressions(running: Experiment, buffer: LogBuffer) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     app = LeanDispatcher(DJANGO, log=buffer.add, connection_upkeep=_keep)
     serve = f"Bearer {create_token('shop', ['serve'])[1]}"
     answers = [_call(app, RECS, {"user_id": user, "k": 3}, authorization=serve)[2] for user in ("u1", "u2", "u1")]
@@ -226,7 +224,6 @@ def test_the_log_buffer_lands_served_requests_exposures_and_impressions(running:
 
 @pytest.mark.django_db(transaction=True)
 def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: LogBuffer) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     running.traffic_percent = 100
     running.save(update_fields=["traffic_percent"])
     serving.clear_cache()
@@ -249,7 +246,6 @@ def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: Log
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_the_database_refuses_is_stored_answer_by_answer(running: Experiment, buffer: LogBuffer) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     entries: list[serving.ServingLog] = []
     for user in ("u1", "u2"):
         serving.serve("recs-ab", user, 2, log=entries.append)

@@ -20,7 +20,6 @@ from experiments.services import serving
 from experiments.services.serving_log import LogBuffer
 from experiments.services.tokens import create_token
 from tests.experiments.factories import held_out_experiment
-from tests.support import skip_unless
 
 
 class _Quiet(WSGIRequestHandler):
@@ -55,7 +54,6 @@ def lean_server() -> Iterator[str]:
 def test_http_simulation_through_the_lean_path_waits_for_the_buffered_logs(
     lean_server: str, tmp_path: Path, settings: Any
 ) -> None:
-    skip_unless(connection.vendor == "postgresql", "the buffer's batches are COPYed on PostgreSQL")
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     serving.clear_cache()
     experiment = held_out_experiment(tmp_path)
