@@ -54,7 +54,7 @@ format: $(VENV)/.dev
 
 # The embedded PostgreSQL keeps running between commands; stopping it needs only the standard library.
 stop:
-	$(PYTHON) -m abplatform.embedded_postgres stop
+	$(PYTHON) abplatform/embedded_postgres.py stop
 
 clean: stop
 	rm -rf $(VENV) var

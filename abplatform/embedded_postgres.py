@@ -5,7 +5,7 @@ that needs the database (web, worker, a `manage.py` command, the test run) initi
 folder (`var/postgres`) and starts the server; every later process finds it through its
 `postmaster.pid` and connects over the Unix socket named there. Nothing listens on TCP, so it never
 clashes with a PostgreSQL already on port 5432. The server keeps running when the process that
-started it exits; `make stop` (`python -m abplatform.embedded_postgres stop`) stops it cleanly, and
+started it exits; `make stop` (`python abplatform/embedded_postgres.py stop`) stops it cleanly, and
 `make clean` stops it and deletes `var/`.
 
 This module imports no Django (settings import it) and reads `postmaster.pid` itself, so finding a
@@ -176,7 +176,7 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m abplatform.embedded_postgres",
+        prog="python abplatform/embedded_postgres.py",
         description="Start, stop or locate the embedded PostgreSQL that the platform uses when DATABASE_URL "
         "is unset. Its data lives in $ABPLATFORM_VAR_DIR/postgres (default ./var/postgres).",
     )
