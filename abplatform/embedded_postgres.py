@@ -61,6 +61,8 @@ def running(var_dir: Path) -> Server | None:
         return None
     try:
         _connect(info, "postgres").close()
+    except ImportError:  # a Python without psycopg2 (`make stop` outside the venv): the live pid must do
+        return info
     except Exception:  # a stale postmaster.pid whose pid was reused, or a server still starting
         return None
     return info

@@ -10,7 +10,7 @@ from django.shortcuts import render
 
 from experiments import presentation
 from experiments.models import Experiment
-from experiments.services.results import experiment_results
+from experiments.services.results import experiment_badges, experiment_results
 from recommenders.models import Dataset, TrainingRun
 
 HOME_EXPERIMENTS = 6
@@ -22,7 +22,8 @@ def _running_with_verdicts() -> list[dict[str, Any]]:
     for experiment in running.select_related("owner").order_by("-started_at")[:HOME_EXPERIMENTS]:
         results = experiment_results(experiment)
         out.append({"experiment": experiment, "users": presentation.exposed_users(results),
-                    "badges": presentation.badges(results), "srm": results["srm"].get("mismatch", False)})  # fmt: skip
+                    "badges": experiment_badges(experiment, results),
+                    "srm": results["srm"].get("mismatch", False)})  # fmt: skip
     return out
 
 

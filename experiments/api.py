@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -34,6 +34,7 @@ from experiments.services.lifecycle import (
     TransitionError,
     create_experiment,
     record_decision,
+    record_early_read,
     transition,
     update_experiment,
 )
@@ -59,7 +60,7 @@ class ExperimentPermission(permissions.BasePermission):
             return bool(user.has_perm("experiments.view_experiment"))
         if act == "decisions":
             return bool(user.has_perm("experiments.record_decision"))
-        if act in TRANSITIONS:
+        if act in TRANSITIONS or act == "early_read":
             return bool(user.has_perm("experiments.run_experiment"))
         if act == "create":
             return bool(user.has_perm("experiments.add_experiment"))
@@ -164,6 +165,26 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if traffic not in TRAFFIC:
             return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
         return Response(experiment_results(self.get_object(), fold_first=fold, traffic=traffic))
+
+    @extend_schema(
+        request=inline_serializer("EarlyRead", {"reason": serializers.CharField()}),
+        responses={201: OpenApiResponse(description="the recorded early read: by, reason, at"),
+                   400: OpenApiResponse(description="no reason, or the experiment is sequential"),
+                   409: OpenApiResponse(description="a draft, or an early read was recorded already")},
+    )  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="early-read")
+    def early_read(self, request: Request, key: str) -> Response:
+        """A product manager reads a fixed-horizon verdict before the plan's sample size, saying why (audited,
+        shown beside the verdict in the results and the report)."""
+        reason = request.data.get("reason") if isinstance(request.data, dict) else None
+        try:
+            override = record_early_read(self.get_object(), request.user, str(reason or ""))  # type: ignore[arg-type]
+        except ExperimentError as error:
+            return Response(error.errors, status=400)
+        except TransitionError as error:
+            return Response({"detail": str(error)}, status=409)
+        return Response({"by": override.user.username, "reason": override.reason, "at": override.at.isoformat()},
+                        status=status.HTTP_201_CREATED)  # fmt: skip
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.presentation import METRIC_LABELS
+
 Figure = dict[str, Any]
 PALETTE = ("#5b6577", "#2f6fdf", "#e07b39", "#2a9d8f", "#b5179e", "#8d99ae")
 POSTERIOR_DRAWS = 40_000
@@ -86,12 +88,17 @@ def exposures_per_day(results: dict[str, Any]) -> Figure:
 
 
 def lift_over_time(results: dict[str, Any]) -> Figure:
-    """Relative lift of each treatment on the primary metric with its confidence band, per look.
+    """Relative lift of each treatment on the primary metric with its band, per look.
 
-    ``results["lift_history"]`` lists, per treatment arm, the looks (day, effect, ci_low, ci_high)
-    of the always-valid sequential test on cumulative data: a band that may be read every day.
+    ``results["lift_history"]`` lists, per treatment arm, the looks (day, effect, ci_low, ci_high) of the
+    verdict's own test on cumulative data (the analysis method at alpha / treatments), so the band's last
+    point is the verdict's interval. Under the sequential method it is a confidence sequence that may be
+    read every day; under the fixed-horizon method a daily fixed-horizon interval, valid at the plan's size.
     """
     data: list[dict[str, Any]] = []
+    comparisons = results.get("comparisons") or [{}]
+    sequential = comparisons[0].get("verdict_basis", "sequential") == "sequential"
+    level = 1 - results.get("alpha", 0.05) / max(len(comparisons), 1)
     for i, (arm, looks) in enumerate(results.get("lift_history", {}).items(), start=1):
         days = [look["day"] for look in looks]
         colour = _colour(i)
@@ -116,14 +123,16 @@ def lift_over_time(results: dict[str, Any]) -> Figure:
                 "fill": "tonexty",
                 "fillcolor": _rgba(colour, 0.18),
                 "line": {"width": 0},
-                "name": f"{arm} confidence sequence",
+                "name": f"{arm} {'confidence sequence' if sequential else 'confidence interval'}",
                 "legendgroup": arm,
             }
         )
         data.append({"type": "scatter", "mode": "lines+markers", "x": days, "y": [look["effect"] for look in looks],
                      "name": f"{arm} lift", "line": {"color": colour}, "legendgroup": arm,
                      **_lone_interval(looks, "effect", colour)})  # fmt: skip
-    layout = _layout("Lift vs control over time (always-valid 95 % band)", "relative lift", y_format="+.0%",
+    test = "always-valid" if sequential else "fixed-horizon"
+    layout = _layout(f"Lift vs control over time ({test} {level:.0%} band, the verdict's test)", "relative lift",
+                     y_format="+.0%",
                      xaxis=_day_axis(data),
                      yaxis={"title": {"text": "relative lift"}, "tickformat": "+.0%", "range": _lift_range(results)},
                      shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
@@ -151,6 +160,52 @@ def _lift_range(results: dict[str, Any]) -> list[float] | None:
     high = max(look["ci_high"] for look in looks)
     pad = 0.1 * (high - low or 1.0)
     return [min(low, 0.0) - pad, max(high, 0.0) + pad]
+
+
+ROLE_SYMBOLS = {"primary": "diamond", "secondary": "circle", "guardrail": "square"}
+
+
+def forest(results: dict[str, Any], labels: dict[str, str] | None = None) -> Figure:
+    """A forest plot: one horizontal interval bar per chosen metric and treatment arm (relative lift with
+    the interval of the experiment's analysis method at alpha, unadjusted), the primary metric first.
+    Guardrail rows show the tolerance as a dashed line when it is above 0."""
+    labels = labels or {}
+    data: list[dict[str, Any]] = []
+    metrics = results.get("chosen_metrics") or [results["primary_metric"]]
+    for i, comp in enumerate(results["comparisons"], start=1):
+        rows = [(m, comp["metrics"][m]) for m in metrics if (comp["metrics"][m].get("relative") or {}).get("ci_low")
+                is not None]  # fmt: skip
+        if not rows:
+            continue
+        effects = [entry["relative"]["effect"] for _, entry in rows]
+        data.append({
+            "type": "scatter", "mode": "markers", "name": comp["arm"], "orientation": "h",
+            "x": effects, "y": [f"{labels.get(m, m)} ({entry['role']})" for m, entry in rows],
+            "marker": {"color": _colour(i), "size": 10,
+                       "symbol": [ROLE_SYMBOLS.get(entry["role"], "circle") for _, entry in rows]},
+            "error_x": {"type": "data", "symmetric": False,
+                        "array": [entry["relative"]["ci_high"] - entry["relative"]["effect"] for _, entry in rows],
+                        "arrayminus": [entry["relative"]["effect"] - entry["relative"]["ci_low"] for _, entry in rows],
+                        "color": _colour(i), "thickness": 2, "width": 6},
+            "customdata": [[entry["relative"]["p_value"]] for _, entry in rows],
+            "hovertemplate": "%{y}: %{x:+.2%} (p = %{customdata[0]:.3g})<extra>" + comp["arm"] + "</extra>",
+        })  # fmt: skip
+    shapes = [
+        {"type": "line", "x0": 0, "x1": 0, "yref": "paper", "y0": 0, "y1": 1, "line": {"color": "#999", "dash": "dot"}}
+    ]
+    tolerance = results.get("guardrail_tolerance") or 0.0
+    if tolerance > 0:
+        shapes.append({"type": "line", "x0": -tolerance, "x1": -tolerance, "yref": "paper", "y0": 0, "y1": 1,
+                       "line": {"color": "#c0392b", "dash": "dash"}})  # fmt: skip
+    test = "always-valid" if results.get("analysis_method", "sequential") == "sequential" else "fixed-horizon"
+    level = 1 - results.get("alpha", 0.05)
+    layout = _layout(f"Every chosen metric: relative lift with its {test} {level:.0%} interval", "metric")
+    layout["xaxis"] = {"title": {"text": "relative lift vs control"}, "tickformat": "+.0%", "zeroline": False}
+    layout["yaxis"] = {"autorange": "reversed", "automargin": True}
+    layout["shapes"] = shapes
+    layout["hovermode"] = "closest"
+    layout["height"] = 140 + 36 * max(len(metrics) * max(len(results["comparisons"]), 1), 1)
+    return {"data": data, "layout": layout}
 
 
 def posterior_lift(results: dict[str, Any], seed: int = 0) -> Figure:
@@ -251,7 +306,8 @@ def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     if results.get("bandit"):
         # The lift over time and the posterior pool each arm's users, which is biased when the weights
         # change: a bandit's comparison is the cohort table instead.
-        del charts["chart-lift"], charts["chart-posterior"]
+        charts.pop("chart-lift")
+        charts.pop("chart-posterior", None)
         return {"chart-bandit-weights": bandit_weights(results["bandit"]["histories"]), **charts}
     return charts
 
@@ -260,7 +316,12 @@ def _ab_dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     return {
         "chart-cumulative-ctr": cumulative_ctr(results),
         "chart-lift": lift_over_time(results),
-        "chart-posterior": posterior_lift(results),
+        "chart-forest": forest(results, METRIC_LABELS),
+        **(
+            {"chart-posterior": posterior_lift(results)}
+            if any(c.get("bayesian") for c in results["comparisons"])
+            else {}
+        ),
         "chart-exposures": exposures_per_day(results),
         "chart-revenue": cumulative_revenue_per_user(results),
     }

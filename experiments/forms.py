@@ -65,6 +65,16 @@ class ExperimentForm(forms.Form):
     )
     expected_daily_users = forms.IntegerField(required=False, min_value=1)
     alpha = forms.FloatField(initial=0.05, min_value=0, max_value=0.5, help_text="significance level")
+    analysis_method = forms.ChoiceField(
+        choices=Experiment.AnalysisMethod.choices, initial=Experiment.AnalysisMethod.SEQUENTIAL, required=False,
+        widget=forms.RadioSelect, label="Analysis method",
+        help_text="sequential: the verdict is valid whenever you look, including after an early stop; fixed "
+        "horizon: slightly more power, but the verdict waits for the plan's sample size",
+    )  # fmt: skip
+    guardrail_tolerance = forms.FloatField(
+        initial=0.0, required=False, min_value=0, max_value=1, label="Guardrail tolerance",
+        help_text="relative drop a guardrail metric may show before it counts as breached, e.g. 0.02 for -2 %",
+    )  # fmt: skip
     power = forms.FloatField(initial=0.8, min_value=0, max_value=1)
     # Optional: left empty, the bandit settings take ExperimentSpec's defaults.
     bandit_min_share = forms.FloatField(
@@ -130,6 +140,11 @@ class SimulationForm(forms.Form):
         help_text="each real shopper stands for this many with the same tastes: a larger shop, for effects the data "
         "set's shoppers are too few to show (scale the sessions per day with it)",
     )  # fmt: skip
+
+
+class EarlyReadForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+                             help_text="why the verdict is read before the plan's sample size")  # fmt: skip
 
 
 class DecisionForm(forms.Form):

@@ -45,6 +45,10 @@ class Experiment(models.Model):
         PLATFORM = "platform", "Served by the platform"
         IMPORTED = "imported", "Imported traffic log of an experiment run elsewhere"
 
+    class AnalysisMethod(models.TextChoices):
+        SEQUENTIAL = "sequential", "Sequential (always valid: safe to look at any time)"
+        FIXED_HORIZON = "fixed_horizon", "Fixed horizon (decide once the plan's sample size is reached)"
+
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.PLATFORM)
@@ -71,6 +75,15 @@ class Experiment(models.Model):
     expected_daily_users = models.PositiveIntegerField(null=True, blank=True)
     alpha = models.FloatField(default=0.05)
     power = models.FloatField(default=0.8)
+    # Chosen at design time and never switched by the lifecycle (stopping early must not change the test).
+    analysis_method = models.CharField(
+        max_length=20, choices=AnalysisMethod.choices, default=AnalysisMethod.SEQUENTIAL,
+        db_default=AnalysisMethod.SEQUENTIAL,
+    )  # fmt: skip
+    guardrail_tolerance = models.FloatField(
+        default=0.0, db_default=0.0,
+        help_text="relative harm a guardrail metric may show before it counts as breached, e.g. 0.02 for -2 %",
+    )  # fmt: skip
     # Bandit design only (experiments.services.bandit): Thompson-sampling allocation settings.
     bandit_min_share = models.FloatField(default=0.05, help_text="every arm gets at least this share of new users")
     bandit_burn_in_trials = models.PositiveIntegerField(
@@ -169,6 +182,19 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}: {self.outcome}"
+
+
+class VerdictOverride(models.Model):
+    """A product manager's decision to read a fixed-horizon experiment's verdict before its plan's sample
+    size is reached, with the reason; the results and the report show it beside the verdict."""
+
+    experiment = models.OneToOneField(Experiment, on_delete=models.CASCADE, related_name="verdict_override")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    reason = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}: early verdict by {self.user}"
 
 
 class ApiToken(models.Model):

@@ -20,4 +20,5 @@ urlpatterns = [
     path("<slug:key>/export.csv", report_pages.export_csv, name="export-csv"),
     path("<slug:key>/export.json", report_pages.export_json, name="export-json"),
     path("<slug:key>/decide/", report_pages.decide, name="decide"),
+    path("<slug:key>/early-read/", report_pages.early_read, name="early-read"),
 ]

@@ -7,9 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -39,6 +43,7 @@ from experiments.services.lifecycle import (
 )
 from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
 from experiments.services.plans import experiment_plan
+from experiments.services.results import experiment_badges
 from experiments.services.simulated_population import population_advice
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
 from experiments.simulation.config import ARRIVALS
@@ -65,6 +70,9 @@ def experiment_or_404(key: str) -> Experiment:
     return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
 
 
+LIST_PAGE_SIZE = 25
+
+
 def product_managers_post(what: str) -> Callable[[View], View]:
     """A POST-only view for users who may run experiments; others get a 403 that says `what` they may not do."""
 
@@ -85,12 +93,35 @@ def product_managers_post(what: str) -> Callable[[View], View]:
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def experiment_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    experiments = Experiment.objects.select_related("owner").prefetch_related("arms").order_by("-created_at")
+    """Every experiment, newest first, 25 a page: searchable (key, name, hypothesis), filtered by status and
+    owner, with each treatment's verdict (the same badges as the results page) and the latest decision."""
+    status, owner, query = request.GET.get("status", ""), request.GET.get("owner", ""), request.GET.get("q", "").strip()
+    experiments = (
+        Experiment.objects.select_related("owner").prefetch_related("arms", "decisions").order_by("-created_at")
+    )
     if status:
         experiments = experiments.filter(status=status)
-    context = {"section": "experiments", "experiments": experiments, "status": status,
-               "statuses": Experiment.Status.choices}  # fmt: skip
+    if owner:
+        experiments = experiments.filter(owner__username=owner)
+    if query:
+        experiments = experiments.filter(Q(key__icontains=query) | Q(name__icontains=query)
+                                         | Q(hypothesis__icontains=query))  # fmt: skip
+    page = Paginator(experiments, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {"experiment": experiment, "badges": experiment_badges(experiment),
+         "decision": next(iter(experiment.decisions.all()), None)}
+        for experiment in page
+    ]  # fmt: skip
+    owners = (
+        User.objects.filter(experiments__isnull=False)
+        .distinct()
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
+    filters = {"status": status, "owner": owner, "q": query}
+    context = {"section": "experiments", "rows": rows, "page": page, **filters, "statuses": Experiment.Status.choices,
+               "owners": list(owners), "filtered": any(filters.values()),
+               "query_string": urlencode({k: v for k, v in filters.items() if v})}  # fmt: skip
     return render(request, "experiments/experiment_list.html", context)
 
 

@@ -1,17 +1,10 @@
-"""Plain-language verdict badges for an experiment's results (Django-free; input is the results dict).
+"""Plain-language verdict badges and the export table for an experiment's results (Django-free; input
+is the results dict).
 
-Each treatment arm's comparison on the primary metric gets one badge and a reason:
-
-    winning        the treatment is significantly better (Holm-adjusted p < alpha)
-    losing         the control is significantly better
-    needs more data the engine could not test yet (no users or no variance), or the test is not
-                   significant while fewer users than the plan needs have been exposed
-    inconclusive   not significant although the planned sample size was reached (or no plan exists
-                   and the experiment has stopped)
-
-While the experiment runs the basis is the always-valid sequential test; once it stops, the
-fixed-horizon test. Both are described in experiments.services.results. A bandit experiment's
-basis is its cohort analysis (period-weighted lift, batched z test), never the pooled test.
+Each treatment arm's comparison gets one badge, read straight from its verdict (``experiments.verdicts``:
+one set of labels on every page): Winning, Losing, No significant difference, Needs more data. The
+reason names the test behind the verdict and shows that test's own interval and p-value, the numbers
+the summary row, the lift chart's band, the report, the CSV and the JSON all carry.
 """
 
 from __future__ import annotations
@@ -19,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from experiments.verdicts import CONTROL_WINS, KINDS, NOT_ENOUGH_DATA, TESTS, TREATMENT_WINS
+from experiments.verdicts import LABELS as LABELS_OF_VERDICTS
+
 WINNING, LOSING, INCONCLUSIVE, NEEDS_DATA = "winning", "losing", "inconclusive", "needs-data"
-LABELS = {WINNING: "Winning", LOSING: "Losing", INCONCLUSIVE: "Inconclusive", NEEDS_DATA: "Needs more data"}
+# The page labels by badge kind: the verdicts' own labels, so every page (and design) says the same.
+LABELS = {KINDS[verdict]: label for verdict, label in LABELS_OF_VERDICTS.items()}
 METRIC_LABELS = {
     "ctr": "CTR",
     "conversion_rate": "conversion",
@@ -30,11 +27,7 @@ METRIC_LABELS = {
 }
 
 
-BASES = {
-    "sequential": "sequential test",
-    "fixed_horizon": "fixed-horizon test",
-    "bandit_cohorts": "batched test within cohorts of first exposure",
-}
+BASES = TESTS
 
 
 def _bandit_comparisons(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -54,48 +47,40 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:+.1f} %"
 
 
-def badges(results: dict[str, Any], planned_users_per_arm: int | None = None) -> list[Badge]:
-    """One badge per treatment arm (see the module docstring for the rules); for an interleaving
-    experiment one badge for team B against team A (`interleaving_badge`, `planned_users_per_arm` read
-    as the planned sessions)."""
+def badges(results: dict[str, Any], planned_sessions: int | None = None) -> list[Badge]:
+    """One badge per treatment arm, from its verdict (module docstring); for an interleaving experiment
+    one badge for team B against team A (`interleaving_badge`, with the plan's sessions)."""
     if results.get("interleaving"):
-        return [interleaving_badge(results["interleaving"], planned_users_per_arm)]
-    metric = results["primary_metric"]
-    label = METRIC_LABELS.get(metric, metric)
-    users = {arm["name"]: arm["users"] for arm in results["arms"]}
+        return [interleaving_badge(results["interleaving"], planned_sessions)]
+    label = METRIC_LABELS.get(results["primary_metric"], results["primary_metric"])
     out: list[Badge] = []
-    cohorts = _bandit_comparisons(results)
     for comp in results["comparisons"]:
-        arm, verdict, p_value = comp["arm"], comp["verdict"], comp["verdict_p_value"]
-        basis = BASES.get(comp["verdict_basis"], comp["verdict_basis"])
-        relative = comp["metrics"][metric].get("relative") or {}
-        if arm in cohorts:
-            cohort = cohorts[arm]
-            relative = {"effect": cohort["lift"], "ci_low": cohort["lift_ci_low"], "ci_high": cohort["lift_ci_high"]}
-        lift = (
-            f"relative lift {_percent(relative.get('effect'))} "
-            f"[{_percent(relative.get('ci_low'))}, {_percent(relative.get('ci_high'))}]"
-            if relative
-            else "no lift estimate yet"
-        )
-        smallest = min(users[arm], users[comp["control"]])
-        if verdict == "not enough data" or p_value is None:
-            error = comp["metrics"][metric].get("error") or comp.get("sequential_error") or "no data yet"
-            if comp["verdict_basis"] == "bandit_cohorts":
-                error = (results.get("bandit") or {}).get("error") or "no cohort with users in both arms yet"
-            out.append(Badge(arm, NEEDS_DATA, LABELS[NEEDS_DATA], f"{label} cannot be tested yet: {error}"))
-        elif verdict in ("treatment wins", "control wins"):
-            kind = WINNING if verdict == "treatment wins" else LOSING
-            reason = f"{label}: {lift}; {basis}, Holm-adjusted p = {p_value:.3g} < {results['alpha']:g}"
-            out.append(Badge(arm, kind, LABELS[kind], reason))
-        elif planned_users_per_arm and smallest < planned_users_per_arm:
-            reason = (f"{label}: {lift}; not significant (p = {p_value:.3g}) with {smallest:,} of the "
-                      f"{planned_users_per_arm:,} users per arm the plan needs")  # fmt: skip
-            out.append(Badge(arm, NEEDS_DATA, LABELS[NEEDS_DATA], reason))
-        else:
-            reason = f"{label}: {lift}; no significant difference ({basis}, p = {p_value:.3g})"
-            out.append(Badge(arm, INCONCLUSIVE, LABELS[INCONCLUSIVE], reason))
+        verdict = comp["verdict"]
+        kind = KINDS[verdict]
+        out.append(Badge(comp["arm"], kind, LABELS_OF_VERDICTS[verdict], f"{label}: {verdict_reason(comp, results)}"))
     return out
+
+
+def verdict_reason(comp: dict[str, Any], results: dict[str, Any]) -> str:
+    """The verdict in words: the lift with the verdict test's own interval, the test and its p-value."""
+    test, p_value = comp["verdict_test"], comp["verdict_p_value"]
+    if comp["verdict"] == NOT_ENOUGH_DATA or p_value is None:
+        return f"cannot be decided yet ({test}): {comp['verdict_reason'] or 'no data yet'}"
+    bonferroni = comp["verdict_adjustment"] == "bonferroni"
+    level = 1 - comp["verdict_alpha"] / comp["verdict_treatments"] if bonferroni else None
+    if comp["verdict_ci_low"] is None:  # the bandit's batched test has no interval
+        lift = f"relative lift {_percent(comp['verdict_effect'])}"
+    else:
+        lift = (f"relative lift {_percent(comp['verdict_effect'])} [{_percent(comp['verdict_ci_low'])}, "
+                f"{_percent(comp['verdict_ci_high'])}]")  # fmt: skip
+        if level is not None:
+            lift += f" ({level:.1%} interval, Bonferroni over {comp['verdict_treatments']} treatments)"
+    comparison = "<" if comp["verdict"] in (TREATMENT_WINS, CONTROL_WINS) else "≥"
+    adjusted = "adjusted " if comp["verdict_adjustment"] != "none" else ""
+    text = f"{lift}; {test}, {adjusted}p = {p_value:.3g} {comparison} {results['alpha']:g}"
+    if comp.get("override"):
+        text += f"; read before the plan's sample size by {comp['override']['by']}: {comp['override']['reason']}"
+    return text
 
 
 N_STAR_SOURCES = {"plan": "the plan's sample size", "default": "default: no plan"}
@@ -130,33 +115,29 @@ INTERLEAVING_BASES = {"sequential": "always-valid sign test", "fixed_horizon": "
 
 
 def interleaving_badge(block: dict[str, Any], planned_sessions: int | None = None) -> Badge:
-    """Team B (the non-control arm) against team A: winning / losing when the verdict's test is
-    significant (p < alpha) by the side that won more sessions; needs more data before any decided
-    session, or when not significant with fewer sessions than planned; else inconclusive. The test is
-    the block's `verdict_basis`: the always-valid sign test while the experiment runs, the
-    fixed-horizon sign test once it has stopped."""
+    """Team B (the non-control arm) against team A, read from the block's verdict (the same labels as the
+    A/B badges): Winning / Losing when the verdict's test prefers B / A, No significant difference,
+    Needs more data. The reason shows the verdict test's own interval for Δ and its p-value."""
     arm_b = block["team_b"]
+    test = INTERLEAVING_BASES[block["verdict_basis"]]
     if block["share_a"] is None:
         reason = f"no session has been won by either arm yet ({block['sessions']:,} sessions, all tied)"
         return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
-    sequential = block["verdict_basis"] == "sequential"
-    interval = block["sequential"]["delta_sequence"] if sequential else block["delta_interval"]
+    interval = None if block["verdict_ci_low"] is None else [block["verdict_ci_low"], block["verdict_ci_high"]]
     summary = (
         f"{arm_b} won {block['wins_b']:,} and {block['team_a']} {block['wins_a']:,} of {block['sessions']:,} sessions "
         f"({block['ties']:,} ties); Δ = {block['delta']:+.3f} {_interval(interval)}"
     )
-    test, p_value = INTERLEAVING_BASES[block["verdict_basis"]], block["verdict_p_value"]
-    preferred = block["sequential"]["preferred"] if sequential else block["preferred"]
-    if preferred is not None:
-        kind = WINNING if preferred == "B" else LOSING
-        reason = f"{summary}; {test} p = {p_value:.3g} < {block['alpha']:g}"
-        return Badge(arm_b, kind, LABELS[kind], reason)
-    if planned_sessions and block["sessions"] < planned_sessions:
-        reason = (f"{summary}; not significant ({test} p = {p_value:.3g}) with {block['sessions']:,} of the "
-                  f"{planned_sessions:,} sessions the plan needs")  # fmt: skip
+    p_value = block["verdict_p_value"]
+    if block["verdict"] == NOT_ENOUGH_DATA or p_value is None:
+        planned = f" of the {planned_sessions:,} the plan needs" if planned_sessions else ""
+        reason = f"{summary}; the {test} is read at the plan's sample size ({block['sessions']:,} sessions{planned})"
         return Badge(arm_b, NEEDS_DATA, LABELS[NEEDS_DATA], reason)
-    return Badge(arm_b, INCONCLUSIVE, LABELS[INCONCLUSIVE], f"{summary}; no significant preference ({test} p = "
-                 f"{p_value:.3g})")  # fmt: skip
+    if block["preferred_arm"] is not None:
+        kind = WINNING if block["preferred_arm"] == arm_b else LOSING
+        return Badge(arm_b, kind, LABELS[kind], f"{summary}; {test} p = {p_value:.3g} < {block['alpha']:g}")
+    reason = f"{summary}; no significant preference ({test} p = {p_value:.3g})"
+    return Badge(arm_b, INCONCLUSIVE, LABELS[INCONCLUSIVE], reason)
 
 
 def exposed_users(results: dict[str, Any]) -> int:
@@ -168,9 +149,9 @@ def exposed_users(results: dict[str, Any]) -> int:
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per arm for the summary table: the arm's numbers and, for treatments, the primary
-    metric's lift (absolute and relative, with CIs), the adjusted p-value, the Bayesian chance to
-    win (conversion) and the verdict."""
+    """One row per arm for the summary table: the arm's numbers and, for treatments, the primary metric's
+    absolute lift, the verdict's relative lift with the verdict test's own interval and p-value, the
+    Bayesian chance to win on the primary metric and the verdict."""
     metric = results["primary_metric"]
     comparisons = {comp["arm"]: comp for comp in results["comparisons"]}
     cohorts = _bandit_comparisons(results)
@@ -179,38 +160,73 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {**arm, "comparison": None}
         comp = comparisons.get(arm["name"])
         if comp is not None:
-            entry = comp["metrics"][metric]
-            absolute, relative = entry.get("absolute"), entry.get("relative")
+            absolute = comp["metrics"][metric].get("absolute")
             if comp["verdict_basis"] == "bandit_cohorts":
                 # The pooled lift is biased under adaptive weights: show the period-weighted one.
                 cohort = cohorts.get(arm["name"])
                 absolute = cohort and {"effect": cohort["effect"], "ci_low": cohort["ci_low"],
                                        "ci_high": cohort["ci_high"]}  # fmt: skip
-                relative = cohort and {"effect": cohort["lift"], "ci_low": cohort["lift_ci_low"],
-                                       "ci_high": cohort["lift_ci_high"]}  # fmt: skip
             row["comparison"] = {
                 "absolute": absolute,
-                "relative": relative,
-                "p_value_adjusted": comp["verdict_p_value"],
+                "relative": {
+                    "effect": comp["verdict_effect"],
+                    "ci_low": comp["verdict_ci_low"],
+                    "ci_high": comp["verdict_ci_high"],
+                },
+                "p_value": comp["verdict_p_value"],
                 "chance_to_win": (comp.get("bayesian") or {}).get("chance_to_win"),
-                "sequential": comp.get("sequential"),
                 "verdict": comp["verdict"],
+                "label": comp["verdict_label"],
+                "kind": KINDS[comp["verdict"]],
                 "verdict_basis": comp["verdict_basis"],
-                "basis": BASES.get(comp["verdict_basis"], comp["verdict_basis"]),
+                "basis": comp["verdict_test"],
             }
         rows.append(row)
     return rows
 
 
+def guardrail_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per treatment arm and guardrail metric: its status (ok, breached, inconclusive) and why."""
+    return [
+        {**guard, "arm": comp["arm"], "label": METRIC_LABELS.get(guard["metric"], guard["metric"])}
+        for comp in results.get("comparisons", [])
+        for guard in comp.get("guardrails", [])
+    ]
+
+
+def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per treatment arm and chosen metric (primary, secondary, guardrail): the relative lift with
+    the interval and p-value of the experiment's analysis method, the Holm-adjusted p-value over all
+    metrics, and the Bayesian chance to win; the numbers of the forest plot."""
+    rows = []
+    for comp in results.get("comparisons", []):
+        for metric in results.get("chosen_metrics") or [results["primary_metric"]]:
+            entry = comp["metrics"][metric]
+            relative = entry.get("relative") or {}
+            rows.append({
+                "arm": comp["arm"], "metric": metric, "label": METRIC_LABELS.get(metric, metric), "role": entry["role"],
+                "effect": relative.get("effect"), "ci_low": relative.get("ci_low"), "ci_high": relative.get("ci_high"),
+                "p_value": relative.get("p_value"), "p_value_adjusted": entry.get("p_value_adjusted"),
+                "chance_to_win": (entry.get("bayesian") or {}).get("chance_to_win"), "error": entry.get("error"),
+            })  # fmt: skip
+    return rows
+
+
 EXPORT_COLUMNS = (
-    "experiment", "arm", "is_control", "metric", "primary", "value", "users", "absolute_lift", "absolute_ci_low",
-    "absolute_ci_high", "relative_lift", "relative_ci_low", "relative_ci_high", "p_value", "p_value_adjusted",
-    "chance_to_win", "verdict",
+    "experiment", "arm", "is_control", "metric", "role", "value", "users", "test", "absolute_lift",
+    "absolute_ci_low", "absolute_ci_high", "relative_lift", "relative_ci_low", "relative_ci_high", "p_value",
+    "p_value_holm", "chance_to_win", "verdict", "verdict_basis", "verdict_p_value", "verdict_effect",
+    "verdict_ci_low", "verdict_ci_high", "guardrail_status",
 )  # fmt: skip
 
 
+VERDICT_COLUMNS = ("verdict", "verdict_basis", "verdict_p_value", "verdict_effect", "verdict_ci_low", "verdict_ci_high")
+
+
 def export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """A tidy table for CSV export: one row per arm x metric, treatments with their comparison."""
+    """A tidy table for CSV export, unrounded (the JSON's numbers): one row per arm x metric, treatments
+    with their comparison by the analysis method; the verdict columns on the primary metric's rows,
+    the guardrail status on the guardrail metrics' rows."""
     comparisons = {comp["arm"]: comp for comp in results["comparisons"]}
     rows = []
     for arm in results["arms"]:
@@ -218,21 +234,22 @@ def export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for metric in METRIC_LABELS:
             row = dict.fromkeys(EXPORT_COLUMNS)
             row.update(experiment=results["experiment"], arm=arm["name"], is_control=arm["is_control"],
-                       metric=metric, primary=metric == results["primary_metric"], value=arm[metric],
-                       users=arm["users"])  # fmt: skip
+                       metric=metric, value=arm[metric], users=arm["users"])  # fmt: skip
             if comp is not None:
                 entry = comp["metrics"][metric]
                 absolute, relative = entry.get("absolute") or {}, entry.get("relative") or {}
                 row.update(
-                    absolute_lift=absolute.get("effect"), absolute_ci_low=absolute.get("ci_low"),
-                    absolute_ci_high=absolute.get("ci_high"), relative_lift=relative.get("effect"),
-                    relative_ci_low=relative.get("ci_low"), relative_ci_high=relative.get("ci_high"),
-                    p_value=absolute.get("p_value"), p_value_adjusted=entry.get("p_value_adjusted"),
+                    role=entry.get("role"), test=entry.get("test"), absolute_lift=absolute.get("effect"),
+                    absolute_ci_low=absolute.get("ci_low"), absolute_ci_high=absolute.get("ci_high"),
+                    relative_lift=relative.get("effect"), relative_ci_low=relative.get("ci_low"),
+                    relative_ci_high=relative.get("ci_high"), p_value=relative.get("p_value"),
+                    p_value_holm=entry.get("p_value_adjusted"),
+                    chance_to_win=(entry.get("bayesian") or {}).get("chance_to_win"),
                 )  # fmt: skip
-                if metric == "conversion_rate":
-                    row["chance_to_win"] = (comp.get("bayesian") or {}).get("chance_to_win")
                 if metric == results["primary_metric"]:
-                    row["verdict"] = comp["verdict"]
+                    row.update({name: comp[name] for name in VERDICT_COLUMNS})
+                status = next((g["status"] for g in comp.get("guardrails", []) if g["metric"] == metric), None)
+                row["guardrail_status"] = status
             rows.append(row)
     rows.extend(_bandit_export_rows(results))
     return rows
@@ -247,11 +264,12 @@ def _bandit_export_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row = dict.fromkeys(EXPORT_COLUMNS)
         row.update(
             experiment=results["experiment"], arm=comp["arm"], is_control=False,
-            metric=f"{results['primary_metric']} (bandit cohorts)", primary=True, value=comp["arm_rate"],
-            users=comp["users"], absolute_lift=comp["effect"], absolute_ci_low=comp["ci_low"],
+            metric=f"{results['primary_metric']} (bandit cohorts)", role="primary", value=comp["arm_rate"],
+            users=comp["users"], test="bandit_cohorts", absolute_lift=comp["effect"], absolute_ci_low=comp["ci_low"],
             absolute_ci_high=comp["ci_high"], relative_lift=comp["lift"], relative_ci_low=comp["lift_ci_low"],
             relative_ci_high=comp["lift_ci_high"], p_value=comp["batched_p_value"],
-            p_value_adjusted=comp["p_value_adjusted"], verdict=comp.get("verdict"),
+            p_value_holm=comp["p_value_adjusted"], verdict=comp.get("verdict"), verdict_basis="bandit_cohorts",
+            verdict_p_value=comp["p_value_adjusted"], verdict_effect=comp["lift"],
         )  # fmt: skip
         rows.append(row)
     return rows

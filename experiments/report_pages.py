@@ -19,12 +19,18 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from experiments import charts, presentation
-from experiments.forms import DecisionForm
+from experiments.forms import DecisionForm, EarlyReadForm
 from experiments.models import Experiment
 from experiments.pages import experiment_or_404
-from experiments.services.lifecycle import ExperimentError, TransitionError, record_decision, snapshot
+from experiments.services.lifecycle import (
+    ExperimentError,
+    TransitionError,
+    record_decision,
+    record_early_read,
+    snapshot,
+)
 from experiments.services.plans import experiment_plan
-from experiments.services.results import TRAFFIC, experiment_results
+from experiments.services.results import TRAFFIC, experiment_badges, experiment_results
 from recommenders.models import Evaluation
 
 DECIDABLE = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED)
@@ -42,13 +48,14 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
     results = experiment_results(experiment, traffic=traffic)
     plan = experiment_plan(experiment)
     interleaving = results.get("interleaving")
-    planned = (plan.sessions if interleaving else plan.n_per_arm) if plan else None
     return {
         "experiment": experiment,
         "results": results,
         "plan": plan,
-        "badges": presentation.badges(results, planned),
+        "badges": experiment_badges(experiment, results),
         "rows": presentation.summary_rows(results),
+        "guardrails": presentation.guardrail_rows(results),
+        "metric_rows": presentation.metric_rows(results),
         "sequential_tuning": presentation.sequential_tuning(results),
         "figures": [
             {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(results).items()
@@ -60,11 +67,40 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
     }
 
 
+def _early_read_form(request: HttpRequest, context: dict[str, Any]) -> EarlyReadForm | None:
+    """The early-read form, for product managers on a fixed-horizon experiment still waiting for its plan."""
+    waiting = any(comp.get("verdict_reason") and comp["verdict_basis"] == "fixed_horizon" and not comp.get("override")
+                  for comp in context["results"].get("comparisons", []))  # fmt: skip
+    if waiting and request.user.has_perm("experiments.run_experiment"):
+        return EarlyReadForm()
+    return None
+
+
 @login_required
 @permission_required("experiments.view_experiment", raise_exception=True)
 def results(request: HttpRequest, key: str) -> HttpResponse:
     context = {"section": "experiments", **_results_context(experiment_or_404(key), _traffic(request))}
+    context["early_read_form"] = _early_read_form(request, context)
     return render(request, "experiments/results.html", context)
+
+
+@require_POST
+@login_required
+@permission_required("experiments.run_experiment", raise_exception=True)
+def early_read(request: HttpRequest, key: str) -> HttpResponse:
+    """A product manager records why a fixed-horizon verdict is read before the plan's sample size."""
+    experiment = experiment_or_404(key)
+    form = EarlyReadForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Early read: " + " ".join(form.errors.get("reason", ["say why"])))
+    else:
+        try:
+            record_early_read(experiment, request.user, form.cleaned_data["reason"])  # type: ignore[arg-type]
+        except (ExperimentError, TransitionError) as error:
+            messages.error(request, f"Early read refused: {error}")
+        else:
+            messages.success(request, "Early read recorded: the verdict is shown, with your reason beside it.")
+    return redirect("experiment_pages:results", key=key)
 
 
 def _offline_metrics(experiment: Experiment) -> list[dict[str, Any]]:

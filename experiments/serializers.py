@@ -29,7 +29,8 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
             "exploration_percent", "layer", "layer_share_percent", "layer_start", "layer_end", "primary_metric",
             "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
-            "power", "bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods",
+            "power", "analysis_method", "guardrail_tolerance",
+            "bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods",
             "bandit_update_minutes", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
         ]  # fmt: skip
         read_only_fields = ["owner", "status", "layer_start", "layer_end", "created_at", "started_at", "stopped_at",
@@ -69,6 +70,14 @@ class ExperimentInput(serializers.Serializer[Any]):
     expected_daily_users = serializers.IntegerField(required=False, allow_null=True)
     alpha = serializers.FloatField(required=False)
     power = serializers.FloatField(required=False)
+    analysis_method = serializers.ChoiceField(
+        choices=Experiment.AnalysisMethod.choices, required=False,
+        help_text="sequential (default: always valid, safe to look at any time, also after an early stop) or "
+        "fixed_horizon (needs baseline_rate and minimum_detectable_effect; the verdict waits for the plan)",
+    )  # fmt: skip
+    guardrail_tolerance = serializers.FloatField(
+        required=False, help_text="relative drop a guardrail metric may show before it is breached, 0-1 (default 0)"
+    )
     bandit_min_share = serializers.FloatField(required=False)
     bandit_burn_in_trials = serializers.IntegerField(required=False)
     bandit_burn_in_periods = serializers.IntegerField(required=False)

@@ -229,7 +229,13 @@ def event_id(experiment_key: str, row: LogRow, repeat: int) -> str:
 
 
 def _experiment(
-    key: str, rows: Sequence[LogRow], owner: User | None, control: str | None, name: str | None, primary_metric: str
+    key: str,
+    rows: Sequence[LogRow],
+    owner: User | None,
+    control: str | None,
+    name: str | None,
+    primary_metric: str,
+    analysis_method: str,
 ) -> tuple[Experiment, bool]:
     first, last = min(r.timestamp for r in rows), max(r.timestamp for r in rows)
     arms_seen = list(dict.fromkeys(r.arm for r in rows))
@@ -242,7 +248,8 @@ def _experiment(
             raise ImportRefused(key, None, f"control arm {control!r} is not in the data (arms: {', '.join(arms_seen)})")
         experiment = Experiment.objects.create(
             key=key, name=name or key, owner=owner, source=Experiment.Source.IMPORTED, status=Experiment.Status.STOPPED,
-            salt=f"{key}-imported", primary_metric=primary_metric, started_at=first, stopped_at=last,
+            salt=f"{key}-imported", primary_metric=primary_metric, analysis_method=analysis_method,
+            started_at=first, stopped_at=last,
         )  # fmt: skip
         for position, arm in enumerate(arms_seen):
             Arm.objects.create(experiment=experiment, name=arm, is_control=arm == control, position=position)
@@ -268,14 +275,22 @@ def import_traffic(
     control: str | None = None,
     name: str | None = None,
     primary_metric: str = "ctr",
+    analysis_method: str = Experiment.AnalysisMethod.FIXED_HORIZON,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Store the rows as exposures and events of the imported experiment (see the module docstring)."""
+    """Store the rows as exposures and events of the imported experiment (see the module docstring).
+
+    A new experiment is analysed by `analysis_method`: by default the fixed-horizon test, as an imported
+    log is complete and read once (its horizon is the log); "sequential" for a log imported as it grows.
+    """
+    if analysis_method not in Experiment.AnalysisMethod.values:
+        raise ImportRefused(experiment_key, None, f"analysis method must be one of "
+                            f"{', '.join(Experiment.AnalysisMethod.values)}, not {analysis_method!r}")  # fmt: skip
     if not rows:
         raise ImportRefused(experiment_key, None, "the data has no rows")
     now = timezone.now()
     with transaction.atomic():
-        experiment, created = _experiment(experiment_key, rows, owner, control, name, primary_metric)
+        experiment, created = _experiment(experiment_key, rows, owner, control, name, primary_metric, analysis_method)
         lock_state(experiment.pk)
         arm_ids = dict(experiment.arms.values_list("name", "id"))
         arm_names = {v: k for k, v in arm_ids.items()}

@@ -12,10 +12,11 @@ interleaving_test`` on those counts: A's share of the decided sessions with its 
 
 ``sequential`` is the always-valid version (``experiments.interleaving.sequential_sign_test``: a
 beta-mixture SPRT on the same share, with its confidence sequence for the share and for Δ), which
-may be read after every session. As for the A/B verdicts (``services.results``), the verdict's
-basis (``verdict_basis``) is the sequential test while the experiment runs (peeking at the sign
-test's p value inflates false positives) and the fixed-horizon sign test once it has stopped (the
-horizon is reached); ``verdict_p_value`` is the basis's p value.
+may be read after every session. As for the A/B verdicts (``experiments.verdicts``), the verdict's
+basis (``verdict_basis``) is the experiment's ``analysis_method``, never switched by Stop: the
+sequential test, or the fixed-horizon sign test once the plan's sessions are reached (or an early
+read was recorded; an imported log is complete). ``verdict_p_value`` is the basis's p value and
+``verdict_ci_low``/``verdict_ci_high`` its interval for Δ, so p < alpha exactly when it excludes 0.
 
 ``history`` repeats both tests on the cumulative counts at the end of each day (the chart).
 """
@@ -28,7 +29,7 @@ from django.db.models import Sum
 
 from experiments.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
 from experiments.interleaving.sequential import DEFAULT_N_STAR, concentration_for
-from experiments.models import Experiment, InterleavingDaily, InterleavingState
+from experiments.models import Experiment, InterleavingDaily, InterleavingState, VerdictOverride
 from experiments.planning import InterleavingPlan
 from experiments.services.interleaving import teams
 from experiments.services.plans import experiment_plan
@@ -44,11 +45,11 @@ EXPLANATION = (
     "served list) is won by the arm with more credited clicks and tied otherwise, including sessions without clicks. "
     "The verdict is a two-sided exact sign test of the share of decided sessions won by A against 1/2: tied "
     "sessions carry no preference and are left out of the test, but they dilute Δ = (wins A - wins B) / sessions. "
-    "The sign test is a fixed-horizon test, valid once the planned number of sessions is reached; while the "
-    "experiment runs the verdict uses its always-valid version instead (a beta-mixture sequential probability ratio "
-    "test with a confidence sequence), which may be read every day without inflating false positives."
+    "The sign test is a fixed-horizon test, valid once the planned number of sessions is reached; its always-valid "
+    "version (a beta-mixture sequential probability ratio test with a confidence sequence) may be read every day "
+    "without inflating false positives. The experiment's analysis method, chosen when it was designed, says which "
+    "one decides."
 )
-_FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
 
 
 def _n_star(experiment: Experiment) -> tuple[float, str]:
@@ -123,14 +124,26 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
                             "cs_low": look["sequential"]["delta_sequence"][0],
                             "cs_high": look["sequential"]["delta_sequence"][1]})  # fmt: skip
     test = _test(experiment, totals, n_star)
-    basis = "fixed_horizon" if experiment.status in _FINISHED else "sequential"
+    basis = experiment.analysis_method
     decisive = (test if basis == "fixed_horizon" else test["sequential"]) if test else None
-    if test is None or test["share_a"] is None or decisive is None:
+    plan = experiment_plan(experiment)
+    waiting = (
+        basis == "fixed_horizon"
+        and experiment.source == Experiment.Source.PLATFORM
+        and not VerdictOverride.objects.filter(experiment=experiment).exists()
+        and (not isinstance(plan, InterleavingPlan) or totals["sessions"] < plan.sessions)
+    )
+    interval = None
+    if waiting:
+        verdict, decisive = NOT_ENOUGH_DATA, None
+    elif test is None or test["share_a"] is None or decisive is None:
         verdict = NOT_ENOUGH_DATA
     elif decisive["preferred"] is None:
         verdict = NO_DIFFERENCE
     else:
         verdict = f"{(team_a if decisive['preferred'] == 'A' else team_b).name} wins"
+    if decisive is not None and verdict != NOT_ENOUGH_DATA:
+        interval = decisive["delta_sequence"] if basis == "sequential" else decisive["delta_interval"]
     state = InterleavingState.objects.filter(pk=experiment.pk).first()
     return {
         "method": "team_draft",
@@ -144,6 +157,8 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
         "verdict": verdict,
         "verdict_basis": basis,
         "verdict_p_value": decisive["p_value"] if decisive else None,
+        "verdict_ci_low": interval[0] if interval else None,
+        "verdict_ci_high": interval[1] if interval else None,
         "uncredited_clicks": state.uncredited_clicks if state else 0,
         "history": history,
     }

@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from experiments.models import Arm, Decision, Experiment, ExperimentChange
+from experiments.models import Arm, Decision, Experiment, ExperimentChange, VerdictOverride
 from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services import bandit
 from recommenders.models import Variant
@@ -45,7 +45,8 @@ TEXT_FIELDS = ("name", "hypothesis")
 DRAFT_FIELDS = (
     "name", "hypothesis", "design", "surface", "traffic_percent", "exploration_percent", "layer",
     "layer_share_percent", "primary_metric", "secondary_metrics", "guardrail_metrics", "baseline_rate",
-    "minimum_detectable_effect", "expected_daily_users", "alpha", "power", *bandit.SETTINGS,
+    "minimum_detectable_effect", "expected_daily_users", "alpha", "power", "analysis_method", "guardrail_tolerance",
+    *bandit.SETTINGS,
 )  # fmt: skip
 
 
@@ -89,6 +90,8 @@ class ExperimentSpec:
     expected_daily_users: int | None = None
     alpha: float = 0.05
     power: float = 0.8
+    analysis_method: str = Experiment.AnalysisMethod.SEQUENTIAL
+    guardrail_tolerance: float = 0.0
     bandit_min_share: float = 0.05
     bandit_burn_in_trials: int = 1_000
     bandit_burn_in_periods: int = 1
@@ -296,6 +299,26 @@ def record_decision(
     return decision
 
 
+def record_early_read(experiment: Experiment, user: User, reason: str) -> VerdictOverride:
+    """A product manager's decision to read a fixed-horizon verdict before the plan's sample size is
+    reached, with the reason; audited, shown beside the verdict in the results and the report."""
+    if experiment.analysis_method != Experiment.AnalysisMethod.FIXED_HORIZON:
+        raise ExperimentError({"reason": "only a fixed-horizon experiment waits for its plan: this one is sequential, "
+                               "its verdict may be read at any time"})  # fmt: skip
+    if not reason.strip():
+        raise ExperimentError({"reason": "say why the verdict is read before the plan's sample size"})
+    if experiment.status == Experiment.Status.DRAFT:
+        raise TransitionError(f"{experiment.key} is a draft: it has no results to read yet.")
+    with transaction.atomic():
+        override, created = VerdictOverride.objects.get_or_create(
+            experiment=experiment, defaults={"user": user, "reason": reason.strip()}
+        )
+        if not created:
+            raise TransitionError(f"an early read of {experiment.key} was already recorded by {override.user}")
+        _audit(experiment, user, "early_read", {}, {"reason": override.reason})
+    return override
+
+
 # ---- helpers -----------------------------------------------------------------------
 
 
@@ -382,6 +405,17 @@ def _validate_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     layer = fields.get("layer") or ""
     if layer and not all(c.isalnum() or c in "-_" for c in layer):
         errors["layer"] = "use letters, digits, hyphens and underscores only"
+    method = fields.get("analysis_method", Experiment.AnalysisMethod.SEQUENTIAL)
+    if method not in Experiment.AnalysisMethod.values:
+        errors["analysis_method"] = f"use one of {', '.join(Experiment.AnalysisMethod.values)}"
+    elif method == Experiment.AnalysisMethod.FIXED_HORIZON and not (
+        fields.get("baseline_rate") and fields.get("minimum_detectable_effect")
+    ):
+        errors["analysis_method"] = (
+            "the fixed-horizon test is read at the plan's sample size: set the baseline rate and the minimum "
+            "detectable effect, or choose the sequential method"
+        )
+    _check_range(errors, fields, "guardrail_tolerance", 0, 1, inclusive_low=True)
     return errors
 
 

@@ -15,28 +15,40 @@ zeros. Metrics and the engine's test for each treatment arm against the control:
     revenue_per_user  revenue / users               mean_test (Welch)
     clicks_per_user   clicks / users                mean_test (Welch)
 
-Multiple testing: the absolute-difference p-values of all arms x metrics form one Holm family
-(``multiple_testing``; each metric also carries its ``p_value_adjusted``). The verdict is on the
-primary metric only, the pre-registered decision metric, so it is Holm-corrected across the
-treatment arms (not across secondary metrics, which do not decide anything). Its basis is the
-fixed-horizon test once the experiment has stopped (the horizon is reached), and the always-valid
-sequential test while it still runs (peeking at a fixed-horizon p-value inflates false positives).
-The sequential test of control against a treatment (its `sequential` dict, and each day's look in
-`lift_history`) is tightest at `n_star` users of those two arms: the plan's, i.e. their users when the
-experiment's plan is met (``planning.planned_arm_users``), when the experiment has planning fields
-(``services.plans.experiment_plan``), else the engine's default; `n_star_source` says which ("plan" or
-"default"). It is valid for any N*; N* only moves where it has the most power.
+Tests: every metric of a comparison is tested by the experiment's ``analysis_method`` (chosen when
+it is designed, never switched by Stop): the always-valid sequential test (``sequential``, the
+default) or the fixed-horizon test (``fixed_horizon``), on the absolute difference and on the
+relative lift; each metric entry names its ``test`` and its ``role`` (primary, secondary,
+guardrail or other: all five metrics are computed, the chosen ones are shown). Multiple testing:
+the relative-lift p-values of all arms x metrics form one Holm family (``multiple_testing``; each
+metric carries its ``p_value_adjusted``); exploratory, not a verdict.
 
-Verdicts: "treatment wins" / "control wins" (significant, by the effect's sign; every metric
+Verdicts (``experiments.verdicts``): on the primary metric's relative lift, by the analysis method,
+Bonferroni across treatment arms. Each comparison carries ``verdict``, ``verdict_label``,
+``verdict_basis``, ``verdict_p_value``, ``verdict_effect`` and ``verdict_ci_low``/``verdict_ci_high``:
+the same test's interval, so p < alpha exactly when the interval excludes 0. Under
+``fixed_horizon`` the verdict is "not enough data" until each arm has its planned users, unless a
+product manager recorded an early read (``override``). The always-valid test of control against a
+treatment is tightest at `n_star` users of those two arms: their planned users when the experiment
+has planning fields (``services.plans.experiment_plan``, ``planning.planned_arm_users``), else the
+engine's default; `n_star_source` says which ("plan" or "default"). Guardrail metrics get
+``guardrails: [{metric, status, ...}]`` (ok, breached or inconclusive: a one-sided always-valid
+test against the experiment's ``guardrail_tolerance``). Warnings are objects ``{code, message}``:
+srm, stopped_early, before_plan, underpowered, same_variant, guardrail_breached,
+unattributed_events.
+
+Verdict values: "treatment wins" / "control wins" (significant, by the effect's sign; every metric
 here is higher-is-better), "no significant difference", "not enough data" (the engine refused:
-n < 2, no variance, no events).
+n < 2, no variance, no events; or a fixed-horizon experiment before its plan's sample size).
 
 Bandit experiments (``design == "bandit"``): arms' weights change per period, so pooling an arm's users
 is biased and the arms' sizes do not follow ``Arm.weight``. The ``bandit`` block
 (``experiments.services.bandit.bandit_results``) compares arms within cohorts of first exposure;
 the verdict of each treatment is the batched z test's (Holm across treatments, basis
-``bandit_cohorts``) and the SRM check is the one against the weights served in each period. The
-pooled per-metric comparisons stay in ``comparisons`` as description only.
+``bandit_cohorts``; that test has no interval, so ``verdict_ci_*`` are null and the cohorts'
+period-weighted lift interval is shown as description) and the SRM check is the one against the
+weights served in each period. The pooled per-metric comparisons stay in ``comparisons`` as
+description only.
 
 Traffic: the rollups keep live and simulated users apart (``ArmRollup.simulated``); results are
 over live users, simulated users, or both (``traffic="all"``, the rows added up).
@@ -53,8 +65,9 @@ from typing import Any
 
 from django.db.models import Sum
 
-from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState
-from experiments.planning import Plan, planned_arm_users
+from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState, VerdictOverride
+from experiments.planning import InterleavingPlan, Plan, planned_arm_users
+from experiments.presentation import Badge, badges
 from experiments.services.bandit import bandit_results, is_bandit
 from experiments.services.cuped import covariate_samples
 from experiments.services.interleaving import teams
@@ -65,17 +78,32 @@ from experiments.stats import (
     Proportion,
     RatioSample,
     SampleMean,
+    SequentialResult,
     StatisticError,
+    TestResult,
     adjust_pvalues,
     bayesian_proportion_test,
     cuped_adjust,
     mean_test,
-    proportion_test,
-    ratio_test,
     sequential_test,
     srm_test,
 )
 from experiments.stats.sequential import DEFAULT_N_STAR
+from experiments.verdicts import (
+    CONTROL_WINS,
+    LABELS,
+    NO_DIFFERENCE,
+    NOT_ENOUGH_DATA,
+    TESTS,
+    TREATMENT_WINS,
+    Difference,
+    Statistic,
+    Verdict,
+    decide,
+    fixed_horizon_test,
+    guardrail,
+    relative_interval,
+)
 
 SRM_ALPHA = 0.001
 TRAFFIC = ("all", "live", "simulated")
@@ -83,11 +111,9 @@ _DAILY_SUMS = ("impressions", "clicks", "add_to_carts", "purchases", "revenue")
 _ARM_SUMS = ("exposed_users", "active_users", *_DAILY_SUMS, "impressions_sq", "clicks_sq", "clicks_x_impressions",
              "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
 METRICS = ("conversion_rate", "add_to_cart_rate", "ctr", "revenue_per_user", "clicks_per_user")
-TREATMENT_WINS, CONTROL_WINS = "treatment wins", "control wins"
-NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
+UNDERPOWERED_DAYS = 90  # a plan needing more days than this gets the `underpowered` warning
 _FINISHED = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED, Experiment.Status.ARCHIVED)
 
-Statistic = Proportion | RatioSample | SampleMean
 NStar = tuple[float, str]  # (N*, where it comes from: "plan" or "default")
 NO_PLAN: NStar = (DEFAULT_N_STAR, "default")  # the engine's default N*
 
@@ -109,15 +135,6 @@ def _statistic(metric: str, row: ArmRollup) -> Statistic:
     if metric == "revenue_per_user":
         return SampleMean(n, float(row.revenue), float(row.revenue_sq))
     return SampleMean(n, float(row.clicks), float(row.clicks_sq))
-
-
-_TESTS: Mapping[str, Callable[..., Any]] = {
-    "conversion_rate": proportion_test,
-    "add_to_cart_rate": proportion_test,
-    "ctr": ratio_test,
-    "revenue_per_user": mean_test,
-    "clicks_per_user": mean_test,
-}
 
 
 def _attempt(compute: Callable[[], Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -220,11 +237,11 @@ def sequential_n_stars(experiment: Experiment, arms: list[Arm]) -> dict[int, NSt
 def _lift_history(
     experiment: Experiment, arms: list[Arm], traffic: str, n_stars: Mapping[int, NStar]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each treatment's relative lift on the primary metric with its always-valid confidence
-    sequence, as of the end of each day: the sequential test on the arms' cumulative sufficient
-    statistics (DailyRollup's daily increments summed up to that day), tightest at the arm's N* in
-    `n_stars` (`sequential_n_stars`). Days on which the engine cannot test yet (n < 2, no variance)
-    are left out."""
+    """Each treatment's relative lift on the primary metric as of the end of each day, with the interval
+    of the verdict's own test (`_interval_of`: the analysis method at alpha / treatments, tightest at the
+    arm's N*), so the band's last point is the verdict's interval. The arms' cumulative sufficient
+    statistics are DailyRollup's daily increments summed up to that day. Days on which the engine
+    cannot test yet (n < 2, no variance) are left out."""
     control = next((arm for arm in arms if arm.is_control), None)
     if control is None:
         return {}
@@ -239,6 +256,7 @@ def _lift_history(
     by_day: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:
         by_day.setdefault(row["day"], []).append(row)
+    treatments = len(history)
     for day, day_rows in by_day.items():
         for row in day_rows:
             for name in _STAT_SUMS:
@@ -249,15 +267,44 @@ def _lift_history(
             if arm.pk == control.pk:
                 continue
             try:
-                look = sequential_test(_statistic(experiment.primary_metric, as_of[control.pk]),
-                                       _statistic(experiment.primary_metric, as_of[arm.pk]),
-                                       alpha=experiment.alpha, difference="relative",
-                                       n_star=n_stars[arm.pk][0])  # fmt: skip
+                look = relative_interval(_statistic(experiment.primary_metric, as_of[control.pk]),
+                                         _statistic(experiment.primary_metric, as_of[arm.pk]),
+                                         method=experiment.analysis_method, alpha=experiment.alpha / treatments,
+                                         n_star=n_stars[arm.pk][0])  # fmt: skip
             except StatisticError:
                 continue
             history[arm.name].append({"day": day.isoformat(), "effect": look.effect, "ci_low": look.ci_low,
-                                      "ci_high": look.ci_high, "p_value": look.p_value})  # fmt: skip
+                                      "ci_high": look.ci_high, "p_value": min(1.0, look.p_value * treatments),
+                                      "test": look.test})  # fmt: skip
     return history
+
+
+def _role(experiment: Experiment, metric: str) -> str:
+    if metric == experiment.primary_metric:
+        return "primary"
+    if metric in (experiment.guardrail_metrics or []):
+        return "guardrail"
+    if metric in (experiment.secondary_metrics or []):
+        return "secondary"
+    return "other"
+
+
+def chosen_metrics(experiment: Experiment) -> list[str]:
+    """The metrics the experiment reports: the primary, then the secondary and guardrail metrics chosen."""
+    chosen = [experiment.primary_metric]
+    for metric in [*(experiment.secondary_metrics or []), *(experiment.guardrail_metrics or [])]:
+        if metric in METRICS and metric not in chosen:
+            chosen.append(metric)
+    return chosen
+
+
+def _method_test(
+    experiment: Experiment, c: Statistic, t: Statistic, difference: Difference, n_star: float
+) -> SequentialResult | TestResult:
+    """`difference` ("absolute" or "relative") of one metric by the experiment's analysis method at alpha."""
+    if experiment.analysis_method == "sequential":
+        return sequential_test(c, t, alpha=experiment.alpha, difference=difference, n_star=n_star)
+    return fixed_horizon_test(c, t, alpha=experiment.alpha, difference=difference)
 
 
 def _compare(
@@ -267,46 +314,53 @@ def _compare(
     covariates: Mapping[str, Mapping[int, CovariateSample]] | None = None,
     n_star: NStar = NO_PLAN,
 ) -> dict[str, Any]:
-    """The treatment against the control on every metric, the Bayesian test on conversion and the
-    always-valid test on the primary metric (`sequential`, tightest at `n_star`: its N* and source are
-    in the dict as `n_star` and `n_star_source`)."""
+    """The treatment against the control on every metric by the experiment's analysis method (each entry
+    names its `test` and `role`), the Bayesian chance to win on the primary metric and the always-valid
+    test on the primary metric (`sequential`, tightest at `n_star`: its N* and source are in the dict as
+    `n_star` and `n_star_source`)."""
     alpha = experiment.alpha
     metrics: dict[str, Any] = {}
     for metric in METRICS:
-        entry: dict[str, Any] = {"primary": metric == experiment.primary_metric}
+        entry: dict[str, Any] = {"primary": metric == experiment.primary_metric, "role": _role(experiment, metric),
+                                 "test": experiment.analysis_method}  # fmt: skip
         try:
             c, t = _statistic(metric, control), _statistic(metric, treatment)
         except StatisticError as error:
-            entry.update(absolute=None, relative=None, error=str(error))
+            entry.update(absolute=None, relative=None, error=str(error), bayesian=None, bayesian_error=str(error))
         else:
-            test = _TESTS[metric]
-            entry["absolute"], entry["error"] = _attempt(partial(test, c, t, alpha=alpha))
-            entry["relative"], relative_error = _attempt(partial(test, c, t, alpha=alpha, difference="relative"))
+            entry["absolute"], entry["error"] = _attempt(partial(_method_test, experiment, c, t, "absolute", n_star[0]))
+            entry["relative"], relative_error = _attempt(partial(_method_test, experiment, c, t, "relative", n_star[0]))
             entry["error"] = entry["error"] or relative_error
+            entry["bayesian"], entry["bayesian_error"] = _bayesian(metric, c, t)
         entry["p_value_adjusted"] = None
         by_arm = (covariates or {}).get(metric, {})
         if control.arm_id in by_arm and treatment.arm_id in by_arm:
             entry["cuped"], entry["cuped_error"] = _cuped(by_arm[control.arm_id], by_arm[treatment.arm_id], alpha)
         metrics[metric] = entry
-    comparison: dict[str, Any] = {"metrics": metrics}
-    try:
-        c_conv = Proportion(int(control.exposed_users), int(control.purchasers))
-        t_conv = Proportion(int(treatment.exposed_users), int(treatment.purchasers))
-        comparison["bayesian"], comparison["bayesian_error"] = _attempt(
-            lambda: bayesian_proportion_test(c_conv, t_conv)
-        )
-    except StatisticError as error:
-        comparison["bayesian"], comparison["bayesian_error"] = None, str(error)
+    primary_entry = metrics[experiment.primary_metric]
+    comparison: dict[str, Any] = {
+        "metrics": metrics,
+        "bayesian": primary_entry["bayesian"] and {"metric": experiment.primary_metric, **primary_entry["bayesian"]},
+        "bayesian_error": primary_entry["bayesian_error"],
+    }
     try:
         primary = (_statistic(experiment.primary_metric, control), _statistic(experiment.primary_metric, treatment))
         comparison["sequential"], comparison["sequential_error"] = _attempt(
-            lambda: sequential_test(*primary, alpha=alpha, n_star=n_star[0])
+            lambda: sequential_test(*primary, alpha=alpha, difference="relative", n_star=n_star[0])
         )
         if comparison["sequential"] is not None:
             comparison["sequential"]["n_star_source"] = n_star[1]
     except StatisticError as error:
         comparison["sequential"], comparison["sequential_error"] = None, str(error)
     return comparison
+
+
+def _bayesian(metric: str, control: Statistic, treatment: Statistic) -> tuple[dict[str, Any] | None, str | None]:
+    """The Bayesian comparison of one metric (chance to win, expected losses, lift credible interval)."""
+    if not (isinstance(control, Proportion) and isinstance(treatment, Proportion)):
+        return None, "the Bayesian test covers proportions (conversion, add-to-cart rate) only"
+    result, error = _attempt(lambda: bayesian_proportion_test(control, treatment))
+    return (result and {"metric": metric, **result}), error
 
 
 def _cuped(
@@ -364,7 +418,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     row_of = _arm_rows(experiment, arms, traffic)
     state = RollupState.objects.filter(pk=experiment.pk).first()
     control = next((arm for arm in arms if arm.is_control), None)
-    warnings: list[str] = []
+    warnings: list[dict[str, str]] = []
 
     bandit = bandit_results(experiment, arms, traffic, SRM_ALPHA) if is_bandit(experiment) else None
     srm: dict[str, Any] | None
@@ -378,32 +432,46 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     if srm is None:
         srm = {"error": srm_error, "mismatch": False}
     elif srm["mismatch"]:
-        warnings.append(
-            f"sample ratio mismatch (p = {srm['p_value']:.2g} < {SRM_ALPHA}): the arms' sizes do not match their "
-            "weights, so assignment or logging is broken and the comparisons cannot be trusted"
-        )
-    if state and state.unattributed_events:
-        warnings.append(f"{state.unattributed_events:,} events of users without an exposure were not counted")
+        warnings.append(_warning("srm", f"sample ratio mismatch (p = {srm['p_value']:.2g} < {SRM_ALPHA}): the arms' "
+                                 "sizes do not match their weights, so assignment or logging is broken and the "
+                                 "comparisons cannot be trusted"))  # fmt: skip
 
     comparisons: list[dict[str, Any]] = []
     treatments = [arm for arm in arms if control is not None and arm.pk != control.pk]
     if control is None:
-        warnings.append("the experiment has no control arm: nothing to compare against")
+        warnings.append(_warning("no_control", "the experiment has no control arm: nothing to compare against"))
     covariates = covariate_samples(experiment, traffic) if treatments else {}
     n_stars = sequential_n_stars(experiment, arms)
+    horizon = _horizon(experiment, arms, row_of)
+    override = _override(experiment)
     for arm in treatments:
         comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates,  # type: ignore[union-attr]
                               n_stars[arm.pk])  # fmt: skip
         comparisons.append({"arm": arm.name, "control": control.name, **comparison})  # type: ignore[union-attr]
+        try:
+            c_stat = _statistic(experiment.primary_metric, row_of[control.pk])  # type: ignore[union-attr]
+            t_stat = _statistic(experiment.primary_metric, row_of[arm.pk])
+        except StatisticError as error:
+            verdict = Verdict(NOT_ENOUGH_DATA, experiment.analysis_method, None, None, None, None, experiment.alpha,
+                              len(treatments), str(error))  # fmt: skip
+        else:
+            reached, note = horizon.get(arm.pk, (False, ""))
+            verdict = decide(c_stat, t_stat, method=experiment.analysis_method, alpha=experiment.alpha,
+                             treatments=len(treatments), n_star=n_stars[arm.pk][0],
+                             horizon_reached=reached or override is not None, horizon_note=note)  # fmt: skip
+        comparisons[-1].update(_verdict_fields(verdict))
+        comparisons[-1]["override"] = override if experiment.analysis_method == "fixed_horizon" else None
+        comparisons[-1]["guardrails"] = _guardrails(experiment, row_of[control.pk], row_of[arm.pk],  # type: ignore[union-attr]
+                                                    n_stars[arm.pk][0])  # fmt: skip
 
-    # Holm over every arm x metric (fixed-horizon, absolute difference).
+    # Holm over every arm x metric (the analysis method's relative-lift p-values): exploratory.
     family = [
-        (i, metric) for i, comp in enumerate(comparisons) for metric in METRICS if comp["metrics"][metric]["absolute"]
+        (i, metric) for i, comp in enumerate(comparisons) for metric in METRICS if comp["metrics"][metric]["relative"]
     ]
     multiple_testing: dict[str, Any] = {"method": "holm", "alpha": experiment.alpha, "tests": []}
     if family:
         adjusted = adjust_pvalues(
-            [comparisons[i]["metrics"][m]["absolute"]["p_value"] for i, m in family], "holm", experiment.alpha
+            [comparisons[i]["metrics"][m]["relative"]["p_value"] for i, m in family], "holm", experiment.alpha
         )
         for (i, metric), p, q, rejected in zip(
             family, adjusted.p_values, adjusted.adjusted, adjusted.rejected, strict=True
@@ -413,29 +481,14 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
                 "arm": comparisons[i]["arm"], "metric": metric, "primary": metric == experiment.primary_metric,
                 "p_value": p, "p_value_adjusted": q, "rejected": rejected,
             })  # fmt: skip
-
-    # Verdicts on the primary metric, Holm across treatment arms.
-    basis = "fixed_horizon" if experiment.status in _FINISHED else "sequential"
-    decisive = []
-    for comp in comparisons:
-        result = (
-            comp["metrics"][experiment.primary_metric]["absolute"] if basis == "fixed_horizon" else comp["sequential"]
-        )
-        comp["verdict_basis"] = basis
-        comp["verdict"], comp["verdict_p_value"] = NOT_ENOUGH_DATA, None
-        if result is not None:
-            decisive.append((comp, result))
-    if decisive:
-        primary_adjusted = adjust_pvalues([r["p_value"] for _, r in decisive], "holm", experiment.alpha).adjusted
-        for (comp, result), p_value in zip(decisive, primary_adjusted, strict=True):
-            comp["verdict_p_value"] = p_value
-            comp["verdict"] = _verdict(result["effect"], p_value, experiment.alpha)
     if bandit is not None:
         _bandit_verdicts(comparisons, bandit, experiment.alpha)
+    warnings.extend(_design_warnings(experiment, arms, row_of, horizon, comparisons, state))
 
     return _finite({
         **_header(experiment, traffic, state),
         "arms": [_arm_summary(arm, row_of[arm.pk]) for arm in arms],
+        "chosen_metrics": chosen_metrics(experiment),
         "daily": _daily(experiment, arms, traffic),
         "lift_history": _lift_history(experiment, arms, traffic, n_stars),
         "comparisons": comparisons,
@@ -446,6 +499,129 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     })  # fmt: skip
 
 
+def _warning(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as the comparison's `verdict_*` keys (the API contract)."""
+    return {
+        "verdict": verdict.verdict,
+        "verdict_label": verdict.label,
+        "verdict_basis": verdict.basis,
+        "verdict_test": TESTS.get(verdict.basis, verdict.basis),
+        "verdict_p_value": verdict.p_value,
+        "verdict_effect": verdict.effect,
+        "verdict_ci_low": verdict.ci_low,
+        "verdict_ci_high": verdict.ci_high,
+        "verdict_alpha": verdict.alpha,
+        "verdict_adjustment": "bonferroni" if verdict.treatments > 1 else "none",
+        "verdict_treatments": verdict.treatments,
+        "verdict_reason": verdict.reason,
+    }
+
+
+def _planned_users(experiment: Experiment, arms: list[Arm]) -> dict[int, int] | None:
+    """Each arm's users when the experiment's plan is met, or None without a plan."""
+    plan = experiment_plan(experiment)
+    if not isinstance(plan, Plan):
+        return None
+    try:
+        return {arm.pk: n for arm, n in zip(arms, planned_arm_users(plan, [arm.weight for arm in arms]), strict=True)}
+    except StatisticError:
+        return None
+
+
+def _horizon(experiment: Experiment, arms: list[Arm], row_of: Mapping[int, ArmRollup]) -> dict[int, tuple[bool, str]]:
+    """Per treatment arm: whether the fixed-horizon test may be read (both arms at their planned users),
+    and if not, why. An imported experiment's log is complete: its horizon is the data."""
+    control = next((arm for arm in arms if arm.is_control), None)
+    if control is None:
+        return {}
+    treatments = [arm for arm in arms if arm.pk != control.pk]
+    if experiment.source == Experiment.Source.IMPORTED:
+        return dict.fromkeys((arm.pk for arm in treatments), (True, ""))
+    planned = _planned_users(experiment, arms)
+    if planned is None:
+        note = ("the fixed-horizon test is read at the plan's sample size, and this experiment has no plan "
+                "(set its baseline rate and minimum detectable effect)")  # fmt: skip
+        return dict.fromkeys((arm.pk for arm in treatments), (False, note))
+    out = {}
+    for arm in treatments:
+        have = min(int(row_of[control.pk].exposed_users), int(row_of[arm.pk].exposed_users))
+        need = min(planned[control.pk], planned[arm.pk])
+        reached = all(int(row_of[a.pk].exposed_users) >= planned[a.pk] for a in (control, arm))
+        out[arm.pk] = (reached, "" if reached else f"{have:,} of the {need:,} users per arm the plan needs")
+    return out
+
+
+def _override(experiment: Experiment) -> dict[str, Any] | None:
+    """The product manager's early read of a fixed-horizon verdict, if one was recorded."""
+    found = VerdictOverride.objects.filter(experiment=experiment).select_related("user").first()
+    if found is None:
+        return None
+    return {"by": found.user.username, "reason": found.reason, "at": found.at.isoformat()}
+
+
+def _guardrails(
+    experiment: Experiment, control: ArmRollup, treatment: ArmRollup, n_star: float
+) -> list[dict[str, Any]]:
+    out = []
+    for metric in experiment.guardrail_metrics or []:
+        try:
+            c, t = _statistic(metric, control), _statistic(metric, treatment)
+        except StatisticError as error:
+            out.append({"metric": metric, "status": "inconclusive", "tolerance": experiment.guardrail_tolerance,
+                        "effect": None, "ci_low": None, "ci_high": None, "reason": str(error)})  # fmt: skip
+            continue
+        out.append(asdict(guardrail(metric, c, t, alpha=experiment.alpha, tolerance=experiment.guardrail_tolerance,
+                                    n_star=n_star)))  # fmt: skip
+    return out
+
+
+def _design_warnings(
+    experiment: Experiment,
+    arms: list[Arm],
+    row_of: Mapping[int, ArmRollup],
+    horizon: Mapping[int, tuple[bool, str]],
+    comparisons: list[dict[str, Any]],
+    state: RollupState | None,
+) -> list[dict[str, str]]:
+    """The warnings about the design and the data (codes in the module docstring), in that order."""
+    out = []
+    plan = experiment_plan(experiment)
+    behind = [note for reached, note in horizon.values() if not reached and "of the" in note]
+    if behind and experiment.status in _FINISHED and experiment.source == Experiment.Source.PLATFORM:
+        if experiment.analysis_method == "sequential":
+            consequence = "the always-valid verdict stays valid, but the experiment has less power than planned"
+        else:
+            consequence = "the fixed-horizon verdict needs the plan's sample size (or a recorded early read)"
+        out.append(_warning("stopped_early", f"stopped before the plan's sample size ({behind[0]}): {consequence}"))
+    elif behind and experiment.status in (Experiment.Status.RUNNING, Experiment.Status.PAUSED):
+        out.append(_warning("before_plan", f"the plan's sample size is not reached yet ({behind[0]})"))
+    if isinstance(plan, Plan) and plan.days is not None and plan.days > UNDERPOWERED_DAYS:
+        out.append(_warning("underpowered", f"the plan needs {plan.days:,} days at {plan.daily_users:,} users a day "
+                            f"(more than {UNDERPOWERED_DAYS}): detect a larger effect, send more traffic or "
+                            "accept a longer test"))  # fmt: skip
+    versions: dict[int, list[str]] = {}
+    for arm in arms:
+        if arm.variant_id is not None:
+            versions.setdefault(arm.variant_id, []).append(arm.name)
+    for names in versions.values():
+        if len(names) > 1:
+            out.append(_warning("same_variant", f"arms {' and '.join(names)} serve the same variant version: an "
+                                "A/A test, fine when intended (it checks the set-up, not a change)"))  # fmt: skip
+    breached = [f"{g['metric']} ({comp['arm']})" for comp in comparisons for g in comp.get("guardrails", [])
+                if g["status"] == "breached"]  # fmt: skip
+    if breached:
+        out.append(_warning("guardrail_breached", f"guardrail breached: {', '.join(breached)} harmed beyond the "
+                            f"tolerance of {experiment.guardrail_tolerance:.1%}"))  # fmt: skip
+    if state and state.unattributed_events:
+        out.append(_warning("unattributed_events", f"{state.unattributed_events:,} events of users without an "
+                            "exposure were not counted"))  # fmt: skip
+    return out
+
+
 def _header(experiment: Experiment, traffic: str, state: RollupState | None) -> dict[str, Any]:
     """The keys every design's results start with: which experiment, its state and the data's age."""
     return {
@@ -454,6 +630,10 @@ def _header(experiment: Experiment, traffic: str, state: RollupState | None) -> 
         "status": experiment.status,
         "source": experiment.source,
         "primary_metric": experiment.primary_metric,
+        "secondary_metrics": list(experiment.secondary_metrics or []),
+        "guardrail_metrics": list(experiment.guardrail_metrics or []),
+        "guardrail_tolerance": experiment.guardrail_tolerance,
+        "analysis_method": experiment.analysis_method,
         "alpha": experiment.alpha,
         "traffic": traffic,
         "as_of": _as_of(state),
@@ -474,8 +654,8 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
     )["users"]
     warnings = []
     if block["uncredited_clicks"]:
-        warnings.append(f"{block['uncredited_clicks']:,} clicks named an item their request did not show and were "
-                        "not credited")  # fmt: skip
+        warnings.append(_warning("uncredited_clicks", f"{block['uncredited_clicks']:,} clicks named an item their "
+                                 "request did not show and were not credited"))  # fmt: skip
     arms = [
         {"name": arm.name, "is_control": arm.is_control, "weight": arm.weight, "team": team,
          "sessions_won": block[f"wins_{team.lower()}"], "clicks_credited": block[f"clicks_{team.lower()}"]}
@@ -498,13 +678,29 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
 
 def _bandit_verdicts(comparisons: list[dict[str, Any]], bandit: dict[str, Any], alpha: float) -> None:
     """Replace each treatment's verdict by the cohort analysis's: the pooled tests are biased when the
-    weights change (see ``experiments.bandits.analysis``)."""
+    weights change (see ``experiments.bandits.analysis``). The batched test has no interval, so the
+    verdict's interval is null; the cohorts' period-weighted lift and its Wald interval are description."""
     by_arm = {comp["arm"]: comp for comp in bandit["comparisons"]}
     for comp in comparisons:
         cohort = by_arm.get(comp["arm"])
-        comp["verdict_basis"] = "bandit_cohorts"
+        comp.update(verdict_basis="bandit_cohorts", verdict_test=TESTS["bandit_cohorts"], verdict_ci_low=None,
+                    verdict_ci_high=None, verdict_adjustment="holm", override=None)  # fmt: skip
         if cohort is None:
-            comp["verdict"], comp["verdict_p_value"] = NOT_ENOUGH_DATA, None
+            reason = bandit.get("error") or "no cohort with users in both arms yet"
+            comp.update(verdict=NOT_ENOUGH_DATA, verdict_label=LABELS[NOT_ENOUGH_DATA], verdict_p_value=None,
+                        verdict_effect=None, verdict_reason=reason)  # fmt: skip
             continue
         cohort["verdict"] = _verdict(cohort["effect"], cohort["p_value_adjusted"], alpha)
-        comp["verdict"], comp["verdict_p_value"] = cohort["verdict"], cohort["p_value_adjusted"]
+        comp.update(verdict=cohort["verdict"], verdict_label=LABELS[cohort["verdict"]],
+                    verdict_p_value=cohort["p_value_adjusted"], verdict_effect=cohort["lift"],
+                    verdict_reason="")  # fmt: skip
+
+
+def experiment_badges(experiment: Experiment, results: dict[str, Any] | None = None) -> list[Badge]:
+    """The verdict badges of `experiment` exactly as the results page shows them (none for a draft), for
+    the lists that show many experiments (home, experiment list). Pass `results` when already computed."""
+    if experiment.status == Experiment.Status.DRAFT and results is None:
+        return []
+    results = results if results is not None else experiment_results(experiment)
+    plan = experiment_plan(experiment)
+    return badges(results, plan.sessions if isinstance(plan, InterleavingPlan) else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,7 @@ from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
 from tests.browser.conftest import Console, Screens, log_in
 from tests.celery_worker import worker_process
-from tests.experiments.test_results import NO_LAG, simulate
-from tests.experiments.test_rollups import running_experiment
+from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import retail_sample, user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -51,6 +51,9 @@ def test_a_product_manager_creates_starts_and_simulates_an_experiment(
     page.fill("#id_expected_daily_users", "2000")
     expect(page.locator("#plan-result")).to_contain_text("80,638 users per arm")
     expect(page.locator("#plan-result")).to_contain_text("about 81 days")
+    page.check("input[name=guardrail_metrics][value=conversion_rate]")
+    page.fill("#id_guardrail_tolerance", "0.05")
+    page.check("input[name=analysis_method][value=fixed_horizon]")
     screens.shoot(page, "wizard")
     page.click("#experiment-form button[type=submit]")
 
@@ -80,12 +83,23 @@ def test_a_product_manager_creates_starts_and_simulates_an_experiment(
     run = experiment.simulations.get()
     assert run.impressions > 0
     assert page.locator("#verdicts .badge").count() == 1
-    # The wizard's plan (80,638 users per arm, equal weights) tunes the always-valid test that decides
-    # while the experiment runs: tightest when both arms have their planned users.
-    tuning = page.locator("#sequential-tuning")
-    expect(tuning).to_have_text("; it is tightest at 161,276 users (the plan's sample size)")
-    expect(page.locator("#chart-cumulative-ctr .main-svg").first).to_be_visible()
-    for chart in ("chart-cumulative-ctr", "chart-exposures", "chart-posterior"):
+    # The method chosen in the wizard decides: the fixed-horizon test waits for the plan's 80,638 users per arm.
+    assert experiment.analysis_method == "fixed_horizon"
+    expect(page.locator("#analysis-method")).to_contain_text("Fixed horizon")
+    expect(page.locator("#verdicts .badge")).to_have_text("Needs more data")
+    expect(page.locator("[data-warning=before_plan]")).to_contain_text("The plan's sample size is not reached yet")
+    expect(page.locator("#early-read")).to_be_visible()
+    # The guardrail chosen in the wizard is watched, with its status and the always-valid interval.
+    guard = page.locator("#guardrails tr[data-guardrail=conversion_rate]")
+    expect(guard).to_be_visible()
+    assert guard.get_attribute("data-status") in ("ok", "breached", "inconclusive")
+    expect(page.locator("#guardrail-tolerance")).to_contain_text("tolerance 5.0 %")
+    # The forest plot: one interval bar per chosen metric (CTR, conversion as guardrail) for the treatment.
+    expect(page.locator("#chart-forest .main-svg").first).to_be_visible()
+    forest = json.loads(page.locator("#chart-forest-data").text_content() or "{}")
+    assert [trace["name"] for trace in forest["data"]] == ["knn"]
+    assert forest["data"][0]["y"] == ["CTR (primary)", "conversion (guardrail)"]
+    for chart in ("chart-cumulative-ctr", "chart-exposures", "chart-forest"):
         assert int(page.locator(f"#{chart}").get_attribute("data-rendered") or 0) >= 1
     screens.shoot(page, "results")
 
@@ -111,7 +125,7 @@ def test_a_reviewer_reads_the_report_exports_csv_and_records_a_decision(
 
     expect(page.locator("#summary tr[data-arm=treatment]")).to_contain_text("%")
     expect(page.locator("#offline-metrics")).to_be_visible()
-    expect(page.locator("#sequential-tuning")).to_have_text("; it is tightest at 30,000 users (default: no plan)")
+    expect(page.locator("#sequential-tuning")).to_have_text(" (it is tightest at 30,000 users (default: no plan))")
     screens.shoot(page, "report")
     with page.expect_download() as download_info:
         page.click("#export-csv")

@@ -6,6 +6,7 @@ import gzip
 from pathlib import Path
 
 from django.contrib.auth.models import User
+from django.test import Client
 
 from accounts.roles import PRODUCT_MANAGERS
 from experiments.models import Experiment
@@ -29,6 +30,13 @@ def trained_variants(tmp_path: Path, rows: int = 1500) -> tuple[Variant, Variant
         variant.refresh_from_db()
         variants.append(variant)
     return variants[0], variants[1]
+
+
+def client_for(user: User) -> Client:
+    """A test client logged in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def product_manager(username: str = "pm") -> User:

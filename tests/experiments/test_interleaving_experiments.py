@@ -43,9 +43,9 @@ from experiments.services.rollups import fold, recompute
 from experiments.services.serving_log import LogBuffer
 from experiments.services.tokens import create_token
 from recommenders.serving import recommend
-from tests.experiments.factories import draft_experiment, trained_variants
+from tests.experiments.factories import client_for, draft_experiment, trained_variants
 from tests.experiments.test_lean import DJANGO, _call, _keep
-from tests.experiments.test_pages import client_for, wizard_data
+from tests.experiments.test_pages import wizard_data
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -251,7 +251,8 @@ def test_clicks_are_credited_to_the_contributing_arm_and_folds_equal_a_recompute
     assert [arm["sessions_won"] for arm in results["arms"]] == [6, 6]
     assert results["exposed_users"] == 24
     assert (results["comparisons"], results["srm"]["mismatch"]) == ([], False)
-    assert results["warnings"] == ["1 clicks named an item their request did not show and were not credited"]
+    message = "1 clicks named an item their request did not show and were not credited"
+    assert results["warnings"] == [{"code": "uncredited_clicks", "message": message}]
     assert _pm().get(f"/api/v1/experiments/{KEY}/results/?traffic=simulated").json()["interleaving"]["sessions"] == 0
 
 
@@ -284,9 +285,17 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
     assert '<span class="badge inconclusive" title="knn won 12 and control 0 of 12 sessions' in home
     assert '<td class="num">12</td>' in home  # 12 exposed users, each of whom saw both arms
 
-    # Once stopped, the planned horizon is reached: the fixed-horizon sign test decides.
+    # Stopping does not switch the test (that would be optional stopping): the always-valid verdict stays.
     assert _pm().post(f"/api/v1/experiments/{KEY}/stop/").status_code == 200
     serving.clear_cache()
+    page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
+    assert 'data-verdict="inconclusive"' in page
+    # A fixed-horizon design reads the sign test at the plan's sessions, or after a recorded early read.
+    Experiment.objects.filter(pk=experiment.pk).update(analysis_method="fixed_horizon")
+    page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
+    assert 'data-verdict="needs-data"' in page
+    assert client.post(reverse("experiment_pages:early-read", args=[KEY]),
+                       {"reason": "the shop closes the surface this week"}).status_code == 302  # fmt: skip
     page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
     assert 'data-verdict="winning"' in page
     assert "knn won 12 and control 0 of 12 sessions (0 ties); Δ = -1.000" in page

@@ -21,18 +21,12 @@ from experiments.services.lifecycle import transition
 from experiments.services.results import experiment_results
 from experiments.services.rollups import fold
 from experiments.stats import sample_size_proportions
-from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-from tests.experiments.test_results import NO_LAG, simulate
-from tests.experiments.test_rollups import running_experiment
+from experiments.verdicts import KINDS
+from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
+from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def wizard_data(**overrides: Any) -> dict[str, Any]:
@@ -181,10 +175,10 @@ def test_the_results_dashboard_shows_the_numbers_verdicts_and_chart_data() -> No
 
     control = next(arm for arm in results["arms"] if arm["is_control"])
     assert f"{control['ctr'] * 100:.2f} %" in page
-    verdict = results["comparisons"][0]["verdict"]
-    assert verdict in page
-    assert 'data-verdict="' in page
-    for chart in ("chart-cumulative-ctr", "chart-posterior", "chart-exposures", "chart-revenue", "chart-lift"):
+    comparison = results["comparisons"][0]
+    assert comparison["verdict_label"] in page
+    assert f'data-verdict="{KINDS[comparison["verdict"]]}"' in page
+    for chart in ("chart-cumulative-ctr", "chart-forest", "chart-exposures", "chart-revenue", "chart-lift"):
         assert f'id="{chart}"' in page
     marker = 'id="chart-exposures-data" type="application/json">'
     start = page.index(marker) + len(marker)
@@ -204,8 +198,9 @@ def test_the_results_page_and_report_say_where_the_always_valid_test_is_tightest
     for url in (results_url, report_url):
         page = " ".join(html.unescape(client.get(url).content.decode()).split())
         assert (
-            "the verdict uses the always-valid sequential test, so it may be read at any time<span "
-            'id="sequential-tuning">; it is tightest at 30,000 users (default: no plan)</span>; after it stops'
+            "The verdict uses the always-valid sequential test, chosen when the experiment was designed: it may be "
+            "read at any time, also after an early stop, and the interval beside it is that test's confidence "
+            'sequence<span id="sequential-tuning"> (it is tightest at 30,000 users (default: no plan))</span>.'
         ) in page
 
     # 1.5 % -> 1.65 % at alpha 0.05 and power 0.8 needs 108,093 users per arm (statsmodels' NormalIndPower:
@@ -215,7 +210,7 @@ def test_the_results_page_and_report_say_where_the_always_valid_test_is_tightest
     for url in (results_url, report_url):
         page = html.unescape(client.get(url).content.decode())
         assert (
-            f'<span id="sequential-tuning">; it is tightest at {n_star:,} users (the plan\'s sample size)</span>'
+            f'<span id="sequential-tuning"> (it is tightest at {n_star:,} users (the plan\'s sample size))</span>'
             in page
         )
     document = json.loads(client.get(reverse("experiment_pages:export-json", args=["page-ab"])).content)
@@ -232,7 +227,7 @@ def test_an_experiment_without_traffic_explains_what_to_do() -> None:
 
 def test_a_sample_ratio_mismatch_shows_a_banner() -> None:
     experiment, control, treatment = running_experiment("srm-ab")
-    from tests.experiments.test_rollups import expose
+    from tests.experiments.traffic import expose
 
     for i in range(300):
         expose(experiment, control if i % 5 else treatment, f"u{i}")  # 80 / 20 under 50 / 50 weights
@@ -323,7 +318,7 @@ def test_results_show_live_simulated_or_all_traffic_and_refuse_anything_else() -
     live = client.get(url, {"traffic": "live"}).content.decode()
     simulated = client.get(url, {"traffic": "simulated"}).content.decode()
     assert 'id="summary"' in live
-    assert "Chance to win (conversion)" in live  # the Bayesian column is on conversion whatever the primary
+    assert "Chance to win (CTR)" in live  # the Bayesian column is on the primary metric
     assert 'id="no-traffic"' in simulated
     assert '<option value="simulated" selected>' in simulated
     exported = client.get(reverse("experiment_pages:export-csv", args=["page-ab"]), {"traffic": "simulated"})

@@ -9,26 +9,34 @@ import pytest
 from experiments import presentation
 
 
-def _results(basis: str) -> dict[str, Any]:
-    effect = {"effect": 0.01, "ci_low": 0.0, "ci_high": 0.02}
-    comparison = {"arm": "knn", "metrics": {"ctr": {"absolute": effect, "relative": effect}},
-                  "verdict_p_value": 0.01, "verdict": "treatment wins", "verdict_basis": basis}  # fmt: skip
-    return {"primary_metric": "ctr", "arms": [{"name": "control"}, {"name": "knn"}], "comparisons": [comparison]}
+def _results(basis: str, words: str) -> dict[str, Any]:
+    effect = {"effect": 0.01, "ci_low": 0.001, "ci_high": 0.02}
+    comparison = {"arm": "knn", "control": "control", "metrics": {"ctr": {"absolute": effect, "relative": effect}},
+                  "verdict_p_value": 0.01, "verdict": "treatment wins", "verdict_basis": basis, "verdict_test": words,
+                  "verdict_label": "Winning", "verdict_effect": 0.01, "verdict_ci_low": 0.001, "verdict_ci_high": 0.02,
+                  "verdict_alpha": 0.05, "verdict_adjustment": "none", "verdict_treatments": 1,
+                  "verdict_reason": ""}  # fmt: skip
+    return {"primary_metric": "ctr", "alpha": 0.05, "arms": [{"name": "control"}, {"name": "knn"}],
+            "comparisons": [comparison]}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("basis", "words"),
     [
-        ("sequential", "sequential test"),
+        ("sequential", "always-valid sequential test"),
         ("fixed_horizon", "fixed-horizon test"),
         ("bandit_cohorts", "batched test within cohorts of first exposure"),
     ],
 )
-def test_the_summary_table_names_the_verdicts_basis_in_words(basis: str, words: str) -> None:
-    # The table used to print the code with its underscores cut out: "fixedhorizon", "banditcohorts".
-    control, knn = presentation.summary_rows(_results(basis))
+def test_the_summary_table_and_the_badge_name_the_verdicts_test_and_show_its_interval(basis: str, words: str) -> None:
+    control, knn = presentation.summary_rows(_results(basis, words))
     assert control["comparison"] is None
     assert (knn["comparison"]["verdict_basis"], knn["comparison"]["basis"]) == (basis, words)
+    assert knn["comparison"]["relative"] == {"effect": 0.01, "ci_low": 0.001, "ci_high": 0.02}
+    assert (knn["comparison"]["label"], knn["comparison"]["p_value"]) == ("Winning", 0.01)
+    (badge,) = presentation.badges(_results(basis, words))
+    assert (badge.kind, badge.label) == ("winning", "Winning")
+    assert badge.reason == f"CTR: relative lift +1.0 % [+0.1 %, +2.0 %]; {words}, p = 0.01 < 0.05"
 
 
 def _tuned(*tests: tuple[str, float, str] | tuple[str, None]) -> dict[str, Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -19,43 +18,14 @@ from experiments.services.results import experiment_results, sequential_n_stars
 from experiments.services.rollups import fold
 from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
 from experiments.stats.sequential import DEFAULT_N_STAR
-from tests.experiments.test_rollups import DAY1, expose, running_experiment, send
-
-NO_LAG = timedelta(0)
-
-
-def simulate(experiment: Any, arms: Any, users_per_arm: int, seed: int = 7) -> dict[str, dict[str, np.ndarray]]:
-    """Send random traffic through ingestion; return per-user arrays (zeros included) by arm name."""
-    rng = random.Random(seed)
-    events: list[tuple[str, ...]] = []
-    per_arm: dict[str, dict[str, list[float]]] = {}
-    for arm in arms:
-        columns: dict[str, list[float]] = {"imp": [], "clk": [], "pur": [], "rev": [], "atc": []}
-        boost = 0.25 if arm.is_control else 0.45
-        for u in range(users_per_arm):
-            user = f"{arm.name}-{u}"
-            expose(experiment, arm, user)
-            imp = rng.randint(0, 4)
-            clk = sum(rng.random() < boost for _ in range(imp))
-            atc = int(clk > 0 and rng.random() < 0.5)
-            pur = int(atc and rng.random() < 0.6)
-            rev = round(rng.uniform(5, 80), 2) if pur else 0.0
-            when = DAY1 + timedelta(hours=u % 30)
-            kinds = ["impression"] * imp + ["click"] * clk + ["add_to_cart"] * atc
-            events += [(f"{user}-{k}", user, kind, when) for k, kind in enumerate(kinds)]
-            if pur:
-                events.append((f"{user}-p", user, "purchase", when, f"{rev:.2f}"))
-            for name, value in zip(("imp", "clk", "pur", "rev", "atc"), (imp, clk, pur, rev, atc), strict=True):
-                columns[name].append(value)
-        per_arm[arm.name] = {k: np.array(v, dtype=float) for k, v in columns.items()}
-    send(experiment, *events)  # type: ignore[arg-type]
-    return per_arm
+from tests.experiments.traffic import DAY1, NO_LAG, expose, running_experiment, send, simulate
 
 
 @pytest.mark.django_db
 def test_results_are_the_engine_tests_on_the_per_user_values() -> None:
     experiment, control, treatment = running_experiment()
-    experiment.status = "stopped"
+    # An imported log analysed by the fixed-horizon test: its horizon is the complete log.
+    experiment.status, experiment.source, experiment.analysis_method = "stopped", "imported", "fixed_horizon"
     experiment.save()
     data = simulate(experiment, (control, treatment), users_per_arm=60)
     fold(experiment.pk, lag=NO_LAG)
@@ -89,16 +59,18 @@ def test_results_are_the_engine_tests_on_the_per_user_values() -> None:
     assert [row["metric"] for row in results["multiple_testing"]["tests"]] == [
         "conversion_rate", "add_to_cart_rate", "ctr", "revenue_per_user", "clicks_per_user"]  # fmt: skip
     assert [row["primary"] for row in results["multiple_testing"]["tests"]] == [False, False, True, False, False]
+    # The verdict: the same test on the relative lift, with that test's own interval.
+    relative_ctr = ratio_test(RatioSample.from_values(c["clk"], c["imp"]), RatioSample.from_values(t["clk"], t["imp"]),
+                              difference="relative")  # fmt: skip
     assert comparison["verdict_basis"] == "fixed_horizon"
-    assert comparison["verdict_p_value"] == pytest.approx(expected_ctr.p_value, abs=1e-9)
-    expected_verdict = (
-        "no significant difference"
-        if expected_ctr.p_value >= 0.05
-        else ("treatment wins" if expected_ctr.effect > 0 else "control wins")
+    assert comparison["verdict_p_value"] == pytest.approx(relative_ctr.p_value, abs=1e-9)
+    assert (comparison["verdict_ci_low"], comparison["verdict_ci_high"]) == pytest.approx(
+        (relative_ctr.ci_low, relative_ctr.ci_high), abs=1e-12
     )
-    assert comparison["verdict"] == expected_verdict
-    assert 0.0 <= comparison["bayesian"]["chance_to_win"] <= 1.0
-    assert comparison["sequential"]["p_value"] >= comparison["metrics"]["ctr"]["absolute"]["p_value"]
+    assert comparison["verdict"] == "treatment wins"  # the treatment clicks more (0.45 against 0.25 a view)
+    assert relative_ctr.p_value < 0.05
+    assert relative_ctr.ci_low > 0
+    assert comparison["sequential"]["p_value"] >= comparison["metrics"]["ctr"]["relative"]["p_value"]
     assert results["srm"]["mismatch"] is False
     assert sum(d["new_users"] for d in results["daily"]["control"]) == 60
 
@@ -115,7 +87,7 @@ def test_an_experiment_without_traffic_answers_not_enough_data() -> None:
     json.dumps(results, allow_nan=False)
     (comparison,) = results["comparisons"]
     assert comparison["verdict"] == "not enough data"
-    assert comparison["verdict_basis"] == "sequential"  # still running: only the always-valid test may decide
+    assert comparison["verdict_basis"] == "sequential"  # the default analysis method
     assert comparison["metrics"]["ctr"]["absolute"] is None
     assert "Proportion.n" in comparison["metrics"]["conversion_rate"]["error"]
     assert [a["users"] for a in results["arms"]] == [1, 0]
@@ -126,7 +98,7 @@ def test_an_experiment_without_traffic_answers_not_enough_data() -> None:
 def test_a_sample_ratio_mismatch_is_flagged_and_conversion_tested() -> None:
     experiment, control, treatment = running_experiment()
     experiment.primary_metric = "conversion_rate"
-    experiment.status = "stopped"
+    experiment.status, experiment.source, experiment.analysis_method = "stopped", "imported", "fixed_horizon"
     experiment.save()
     when = datetime(2026, 11, 24, tzinfo=UTC)
     Exposure.objects.bulk_create(
@@ -143,11 +115,13 @@ def test_a_sample_ratio_mismatch_is_flagged_and_conversion_tested() -> None:
 
     assert results["srm"]["mismatch"] is True
     assert results["srm"]["p_value"] == pytest.approx(stats.chisquare([600, 400]).pvalue, rel=1e-9)
-    assert results["warnings"][0].startswith("sample ratio mismatch")
+    assert results["warnings"][0]["code"] == "srm"
+    assert results["warnings"][0]["message"].startswith("sample ratio mismatch")
     (comparison,) = results["comparisons"]
     # 30/600 against 60/400: treatment converts 3x as often.
 
     expected = proportion_test(Proportion(600, 30), Proportion(400, 60))
+    assert comparison["metrics"]["conversion_rate"]["test"] == "fixed_horizon"
     assert comparison["metrics"]["conversion_rate"]["absolute"]["p_value"] == pytest.approx(expected.p_value, abs=1e-12)
     assert comparison["metrics"]["conversion_rate"]["relative"]["effect"] == pytest.approx(2.0, abs=1e-12)
     assert comparison["verdict"] == "treatment wins"
@@ -233,7 +207,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
 
     # Without planning fields: the engine's default N* (30,000 users), said so.
     (comparison,) = experiment_results(experiment)["comparisons"]
-    default = sequential_test(*ctr)
+    default = sequential_test(*ctr, difference="relative")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (30_000, "default")
     assert comparison["sequential"]["p_value"] == pytest.approx(default.p_value, rel=1e-12)
 
@@ -245,7 +219,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     experiment.refresh_from_db()
     results = experiment_results(experiment)
     (comparison,) = results["comparisons"]
-    planned = sequential_test(*ctr, n_star=2 * n_per_arm)
+    planned = sequential_test(*ctr, n_star=2 * n_per_arm, difference="relative")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (1_926, "plan")
     assert comparison["sequential"]["p_value"] == pytest.approx(planned.p_value, rel=1e-12)
     assert (comparison["sequential"]["ci_low"], comparison["sequential"]["ci_high"]) == (
@@ -256,7 +230,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     assert 0 < planned.p_value < default.p_value < 1
     assert planned.ci_high - planned.ci_low < default.ci_high - default.ci_low
     assert comparison["verdict_basis"] == "sequential"
-    assert comparison["verdict_p_value"] == pytest.approx(planned.p_value, rel=1e-12)  # one treatment: Holm = p
+    assert comparison["verdict_p_value"] == pytest.approx(planned.p_value, rel=1e-12)  # one treatment: no adjustment
     # The lift over time is the same test, day by day: its last day (all the data) uses the plan's N* too.
     last = results["lift_history"]["treatment"][-1]
     relative = sequential_test(*ctr, difference="relative", n_star=1_926)
@@ -270,7 +244,8 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     Arm.objects.filter(pk=control.pk).update(weight=3.0)
     (comparison,) = experiment_results(experiment)["comparisons"]
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (3_852, "plan")
-    assert comparison["sequential"]["p_value"] == pytest.approx(sequential_test(*ctr, n_star=3_852).p_value, rel=1e-12)
+    expected_p = sequential_test(*ctr, n_star=3_852, difference="relative").p_value
+    assert comparison["sequential"]["p_value"] == pytest.approx(expected_p, rel=1e-12)
 
 
 @pytest.mark.django_db

@@ -68,6 +68,12 @@ class Command(BaseCommand):
             "--primary-metric", choices=Experiment.Metric.values, default=Experiment.Metric.CTR,
             help="primary metric when creating (default ctr)",
         )  # fmt: skip
+        parser.add_argument(
+            "--analysis-method", choices=Experiment.AnalysisMethod.values,
+            default=Experiment.AnalysisMethod.FIXED_HORIZON,
+            help="the test behind the verdict when creating: fixed_horizon (default: the log is complete and read "
+            "once) or sequential (for a log imported day by day and looked at as it grows)",
+        )  # fmt: skip
         parser.add_argument("--no-fold", action="store_true", help="leave folding to the periodic task")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -94,7 +100,8 @@ class Command(BaseCommand):
             with tqdm(total=len(rows), desc="storing", unit=" events", disable=not interactive) as bar:
                 result = import_traffic(
                     rows, experiment_key=options["experiment"], owner=owner, control=control,
-                    name=options["name"], primary_metric=options["primary_metric"], progress=bar.update,
+                    name=options["name"], primary_metric=options["primary_metric"],
+                    analysis_method=options["analysis_method"], progress=bar.update,
                 )  # fmt: skip
         except ImportRefused as error:
             raise CommandError(f"Nothing was imported. {error}") from None
