@@ -17,8 +17,8 @@ from recommenders.services.training import queue_training, run_training
 from recommenders.services.variants import VariantSpec, register_variant
 from tests.browser.conftest import Console, Screens, log_in
 from tests.celery_worker import worker_process
+from tests.experiments.factories import running_experiment
 from tests.experiments.test_results import NO_LAG, simulate
-from tests.experiments.test_rollups import running_experiment
 from tests.recommenders.factories import retail_sample, user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

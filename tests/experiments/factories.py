@@ -1,15 +1,22 @@
-"""Trained variants and experiments for the experiments tests (real data, real training)."""
+"""Experiments, traffic and clients for the experiments tests: hand-built experiments with traffic sent
+through the real ingestion path, and trained variants on real data."""
 
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.test import Client
 
 from accounts.roles import PRODUCT_MANAGERS
-from experiments.models import Experiment
+from experiments.models import Arm, Experiment, Exposure, SimulationRun
+from experiments.services.events import ingest
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition
+from experiments.services.rollups import fold
+from experiments.services.simulation import queue_simulation, run_simulation
 from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Variant
 from recommenders.services.datasets import save_dataset
@@ -57,3 +64,53 @@ def held_out_experiment(tmp_path: Path, key: str = "recs-ab", **fields: object) 
         run_training(queue_training(variant, send=False).pk)
     pm = product_manager()
     return transition(draft_experiment(pm, key, **fields), "start", pm)
+
+
+def simulated_retail_experiment(tmp_path: Path, key: str = "recs-ab") -> Experiment:
+    """`held_out_experiment` with two simulated days of a 20-fold population (the sample has a few dozen
+    eligible shoppers; 20 replicas of each give the arms a few hundred users), folded."""
+    experiment = held_out_experiment(tmp_path, key)
+    run = queue_simulation(experiment, {"daily_users": 400, "days": 2, "seed": 5, "population_scale": 20}, send=False)
+    run_simulation(run.pk)
+    fold(experiment.pk, lag=timedelta(0))
+    return experiment
+
+
+DAY1 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def running_experiment(key: str = "rollup-ab") -> tuple[Experiment, Arm, Arm]:
+    """A running experiment with a control and a treatment arm and no variants (traffic is sent by hand)."""
+    owner, _ = User.objects.get_or_create(username="owner")
+    experiment = Experiment.objects.create(key=key, name=key, owner=owner, salt=key, status="running")
+    control = Arm.objects.create(experiment=experiment, name="control", is_control=True, position=0)
+    treatment = Arm.objects.create(experiment=experiment, name="treatment", position=1)
+    return experiment, control, treatment
+
+
+def expose(
+    experiment: Experiment, arm: Arm, user: str, when: datetime = DAY1, simulation: SimulationRun | None = None
+) -> None:
+    Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=when,
+                            simulation=simulation)  # fmt: skip
+
+
+def send(experiment: Experiment, *events: tuple[str, str, str, datetime] | tuple[str, str, str, datetime, str]) -> int:
+    """Ingest (event_id, user, type, timestamp[, revenue]) events through the real ingestion path."""
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        raw: dict[str, Any] = {"event_id": event[0], "user_id": event[1], "type": event[2],
+                               "timestamp": event[3].isoformat(), "experiment": experiment.key}  # fmt: skip
+        if len(event) == 5:
+            raw["revenue"] = event[4]
+        batch.append(raw)
+    result = ingest(batch)
+    assert result.errors == []
+    return result.stored
+
+
+def client_for(user: User) -> Client:
+    """A Django test client logged in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client

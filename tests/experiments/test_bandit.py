@@ -30,8 +30,7 @@ from experiments.services.results import experiment_results
 from experiments.services.rollups import fold
 from experiments.tasks import update_bandits_task
 from tests.celery_worker import worker_process
-from tests.experiments.factories import product_manager
-from tests.experiments.test_rollups import running_experiment, send
+from tests.experiments.factories import product_manager, running_experiment, send
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 NO_LAG = timedelta(0)

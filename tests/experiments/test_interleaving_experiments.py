@@ -43,9 +43,9 @@ from experiments.services.rollups import fold, recompute
 from experiments.services.serving_log import LogBuffer
 from experiments.services.tokens import create_token
 from recommenders.serving import recommend
-from tests.experiments.factories import draft_experiment, trained_variants
+from tests.experiments.factories import client_for, draft_experiment, trained_variants
 from tests.experiments.test_lean import DJANGO, _call, _keep
-from tests.experiments.test_pages import client_for, wizard_data
+from tests.experiments.test_pages import wizard_data
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -21,18 +21,18 @@ from experiments.services.lifecycle import transition
 from experiments.services.results import experiment_results
 from experiments.services.rollups import fold
 from experiments.stats import sample_size_proportions
-from tests.experiments.factories import draft_experiment, product_manager, trained_variants
+from tests.experiments.factories import (
+    client_for,
+    draft_experiment,
+    expose,
+    product_manager,
+    running_experiment,
+    trained_variants,
+)
 from tests.experiments.test_results import NO_LAG, simulate
-from tests.experiments.test_rollups import running_experiment
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def wizard_data(**overrides: Any) -> dict[str, Any]:
@@ -232,7 +232,6 @@ def test_an_experiment_without_traffic_explains_what_to_do() -> None:
 
 def test_a_sample_ratio_mismatch_shows_a_banner() -> None:
     experiment, control, treatment = running_experiment("srm-ab")
-    from tests.experiments.test_rollups import expose
 
     for i in range(300):
         expose(experiment, control if i % 5 else treatment, f"u{i}")  # 80 / 20 under 50 / 50 weights

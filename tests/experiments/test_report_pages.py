@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from experiments.services import serving
-from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-from tests.experiments.test_pages import client_for
+from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
 
 pytestmark = pytest.mark.django_db
 PLANNED = {"baseline_rate": 0.3, "minimum_detectable_effect": 0.2, "expected_daily_users": 500}

@@ -19,7 +19,7 @@ from experiments.services.results import experiment_results, sequential_n_stars
 from experiments.services.rollups import fold
 from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
 from experiments.stats.sequential import DEFAULT_N_STAR
-from tests.experiments.test_rollups import DAY1, expose, running_experiment, send
+from tests.experiments.factories import DAY1, expose, running_experiment, send
 
 NO_LAG = timedelta(0)
 

@@ -3,62 +3,29 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from experiments.models import (
-    Arm,
     ArmRollup,
     DailyRollup,
     Event,
     Experiment,
-    Exposure,
     RollupState,
     SimulationRun,
     UserRollup,
 )
-from experiments.services.events import ingest
 from experiments.services.results import experiment_results
 from experiments.services.rollups import experiments_to_fold, fold, recompute
 from experiments.tasks import fold_rollups_task
+from tests.experiments.factories import DAY1, expose, running_experiment, send
 
-DAY1 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 NO_LAG = timedelta(0)
-
-
-def running_experiment(key: str = "rollup-ab") -> tuple[Experiment, Arm, Arm]:
-    owner, _ = User.objects.get_or_create(username="owner")
-    experiment = Experiment.objects.create(key=key, name=key, owner=owner, salt=key, status="running")
-    control = Arm.objects.create(experiment=experiment, name="control", is_control=True, position=0)
-    treatment = Arm.objects.create(experiment=experiment, name="treatment", position=1)
-    return experiment, control, treatment
-
-
-def expose(
-    experiment: Experiment, arm: Arm, user: str, when: datetime = DAY1, simulation: SimulationRun | None = None
-) -> None:
-    Exposure.objects.create(experiment=experiment, arm=arm, user_id=user, bucket=0, first_exposed_at=when,
-                            simulation=simulation)  # fmt: skip
-
-
-def send(experiment: Experiment, *events: tuple[str, str, str, datetime] | tuple[str, str, str, datetime, str]) -> int:
-    """Ingest (event_id, user, type, timestamp[, revenue]) events through the real ingestion path."""
-    batch: list[dict[str, Any]] = []
-    for event in events:
-        raw: dict[str, Any] = {"event_id": event[0], "user_id": event[1], "type": event[2],
-                               "timestamp": event[3].isoformat(), "experiment": experiment.key}  # fmt: skip
-        if len(event) == 5:
-            raw["revenue"] = event[4]
-        batch.append(raw)
-    result = ingest(batch)
-    assert result.errors == []
-    return result.stored
 
 
 def snapshot(experiment: Experiment) -> dict[str, list[tuple[Any, ...]]]:
