@@ -25,6 +25,8 @@ from experiments.serializers import (
     IngestAnswer,
     RecommendationAnswer,
     RecommendationRequest,
+    SegmentBreakdownSerializer,
+    segment_breakdown_data,
 )
 from experiments.services.lifecycle import (
     TRANSITIONS,
@@ -39,6 +41,7 @@ from experiments.services.lifecycle import (
     update_experiment,
 )
 from experiments.services.results import TRAFFIC, experiment_results
+from experiments.services.segments import DIMENSIONS, segment_results
 
 SESSION_AND_TOKEN = [
     ApiTokenAuthentication,
@@ -185,6 +188,37 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response({"detail": str(error)}, status=409)
         return Response({"by": override.user.username, "reason": override.reason, "at": override.at.isoformat()},
                         status=status.HTTP_201_CREATED)  # fmt: skip
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "by", str, enum=list(DIMENSIONS),
+                description="the user attribute: country (from the data set), user_type (new or returning) or "
+                "session_type (search or browse); default country",
+            ),
+            OpenApiParameter(
+                "traffic", str, enum=list(TRAFFIC),
+                description="users counted: live, simulated (simulation runs) or all (default)",
+            ),
+        ],
+        responses={
+            200: SegmentBreakdownSerializer,
+            400: OpenApiResponse(description="unknown dimension or traffic (the reason is under its parameter)"),
+        },
+    )  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def segments(self, request: Request, key: str) -> Response:
+        """Exploratory, not a verdict: the results by segment of one user attribute. Per segment and arm the
+        exposed users and, on every metric (primary first), each treatment's relative lift against the
+        segment's control users with the interval and p-value of the results' test for that metric,
+        Holm-adjusted across the metric's segments. As of the last fold."""
+        by = request.query_params.get("by", "country")
+        if by not in DIMENSIONS:
+            return Response({"by": [f"unknown dimension {by!r}: use one of {', '.join(DIMENSIONS)}"]}, status=400)
+        traffic = request.query_params.get("traffic", "all")
+        if traffic not in TRAFFIC:
+            return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
+        return Response(segment_breakdown_data(segment_results(self.get_object(), by, traffic=traffic)))
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])

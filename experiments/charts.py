@@ -297,6 +297,44 @@ def bandit_weights(histories: list[dict[str, Any]]) -> Figure:
     return {"data": data, "layout": layout}
 
 
+def segment_forest(breakdown: dict[str, Any], metric: dict[str, Any], metric_label: str) -> Figure:
+    """A forest plot of one metric of a results-by-segment breakdown (the serialised
+    ``experiments.services.segments.SegmentBreakdown`` and one of its ``metrics``): one horizontal interval
+    bar per segment (and treatment arm, when there are several), the relative lift as its point, top to
+    bottom in the breakdown's order, a dotted line at no lift. Segments the engine could not test have no bar."""
+    users = {segment["name"]: segment["users"] for segment in breakdown["segments"]}
+    treatments = list(dict.fromkeys(row["arm"] for row in metric["rows"] if not row["is_control"]))
+    position = {name: i for i, name in enumerate(users)}
+    labels: list[tuple[int, str]] = []  # (the segment's position, the bar's label)
+    data = []
+    for i, arm in enumerate(treatments, start=1):
+        rows = [row for row in metric["rows"] if row["arm"] == arm and row["effect"] is not None]
+        y = [f"{row['segment']} ({users[row['segment']]:,} users)" + (f" · {arm}" if len(treatments) > 1 else "")
+             for row in rows]  # fmt: skip
+        labels += [(position[row["segment"]], label) for row, label in zip(rows, y, strict=True)]
+        data.append({
+            "type": "scatter", "mode": "markers", "name": arm, "x": [row["effect"] for row in rows], "y": y,
+            "marker": {"color": _colour(i), "size": 9},
+            "error_x": {"type": "data", "symmetric": False, "color": _colour(i), "thickness": 2, "width": 5,
+                        "array": [row["ci_high"] - row["effect"] for row in rows],
+                        "arrayminus": [row["effect"] - row["ci_low"] for row in rows]},
+            "customdata": [[row["ci_low"], row["ci_high"], row["p_value"], row["p_value_adjusted"]] for row in rows],
+            "hovertemplate": "lift %{x:+.1%} [%{customdata[0]:+.1%}, %{customdata[1]:+.1%}]<br>"
+                             "p = %{customdata[2]:.3g}, Holm p = %{customdata[3]:.3g}",
+        })  # fmt: skip
+    order = [label for _, label in sorted(labels, key=lambda pair: pair[0])]
+    level = f"{breakdown['confidence']:.0%}"
+    layout = _layout(f"Relative lift in {metric_label} by {breakdown['dimension_label'].lower()} ({level} intervals)",
+                     "", height=max(320, 90 + 34 * len(labels)), hovermode="closest",
+                     xaxis={"title": {"text": "relative lift (treatment / control - 1)"}, "tickformat": "+.0%",
+                            "zeroline": False},
+                     yaxis={"type": "category", "categoryorder": "array", "categoryarray": order,
+                            "autorange": "reversed", "automargin": True},
+                     shapes=[{"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": 0, "x1": 0,
+                              "line": {"color": "#999", "dash": "dot"}}])  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
 def dashboard(results: dict[str, Any]) -> dict[str, Figure]:
     """Every chart of the results dashboard, keyed by the element id that shows it (an interleaving
     experiment has one: its preference over time; the A/B charts would be empty or misleading)."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("<slug:key>/simulations/<int:pk>/cancel/", pages.simulation_cancel, name="simulation-cancel"),
     path("<slug:key>/simulations/<int:pk>/delete/", pages.simulation_delete, name="simulation-delete"),
     path("<slug:key>/results/", report_pages.results, name="results"),
+    path("<slug:key>/segments/", report_pages.segments, name="segments"),
     path("<slug:key>/report/", report_pages.report, name="report"),
     path("<slug:key>/export.csv", report_pages.export_csv, name="export-csv"),
     path("<slug:key>/export.json", report_pages.export_json, name="export-json"),

@@ -1,4 +1,5 @@
-"""Results dashboard, reviewer report, CSV/JSON export and decisions (thin views over the services).
+"""Results dashboard, results by segment, reviewer report, CSV/JSON export and decisions (thin views
+over the services).
 
 Every page reads the experiment's rollups through experiment_results, never raw events, so it
 renders in milliseconds however much traffic the experiment had.
@@ -22,6 +23,7 @@ from experiments import charts, presentation
 from experiments.forms import DecisionForm, EarlyReadForm
 from experiments.models import Experiment
 from experiments.pages import experiment_or_404
+from experiments.serializers import segment_breakdown_data
 from experiments.services.lifecycle import (
     ExperimentError,
     TransitionError,
@@ -31,9 +33,11 @@ from experiments.services.lifecycle import (
 )
 from experiments.services.plans import experiment_plan
 from experiments.services.results import TRAFFIC, experiment_badges, experiment_results
+from experiments.services.segments import DIMENSIONS, segment_results
 from recommenders.models import Evaluation
 
 DECIDABLE = (Experiment.Status.STOPPED, Experiment.Status.CONCLUDED)
+TRAFFIC_CHOICES = [("all", "All traffic"), ("live", "Live"), ("simulated", "Simulated")]
 
 
 def _traffic(request: HttpRequest) -> str:
@@ -63,7 +67,7 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
         "metric_label": presentation.METRIC_LABELS.get(results["primary_metric"], results["primary_metric"]),
         "has_traffic": interleaving["sessions"] > 0 if interleaving else any(arm["users"] for arm in results["arms"]),
         "traffic": traffic,
-        "traffic_choices": [("all", "All traffic"), ("live", "Live"), ("simulated", "Simulated")],
+        "traffic_choices": TRAFFIC_CHOICES,
     }
 
 
@@ -101,6 +105,28 @@ def early_read(request: HttpRequest, key: str) -> HttpResponse:
         else:
             messages.success(request, "Early read recorded: the verdict is shown, with your reason beside it.")
     return redirect("experiment_pages:results", key=key)
+
+
+@login_required
+@permission_required("experiments.view_experiment", raise_exception=True)
+def segments(request: HttpRequest, key: str) -> HttpResponse:
+    """Exploratory results by segment of one user attribute (?by=country, user_type or session_type)."""
+    experiment = experiment_or_404(key)
+    by = request.GET.get("by", "country")
+    if by not in DIMENSIONS:
+        raise BadRequest(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
+    traffic = _traffic(request)
+    breakdown = segment_breakdown_data(segment_results(experiment, by, traffic=traffic))
+    sections = []
+    for block in breakdown["metrics"]:
+        label = presentation.METRIC_LABELS.get(block["metric"], block["metric"])
+        sections.append({"metric": block, "label": label, "id": f"forest-{block['metric']}",
+                         "data_id": f"forest-{block['metric']}-data",
+                         "figure": charts.segment_forest(breakdown, block, label)})  # fmt: skip
+    context = {"section": "experiments", "experiment": experiment, "breakdown": breakdown, "sections": sections,
+               "by": by, "dimensions": list(DIMENSIONS.items()), "traffic": traffic,
+               "traffic_choices": TRAFFIC_CHOICES}  # fmt: skip
+    return render(request, "experiments/segments.html", context)
 
 
 def _offline_metrics(experiment: Experiment) -> list[dict[str, Any]]:

@@ -88,6 +88,28 @@ class Interaction(models.Model):
         return f"{self.user_id} {self.event_type} {self.item_id}"
 
 
+class UserAttribute(models.Model):
+    """One attribute of one user of a data set (e.g. `country`), read when experiment results are broken
+    down by segment (experiments.services.segments). Importers that know such a fact store it; the
+    others leave the table empty for their data sets."""
+
+    COUNTRY = "country"
+
+    # The unique index below leads with the data set and serves its lookups: no second index.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="user_attributes", db_index=False)
+    user_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=50)
+    value = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "user_id", "name"], name="user_attribute_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.name}={self.value}"
+
+
 class ImmutableVariant(Exception):
     """A trained variant version's algorithm, parameters or data set was about to change."""
 

@@ -26,31 +26,47 @@ CUPED_METRICS = {
 _SUMS = ("n", "sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
 
 
+def experiment_dataset_id(experiment: Experiment) -> int | None:
+    """The data set of the experiment's arms' variants (None for arms without one: an imported experiment)."""
+    arm = experiment.arms.exclude(variant=None).select_related("variant").first()
+    return arm.variant.dataset_id if arm is not None and arm.variant is not None else None
+
+
+def shopper_id_sql(exposure: str) -> str:
+    """SQL for the data set's user id of the user of the exposure aliased `exposure`: live users are
+    themselves; simulated users are stored as "sim<run>:<shopper id>" (or "sim<run>.<replica>:<shopper
+    id>"), and their history and attributes are the shopper's."""
+    user = f"{exposure}.user_id"
+    return f"CASE WHEN {exposure}.simulation_id IS NULL THEN {user} ELSE substr({user}, strpos({user}, ':') + 1) END"
+
+
+def pre_period_sql(dataset: str = "%s", started_at: str = "%s") -> str:
+    """SQL for (user_id, n): each user's interactions in the data set before the experiment started, the
+    CUPED covariate. A user without a row is new to the shop (covariate 0); with one, returning. The two
+    arguments are the query's placeholders for the data set id and the start time."""
+    return (
+        f"SELECT user_id, COUNT(*) AS n FROM {Interaction._meta.db_table} "
+        f'WHERE dataset_id = {dataset} AND "timestamp" < {started_at} GROUP BY user_id'
+    )
+
+
 def refresh_covariates(experiment_id: int) -> int:
     """Recompute the experiment's CUPED sums per (arm, traffic kind, metric); returns the rows stored."""
     experiment = Experiment.objects.get(pk=experiment_id)
     if experiment.source != Experiment.Source.PLATFORM or experiment.started_at is None:
         return 0
-    arm = experiment.arms.exclude(variant=None).select_related("variant").first()
-    if arm is None or arm.variant is None:
+    dataset_id = experiment_dataset_id(experiment)
+    if dataset_id is None:
         return 0
-    dataset_id = arm.variant.dataset_id
     if not Interaction.objects.filter(dataset_id=dataset_id, timestamp__lt=experiment.started_at).exists():
         return 0
-    # Simulated users are stored as "sim<run>:<shopper id>"; their history is the shopper's.
-    shopper_id = (
-        "CASE WHEN x.simulation_id IS NULL THEN x.user_id ELSE substr(x.user_id, strpos(x.user_id, ':') + 1) END"
-    )
     x = "COALESCE(p.n, 0)"
     columns = ", ".join(f"SUM({y}), SUM({y} * {y}), SUM({y} * {x})" for y in CUPED_METRICS.values())
     sql = f"""
         SELECT x.arm_id, x.simulation_id IS NOT NULL, COUNT(*), SUM({x}), SUM({x} * {x}), {columns}
         FROM {Exposure._meta.db_table} x
         LEFT JOIN {UserRollup._meta.db_table} u ON u.experiment_id = x.experiment_id AND u.user_id = x.user_id
-        LEFT JOIN (
-            SELECT user_id, COUNT(*) AS n FROM {Interaction._meta.db_table}
-            WHERE dataset_id = %s AND "timestamp" < %s GROUP BY user_id
-        ) p ON p.user_id = {shopper_id}
+        LEFT JOIN ({pre_period_sql()}) p ON p.user_id = {shopper_id_sql("x")}
         WHERE x.experiment_id = %s
         GROUP BY 1, 2"""
     with connection.cursor() as cursor:

@@ -1,7 +1,8 @@
 """The UCI Online Retail file (Chen 2015, CC BY 4.0): one row per invoice line.
 
 Kept: purchases, i.e. rows of a non-cancelled invoice with a positive quantity and a
-customer. Each kept row becomes one `purchase` interaction (value = quantity, session =
+customer. Each customer's Country (as on their first kept row; a handful of customers name two)
+becomes their `country` user attribute. Each kept row becomes one `purchase` interaction (value = quantity, session =
 invoice number). Dropped rows are counted in the report by the first reason that applies,
 in this order: cancellation (InvoiceNo starting with "C"), no CustomerID, quantity <= 0.
 Items are the stock codes that keep at least one purchase; a code's title is its most
@@ -107,7 +108,9 @@ def parse_online_retail(path: Path, progress: ProgressCallback | None = None) ->
         },
         "customers_by_country": dict(Counter(countries.values()).most_common()),
     }
-    return ParsedDataset("online-retail", str(path), items, interactions, report)
+    # Stored per customer (UserAttribute "country") for results broken down by country.
+    user_attributes = {"country": {customer: country for customer, country in countries.items() if country}}
+    return ParsedDataset("online-retail", str(path), items, interactions, report, user_attributes)
 
 
 def _parse_int(path: Path, line: int, column: str, raw: str) -> int:

@@ -66,13 +66,18 @@ class ParsedInteractions:
 
 @dataclass
 class ParsedDataset:
-    """A whole data set ready to load; `report` says what was read, kept and dropped (and why)."""
+    """A whole data set ready to load; `report` says what was read, kept and dropped (and why).
+
+    `user_attributes`: facts about the users that the source knows, as {name: {user id: value}}
+    (Online Retail: each customer's country); empty when the source has none.
+    """
 
     source_format: str
     source_path: str
     items: list[ParsedItem]
     interactions: ParsedInteractions
     report: dict[str, Any] = field(default_factory=dict)
+    user_attributes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def check_items_known(self, path: Path | str, first_line: int = 2) -> None:
         """Every interaction must name an item of the catalogue (only used where rows were not checked one by one)."""

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from recommenders.importers.parsed import ParsedDataset
-from recommenders.models import Dataset, Interaction, Item
+from recommenders.models import Dataset, Interaction, Item, UserAttribute
 
 WriteProgress = Callable[[int, int], None]
 """Called with (rows written, rows to write)."""
@@ -79,6 +79,7 @@ def save_dataset(
     report(len(parsed.items), total)
     item_pk = dict(Item.objects.filter(dataset=dataset).values_list("external_id", "id"))
     _copy_interactions(dataset, parsed, item_pk, lambda done: report(len(parsed.items) + done, total))
+    _copy_user_attributes(dataset, parsed)
     return dataset
 
 
@@ -103,6 +104,7 @@ def _delete_dataset_rows(dataset: Dataset) -> None:
     # Delete interactions first in one statement: letting the cascade collect them through
     # items would load hundreds of thousands of rows into memory.
     Interaction.objects.filter(dataset=dataset).delete()
+    UserAttribute.objects.filter(dataset=dataset).delete()
     Item.objects.filter(dataset=dataset).delete()
     dataset.delete()
 
@@ -160,6 +162,18 @@ def _copy_interactions(
         csv.writer(buffer).writerows(_interaction_rows(dataset, parsed, item_pk, start, stop, datetime.isoformat))
         _copy(buffer, Interaction._meta.db_table, INTERACTION_COLUMNS, not_null=("user_id", "session_id"))
         progress(stop)
+
+
+def _copy_user_attributes(dataset: Dataset, parsed: ParsedDataset) -> None:
+    """The users' attributes ({name: {user id: value}}), one row per user and name."""
+    if not any(parsed.user_attributes.values()):
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for name, values in parsed.user_attributes.items():
+        writer.writerows((dataset.pk, user_id, name, value) for user_id, value in values.items())
+    _copy(buffer, UserAttribute._meta.db_table, ("dataset_id", "user_id", "name", "value"),
+          not_null=("user_id", "name", "value"))  # fmt: skip
 
 
 def _copy(buffer: io.StringIO, table: str, columns: Iterable[str], not_null: Iterable[str]) -> None:

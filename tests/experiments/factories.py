@@ -1,8 +1,10 @@
-"""Trained variants and experiments for the experiments tests (real data, real training)."""
+"""Experiments, traffic and clients for the experiments tests: hand-built experiments with traffic sent
+through the real ingestion path, and trained variants on real data."""
 
 from __future__ import annotations
 
 import gzip
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -11,6 +13,8 @@ from django.test import Client
 from accounts.roles import PRODUCT_MANAGERS
 from experiments.models import Experiment
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition
+from experiments.services.rollups import fold
+from experiments.services.simulation import queue_simulation, run_simulation
 from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Variant
 from recommenders.services.datasets import save_dataset
@@ -65,3 +69,13 @@ def held_out_experiment(tmp_path: Path, key: str = "recs-ab", **fields: object) 
         run_training(queue_training(variant, send=False).pk)
     pm = product_manager()
     return transition(draft_experiment(pm, key, **fields), "start", pm)
+
+
+def simulated_retail_experiment(tmp_path: Path, key: str = "recs-ab") -> Experiment:
+    """`held_out_experiment` with two simulated days of a 20-fold population (the sample has a few dozen
+    eligible shoppers; 20 replicas of each give the arms a few hundred users), folded."""
+    experiment = held_out_experiment(tmp_path, key)
+    run = queue_simulation(experiment, {"daily_users": 400, "days": 2, "seed": 5, "population_scale": 20}, send=False)
+    run_simulation(run.pk)
+    fold(experiment.pk, lag=timedelta(0))
+    return experiment

@@ -8,10 +8,13 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg2
 import pytest
 from django.core.management import CommandError, call_command
 
-from recommenders.models import Dataset, Interaction, Item
+from recommenders.importers.online_retail import parse_online_retail
+from recommenders.models import Dataset, Interaction, Item, UserAttribute
+from recommenders.services.datasets import delete_dataset, save_dataset
 from tests.support import ML_100K, ML_LATEST_SMALL, ONLINE_RETAIL, shared_dataset
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +27,12 @@ def _import(*args: str) -> str:
 
 
 def _assert_nothing_written() -> None:
-    assert (Dataset.objects.count(), Item.objects.count(), Interaction.objects.count()) == (0, 0, 0)
+    counts = (Dataset.objects.count(), Item.objects.count(), Interaction.objects.count(), UserAttribute.objects.count())
+    assert counts == (0, 0, 0, 0)
+
+
+def _countries(name: str) -> dict[str, str]:
+    return dict(UserAttribute.objects.filter(dataset__name=name, name="country").values_list("user_id", "value"))
 
 
 def _online_retail_lines(count: int) -> list[str]:
@@ -59,6 +67,12 @@ def test_online_retail_full_file_gives_the_recommender_view() -> None:
     first = Interaction.objects.filter(dataset=dataset, session_id="536365", item=heart).get()
     assert (first.user_id, first.event_type, first.value) == ("17850", "purchase", 6.0)
     assert first.timestamp.isoformat() == "2010-12-01T08:26:00+00:00"  # 08:26 in London in December = UTC
+    # Every customer's country is stored; 12431 bought as Australia first and Belgium later: the first counts.
+    countries = _countries("online-retail")
+    assert len(countries) == 4_339
+    assert sum(country == "United Kingdom" for country in countries.values()) == 3_921
+    assert countries["12431"] == "Australia"
+    assert dataset.import_report["customers_by_country"]["United Kingdom"] == 3_921
 
 
 def test_online_retail_drops_and_counts_cancellations_and_anonymous_rows(tmp_path: Path) -> None:
@@ -71,6 +85,32 @@ def test_online_retail_drops_and_counts_cancellations_and_anonymous_rows(tmp_pat
     dataset = Dataset.objects.get(name="tiny")
     assert dataset.interaction_count == 3
     assert dataset.import_report["dropped"] == {"cancellation": 1, "no_customer": 1, "non_positive_quantity": 1}
+
+
+def test_online_retail_stores_each_customers_country(tmp_path: Path) -> None:
+    _import("online-retail", str(_write(tmp_path / "or.csv", _online_retail_lines(200))), "--name", "shop")
+
+    uk = ("13047", "13748", "14688", "15100", "15291", "15311", "16029", "16098", "16250", "17420", "17809", "17850",
+          "18074")  # fmt: skip
+    assert _countries("shop") == {"12431": "Australia", "12583": "France", **dict.fromkeys(uk, "United Kingdom")}
+    assert Dataset.objects.get(name="shop").import_report["customers_by_country"] == {
+        "United Kingdom": 13, "France": 1, "Australia": 1}  # fmt: skip
+
+    _write(tmp_path / "or.csv", _online_retail_lines(5))  # invoice 536365 of customer 17850 only
+    _import("online-retail", str(tmp_path / "or.csv"), "--name", "shop", "--replace")
+    assert _countries("shop") == {"17850": "United Kingdom"}
+    assert delete_dataset("shop")
+    assert UserAttribute.objects.count() == 0
+
+
+def test_user_attributes_are_written_in_the_import_transaction(tmp_path: Path) -> None:
+    parsed = parse_online_retail(_write(tmp_path / "or.csv", _online_retail_lines(20)))
+    parsed.user_attributes["country"]["x" * 101] = "Nowhere"  # longer than a user id may be: COPY fails last
+
+    with pytest.raises(psycopg2.DataError, match="value too long"):
+        save_dataset(parsed, "shop")
+
+    _assert_nothing_written()  # the data set, items and interactions written before it are rolled back too
 
 
 def test_a_name_in_use_is_refused_unless_replace(tmp_path: Path) -> None:
@@ -93,6 +133,7 @@ def test_replace_with_a_bad_file_keeps_the_old_data_set(tmp_path: Path) -> None:
     with pytest.raises(CommandError):
         _import("online-retail", bad, "--name", "shop", "--replace")
     assert Dataset.objects.get(name="shop").interaction_count == 5
+    assert _countries("shop") == {"17850": "United Kingdom"}
 
 
 def _with_field(lines: list[str], line: int, column: int, value: str) -> list[str]:
@@ -211,6 +252,7 @@ def test_generic_csv_with_items_and_a_column_mapping(tmp_path: Path) -> None:
     dataset = Dataset.objects.get(name="shop")
     assert dataset.interaction_count == 40
     assert dataset.item_count == len(set(Item.objects.values_list("external_id", flat=True)))
+    assert UserAttribute.objects.count() == 0  # a generic CSV says nothing about its users
     heart = Item.objects.get(dataset=dataset, external_id="85123A")
     assert (heart.title, str(heart.price), heart.attributes) == (
         "WHITE HANGING HEART T-LIGHT HOLDER",
