@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_results",
+    "core",
     "accounts",
     "recommenders",
     "experiments",
@@ -69,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "abplatform.middleware.QueueUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "abplatform.urls"
@@ -139,8 +141,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # People use the API with their session (and its CSRF check); programs with API tokens
+        # (experiments.authentication). No Basic auth: it would let a password be guessed request by request.
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -200,10 +203,18 @@ CELERY_TASK_ROUTES = {
 }
 
 # Periodic work (run `celery -A abplatform beat` next to the workers).
+# Background jobs (core.jobs): a running job's worker beats every JOB_HEARTBEAT_SECONDS; one silent for
+# JOB_STALE_SECONDS is presumed dead and restarted by the next free worker.
+JOB_HEARTBEAT_SECONDS = env_int("ABPLATFORM_JOB_HEARTBEAT_SECONDS", 20, minimum=1)
+JOB_STALE_SECONDS = env_int("ABPLATFORM_JOB_STALE_SECONDS", 120, minimum=2)
+if JOB_STALE_SECONDS <= 2 * JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("ABPLATFORM_JOB_STALE_SECONDS must exceed twice ABPLATFORM_JOB_HEARTBEAT_SECONDS.")
 CELERY_BEAT_SCHEDULE = {
     "fold-rollups": {"task": "experiments.tasks.fold_rollups_task", "schedule": 30.0, "options": {"expires": 25}},
     # Checks each running bandit's own update interval (bandit_update_minutes) every minute.
     "update-bandits": {"task": "experiments.tasks.update_bandits_task", "schedule": 60.0, "options": {"expires": 55}},
+    # Jobs whose worker died (no heartbeat for core.jobs.STALE) are put back and re-sent.
+    "recover-stale-jobs": {"task": "core.tasks.recover_stale_jobs_task", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 LOGGING = {

@@ -50,16 +50,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 
 def token_scope(scope: str) -> type[permissions.BasePermission]:
-    """A permission: a token holding `scope`, or a signed-in user with the experiments view permission."""
+    """A permission: an API token holding `scope`. Traffic (served recommendations, events) is written by
+    shops with tokens only: a signed-in person, whatever their role, is refused, so that no reviewer or
+    data scientist can add clicks or purchases to an experiment (people try models through the pages)."""
 
     class HasScope(permissions.BasePermission):
-        message = f"This endpoint needs an API token with the {scope!r} scope."
+        message = (
+            f"This endpoint writes experiment traffic: it needs an API token with the {scope!r} scope "
+            "(manage.py create_api_token); signed-in users try recommendations on the variant pages."
+        )
 
         def has_permission(self, request: Request, view: Any) -> bool:
-            if isinstance(request.auth, ApiToken):
-                return scope in request.auth.scopes
-            user = request.user
-            return bool(user and user.is_authenticated and user.has_perm("experiments.view_experiment"))
+            return isinstance(request.auth, ApiToken) and scope in request.auth.scopes
 
     HasScope.__name__ = f"HasScope_{scope}"
     return HasScope

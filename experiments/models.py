@@ -7,7 +7,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from recommenders.models import BackgroundJob, TrainingRun, Variant
+from core.models import BackgroundJob
+from recommenders.models import TrainingRun, Variant
 
 
 class Experiment(models.Model):

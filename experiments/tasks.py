@@ -8,6 +8,8 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
+from core import jobs
+from experiments.models import OffPolicyEstimate, SimulationRun
 from experiments.services.rollups import FOLD_LAG, experiments_to_fold, fold
 
 
@@ -89,3 +91,8 @@ def estimate_ctr_task(estimate_id: int) -> None:
     from experiments.services.offpolicy import run_estimate
 
     run_estimate(estimate_id)
+
+
+# The jobs core.jobs.recover_stale restarts when their worker dies.
+jobs.register(SimulationRun, simulate_task.delay)
+jobs.register(OffPolicyEstimate, estimate_ctr_task.delay)

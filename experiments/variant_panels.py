@@ -10,9 +10,10 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 
+from core.models import BackgroundJob
 from experiments.forms import EstimateForm
 from experiments.models import Experiment, OffPolicyEstimate
-from recommenders.models import BackgroundJob, Variant
+from recommenders.models import Variant
 
 ESTIMATORS = ("IPS", "SNIPS", "DR")
 

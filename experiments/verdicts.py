@@ -12,10 +12,10 @@ dips and the guarantee is gone):
 - ``sequential``: the always-valid mSPRT test on the relative lift (``experiments.stats.sequential``).
   Its confidence sequence holds at every look, so the verdict may be read at any time, before and
   after Stop, whatever the sample size.
-- ``fixed_horizon``: the fixed-horizon test on the relative lift (z test for proportions and for
-  ratio metrics by the delta method, Welch's t for means), read only once the plan's sample size is
-  reached or after a product manager recorded an early read with a reason. Before that the verdict is
-  "not enough data" with no p-value and no interval.
+- ``fixed_horizon``: the fixed-horizon test on the relative lift (the engine's t test with Welch's
+  degrees of freedom, as gbstats: on proportions, on ratio metrics by the delta method, on means),
+  read only once the plan's sample size is reached or after a product manager recorded an early read
+  with a reason. Before that the verdict is "not enough data" with no p-value and no interval.
 
 Several treatments: Bonferroni across the k treatment arms, applied to the p-value (min(1, k p)) and
 to the interval (level 1 - alpha / k) alike, so the two still agree. Holm's step-down p-values are
@@ -136,8 +136,8 @@ def relative_interval(
 def fixed_horizon_test(
     control: Statistic, treatment: Statistic, *, alpha: float, difference: Difference = "relative"
 ) -> TestResult:
-    """The fixed-horizon test for the statistics' kind: z test for proportions, z test by the delta
-    method for ratio metrics (users as units), Welch's t test for means."""
+    """The fixed-horizon test for the statistics' kind (``experiments.stats.frequentist``): proportions,
+    ratio metrics by the delta method (users as units), means; t with Welch's degrees of freedom."""
     if isinstance(control, Proportion) and isinstance(treatment, Proportion):
         return proportion_test(control, treatment, alpha=alpha, difference=difference)
     if isinstance(control, RatioSample) and isinstance(treatment, RatioSample):

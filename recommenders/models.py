@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import models
 
+from core.models import BackgroundJob
+
 
 class Dataset(models.Model):
     """One imported data set: a catalogue of items and the interactions of its users."""
@@ -172,37 +174,6 @@ class Variant(models.Model):
 
     def latest_successful_run(self) -> TrainingRun | None:
         return self.training_runs.filter(status=TrainingRun.Status.SUCCEEDED).order_by("-finished_at").first()
-
-
-class BackgroundJob(models.Model):
-    """What training runs and evaluations share: a status a worker moves, progress, timings, failure."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    progress = models.PositiveSmallIntegerField(default=0)
-    message = models.CharField(max_length=300, blank=True)
-    queued_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    data_fingerprint = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True)
-
-    class Meta:
-        abstract = True
-        ordering = ["-queued_at"]
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class TrainingRun(BackgroundJob):

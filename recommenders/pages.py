@@ -14,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
+from core.models import BackgroundJob
 from recommenders import charts
 from recommenders.algorithms import registry
 from recommenders.forms import HYBRID, ChooseAlgorithmForm, EvaluateForm, RegisterVariantForm
-from recommenders.models import BackgroundJob, Dataset, TrainingRun, Variant
+from recommenders.models import Dataset, TrainingRun, Variant
 from recommenders.services.overview import ACCURACY_METRICS, headline, hybrid_candidates, latest_evaluations
 from recommenders.services.training import TrainingError, queue_evaluation, queue_training
 from recommenders.services.variants import VariantError, register_variant

@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from core import jobs
+from recommenders.models import Evaluation, TrainingRun
 from recommenders.services.datasets import refresh_dataset_counts
 from recommenders.services.training import TRAINING_TIME_LIMIT, run_evaluation, run_training
 
@@ -37,3 +39,8 @@ def train_variant_task(run_id: int) -> None:
 @shared_task(**_TRAINING)
 def evaluate_variant_task(evaluation_id: int) -> None:
     run_evaluation(evaluation_id)
+
+
+# The jobs core.jobs.recover_stale restarts when their worker dies.
+jobs.register(TrainingRun, train_variant_task.delay)
+jobs.register(Evaluation, evaluate_variant_task.delay)

@@ -23,8 +23,18 @@ def worker_process(timeout: float = 60.0, queues: str | None = None) -> Iterator
     The worker gets the test database's URL, so it reads what a transactional test committed.
     A test that uses the real queue names (e.g. "training") purges them first.
     """
+    with worker(timeout, queues) as (queue, _):
+        yield queue
+
+
+@contextmanager
+def worker(
+    timeout: float = 60.0, queues: str | None = None, env: dict[str, str] | None = None, *, purge: bool = True
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`worker_process`, yielding (queue names, the worker's process) so a test can kill it; `env` adds
+    environment variables; `purge=False` keeps the messages already in the named queues."""
     queue = queues or f"test-{uuid.uuid4().hex[:12]}"
-    if queues:
+    if queues and purge:
         from abplatform.celery import app
 
         with app.connection_for_write() as broker:
@@ -32,14 +42,14 @@ def worker_process(timeout: float = 60.0, queues: str | None = None) -> Iterator
             for name in queues.split(","):
                 channel.queue_declare(name, durable=True, auto_delete=False)
                 channel.queue_purge(name)
-    env = {**os.environ, "DATABASE_URL": database_url()}
+    env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
     command = [sys.executable, "-m", "celery", "-A", "abplatform", "worker", "--pool", "solo", "-Q", queue,
                "--without-mingle", "--without-gossip", "--loglevel", "INFO",
                "-n", f"{uuid.uuid4().hex[:8]}@%h"]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_until_ready(process, timeout)
-        yield queue
+        yield queue, process
     finally:
         process.terminate()
         try:

@@ -89,10 +89,14 @@ def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
         except ValueError as error:
             errors.append({"index": index, "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
                            "error": str(error)})  # fmt: skip
-    experiments = _experiments({row.experiment_key for row in rows if row.experiment_key})
+    experiments, drafts = _experiments({row.experiment_key for row in rows if row.experiment_key})
     kept: list[_Row] = []
     for index, row in zip(_valid_indices(len(events), errors), rows, strict=True):
-        if row.experiment_key and row.experiment_key not in experiments:
+        if row.experiment_key in drafts:
+            errors.append({"index": index, "event_id": row.event_id,
+                           "error": f"experiment {row.experiment_key!r} is a draft: it accepts no traffic until it "
+                           "is started"})  # fmt: skip
+        elif row.experiment_key and row.experiment_key not in experiments:
             errors.append(
                 {"index": index, "event_id": row.event_id, "error": f"unknown experiment {row.experiment_key!r}"}
             )
@@ -263,10 +267,13 @@ def csv_rows(values: Sequence[tuple[Any, ...]]) -> io.StringIO:
     return buffer
 
 
-def _experiments(keys: set[str]) -> dict[str, int]:
+def _experiments(keys: set[str]) -> tuple[dict[str, int], set[str]]:
+    """The ids of the experiments named `keys` that take traffic, and the keys of those that are drafts."""
     if not keys:
-        return {}
-    return dict(Experiment.objects.filter(key__in=keys).values_list("key", "id"))
+        return {}, set()
+    found = Experiment.objects.filter(key__in=keys).values_list("key", "id", "status")
+    drafts = {key for key, _, status in found if status == Experiment.Status.DRAFT}
+    return {key: pk for key, pk, _ in found if key not in drafts}, drafts
 
 
 def _valid_indices(total: int, errors: list[dict[str, Any]]) -> list[int]:

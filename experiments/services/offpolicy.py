@@ -27,8 +27,6 @@ gives IPS, SNIPS and DR (position-wise, independent-item assumption) with BCa bo
 
 from __future__ import annotations
 
-import contextlib
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +36,7 @@ from django.contrib.auth.models import User
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from core import jobs
 from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest, SimulationRun
 from experiments.offpolicy import (
     EstimatorConfig,
@@ -102,7 +101,7 @@ def queue_estimate(
             message="waiting for a worker",
         )  # fmt: skip
         if send:
-            transaction.on_commit(lambda: estimate_ctr_task.delay(estimate.pk))
+            jobs.enqueue(OffPolicyEstimate, estimate.pk, estimate_ctr_task.delay)
     return estimate
 
 
@@ -166,10 +165,7 @@ def run_estimate(estimate_id: int) -> None:
     A refusal (OffPolicyRefused, OffPolicyError) fails the estimate with its reason; any other error
     fails it with the traceback; a database error puts it back in the queue for the task's retry.
     """
-    claimed = OffPolicyEstimate.objects.filter(pk=estimate_id, status="queued").update(
-        status="running", started_at=timezone.now(), progress=0, message="loading the logged impressions"
-    )
-    if not claimed:
+    if not jobs.claim(OffPolicyEstimate, estimate_id, "loading the logged impressions"):
         return
     estimate = OffPolicyEstimate.objects.select_related("experiment", "variant", "training_run").get(pk=estimate_id)
     rows = OffPolicyEstimate.objects.filter(pk=estimate_id)
@@ -178,20 +174,17 @@ def run_estimate(estimate_id: int) -> None:
         rows.update(progress=progress, message=message[:300])
 
     try:
-        evaluation, log = compute_estimate(estimate, report)
+        with jobs.heartbeat(OffPolicyEstimate, estimate_id):
+            evaluation, log = compute_estimate(estimate, report)
     except OperationalError:
-        with contextlib.suppress(OperationalError):
-            rows.update(status="queued", message="retrying after a database error")
+        jobs.requeue(OffPolicyEstimate, estimate_id)
         raise
     except (OffPolicyRefused, OffPolicyError) as error:
         rows.update(status="failed", finished_at=timezone.now(), message=f"refused: {error}"[:300],
                     error=str(error))  # fmt: skip
         return
     except Exception as error:
-        rows.update(
-            status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
-            error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
-        )  # fmt: skip
+        jobs.fail(OffPolicyEstimate, estimate_id, error)
         return
     rows.update(
         status="succeeded", finished_at=timezone.now(), progress=100,

@@ -24,8 +24,6 @@ sends the same traffic through the HTTP API instead.
 
 from __future__ import annotations
 
-import contextlib
-import traceback
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ from django.contrib.auth.models import User
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from core import jobs
 from experiments import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
 from experiments.services import bandit
@@ -69,7 +68,7 @@ def queue_simulation(
             experiment=experiment, config=settings, requested_by=requested_by, message="waiting for a worker"
         )
         if send:
-            transaction.on_commit(lambda: simulate_task.delay(simulation.pk))
+            jobs.enqueue(SimulationRun, simulation.pk, simulate_task.delay)
     return simulation
 
 
@@ -92,24 +91,20 @@ def check_simulation(experiment: Experiment, settings: dict[str, Any]) -> None:
 
 
 def run_simulation(run_id: int) -> None:
-    """The task body: claim the run, simulate day by day, store, fold the rollups (idempotent)."""
-    claimed = SimulationRun.objects.filter(pk=run_id, status="queued").update(
-        status="running", started_at=timezone.now(), message="loading the shoppers"
-    )
-    if not claimed:
+    """The task body: claim the run (queued, or running with a dead worker), simulate day by day, store, fold
+    the rollups. Idempotent: a day whose requests are stored already is skipped, so a run taken over after
+    its worker died resumes from its first missing day."""
+    if not jobs.claim(SimulationRun, run_id, "loading the shoppers"):
         return
     simulation = SimulationRun.objects.select_related("experiment").get(pk=run_id)
     try:
-        _simulate(simulation)
+        with jobs.heartbeat(SimulationRun, run_id):
+            _simulate(simulation)
     except OperationalError:
-        with contextlib.suppress(OperationalError):
-            SimulationRun.objects.filter(pk=run_id).update(status="queued", message="retrying after a database error")
+        jobs.requeue(SimulationRun, run_id)
         raise
     except Exception as error:
-        SimulationRun.objects.filter(pk=run_id).update(
-            status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
-            error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
-        )  # fmt: skip
+        jobs.fail(SimulationRun, run_id, error)
 
 
 def cancel_simulation(simulation: SimulationRun) -> SimulationRun:
@@ -124,6 +119,11 @@ def cancel_simulation(simulation: SimulationRun) -> SimulationRun:
         status="cancelled", finished_at=timezone.now(), message="cancelled before it started", cancel_requested=True
     )
     if stopped:
+        return rows.get()
+    current = rows.get()
+    if jobs.is_stale(current):  # its worker died: nothing will poll the flag, so it is cancelled now
+        rows.filter(status="running").update(status="cancelled", finished_at=timezone.now(), cancel_requested=True,
+                                             message="cancelled after its worker stopped")  # fmt: skip
         return rows.get()
     if rows.filter(status="running").update(cancel_requested=True, message="cancelling after the current day"):
         return rows.get()

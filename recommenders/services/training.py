@@ -9,20 +9,18 @@ retries those).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import resource
 import time
-import traceback
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import numpy as np
 from django.contrib.auth.models import User
-from django.db import OperationalError, models, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from core import jobs
 from recommenders import artifacts
 from recommenders.algorithms import registry
 from recommenders.algorithms.base import ProgressCallback, TrainingData
@@ -106,7 +104,7 @@ def queue_training(variant: Variant, requested_by: User | None = None, *, send: 
         if variant.status != Variant.Status.TRAINED:
             Variant.objects.filter(pk=variant.pk).update(status=Variant.Status.TRAINING)
         if send:
-            transaction.on_commit(lambda: train_variant_task.delay(run.pk))
+            jobs.enqueue(TrainingRun, run.pk, train_variant_task.delay)
     return run
 
 
@@ -135,7 +133,7 @@ def queue_evaluation(
             message="waiting for a worker",
         )  # fmt: skip
         if send:
-            transaction.on_commit(lambda: evaluate_variant_task.delay(evaluation.pk))
+            jobs.enqueue(Evaluation, evaluation.pk, evaluate_variant_task.delay)
     return evaluation
 
 
@@ -150,16 +148,17 @@ def run_training(run_id: int) -> None:
     log: list[str] = []
     progress = _ProgressWriter(TrainingRun, run_id, log)
     try:
-        progress(0.0, "loading data")
-        data = load_training_data(variant.dataset)
-        digest = fingerprint(data)
-        log.append(f"{data.n_users} users x {data.n_items} items, {len(data.user_index)} interactions")
-        model = registry.get(variant.algorithm)(variant.params)
-        started = time.perf_counter()
-        report = model.fit(data, _scaled(progress, 0.02, 0.95))
-        log.append(f"fitted in {time.perf_counter() - started:.2f} s")
-        progress(0.96, "saving the model")
-        path, sha256 = artifacts.save_model(model, f"{variant.name}-v{variant.version}-run{run_id}.pkl")
+        with jobs.heartbeat(TrainingRun, run_id):
+            progress(0.0, "loading data")
+            data = load_training_data(variant.dataset)
+            digest = fingerprint(data)
+            log.append(f"{data.n_users} users x {data.n_items} items, {len(data.user_index)} interactions")
+            model = registry.get(variant.algorithm)(variant.params)
+            started = time.perf_counter()
+            report = model.fit(data, _scaled(progress, 0.02, 0.95))
+            log.append(f"fitted in {time.perf_counter() - started:.2f} s")
+            progress(0.96, "saving the model")
+            path, sha256 = artifacts.save_model(model, f"{variant.name}-v{variant.version}-run{run_id}.pkl")
     except OperationalError:
         _requeue(TrainingRun, run_id)
         raise
@@ -190,22 +189,23 @@ def run_evaluation(evaluation_id: int) -> None:
     log: list[str] = []
     progress = _ProgressWriter(Evaluation, evaluation_id, log)
     try:
-        progress(0.0, "loading data")
-        data = load_training_data(variant.dataset)
-        if evaluation.split == Evaluation.Split.TEMPORAL:
-            train, test = splits.temporal_split(data, test_fraction=1 - evaluation.ratio)
-        elif evaluation.split == Evaluation.Split.LEAVE_LAST_OUT:
-            train, test = splits.leave_last_out(data)
-        else:
-            train, test = splits.stratified_split(data, evaluation.ratio, evaluation.seed)
-        model = registry.get(variant.algorithm)(variant.params)
-        started = time.perf_counter()
-        model.fit(train, _scaled(progress, 0.05, 0.85))
-        train_seconds = time.perf_counter() - started
-        progress(0.9, "ranking the test users")
-        result = evaluate(model, train, test, evaluation.k, item_vectors=item_tfidf_vectors(train))
-        progress(0.95, "measuring at every k up to 50")
-        curves = metric_curves(model, train, test)
+        with jobs.heartbeat(Evaluation, evaluation_id):
+            progress(0.0, "loading data")
+            data = load_training_data(variant.dataset)
+            if evaluation.split == Evaluation.Split.TEMPORAL:
+                train, test = splits.temporal_split(data, test_fraction=1 - evaluation.ratio)
+            elif evaluation.split == Evaluation.Split.LEAVE_LAST_OUT:
+                train, test = splits.leave_last_out(data)
+            else:
+                train, test = splits.stratified_split(data, evaluation.ratio, evaluation.seed)
+            model = registry.get(variant.algorithm)(variant.params)
+            started = time.perf_counter()
+            model.fit(train, _scaled(progress, 0.05, 0.85))
+            train_seconds = time.perf_counter() - started
+            progress(0.9, "ranking the test users")
+            result = evaluate(model, train, test, evaluation.k, item_vectors=item_tfidf_vectors(train))
+            progress(0.95, "measuring at every k up to 50")
+            curves = metric_curves(model, train, test)
     except OperationalError:
         _requeue(Evaluation, evaluation_id)
         raise
@@ -224,29 +224,19 @@ def run_evaluation(evaluation_id: int) -> None:
 
 
 def _claim(model: type[RunModel], pk: int) -> RunModel | None:
-    """Move the row from queued (or long-stuck running) to running; None when another worker has it."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=TRAINING_TIME_LIMIT)
-    claimed = (
-        model.objects.filter(pk=pk)
-        .filter(models.Q(status="queued") | models.Q(status="running", started_at__lt=stale))
-        .update(status="running", started_at=now, progress=0, message="starting")
-    )
-    return model.objects.select_related("variant__dataset").get(pk=pk) if claimed else None
+    """The job, claimed for this worker (``core.jobs.claim``: queued, or running with a dead worker);
+    None when another worker has it or it has finished."""
+    if not jobs.claim(model, pk):
+        return None
+    return model.objects.select_related("variant__dataset").get(pk=pk)
 
 
 def _requeue(model: type[RunModel], pk: int) -> None:
-    # When the database is still away this fails too; the stale-run rule reclaims the row later.
-    with contextlib.suppress(OperationalError):
-        model.objects.filter(pk=pk, status="running").update(status="queued", message="retrying after a database error")
+    jobs.requeue(model, pk)
 
 
 def _fail(model: type[RunModel], pk: int, error: BaseException, log: list[str]) -> None:
-    model.objects.filter(pk=pk).update(
-        status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:300],
-        error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
-        **({"log": "\n".join(log)} if model is TrainingRun else {}),
-    )  # fmt: skip
+    jobs.fail(model, pk, error, **({"log": "\n".join(log)} if model is TrainingRun else {}))
 
 
 class _ProgressWriter:

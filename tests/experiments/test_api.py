@@ -38,6 +38,12 @@ def variants(tmp_path: Path, settings):  # type: ignore[no-untyped-def]
     return trained_variants(tmp_path)
 
 
+SERVE_SCOPE = (
+    "This endpoint writes experiment traffic: it needs an API token with the 'serve' scope "
+    "(manage.py create_api_token); signed-in users try recommendations on the variant pages."
+)
+
+
 def _as(role: str | None, username: str) -> APIClient:
     client = APIClient()
     client.force_authenticate(user_with_role(username, role))
@@ -145,7 +151,7 @@ def test_serving_refuses_bad_requests_clearly(variants) -> None:  # type: ignore
     refused = ingest_only.post("/api/v1/experiments/home-recs/recommendations", {"user_id": "1"}, format="json")
     assert (refused.status_code, refused.json()["detail"]) == (
         403,
-        "This endpoint needs an API token with the 'serve' scope.",
+        SERVE_SCOPE,
     )
     bad = APIClient()
     bad.credentials(HTTP_AUTHORIZATION="Bearer abp_not-a-real-token")

@@ -26,6 +26,12 @@ from tests.experiments.factories import draft_experiment, product_manager, train
 DJANGO = get_wsgi_application()
 
 
+SERVE_SCOPE = (
+    "This endpoint writes experiment traffic: it needs an API token with the 'serve' scope "
+    "(manage.py create_api_token); signed-in users try recommendations on the variant pages."
+)
+
+
 def _keep(*args: Any) -> None:
     """No connection upkeep: it would close the connection holding the test's transaction."""
 
@@ -156,7 +162,7 @@ def test_lean_recommendations_refuse_bad_requests_like_the_drf_view(running: Exp
     )  # fmt: skip
     assert _same(RECS, user, authorization="Bearer abp_not-a-real-token")[0] == 401
     assert _same(RECS, user, authorization=ingest_only) == (
-        403, {"detail": "This endpoint needs an API token with the 'serve' scope."},
+        403, {"detail": SERVE_SCOPE},
     )  # fmt: skip
     assert _same(RECS, user)[0] == 401
     assert _same(RECS, user, authorization=serve, method="GET")[0] == 405

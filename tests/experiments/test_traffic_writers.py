@@ -1,0 +1,72 @@
+"""Only shops write traffic: events and served recommendations need an API token with the right scope;
+no signed-in person, whatever the role, can add clicks or purchases; a draft experiment takes none."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
+from experiments.models import Event, Experiment
+from experiments.services.tokens import create_token
+from tests.experiments.traffic import running_experiment
+from tests.recommenders.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+
+WHEN = datetime(2026, 11, 24, 9, tzinfo=UTC).isoformat()
+
+
+def _purchase(event_id: str, key: str) -> dict[str, object]:
+    return {"event_id": event_id, "user_id": "u1", "type": "purchase", "timestamp": WHEN, "experiment": key,
+            "revenue": "1000000.00"}  # fmt: skip
+
+
+@pytest.mark.parametrize("role", [REVIEWERS, DATA_SCIENTISTS, PRODUCT_MANAGERS])
+def test_a_signed_in_person_cannot_write_events_or_ask_for_served_recommendations(role: str) -> None:
+    experiment, _, _ = running_experiment()
+    person = APIClient()
+    person.force_login(user_with_role("someone", role))
+
+    events = person.post("/api/v1/events", [_purchase("e1", experiment.key)], format="json")
+    served = person.post(f"/api/v1/experiments/{experiment.key}/recommendations", {"user_id": "u1"}, format="json")
+
+    assert (events.status_code, served.status_code) == (403, 403)
+    assert "needs an API token with the 'ingest' scope" in events.json()["detail"]
+    assert "needs an API token with the 'serve' scope" in served.json()["detail"]
+    assert Event.objects.count() == 0
+
+
+def test_basic_auth_is_not_accepted_and_a_serve_token_cannot_ingest() -> None:
+    experiment, _, _ = running_experiment()
+    user_with_role("rev", REVIEWERS).set_password("a long enough password")
+    basic = APIClient()
+    basic.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"rev:a long enough password").decode())
+    assert basic.post("/api/v1/events", [_purchase("e1", experiment.key)], format="json").status_code in (401, 403)
+    _, secret = create_token("shop", ["serve"])
+    shop = APIClient()
+    shop.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert shop.post("/api/v1/events", [_purchase("e1", experiment.key)], format="json").status_code == 403
+    assert Event.objects.count() == 0
+
+
+def test_a_draft_experiment_accepts_no_events_and_the_others_of_the_batch_are_stored() -> None:
+    running, _, _ = running_experiment("live")
+    draft, _, _ = running_experiment("planned")
+    Experiment.objects.filter(pk=draft.pk).update(status="draft")
+    _, secret = create_token("shop", ["ingest"])
+    shop = APIClient()
+    shop.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    answer = shop.post("/api/v1/events", [_purchase("e1", "live"), _purchase("e2", "planned")], format="json")
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["received"], body["stored"]) == (2, 1)
+    reason = "experiment 'planned' is a draft: it accepts no traffic until it is started"
+    assert body["errors"] == [{"index": 1, "event_id": "e2", "error": reason}]
+    assert list(Event.objects.values_list("event_id", "experiment__key")) == [("e1", "live")]
+    assert running.status == "running"
