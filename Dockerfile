@@ -14,7 +14,7 @@ RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
 USER app
 
 EXPOSE 8000
-# granian (Rust HTTP) serves the WSGI app with less CPU per request than gunicorn (README "Serving and
-# ingestion"); 2 blocking threads per worker overlap one request's database wait with another's work.
+# granian (Rust HTTP) serves the WSGI app with less CPU per request than gunicorn (bench/serving.py;
+# CHANGELOG.md, 2026-11-28); 2 blocking threads per worker overlap one request's database wait with another's work.
 CMD ["granian", "--interface", "wsgi", "abplatform.wsgi:application", "--host", "0.0.0.0", "--port", "8000", \
      "--workers", "3", "--blocking-threads", "2"]

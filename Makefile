@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MYPY_PACKAGES := abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py experiments/simulation experiments/planning.py experiments/presentation.py experiments/verdicts.py experiments/charts.py experiments/offpolicy experiments/interleaving experiments/bandits
 
-.PHONY: demo test lint format serve migrate stop clean help
+.PHONY: demo test lint docs format serve migrate stop clean help
 
 help:
 	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, register and"
 	@echo "             queue the demo recommender variants, run web + worker (the worker trains them)"
 	@echo "make test    set up .venv with the dev tools and run the whole test suite"
-	@echo "make lint    ruff check, ruff format --check and mypy on the Django-free packages"
+	@echo "make lint    ruff check, ruff format --check, mypy on the Django-free packages, and make docs"
+	@echo "make docs    build the documentation site (mkdocs build --strict) into var/site; mkdocs serve to browse it"
 	@echo "make stop    stop the embedded PostgreSQL (used when DATABASE_URL is unset; its data stays in var/)"
 	@echo "make clean   stop it, then remove .venv and var/ (the embedded database, broker folder and models)"
 
@@ -47,6 +48,12 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(wildcard $(MYPY_PACKAGES))
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml, docs/); strict, so a broken link or anchor fails. Material's
+# end-of-life notice is silenced (see docs/reference/dependencies.md).
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir var/site
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

@@ -6,7 +6,7 @@ Command-line flags win over these (the Dockerfile and compose set --workers).
   client does not pay a TCP handshake and a worker does not block per connection; the hot
   endpoints hold the GIL only briefly outside numpy and the database, and with 8 threads a
   worker overlaps one request's database wait with another's work (bench/serving.py
-  compares worker settings; figures in the README).
+  compares worker settings; figures in CHANGELOG.md).
 * `worker_exit` stores the serving logs still buffered in the worker
   (experiments/services/serving_log.py) when it stops gracefully (SIGTERM, max-requests, reload).
 """

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's JavaScript and CSS as static files, so /api/docs/ works without a CDN.
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "core",
     "accounts",
@@ -161,6 +163,9 @@ SPECTACULAR_SETTINGS = {
         "VariantStatusEnum": "recommenders.models.Variant.Status",
         "ExperimentStatusEnum": "experiments.models.Experiment.Status",
     },
+    # /api/docs/ loads Swagger UI from drf-spectacular-sidecar's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Celery. The default broker is kombu's filesystem transport: a real broker with a real

@@ -240,7 +240,7 @@ def write_html(path: Path, bandit: Sequence[float], fixed: Sequence[float], weig
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seeds", type=int, default=200, help="effect runs (>= 100 for the README)")
+    parser.add_argument("--seeds", type=int, default=200, help="effect runs (>= 100 for figures worth publishing)")
     parser.add_argument("--aa-seeds", type=int, default=400, help="A/A runs per scenario (0: skip)")
     parser.add_argument("--periods", type=int, default=21, help="weight updates (e.g. days)")
     parser.add_argument("--users", type=int, default=5000, help="new users per period")

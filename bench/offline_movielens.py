@@ -68,8 +68,8 @@ scores 0.2476; test figures only for the chosen settings):
   `ease_session` alone 0.4809 / 0.4186. With the blend weights learned inside `fit` instead
   (the hybrid's learn_weights, on its own inner split) validation 0.2531, test 0.4904 / 0.4299.
 
-    python bench/offline_movielens.py /work/shared/data/ml-100k \\
-        --online-retail /work/shared/data/online-retail/online_retail.csv.gz --json results.json
+    python bench/offline_movielens.py ../shared/data/ml-100k \\
+        --online-retail data/online-retail/online_retail.csv.gz --json results.json
 """
 
 from __future__ import annotations

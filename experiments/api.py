@@ -162,7 +162,9 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["get"])
     def results(self, request: Request, key: str) -> Response:
         """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
-        user from the rollups, each treatment tested against the control (Holm-corrected), and the SRM check."""
+        user from the rollups, each treatment tested against the control by the experiment's analysis method (the
+        verdict Bonferroni-adjusted across treatments, the table of every metric Holm-adjusted), the guardrails,
+        the warnings and the SRM check."""
         fold = request.query_params.get("fold", "").lower() in ("1", "true", "yes")
         traffic = request.query_params.get("traffic", "all")
         if traffic not in TRAFFIC:

@@ -16,8 +16,8 @@ Metric: ``trials`` and ``successes`` per arm are what the rollups hold. For conv
 exposed users and users who purchased (a Bernoulli per user, the model is exact). For CTR they are
 impressions and clicks, and one user's impressions are correlated (users differ in how much they
 click), so a Beta-Bernoulli posterior over impressions is too narrow: on the shopper simulator the
-delta-method variance of an arm's CTR with users as units was 2.0-4.0 times the binomial one (README
-"Bandit experiments"); in 2 of 40 runs the allocation ended on the worse arm with P(best) 0.91-0.92. The
+delta-method variance of an arm's CTR with users as units was 2.0-4.0 times the binomial one
+(CHANGELOG.md, 2026-11-28, Bandits); in 2 of 40 runs the allocation ended on the worse arm with P(best) 0.91-0.92. The
 counts are therefore deflated by the arm's design effect D >= 1 (``ArmCounts.design_effect``,
 ``ctr_design_effect``; Kish's effective sample size, n / D trials and s / D successes):
 

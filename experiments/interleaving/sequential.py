@@ -32,7 +32,7 @@ approximation it is the Gaussian mixture of `experiments.stats.sequential` with
 
 N* counted in decided sessions. Validity holds for every a > 0; N* only moves the power. Default
 N* = 1,000 decided sessions: between the 36 and 7,600 decided sessions the interleaving sensitivity
-bench needs for its three pairs (README), on a log scale; the boundary is flat around N*.
+bench (bench/interleaving_sensitivity.py) needed for its three pairs, on a log scale; the boundary is flat around N*.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class SimulationConfig:
     list, 18.2 % for lists of the users' true future items, 0.6 % for random items, and only
     1.8 % for lists of each user's closest held-out neighbours that they did not buy: the
     preference model alone cannot make a list look good, finding the real purchases does.
-    The trained variants of the bench reach 2.0-2.8 % (README "Validity"). With A = 0.12 a
+    The trained variants of the bench reach 2.0-2.8 % (CHANGELOG.md, 2026-11-28). With A = 0.12 a
     near miss (a typical affinity 0.1-0.4) is 3-10 times less attractive than the item
     itself, so held-out purchases bring about half of a good variant's clicks.
 

@@ -29,7 +29,8 @@ TF-IDF title clusters of the history) rewards the content model for being the si
 representation; one by history co-purchases would reward the collaborative models the same
 way. Co-purchases of the held-out period are what no variant saw: every family has to predict
 them from the history by its own means, and a text model earns "near misses" exactly where
-similar titles were really bought together. (Measured on Online Retail in README "Validity".)
+similar titles were really bought together. (Measured on Online Retail by
+bench/simulation_validity.py: CHANGELOG.md, 2026-11-28.)
 
 Note that F_u includes repeat purchases of items also bought before the cut-off: a variant
 that re-recommends them is rewarded, as a shop would be when a customer buys them again.

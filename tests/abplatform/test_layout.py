@@ -1,10 +1,12 @@
-"""The base layout every page extends."""
+"""The base layout every page extends, and the repository's landing page (README.md)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
 
@@ -38,3 +40,8 @@ def test_a_forbidden_page_keeps_the_layout_and_says_what_the_roles_do() -> None:
     assert '<link rel="icon"' in page
     assert "<h1>Not allowed</h1>" in page
     assert "Product managers create and run experiments" in page
+
+
+def test_the_readme_is_a_landing_page_of_at_most_12_kib_the_rest_lives_in_docs() -> None:
+    readme = Path(settings.BASE_DIR) / "README.md"
+    assert readme.stat().st_size <= 12_288
