@@ -5,6 +5,16 @@ relative-lift scale the pages show (treatment / control - 1). So p < alpha exact
 excludes 0, exactly when the verdict is "treatment wins" or "control wins" (every metric here is
 higher-is-better).
 
+The scale of the test: the log of the ratio of the arms' means, d = log(m_t / m_c), with the
+delta-method variance v_t / (m_t^2 n_t) + v_c / (m_c^2 n_c); its estimate and interval are mapped to
+the relative lift by exp(.) - 1, a monotone map, so the interval excludes 0 exactly when the log
+interval does. Testing the relative lift t / c - 1 directly (as gbstats does) makes the errors
+lopsided: its delta-method variance shrinks when the treatment's rate is low by chance, so an A/A
+test on the simulator (``bench/aa_simulator.py``, 2,200 seeds, daily always-valid looks) declared the
+control the winner 104 times and the treatment once (4.8 % in all), and far more readily at the
+|z| of 3-4 where the always-valid boundary lies. The log ratio's variance grows instead as a mean
+falls, and its two tails err alike.
+
 Methods, chosen when the experiment is designed and never switched by the lifecycle (switching to the
 fixed-horizon test because the experiment stopped would be optional stopping: stop when its p-value
 dips and the guarantee is gone):
@@ -32,6 +42,7 @@ fixed-horizon test would raise false alarms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +51,7 @@ from experiments.stats import (
     Proportion,
     RatioSample,
     SampleMean,
+    SequentialResult,
     StatisticError,
     TestResult,
     mean_test,
@@ -49,7 +61,7 @@ from experiments.stats import (
 )
 
 Statistic = Proportion | RatioSample | SampleMean
-Difference = Literal["absolute", "relative"]
+Difference = Literal["absolute", "relative", "log"]
 Method = Literal["sequential", "fixed_horizon"]
 METHODS: tuple[str, ...] = ("sequential", "fixed_horizon")
 
@@ -120,17 +132,20 @@ class Guardrail:
 def relative_interval(
     control: Statistic, treatment: Statistic, *, method: str, alpha: float, n_star: float = DEFAULT_N_STAR
 ) -> Interval:
-    """The relative lift with the interval and p-value of `method`'s test at level 1 - alpha.
+    """The relative lift with the interval and p-value of `method`'s test at level 1 - alpha, tested on
+    the log ratio of the means and mapped back by exp(.) - 1 (module docstring).
 
-    Raises StatisticError when the data cannot be tested (no users, no variance, a zero control mean).
+    Raises StatisticError when the data cannot be tested (no users, no variance, a mean of 0 in an arm).
     """
+    result: SequentialResult | TestResult
     if method == "sequential":
-        result = sequential_test(control, treatment, alpha=alpha, difference="relative", n_star=n_star)
-        return Interval(result.effect, result.ci_low, result.ci_high, result.p_value, method, 1 - alpha)
-    if method != "fixed_horizon":
+        result = sequential_test(control, treatment, alpha=alpha, difference="log", n_star=n_star)
+    elif method == "fixed_horizon":
+        result = fixed_horizon_test(control, treatment, alpha=alpha, difference="log")
+    else:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    fixed = fixed_horizon_test(control, treatment, alpha=alpha, difference="relative")
-    return Interval(fixed.effect, fixed.ci_low, fixed.ci_high, fixed.p_value, method, 1 - alpha)
+    return Interval(math.expm1(result.effect), math.expm1(result.ci_low), math.expm1(result.ci_high),
+                    result.p_value, method, 1 - alpha)  # fmt: skip
 
 
 def fixed_horizon_test(

@@ -329,7 +329,9 @@ def _compare(
             entry.update(absolute=None, relative=None, error=str(error), bayesian=None, bayesian_error=str(error))
         else:
             entry["absolute"], entry["error"] = _attempt(partial(_method_test, experiment, c, t, "absolute", n_star[0]))
-            entry["relative"], relative_error = _attempt(partial(_method_test, experiment, c, t, "relative", n_star[0]))
+            entry["relative"], relative_error = _attempt(
+                partial(relative_interval, c, t, method=experiment.analysis_method, alpha=alpha, n_star=n_star[0])
+            )
             entry["error"] = entry["error"] or relative_error
             entry["bayesian"], entry["bayesian_error"] = _bayesian(metric, c, t)
         entry["p_value_adjusted"] = None
@@ -346,10 +348,10 @@ def _compare(
     try:
         primary = (_statistic(experiment.primary_metric, control), _statistic(experiment.primary_metric, treatment))
         comparison["sequential"], comparison["sequential_error"] = _attempt(
-            lambda: sequential_test(*primary, alpha=alpha, difference="relative", n_star=n_star[0])
+            lambda: relative_interval(*primary, method="sequential", alpha=alpha, n_star=n_star[0])
         )
         if comparison["sequential"] is not None:
-            comparison["sequential"]["n_star_source"] = n_star[1]
+            comparison["sequential"].update(n_star=n_star[0], n_star_source=n_star[1])
     except StatisticError as error:
         comparison["sequential"], comparison["sequential_error"] = None, str(error)
     return comparison

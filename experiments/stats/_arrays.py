@@ -21,8 +21,8 @@ __all__ = ["Difference", "EffectMoments", "FloatArray", "as_float_array", "effec
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-Difference = Literal["absolute", "relative"]
-DIFFERENCES: tuple[str, ...] = ("absolute", "relative")
+Difference = Literal["absolute", "relative", "log"]
+DIFFERENCES: tuple[str, ...] = ("absolute", "relative", "log")
 
 
 def as_float_array(values: npt.ArrayLike, name: str) -> FloatArray:
@@ -69,11 +69,16 @@ def effect_moments(
     relative:  d = m_t / m_c - 1,        Var(d) = v_t / (m_c^2 n_t) + m_t^2 v_c / (m_c^4 n_c)
                (delta method on the ratio of two independent means; GrowthBook gbstats
                ``frequentist/tests.py`` TTest.variance)
+    log:       d = log(m_t / m_c),       Var(d) = v_t / (m_t^2 n_t) + v_c / (m_c^2 n_c)
+               (delta method on the log of each mean). Its interval, mapped by exp(.) - 1, is an
+               interval for the relative lift; unlike the relative form, its variance does not shrink
+               when the treatment's mean is low by chance, so its two tails err alike (see
+               ``experiments.verdicts``).
     dof (Welch-Satterthwaite, on the unscaled variances, as gbstats does):
                (v_t/n_t + v_c/n_c)^2 / ((v_t/n_t)^2 / (n_t - 1) + (v_c/n_c)^2 / (n_c - 1))
 
-    Raises ``DegenerateDataError`` (never returns NaN) when n < 2, both variances are zero, or the
-    control mean is zero for a relative difference.
+    Raises ``DegenerateDataError`` (never returns NaN) when n < 2, both variances are zero, the
+    control mean is zero for a relative difference, or a mean is not positive for a log ratio.
     """
     shape = mean_c.shape
     for name, arr in (("var_c", var_c), ("n_c", n_c), ("mean_t", mean_t), ("var_t", var_t), ("n_t", n_t)):
@@ -99,6 +104,16 @@ def effect_moments(
     if difference == "absolute":
         effect = mean_t - mean_c
         variance = vm_t + vm_c
+    elif difference == "log":
+        nonpositive = (mean_c <= 0.0) | (mean_t <= 0.0)
+        if np.any(nonpositive):
+            i = _first(nonpositive)
+            raise DegenerateDataError(
+                f"a log ratio needs a positive mean in both arms (comparison {i} has control mean {mean_c[i]:g}, "
+                f"treatment mean {mean_t[i]:g}): no successes yet in one arm"
+            )
+        effect = np.log(mean_t / mean_c)
+        variance = vm_t / (mean_t * mean_t) + vm_c / (mean_c * mean_c)
     else:
         zero = mean_c == 0.0
         if np.any(zero):
@@ -127,7 +142,7 @@ def effect_moments(
 def scalar_effect_moments(
     control: Proportion | SampleMean | RatioSample,
     treatment: Proportion | SampleMean | RatioSample,
-    difference: Literal["absolute", "relative"],
+    difference: Difference,
 ) -> tuple[EffectMoments, float, float, int, int]:
     """One comparison as length-1 `EffectMoments`, plus (control mean, treatment mean, n_c, n_t).
 

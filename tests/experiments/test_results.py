@@ -61,11 +61,12 @@ def test_results_are_the_engine_tests_on_the_per_user_values() -> None:
     assert [row["primary"] for row in results["multiple_testing"]["tests"]] == [False, False, True, False, False]
     # The verdict: the same test on the relative lift, with that test's own interval.
     relative_ctr = ratio_test(RatioSample.from_values(c["clk"], c["imp"]), RatioSample.from_values(t["clk"], t["imp"]),
-                              difference="relative")  # fmt: skip
+                              difference="log")  # fmt: skip
     assert comparison["verdict_basis"] == "fixed_horizon"
     assert comparison["verdict_p_value"] == pytest.approx(relative_ctr.p_value, abs=1e-9)
+    # tested on the log ratio, shown as the relative lift: exp(.) - 1 of the log interval
     assert (comparison["verdict_ci_low"], comparison["verdict_ci_high"]) == pytest.approx(
-        (relative_ctr.ci_low, relative_ctr.ci_high), abs=1e-12
+        (math.expm1(relative_ctr.ci_low), math.expm1(relative_ctr.ci_high)), abs=1e-12
     )
     assert comparison["verdict"] == "treatment wins"  # the treatment clicks more (0.45 against 0.25 a view)
     assert relative_ctr.p_value < 0.05
@@ -185,15 +186,15 @@ def test_the_lift_history_is_the_sequential_test_on_each_days_cumulative_data() 
     c, t = data["control"], data["treatment"]
     expected = [
         sequential_test(RatioSample.from_values(c["clk"] * mask, c["imp"] * mask),
-                        RatioSample.from_values(t["clk"] * mask, t["imp"] * mask), difference="relative")
+                        RatioSample.from_values(t["clk"] * mask, t["imp"] * mask), difference="log")
         for mask in (day1, np.ones(60, dtype=bool))
     ]  # fmt: skip
     assert [look["day"] for look in history] == ["2026-11-24", "2026-11-25"]
     for look, test in zip(history, expected, strict=True):
-        assert look["effect"] == pytest.approx(test.effect, rel=1e-9)
+        assert look["effect"] == pytest.approx(math.expm1(test.effect), rel=1e-9)
         assert (look["ci_low"], look["ci_high"]) == (
-            pytest.approx(test.ci_low, rel=1e-9),
-            pytest.approx(test.ci_high, rel=1e-9),
+            pytest.approx(math.expm1(test.ci_low), rel=1e-9),
+            pytest.approx(math.expm1(test.ci_high), rel=1e-9),
         )
 
 
@@ -207,7 +208,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
 
     # Without planning fields: the engine's default N* (30,000 users), said so.
     (comparison,) = experiment_results(experiment)["comparisons"]
-    default = sequential_test(*ctr, difference="relative")
+    default = sequential_test(*ctr, difference="log")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (30_000, "default")
     assert comparison["sequential"]["p_value"] == pytest.approx(default.p_value, rel=1e-12)
 
@@ -219,12 +220,12 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     experiment.refresh_from_db()
     results = experiment_results(experiment)
     (comparison,) = results["comparisons"]
-    planned = sequential_test(*ctr, n_star=2 * n_per_arm, difference="relative")
+    planned = sequential_test(*ctr, n_star=2 * n_per_arm, difference="log")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (1_926, "plan")
     assert comparison["sequential"]["p_value"] == pytest.approx(planned.p_value, rel=1e-12)
     assert (comparison["sequential"]["ci_low"], comparison["sequential"]["ci_high"]) == (
-        pytest.approx(planned.ci_low, rel=1e-12),
-        pytest.approx(planned.ci_high, rel=1e-12),
+        pytest.approx(math.expm1(planned.ci_low), rel=1e-12),
+        pytest.approx(math.expm1(planned.ci_high), rel=1e-12),
     )
     # N* moves the always-valid p (here 120 users are nearer 1,926 than 30,000: the sequence is narrower).
     assert 0 < planned.p_value < default.p_value < 1
@@ -233,18 +234,18 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     assert comparison["verdict_p_value"] == pytest.approx(planned.p_value, rel=1e-12)  # one treatment: no adjustment
     # The lift over time is the same test, day by day: its last day (all the data) uses the plan's N* too.
     last = results["lift_history"]["treatment"][-1]
-    relative = sequential_test(*ctr, difference="relative", n_star=1_926)
+    relative = sequential_test(*ctr, difference="log", n_star=1_926)
     assert (last["p_value"], last["ci_low"], last["ci_high"]) == (
         pytest.approx(relative.p_value, rel=1e-12),
-        pytest.approx(relative.ci_low, rel=1e-12),
-        pytest.approx(relative.ci_high, rel=1e-12),
+        pytest.approx(math.expm1(relative.ci_low), rel=1e-12),
+        pytest.approx(math.expm1(relative.ci_high), rel=1e-12),
     )
 
     # Control weighted 3 : 1: the treatment reaches 963 users when the control has 3 x 963 = 2,889.
     Arm.objects.filter(pk=control.pk).update(weight=3.0)
     (comparison,) = experiment_results(experiment)["comparisons"]
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (3_852, "plan")
-    expected_p = sequential_test(*ctr, n_star=3_852, difference="relative").p_value
+    expected_p = sequential_test(*ctr, n_star=3_852, difference="log").p_value
     assert comparison["sequential"]["p_value"] == pytest.approx(expected_p, rel=1e-12)
 
 

@@ -4,6 +4,7 @@ experiment, Holm against statsmodels, a simulation on real Online Retail data, t
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
@@ -132,12 +133,14 @@ def test_country_segments_count_users_fold_small_countries_and_test_each_metric_
 
     # Conversion, United Kingdom: purchasers c1, s1 of 5 against t1, t2, t3 of 5: lift 0.6 / 0.4 - 1 = +50 %.
     uk = conversion[(UK, "treatment")]
-    expected = proportion_test(Proportion(5, 2), Proportion(5, 3), difference="relative")
+    expected = proportion_test(Proportion(5, 2), Proportion(5, 3), difference="log")
     assert uk.effect == pytest.approx(0.5, abs=1e-12)
+    # Tested on the log ratio, shown as the relative lift (exp(.) - 1), as on the results page.
     assert (uk.effect, uk.ci_low, uk.ci_high, uk.p_value) == pytest.approx(
-        (expected.effect, expected.ci_low, expected.ci_high, expected.p_value), abs=1e-12)  # fmt: skip
+        (math.expm1(expected.effect), math.expm1(expected.ci_low), math.expm1(expected.ci_high), expected.p_value),
+        abs=1e-12)  # fmt: skip
     assert (conversion[(UK, "control")].effect, conversion[(UK, "control")].error) == (None, None)
-    # "other" has no purchaser in the control: no relative lift, a reason instead of a crash.
+    # "other" has no purchaser in an arm: no log ratio, a reason instead of a crash.
     assert conversion[("other", "treatment")].effect is None
     assert "not enough data in this segment" in (conversion[("other", "treatment")].error or "")
     assert conversion[("other", "treatment")].p_value_adjusted is None
@@ -145,16 +148,16 @@ def test_country_segments_count_users_fold_small_countries_and_test_each_metric_
     # CTR, United Kingdom, per user (clicks, impressions): control (1,2) (0,2) (1,1) (0,0) (1,1);
     # treatment (2,2) (1,2) (1,1) (0,0) (0,1): sums, squares and cross products by hand.
     ctr = _rows(breakdown, "ctr")[(UK, "treatment")]
-    expected = ratio_test(RatioSample(5, 3, 6, 3, 10, 4), RatioSample(5, 4, 6, 6, 10, 7), difference="relative")
+    expected = ratio_test(RatioSample(5, 3, 6, 3, 10, 4), RatioSample(5, 4, 6, 6, 10, 7), difference="log")
     assert ctr.effect == pytest.approx(1 / 3, abs=1e-12)
     assert (ctr.ci_low, ctr.ci_high, ctr.p_value) == pytest.approx(
-        (expected.ci_low, expected.ci_high, expected.p_value), abs=1e-12)  # fmt: skip
+        (math.expm1(expected.ci_low), math.expm1(expected.ci_high), expected.p_value), abs=1e-12)  # fmt: skip
     # Revenue per user, United Kingdom: control 10, 0, 0, 0, 5; treatment 30, 15, 12.50, 0, 0.
     revenue = _rows(breakdown, "revenue_per_user")[(UK, "treatment")]
-    expected = mean_test(SampleMean(5, 15.0, 125.0), SampleMean(5, 57.5, 1281.25), difference="relative")
+    expected = mean_test(SampleMean(5, 15.0, 125.0), SampleMean(5, 57.5, 1281.25), difference="log")
     assert revenue.effect == pytest.approx(57.5 / 15 - 1, abs=1e-12)
     assert (revenue.ci_low, revenue.ci_high, revenue.p_value) == pytest.approx(
-        (expected.ci_low, expected.ci_high, expected.p_value), abs=1e-12)  # fmt: skip
+        (math.expm1(expected.ci_low), math.expm1(expected.ci_high), expected.p_value), abs=1e-12)  # fmt: skip
 
 
 def test_holm_adjusts_each_metric_across_segments_as_statsmodels_does() -> None:
@@ -168,8 +171,8 @@ def test_holm_adjusts_each_metric_across_segments_as_statsmodels_does() -> None:
         expected = multipletests([row.p_value for row in tested], alpha=experiment.alpha, method="holm")[1]
         assert [row.p_value_adjusted for row in tested] == pytest.approx(list(expected), abs=1e-12)
     conversion = _rows(breakdown, "conversion_rate")
-    p_uk = proportion_test(Proportion(5, 2), Proportion(5, 3), difference="relative").p_value
-    p_de = proportion_test(Proportion(2, 1), Proportion(2, 1), difference="relative").p_value
+    p_uk = proportion_test(Proportion(5, 2), Proportion(5, 3), difference="log").p_value
+    p_de = proportion_test(Proportion(2, 1), Proportion(2, 1), difference="log").p_value
     assert conversion[(UK, "treatment")].p_value_adjusted == pytest.approx(min(1.0, 2 * min(p_uk, p_de)), abs=1e-12)
 
 

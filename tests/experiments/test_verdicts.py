@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,8 @@ def test_a_ratio_metric_verdict_is_the_relative_lift_test_with_bonferroni_on_bot
     treatment = RatioSample.from_values(rng.binomial(views[1], 0.056), views[1])
     alone = decide(control, treatment, method="sequential", alpha=0.05, n_star=8_000)
     three = decide(control, treatment, method="sequential", alpha=0.05, treatments=3, n_star=8_000)
-    at_level = sequential_test(control, treatment, alpha=0.05 / 3, difference="relative", n_star=8_000)
-    assert (three.ci_low, three.ci_high) == (at_level.ci_low, at_level.ci_high)
+    at_level = sequential_test(control, treatment, alpha=0.05 / 3, difference="log", n_star=8_000)
+    assert (three.ci_low, three.ci_high) == (math.expm1(at_level.ci_low), math.expm1(at_level.ci_high))
     assert three.p_value == pytest.approx(min(1.0, 3 * at_level.p_value), rel=1e-12)
     assert alone.ci_high - alone.ci_low < three.ci_high - three.ci_low  # type: ignore[operator]
 

@@ -312,3 +312,16 @@ class TestMoreInvariances:
         r = mean_test(big, big2)
         assert math.isfinite(r.dof)
         assert 0.0 <= r.p_value <= 1.0
+
+
+def test_the_log_ratio_test_is_the_delta_method_on_the_log_of_each_mean() -> None:
+    control, treatment = Proportion(4_000, 200), Proportion(4_000, 260)
+    result = proportion_test(control, treatment, difference="log", distribution="normal")
+    d = math.log(0.065 / 0.05)
+    variance = 0.065 * 0.935 / (0.065**2 * 4_000) + 0.05 * 0.95 / (0.05**2 * 4_000)
+    half = stats.norm.ppf(0.975) * math.sqrt(variance)
+    assert result.effect == pytest.approx(d, rel=1e-12)
+    assert result.p_value == pytest.approx(2 * stats.norm.sf(d / math.sqrt(variance)), rel=1e-9)
+    assert (result.ci_low, result.ci_high) == pytest.approx((d - half, d + half), rel=1e-9)
+    with pytest.raises(DegenerateDataError, match="a log ratio needs a positive mean in both arms"):
+        proportion_test(Proportion(100, 0), Proportion(100, 3), difference="log")
