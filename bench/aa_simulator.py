@@ -23,7 +23,10 @@ where this shop's data are. For contrast, on the same cumulative statistics
 (`results.cumulative_statistics`, what the looks of `lift_history` are computed from):
   * naive: the fixed-horizon test (`proportion_test`, relative) peeked at every day;
   * the fixed-horizon test at the last day only (exact 5 % when the statistic is calibrated);
-  * the sequential test at each `--also-n-star` (default: the engine's default N*).
+  * the same always-valid test on the absolute difference (same null hypothesis, no ratio);
+  * the always-valid test at each `--also-n-star` (default: the engine's default N*).
+Declarations are split by direction (the relative lift's sign at the first declaring look): in an
+A/A test "control wins" and "treatment wins" should be about equally frequent.
 
 Seeds are `--first-seed` .. `--first-seed + --seeds - 1`: the same arguments give the same traffic.
 Exits with status 1 when the platform's verdict declared a winner in more than alpha of the seeds.
@@ -57,6 +60,8 @@ DEFAULT_N_STAR = 30_000.0  # experiments.stats.DEFAULT_N_STAR, without importing
 VARIANTS = {"popularity": ("retail-popularity", "popularity", {}),
             "item_knn": ("retail-item-knn", "item_knn", {"neighbours": 200, "shrink": 20.0})}  # fmt: skip
 PValues = tuple[float | None, ...]  # one per day, None where that test gave no look
+CONTRASTS = {"naive": "naive: fixed-horizon test (relative), any daily look",
+             "absolute": "always-valid on the absolute difference, platform's N*, any daily look"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,7 @@ class SeedOutcome:
     successes: tuple[int, ...]
     sequential_p: PValues
     effect: PValues
-    naive_p: PValues
-    also_p: dict[str, PValues]  # N* -> the sequential test's p-values at that N*
+    contrasts: dict[str, PValues]  # contrast procedure (CONTRASTS) -> its p-value each day
 
 
 def first_below(p_values: PValues, alpha: float) -> int | None:
@@ -133,8 +137,8 @@ def prepare(args: argparse.Namespace) -> Any:
     return bench_experiment(key, title, held_out_retail("online-retail-bench"), arms, **fields)
 
 
-def run_seed(experiment: Any, args: argparse.Namespace, seed: int) -> SeedOutcome:
-    """Simulate one seed on the empty experiment, read its looks, delete the run."""
+def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float) -> SeedOutcome:
+    """Simulate one seed on the empty experiment, read its looks, delete the run (`n_star`: the platform's)."""
     from experiments.models import Experiment, SimulationRun
     from experiments.services.results import cumulative_statistics, experiment_results
     from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation
@@ -166,20 +170,21 @@ def run_seed(experiment: Any, args: argparse.Namespace, seed: int) -> SeedOutcom
         if None in statistics:
             return None
         try:
-            return float(test(*statistics, alpha=args.alpha, difference="relative", **options).p_value)
+            return float(test(*statistics, alpha=args.alpha, **{"difference": "relative", **options}).p_value)
         except StatisticError:
             return None  # the engine cannot test yet (no variance), as the lift history leaves the day out
 
-    days, users, successes, naive = [], [], [], []
-    also: dict[str, list[float | None]] = {f"{n:g}": [] for n in args.also_n_star}
+    days, users, successes = [], [], []
+    contrasts: dict[str, list[float | None]] = {name: [] for name in (*CONTRASTS, *map(n_star_key, args.also_n_star))}
     for day, statistics in cumulative:
         c, t = statistics[arms[0].pk], statistics[arms[1].pk]
         days.append(day.isoformat())
         users.append(sum(s.n for s in (c, t) if s is not None))
         successes.append(sum(s.successes for s in (c, t) if s is not None))
-        naive.append(p_value(proportion_test, c, t))
-        for n_star in args.also_n_star:
-            also[f"{n_star:g}"].append(p_value(sequential_test, c, t, n_star=n_star))
+        contrasts["naive"].append(p_value(proportion_test, c, t))
+        contrasts["absolute"].append(p_value(sequential_test, c, t, n_star=n_star, difference="absolute"))
+        for other in args.also_n_star:
+            contrasts[n_star_key(other)].append(p_value(sequential_test, c, t, n_star=other))
     return SeedOutcome(
         seed=seed,
         seconds=time.perf_counter() - began,
@@ -189,9 +194,12 @@ def run_seed(experiment: Any, args: argparse.Namespace, seed: int) -> SeedOutcom
         successes=tuple(successes),
         sequential_p=tuple(looks[d]["p_value"] if d in looks else None for d in days),
         effect=tuple(looks[d]["effect"] if d in looks else None for d in days),
-        naive_p=tuple(naive),
-        also_p={n_star: tuple(p) for n_star, p in also.items()},
+        contrasts={name: tuple(p) for name, p in contrasts.items()},
     )
+
+
+def n_star_key(n_star: float) -> str:
+    return f"n_star_{n_star:g}"
 
 
 def interval(k: int, n: int) -> dict[str, Any]:
@@ -208,9 +216,10 @@ def summarise(outcomes: list[SeedOutcome], alpha: float) -> dict[str, Any]:
     first = date.fromisoformat(outcomes[0].days[0])
     if any(o.days[0] != outcomes[0].days[0] or len(o.days) != len(outcomes[0].days) for o in outcomes):
         raise SystemExit("the seeds' runs cover different days: the per-day table would not line up")
-    procedures = {"sequential": [o.sequential_p for o in outcomes], "naive": [o.naive_p for o in outcomes]}
-    procedures.update({f"sequential_n_star_{k}": [o.also_p[k] for o in outcomes] for k in outcomes[0].also_p})
+    procedures = {"sequential": [o.sequential_p for o in outcomes]}
+    procedures.update({name: [o.contrasts[name] for o in outcomes] for name in outcomes[0].contrasts})
     firsts = {name: [first_below(p, alpha) for p in ps] for name, ps in procedures.items()}
+    signs = [np.sign(o.effect[f]) for o, f in zip(outcomes, firsts["sequential"], strict=True) if f is not None]
     by_day = []
     for i, day in enumerate(outcomes[0].days):
         row: dict[str, Any] = {"day": (date.fromisoformat(day) - first).days, "date": day,
@@ -219,12 +228,15 @@ def summarise(outcomes: list[SeedOutcome], alpha: float) -> dict[str, Any]:
                                "looks": sum(o.sequential_p[i] is not None for o in outcomes)}  # fmt: skip
         for name, found in firsts.items():
             row[f"{name}_declared_by"] = sum(f is not None and f <= i for f in found) / n
-        row["naive_this_day"] = sum(p is not None and p < alpha for p in (o.naive_p[i] for o in outcomes)) / n
+        today = [o.contrasts["naive"][i] for o in outcomes]
+        row["naive_this_day"] = sum(p is not None and p < alpha for p in today) / n
         by_day.append(row)
-    last = [next((p for p in reversed(o.naive_p) if p is not None), None) for o in outcomes]
+    last = [next((p for p in reversed(o.contrasts["naive"]) if p is not None), None) for o in outcomes]
     return {
         **{f"{name}_any_day": interval(sum(f is not None for f in found), n) for name, found in firsts.items()},
         "fixed_last_day": interval(sum(p is not None and p < alpha for p in last), n),
+        "sequential_control_wins": sum(s < 0 for s in signs),
+        "sequential_treatment_wins": sum(s > 0 for s in signs),
         "by_day": by_day,
     }
 
@@ -245,28 +257,28 @@ def print_tables(args: argparse.Namespace, summary: dict[str, Any], outcomes: li
           f"time); seconds a seed {seconds.text(1)}\n")  # fmt: skip
     print(f"| procedure: a winner when p < {args.alpha} at ... | seeds | rate | 95 % Wilson | 95 % Clopper-Pearson |")
     print("|---|---|---|---|---|")
-    rows = [("platform verdict: always-valid, any daily look", "sequential_any_day"),
-            ("naive: fixed-horizon test, any daily look", "naive_any_day"),
-            ("fixed-horizon test, last day only", "fixed_last_day")]  # fmt: skip
-    rows += [(f"always-valid at N* {float(k):,.0f}, any daily look", f"sequential_n_star_{k}_any_day")
-             for k in outcomes[0].also_p]  # fmt: skip
+    rows = [("platform verdict: always-valid (relative lift), any daily look", "sequential_any_day"),
+            *((label, f"{name}_any_day") for name, label in CONTRASTS.items()),
+            ("fixed-horizon test (relative), last day only", "fixed_last_day")]  # fmt: skip
+    rows += [(f"always-valid (relative) at N* {n:,.0f}, any daily look", f"{n_star_key(n)}_any_day")
+             for n in args.also_n_star]  # fmt: skip
     for label, key in rows:
         r = summary[key]
         (w_low, w_high), (cp_low, cp_high) = r["wilson_95"], r["clopper_pearson_95"]
         print(f"| {label} | {r['seeds']}/{r['of']} | {r['rate']:.3f} | {w_low:.3f}-{w_high:.3f} | "
               f"{cp_low:.3f}-{cp_high:.3f} |")  # fmt: skip
-    also = list(outcomes[0].also_p)
+    print(f"\nDirection of the platform's declarations (the lift's sign at the first declaring look): control wins "
+          f"{summary['sequential_control_wins']}, treatment wins {summary['sequential_treatment_wins']}.")  # fmt: skip
+    also = [n_star_key(n) for n in args.also_n_star]
     print("\nShare of seeds declared by the end of each day (cumulative), and the naive test on that day alone:\n")
-    print(
-        "| day | date | users | rate | platform looks | platform | naive | naive, that day | "
-        + " | ".join(f"N* {float(k):,.0f}" for k in also)
-        + " |"
-    )
-    print("|---" * (8 + len(also)) + "|")
+    print("| day | date | users | rate | platform looks | platform | naive | naive, that day | absolute | "
+          + " | ".join(f"N* {n:,.0f}" for n in args.also_n_star) + " |")  # fmt: skip
+    print("|---" * (9 + len(also)) + "|")
     for row in summary["by_day"]:
         print(f"| {row['day']} | {row['date']} | {row['users_mean']:,.0f} | {row['rate_mean']:.2%} | {row['looks']} | "
               f"{row['sequential_declared_by']:.3f} | {row['naive_declared_by']:.3f} | {row['naive_this_day']:.3f} | "
-              + " | ".join(f"{row[f'sequential_n_star_{k}_declared_by']:.3f}" for k in also) + " |")  # fmt: skip
+              f"{row['absolute_declared_by']:.3f} | "
+              + " | ".join(f"{row[f'{k}_declared_by']:.3f}" for k in also) + " |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     with tqdm(seeds, desc="A/A seeds", unit="seed", file=sys.stderr) as bar:
         for seed in bar:
-            outcome = run_seed(experiment, args, seed)
+            outcome = run_seed(experiment, args, seed, n_star[0])
             outcomes.append(outcome)
             declared += first_below(outcome.sequential_p, args.alpha) is not None
             bar.set_postfix(declared=f"{declared}/{len(outcomes)}", seconds=f"{outcome.seconds:.1f}")
