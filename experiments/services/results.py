@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from datetime import date
 from functools import partial
 from types import SimpleNamespace
 from typing import Any
@@ -234,17 +235,12 @@ def sequential_n_stars(experiment: Experiment, arms: list[Arm]) -> dict[int, NSt
     return {arm.pk: (float(users[control.pk] + users[arm.pk]), "plan") for arm in treatments}
 
 
-def _lift_history(
-    experiment: Experiment, arms: list[Arm], traffic: str, n_stars: Mapping[int, NStar]
-) -> dict[str, list[dict[str, Any]]]:
-    """Each treatment's relative lift on the primary metric as of the end of each day, with the interval
-    of the verdict's own test (`_interval_of`: the analysis method at alpha / treatments, tightest at the
-    arm's N*), so the band's last point is the verdict's interval. The arms' cumulative sufficient
-    statistics are DailyRollup's daily increments summed up to that day. Days on which the engine
-    cannot test yet (n < 2, no variance) are left out."""
-    control = next((arm for arm in arms if arm.is_control), None)
-    if control is None:
-        return {}
+def cumulative_statistics(
+    experiment: Experiment, arms: list[Arm], traffic: str, metric: str
+) -> list[tuple[date, dict[int, Statistic | None]]]:
+    """Each arm's sufficient statistic of `metric` as of the end of each day with rollups, by the arm's pk:
+    the arm's DailyRollup increments (of `traffic`) summed up to that day, None while the engine cannot
+    form it (no users yet). Days in order; the lift history's looks are the tests on these."""
     rows = (
         DailyRollup.objects.filter(experiment=experiment, **_traffic_filter(traffic))
         .values("day", "arm_id")
@@ -252,25 +248,46 @@ def _lift_history(
         .order_by("day", "arm_id")
     )
     totals = {arm.pk: dict.fromkeys(_STAT_SUMS, 0) for arm in arms}
-    history: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms if arm.pk != control.pk}
-    by_day: dict[Any, list[dict[str, Any]]] = {}
+    by_day: dict[date, list[dict[str, Any]]] = {}
     for row in rows:
         by_day.setdefault(row["day"], []).append(row)
-    treatments = len(history)
+    looks: list[tuple[date, dict[int, Statistic | None]]] = []
     for day, day_rows in by_day.items():
         for row in day_rows:
             for name in _STAT_SUMS:
                 totals[row["arm_id"]][name] += row[name] or 0
-        as_of = {pk: ArmRollup(exposed_users=t["new_users"], **{k: v for k, v in t.items() if k != "new_users"})
-                 for pk, t in totals.items()}  # fmt: skip
+        statistics: dict[int, Statistic | None] = {}
+        for pk, t in totals.items():
+            as_of = ArmRollup(exposed_users=t["new_users"], **{k: v for k, v in t.items() if k != "new_users"})
+            try:
+                statistics[pk] = _statistic(metric, as_of)
+            except StatisticError:
+                statistics[pk] = None
+        looks.append((day, statistics))
+    return looks
+
+
+def _lift_history(
+    experiment: Experiment, arms: list[Arm], traffic: str, n_stars: Mapping[int, NStar]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each treatment's relative lift on the primary metric as of the end of each day, with the interval
+    of the verdict's own test (the analysis method at alpha / treatments, tightest at the arm's N*), so
+    the band's last point is the verdict's interval; on the arms' cumulative sufficient statistics
+    (`cumulative_statistics`). Days on which the engine cannot test yet (n < 2, no variance, no
+    success in an arm) are left out."""
+    control = next((arm for arm in arms if arm.is_control), None)
+    if control is None:
+        return {}
+    history: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in arms if arm.pk != control.pk}
+    treatments = len(history)
+    for day, statistics in cumulative_statistics(experiment, arms, traffic, experiment.primary_metric):
         for arm in arms:
-            if arm.pk == control.pk:
+            control_statistic, arm_statistic = statistics[control.pk], statistics[arm.pk]
+            if arm.pk == control.pk or control_statistic is None or arm_statistic is None:
                 continue
             try:
-                look = relative_interval(_statistic(experiment.primary_metric, as_of[control.pk]),
-                                         _statistic(experiment.primary_metric, as_of[arm.pk]),
-                                         method=experiment.analysis_method, alpha=experiment.alpha / treatments,
-                                         n_star=n_stars[arm.pk][0])  # fmt: skip
+                look = relative_interval(control_statistic, arm_statistic, method=experiment.analysis_method,
+                                         alpha=experiment.alpha / treatments, n_star=n_stars[arm.pk][0])  # fmt: skip
             except StatisticError:
                 continue
             history[arm.name].append({"day": day.isoformat(), "effect": look.effect, "ci_low": look.ci_low,
