@@ -7,11 +7,11 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from abplatform.parsers import BoundedJSONParser
 from experiments.authentication import ApiTokenAuthentication, token_scope
 from experiments.endpoints import ingest_answer, recommendations_answer
 from experiments.models import Experiment
@@ -255,7 +255,7 @@ class RecommendationsView(APIView):
 
     authentication_classes = SESSION_AND_TOKEN
     permission_classes = [token_scope("serve")]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(request=RecommendationRequest, responses={200: RecommendationAnswer})
     def post(self, request: Request, key: str) -> Response:
@@ -271,7 +271,7 @@ class EventsView(APIView):
 
     authentication_classes = SESSION_AND_TOKEN
     permission_classes = [token_scope("ingest")]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=EventInput(many=True),

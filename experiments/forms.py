@@ -63,7 +63,7 @@ class ExperimentForm(forms.Form):
     minimum_detectable_effect = forms.FloatField(
         required=False, min_value=0, help_text="smallest relative lift worth detecting, e.g. 0.1 for +10 %"
     )
-    expected_daily_users = forms.IntegerField(required=False, min_value=1)
+    expected_daily_users = forms.IntegerField(required=False, min_value=1, max_value=1_000_000_000)
     alpha = forms.FloatField(initial=0.05, min_value=0, max_value=0.5, help_text="significance level")
     analysis_method = forms.ChoiceField(
         choices=Experiment.AnalysisMethod.choices, initial=Experiment.AnalysisMethod.SEQUENTIAL, required=False,
@@ -82,14 +82,19 @@ class ExperimentForm(forms.Form):
         help_text="every arm keeps at least this share of new users, e.g. 0.05",
     )  # fmt: skip
     bandit_burn_in_trials = forms.IntegerField(
-        initial=1_000, required=False, label="Bandit: burn-in trials",
+        initial=1_000, required=False, min_value=0, max_value=1_000_000_000, label="Bandit: burn-in trials",
         help_text="equal weights until every arm has this many trials",
     )  # fmt: skip
     bandit_burn_in_periods = forms.IntegerField(
-        initial=1, required=False, label="Bandit: burn-in periods", help_text="equal weights for this many updates"
+        initial=1,
+        required=False,
+        min_value=0,
+        max_value=10_000,
+        label="Bandit: burn-in periods",
+        help_text="equal weights for this many updates",
     )
     bandit_update_minutes = forms.IntegerField(
-        initial=1_440, required=False, label="Bandit: update interval (minutes)",
+        initial=1_440, required=False, min_value=1, max_value=525_600, label="Bandit: update interval (minutes)",
         help_text="how often the weights are recomputed",
     )  # fmt: skip
 
@@ -164,7 +169,7 @@ class PlanForm(forms.Form):
 
     baseline_rate = forms.FloatField(min_value=0, max_value=1)
     minimum_detectable_effect = forms.FloatField(min_value=0)
-    expected_daily_users = forms.IntegerField(required=False, min_value=1)
+    expected_daily_users = forms.IntegerField(required=False, min_value=1, max_value=1_000_000_000)
     traffic_percent = forms.FloatField(required=False, min_value=0, max_value=100)
     arms = forms.IntegerField(required=False, min_value=2, max_value=MAX_ARMS)
     design = forms.ChoiceField(choices=Experiment.Design.choices, required=False)

@@ -137,7 +137,7 @@ def _accepted(environ: dict[str, Any], scope: str) -> Any:
     environ["wsgi.input"] = io.BytesIO(raw)  # for Django, should the body turn out not plainly valid
     try:
         return json.loads(raw.decode(), parse_constant=_refuse_constant)
-    except ValueError:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting is Django's to refuse
         raise _Delegate from None
 
 

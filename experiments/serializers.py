@@ -38,6 +38,10 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
                             "concluded_at"]  # fmt: skip
 
 
+MAX_DAILY_USERS = 1_000_000_000  # bounds the integers the database stores in 32-bit columns, with room to spare
+MINUTES_A_YEAR = 525_600
+
+
 class ArmInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=50)
     variant = serializers.CharField(max_length=120, help_text="NAME@VERSION of a trained variant")
@@ -68,7 +72,8 @@ class ExperimentInput(serializers.Serializer[Any]):
     guardrail_metrics = serializers.ListField(child=serializers.CharField(), required=False)
     baseline_rate = serializers.FloatField(required=False, allow_null=True)
     minimum_detectable_effect = serializers.FloatField(required=False, allow_null=True)
-    expected_daily_users = serializers.IntegerField(required=False, allow_null=True)
+    expected_daily_users = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                    max_value=MAX_DAILY_USERS)  # fmt: skip
     alpha = serializers.FloatField(required=False)
     power = serializers.FloatField(required=False)
     analysis_method = serializers.ChoiceField(
@@ -80,9 +85,9 @@ class ExperimentInput(serializers.Serializer[Any]):
         required=False, help_text="relative drop a guardrail metric may show before it is breached, 0-1 (default 0)"
     )
     bandit_min_share = serializers.FloatField(required=False)
-    bandit_burn_in_trials = serializers.IntegerField(required=False)
-    bandit_burn_in_periods = serializers.IntegerField(required=False)
-    bandit_update_minutes = serializers.IntegerField(required=False)
+    bandit_burn_in_trials = serializers.IntegerField(required=False, min_value=0, max_value=MAX_DAILY_USERS)
+    bandit_burn_in_periods = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
+    bandit_update_minutes = serializers.IntegerField(required=False, min_value=1, max_value=MINUTES_A_YEAR)
 
 
 class ExperimentPatch(ExperimentInput):

@@ -294,13 +294,13 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
         raise ValueError(f"unknown field(s) {', '.join(sorted(raw.keys() - _ALLOWED_KEYS))}")
     get = raw.get
     event_id = get("event_id")
-    if type(event_id) is not str or not 0 < len(event_id) <= 100:
+    if type(event_id) is not str or not 0 < len(event_id) <= 100 or not _storable(event_id):
         event_id = _text(raw, "event_id", required=True)
     kind = get("type")
     if kind not in EVENT_TYPES:
         raise ValueError(f"type must be one of {', '.join(sorted(EVENT_TYPES))}, got {kind!r}")
     user_id = get("user_id")
-    if type(user_id) is not str or not 0 < len(user_id) <= 100:
+    if type(user_id) is not str or not 0 < len(user_id) <= 100 or not _storable(user_id):
         user_id = _text(raw, "user_id", required=True)
     request_id = None
     if get("request_id") is not None:
@@ -315,10 +315,12 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
         raise ValueError(f"position must be a whole number from 1 to 1000, got {position!r}")
     revenue = None if get("revenue") is None else _revenue(raw["revenue"])
     item_id = get("item_id")
-    if type(item_id) is not str or not 0 < len(item_id) <= 100:
+    if type(item_id) is not str or not 0 < len(item_id) <= 100 or not _storable(item_id):
         item_id = _text(raw, "item_id") or ""
     experiment = get("experiment")
-    if experiment is not None and (type(experiment) is not str or not 0 < len(experiment) <= 100):
+    if experiment is not None and (
+        type(experiment) is not str or not 0 < len(experiment) <= 100 or not _storable(experiment)
+    ):
         experiment = _text(raw, "experiment")
     stamp = get("timestamp")
     when = times.get(stamp) if type(stamp) is str else None
@@ -351,7 +353,23 @@ def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str |
     text = str(value)
     if len(text) > 100:
         raise ValueError(f"{name} is longer than 100 characters")
+    if "\x00" in text:
+        raise ValueError(f"{name} contains a NUL character (\\u0000), which text columns cannot store")
+    if not _storable(text):
+        raise ValueError(f"{name} contains a lone surrogate (an unpaired \\ud800-\\udfff escape): not valid Unicode")
     return text
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can store `text`: no NUL character and valid UTF-8 (no lone surrogate). One such
+    event must be refused on its own, not fail the COPY of its whole batch (and every retry of it)."""
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _timestamp(value: Any, now: datetime) -> datetime:
