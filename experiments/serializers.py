@@ -72,8 +72,7 @@ class ExperimentInput(serializers.Serializer[Any]):
     guardrail_metrics = serializers.ListField(child=serializers.CharField(), required=False)
     baseline_rate = serializers.FloatField(required=False, allow_null=True)
     minimum_detectable_effect = serializers.FloatField(required=False, allow_null=True)
-    expected_daily_users = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                                    max_value=MAX_DAILY_USERS)  # fmt: skip
+    expected_daily_users = serializers.IntegerField(required=False, allow_null=True, max_value=MAX_DAILY_USERS)
     alpha = serializers.FloatField(required=False)
     power = serializers.FloatField(required=False)
     analysis_method = serializers.ChoiceField(
@@ -85,9 +84,10 @@ class ExperimentInput(serializers.Serializer[Any]):
         required=False, help_text="relative drop a guardrail metric may show before it is breached, 0-1 (default 0)"
     )
     bandit_min_share = serializers.FloatField(required=False)
-    bandit_burn_in_trials = serializers.IntegerField(required=False, min_value=0, max_value=MAX_DAILY_USERS)
-    bandit_burn_in_periods = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
-    bandit_update_minutes = serializers.IntegerField(required=False, min_value=1, max_value=MINUTES_A_YEAR)
+    # Upper bounds only: the service words the refusal of values below its minimum.
+    bandit_burn_in_trials = serializers.IntegerField(required=False, max_value=MAX_DAILY_USERS)
+    bandit_burn_in_periods = serializers.IntegerField(required=False, max_value=10_000)
+    bandit_update_minutes = serializers.IntegerField(required=False, max_value=MINUTES_A_YEAR)
 
 
 class ExperimentPatch(ExperimentInput):
