@@ -36,8 +36,9 @@ _TAIL_TERMS = 4
 # degree 2 m - 1, i.e. the outer density times a smooth factor, with room to spare).
 _EXTRA_GAUSS = 8
 # Largest spacing of the outer nodes (in the middle of a panel, where Gauss-Legendre nodes are
-# sparsest: pi / 2 times the panel length over m) in standard deviations of the inner arm's logit.
-_OUTER_SPACING = 0.5
+# sparsest: pi / 2 times the panel length over m), in standard deviations of the inner arm.
+_OUTER_SPACING = 0.75
+_MAX_NODES = 4096
 # Outer nodes whose normalised weight is below this carry no information at double precision.
 _NEGLIGIBLE = 1e-18
 # Row layout of BetaPosterior.table's source: cumulative integrals of g (panels 0, 1) and of x g
@@ -94,18 +95,26 @@ def _panel_end(k: float, c: float, total: float, curvature: float) -> float:
 
     On one side of the mode the drop is phi(s) = k s + total log1p(-c (1 - e^-s)), with (k, c) =
     (a, a / (a + b)) on the left and (b, b / (a + b)) on the right: convex and increasing, with
-    phi(0) = phi'(0) = 0. Start from the normal approximation; if it falls short, extend it along the
-    chord (phi(s) / s grows with s, so the chord overshoots the root), then take two Newton steps,
-    which from above the root of a convex function stay above it (the panel only has to cover it).
+    phi(0) = phi'(0) = 0. Start from the normal approximation s0 = sqrt(2 _DROP / curvature). If it
+    falls short, extend it along the chord (phi(s) / s grows with s, so the chord overshoots the
+    root); if it overshoots, halve it while it still overshoots (a side where phi grows like e^s, e.g.
+    the left of Beta(1e6, 0.1), is much shorter than s0). Then Newton steps, which from above the root
+    of a convex function stay above it: the panel always covers the drop.
     """
+
+    def drop(s: float) -> float:
+        return k * s + total * math.log1p(c * math.expm1(-s))
+
     s = math.sqrt(2.0 * _DROP / curvature)
-    value = k * s + total * math.log1p(c * math.expm1(-s))
+    value = drop(s)
     if value < _DROP:
         s *= _DROP / value
-    for _ in range(2):
+    else:
+        while drop(0.5 * s) >= _DROP:
+            s *= 0.5
+    for _ in range(3):
         e = math.exp(-s)
-        value = k * s + total * math.log1p(c * (e - 1.0))
-        s -= (value - _DROP) / (k - total * c * e / (1.0 + c * (e - 1.0)))
+        s -= (drop(s) - _DROP) / (k - total * c * e / (1.0 + c * (e - 1.0)))
     return s
 
 
@@ -127,17 +136,20 @@ class BetaPosterior:
         "_outer",
         "_shape",
         "bounds",
+        "log_sd",
         "log_variance",
         "logit_sd",
         "logit_variance",
         "mean",
         "mode",
+        "parameters",
         "rule",
         "table",
         "total_mean",
     )
 
     def __init__(self, a: float, b: float) -> None:
+        self.parameters = (a, b)
         total = a + b
         self.mean = a / total
         self.mode = math.log(a / b)
@@ -146,6 +158,7 @@ class BetaPosterior:
         self.logit_variance = var / (self.mean * (1.0 - self.mean)) ** 2
         self.logit_sd = math.sqrt(self.logit_variance)
         self.log_variance = var / (self.mean * self.mean)
+        self.log_sd = math.sqrt(self.log_variance)
         curvature = a * b / total  # -(log g)'' at the mode
         half_left = 0.5 * _panel_end(a, self.mean, total, curvature)
         half_right = 0.5 * _panel_end(b, 1.0 - self.mean, total, curvature)
@@ -219,16 +232,20 @@ class BetaPosterior:
         result: FloatArray = both[:, :3] / both[:, 3:]
         return result
 
-    def outer_rule(self, inner: BetaPosterior) -> tuple[FloatArray, FloatArray]:
+    def outer_rule(self, scale: float, log_scale: bool = False) -> tuple[FloatArray, FloatArray]:
         """Gauss-Legendre nodes (logit values) and normalised weights g(y_i) w_i on both panels.
 
         m nodes per panel integrate this density times a smooth factor of degree up to 2 m - 1: at
-        least n / 2 + _EXTRA_GAUSS for the density itself, and enough that the nodes in the middle
-        of the longer panel are at most _OUTER_SPACING standard deviations of the inner arm apart,
-        so its CDF's rise is resolved wherever it falls (a Beta(1, b) has a 36-unit left panel).
+        least n / 2 + _EXTRA_GAUSS for the density itself, and enough to resolve the other factor
+        (the inner arm's CDF) wherever its rise falls: nodes at most _OUTER_SPACING `scale` apart,
+        `scale` being the width of that rise, in logit units or, with `log_scale`, in log(x) units,
+        which shrink by d log x / dy = 1 - x (largest at each panel's lower end).
         """
-        longest = 2.0 * float(self._shape[0].max())
-        m = max(self.rule.nodes.size // 2 + _EXTRA_GAUSS, math.ceil(longest / (_OUTER_SPACING * inner.logit_sd)))
+        m = max(
+            self.rule.nodes.size // 2 + _EXTRA_GAUSS,
+            _nodes_for(self.bounds[0], self.mode, scale, log_scale),
+            _nodes_for(self.mode, self.bounds[1], scale, log_scale),
+        )
         if m not in self._outer:
             distances, gauss_weights = _gauss(m)
             y, density = self._panels(distances)
@@ -236,6 +253,35 @@ class BetaPosterior:
             keep = weights > _NEGLIGIBLE * weights.max()
             self._outer[m] = y.reshape(-1)[keep], weights[keep] / weights[keep].sum()
         return self._outer[m]
+
+    def rule_on(self, start: float, end: float, scale: float, graded: bool) -> tuple[FloatArray, FloatArray]:
+        """Nodes on [start, end] (logit) and weights w_i g(y_i), with g interpolated (not normalised to 1).
+
+        Gauss-Legendre, or with `graded` the tau^3 rule clustered at `end` (``_graded``), with twice
+        the nodes since tau^3 stretches the spacing near `start` up to ~2x. Node counts as in
+        ``outer_rule`` on the log scale.
+        """
+        m = max(self.rule.nodes.size // 2 + _EXTRA_GAUSS, _nodes_for(start, end, scale, True))
+        if graded:
+            nodes, factors = _graded(2 * m)
+            y = end - (end - start) * nodes
+        else:
+            distances, gauss_weights = _gauss(m)
+            y = start + 0.5 * (end - start) * distances[1]
+            factors = 0.5 * gauss_weights[1]
+        return y, factors * (end - start) * self.interpolate(y)[:, 2]
+
+
+def _nodes_for(start: float, end: float, scale: float, log_scale: bool) -> int:
+    """Gauss-Legendre nodes on [start, end] (logit) whose spacing, pi / 2 (end - start) / m in the
+    middle, is at most _OUTER_SPACING `scale`, measured in log(x) units if `log_scale`."""
+    length = end - start
+    if log_scale:
+        length *= 0.5 * (1.0 - math.tanh(0.5 * start))  # 1 - sigmoid(start), without overflow
+    m = math.ceil(0.5 * math.pi * length / (_OUTER_SPACING * scale))
+    if m > _MAX_NODES:  # pragma: no cover - bounded far below this for priors >= 0.1
+        raise DegenerateDataError(f"the two posteriors' scales are too far apart for the quadrature ({m} nodes)")
+    return m
 
 
 def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple[float, float, float]:
@@ -245,13 +291,14 @@ def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple
         P(I < O)        = sum_i W_i G_I(o_i)
         E[(I - O)+]     = sum_i W_i (M_I(inf) - M_I(o_i) - x_i (1 - G_I(o_i)))
         E[(O - I)+]     = sum_i W_i (x_i G_I(o_i) - M_I(o_i)),   x_i = sigmoid(o_i).
-    The weights sum to 1, so P(T > C) + P(C > T) = 1 exactly.
+    The weights sum to 1, so P(T > C) + P(C > T) = 1 exactly; identical posteriors give exactly 1/2
+    and equal losses (their mean), as symmetry demands, rather than 1/2 up to rounding.
     """
     if control.logit_variance <= treatment.logit_variance:
         outer, inner, control_outer = control, treatment, True
     else:
         outer, inner, control_outer = treatment, control, False
-    y, weights = outer.outer_rule(inner)
+    y, weights = outer.outer_rule(inner.logit_sd)
     x = special.expit(y)
     values = inner.interpolate(y)
     below_inner, partial, _ = (weights @ values).tolist()  # E[G_I], E[M_I]
@@ -259,6 +306,8 @@ def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple
     mean_x = float(weights @ x)
     above = inner.total_mean - partial - mean_x + x_cdf  # E[(I - O)+]
     below = x_cdf - partial  # E[(O - I)+]
+    if treatment.parameters == control.parameters:
+        return 0.5, 0.5 * (above + below), 0.5 * (above + below)
     if control_outer:
         return 1.0 - below_inner, above, below
     return below_inner, below, above
@@ -288,11 +337,12 @@ def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float])
     The shared outer rule serves every other shift, all in one interpolation.
     """
     sums, slopes = [0.0] * len(shifts), [0.0] * len(shifts)
+    # G_I(logit(e^u x)) is the inner arm's CDF on the log scale at u + log x: it rises over ~I's log sd.
+    scale = inner.log_sd
     plain = [j for j, u in enumerate(shifts) if u <= 0.0 or -u - math.log(-math.expm1(-u)) >= outer.bounds[1]]
     if plain:
-        y, weights = outer.outer_rule(inner)
-        log_x = -np.logaddexp(0.0, -y)  # log sigmoid(y)
-        sums_plain, slopes_plain = _shifted(inner, log_x, weights, np.array([shifts[j] for j in plain]))
+        y, weights = outer.outer_rule(scale, log_scale=True)
+        sums_plain, slopes_plain = _shifted(inner, y, weights, np.array([shifts[j] for j in plain]))
         for j, value, slope in zip(plain, sums_plain, slopes_plain, strict=True):
             sums[j], slopes[j] = value, slope
     for j in sorted(set(range(len(shifts))) - set(plain)):
@@ -302,24 +352,25 @@ def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float])
         if end <= start:  # the inner argument passes 1 on all of O's support
             sums[j], slopes[j] = 1.0, 0.0
             continue
-        # twice the plain rule's nodes: tau^3 stretches the spacing near `start` up to ~2x
-        m = 2 * max(
-            outer.rule.nodes.size // 2 + _EXTRA_GAUSS, math.ceil((end - start) / (_OUTER_SPACING * inner.logit_sd))
-        )
-        nodes, factors = _graded(m)
-        v = np.append(end - (end - start) * nodes, end)
-        at = outer.interpolate(v)
-        weights = factors * (end - start) * at[:-1, 2]
-        log_x = -np.logaddexp(0.0, -v[:-1])
-        below, slope_below = _shifted(inner, log_x, weights, np.array([u]))
-        sums[j], slopes[j] = below[0] + 1.0 - at[-1, 0], slope_below[0]
+        pieces = [outer.rule_on(start, end, scale, graded=True)]
+        if start < outer.mode < end:  # the left panel whole, the graded rule from the mode on
+            pieces = [
+                outer.rule_on(start, outer.mode, scale, graded=False),
+                outer.rule_on(outer.mode, end, scale, True),
+            ]
+        y = np.concatenate([piece[0] for piece in pieces])
+        weights = np.concatenate([piece[1] for piece in pieces])
+        below, slope_below = _shifted(inner, y, weights, np.array([u]))
+        above = 1.0 - float(outer.interpolate(np.array([end]))[0, 0])
+        sums[j], slopes[j] = below[0] + above, slope_below[0]
     return sums, slopes
 
 
 def _shifted(
-    inner: BetaPosterior, log_x: FloatArray, weights: FloatArray, shifts: FloatArray
+    inner: BetaPosterior, y: FloatArray, weights: FloatArray, shifts: FloatArray
 ) -> tuple[list[float], list[float]]:
-    """sum_i W_i G_I(logit(e^u x_i)) and sum_i W_i g_I(...) / (1 - e^u x_i) for each shift u."""
+    """sum_i W_i G_I(logit(e^u x_i)) and sum_i W_i g_I(...) / (1 - e^u x_i), x_i = sigmoid(y_i), per shift u."""
+    log_x = -np.logaddexp(0.0, -y)  # log sigmoid(y)
     # log of the inner arm's argument, kept below 0 (at 1 and beyond: CDF 1, density 0)
     log_z = np.minimum(log_x + shifts[:, None], -1e-300).reshape(-1)
     one_minus = -np.expm1(log_z)

@@ -272,7 +272,10 @@ def _beta_binomial(control: Proportion, treatment: Proportion, config: BayesianC
     tail = 0.5 * (1.0 - config.credible_level)
     probabilities = [tail, 0.5, 1.0 - tail]
     guess, sd = _quantile_guess(a_t, b_t, a_c, b_c, probabilities)
-    low, median, high = (math.expm1(w) for w in log_ratio_quantiles(posterior_t, posterior_c, probabilities, guess, sd))
+    low, median, high = log_ratio_quantiles(posterior_t, posterior_c, probabilities, guess, sd)
+    if (a_t, b_t) == (a_c, b_c):  # log(T / C) is symmetric about 0: make the quantiles so exactly
+        low, median, high = 0.5 * (low - high), 0.0, 0.5 * (high - low)
+    low, median, high = math.expm1(low), math.expm1(median), math.expm1(high)
     return BayesianResult(
         method="beta_binomial",
         chance_to_win=min(max(win, 0.0), 1.0),
