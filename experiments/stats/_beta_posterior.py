@@ -274,10 +274,12 @@ class BetaPosterior:
 
 def _nodes_for(start: float, end: float, scale: float, log_scale: bool) -> int:
     """Gauss-Legendre nodes on [start, end] (logit) whose spacing, pi / 2 (end - start) / m in the
-    middle, is at most _OUTER_SPACING `scale`, measured in log(x) units if `log_scale`."""
+    middle, is at most _OUTER_SPACING `scale`, measured in log(x) units if `log_scale` (on average:
+    the length is log x(end) - log x(start); where 1 - x is larger than that average, at the far end
+    of a tail, the density being integrated is negligible)."""
     length = end - start
     if log_scale:
-        length *= 0.5 * (1.0 - math.tanh(0.5 * start))  # 1 - sigmoid(start), without overflow
+        length = float(np.logaddexp(0.0, -start) - np.logaddexp(0.0, -end))  # log sigmoid(end) - log sigmoid(start)
     m = math.ceil(0.5 * math.pi * length / (_OUTER_SPACING * scale))
     if m > _MAX_NODES:  # pragma: no cover - bounded far below this for priors >= 0.1
         raise DegenerateDataError(f"the two posteriors' scales are too far apart for the quadrature ({m} nodes)")
