@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.polynomial import chebyshev, legendre
@@ -20,7 +21,7 @@ from scipy import special
 from ._arrays import FloatArray
 from .errors import DegenerateDataError
 
-__all__ = ["BetaPosterior", "chance_and_losses", "log_ratio_quantiles"]
+__all__ = ["BetaPosterior", "chance_and_losses", "compare", "log_ratio_quantiles"]
 
 # Each panel ends where the log density has dropped this many nats below the mode: the density there
 # is e^-36 = 2.3e-16 of its peak and the mass beyond it below 1e-15 for every shape (tails decay at
@@ -34,7 +35,7 @@ _TAIL = 1e-12
 _TAIL_TERMS = 4
 # Outer Gauss-Legendre nodes per panel, on top of half the inner degree (exact for polynomials of
 # degree 2 m - 1, i.e. the outer density times a smooth factor, with room to spare).
-_EXTRA_GAUSS = 8
+_EXTRA_GAUSS = 6
 # Largest spacing of the outer nodes (in the middle of a panel, where Gauss-Legendre nodes are
 # sparsest: pi / 2 times the panel length over m), in standard deviations of the inner arm.
 _OUTER_SPACING = 0.75
@@ -43,11 +44,12 @@ _MAX_NODES = 4096
 _NEGLIGIBLE = 1e-18
 # Row layout of BetaPosterior.table's source: cumulative integrals of g (panels 0, 1) and of x g
 # (panels 0, 1), densities (panels 0, 1), the normaliser; each panel takes CDF, partial mean, density, 1.
-_PANEL_OF_ROW = np.array([0, 1, 0, 1])
+# First degree to try by min(a, b) (the chopping test decides; this only saves failed attempts).
+_FIRST_DEGREE = ((150.0, 40), (10.0, 56), (2.0, 80), (0.5, 112), (0.0, 160))
 _TABLE_ROWS = np.array([0, 2, 4, 6, 1, 3, 5, 6])
-# Quantile search: Newton steps until one is below this many standard deviations of log(T / C) (the
-# error after it is then of order step^2 ~ 1e-12 sd); at most _MAX_STEPS (bisection fallback).
-_STEP_TOLERANCE = 1e-6
+# Quantile search: Newton steps until one is below this many standard deviations sd of log(T / C):
+# the error after it is then ~ |F''/ 2F'| step^2 ~ step^2 / sd <= 1e-10 sd; at most _MAX_STEPS.
+_STEP_TOLERANCE = 1e-5
 _MAX_STEPS = 100
 
 
@@ -133,8 +135,10 @@ class BetaPosterior:
     """
 
     __slots__ = (
+        "_affine",
+        "_first_degree",
         "_outer",
-        "_shape",
+        "_panel_rows",
         "bounds",
         "log_sd",
         "log_variance",
@@ -147,8 +151,12 @@ class BetaPosterior:
         "table",
         "total_mean",
     )
+    # Set by _tabulate: the interpolation table, the mean from the grid, the Chebyshev rule used.
+    table: FloatArray
+    total_mean: float
+    rule: _Rule
 
-    def __init__(self, a: float, b: float) -> None:
+    def __init__(self, a: float, b: float, tabulate: bool = True) -> None:
         self.parameters = (a, b)
         total = a + b
         self.mean = a / total
@@ -166,52 +174,34 @@ class BetaPosterior:
         # log g(y* + d) - log g(y*) = a d - (a + b) log1p(mu expm1(d)) = -b d - (a + b) log1p((1 - mu) expm1(-d)):
         # two forms of one function whose cancelling terms are of size a |d| and b |d|. Use the smaller,
         # as k t - (a + b) log1p(c expm1(t)) with t = +-d (so t = +-s on each panel, s = |d|).
-        if a <= b:
-            k, c, signs = a, self.mean, np.array([[-1.0], [1.0]])
-        else:
-            k, c, signs = b, 1.0 - self.mean, np.array([[1.0], [-1.0]])
-        self._shape = (np.array([[half_left], [half_right]]), signs, k, c, total)
-        self._outer: dict[int, tuple[FloatArray, FloatArray]] = {}
-        for degree in _DEGREES:
-            if self._tabulate(_rule(degree)):
-                return
-        raise DegenerateDataError(
-            f"the Beta({a:g}, {b:g}) posterior is too diffuse for the exact computation (its logit has "
-            "tails longer than the largest grid resolves); use a prior with both parameters >= 0.1"
+        k, c, sign = (a, self.mean, 1.0) if a <= b else (b, 1.0 - self.mean, -1.0)
+        # Per panel (left, right): half-length, sign of t, k, c, a + b, side of the mode, mode.
+        self._panel_rows = np.array(
+            [
+                [half_left, -sign, k, c, total, -1.0, self.mode],
+                [half_right, sign, k, c, total, 1.0, self.mode],
+            ]
         )
+        self._affine = np.array([[1.0 / half_left, 1.0], [1.0 / half_right, -1.0]])
+        self._outer: dict[int, _Outer] = {}
+        # The degree to try first: near-normal posteriors need 40, skewed ones (few successes) more.
+        self._first_degree = next(d for least, d in _FIRST_DEGREE if min(a, b) >= least)
+        if tabulate:
+            _tabulate_all([self])
+
+    @classmethod
+    def pair(cls, first: tuple[float, float], second: tuple[float, float]) -> tuple[BetaPosterior, BetaPosterior]:
+        """Two posteriors, tabulated together (one set of array operations for both)."""
+        one, other = cls(*first, tabulate=False), cls(*second, tabulate=False)
+        _tabulate_all([one, other])
+        return one, other
 
     def _panels(self, distances: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Logit values and densities (relative to the mode) at the given distances on both panels."""
-        half, signs, k, c, total = self._shape
-        s = distances * half
-        t = s * signs
-        density = np.exp(k * t - total * np.log1p(c * np.expm1(t)))
-        s[0] *= -1.0
-        s += self.mode
-        return s, density
-
-    def _tabulate(self, rule: _Rule) -> bool:
-        n = rule.nodes.size
-        y, density = self._panels(rule.distances)
-        x = special.expit(y)
-        rows = np.concatenate([density, x * density]) @ rule.integrals  # (4, n + _TAIL_TERMS)
-        if np.abs(rows[:2, n:]).max() > _TAIL:
-            return False
-        sums = rows[:, :n] * self._shape[0][_PANEL_OF_ROW]  # cumulative integrals: CDF, then x g
-        sums[1] += sums[0, -1]
-        sums[3] += sums[2, -1]
-        norm = sums[1, -1]
-        # Columns per panel: CDF, partial mean, density, 1 (the barycentric denominator); the density
-        # is set to exactly 0 at both outer ends (it is e^-36 there), so clamped queries carry none.
-        table = np.concatenate([sums, density, np.full((1, n), norm)])[_TABLE_ROWS] / norm
-        table[2, 0] = table[6, -1] = 0.0
-        self.table = np.ascontiguousarray(table.T)
-        self.total_mean = float(sums[3, -1] / norm)
-        self.rule = rule
-        return True
+        return _panel_values(self._panel_rows, distances)
 
     def interpolate(self, q: FloatArray) -> FloatArray:
-        """(CDF, partial mean, density) at logit values q, shape (n_q, 3); clamped outside the support.
+        """(CDF, partial mean, density) at logit values q (1-D), shape (n_q, 3); clamped outside the support.
 
         Barycentric formula p(t) = sum_j (w_j / (t - t_j)) f_j / sum_j w_j / (t - t_j) on the panel
         holding each point, for all points and the four tabulated columns in one matrix product. A
@@ -219,12 +209,11 @@ class BetaPosterior:
         and the formula returns the node's value.
         """
         rule = self.rule
-        half = self._shape[0]
         offset = q - self.mode
         right = (offset >= 0.0).astype(np.intp)
-        # Panel coordinate: offset / h_left + 1 on the left, offset / h_right - 1 on the right.
-        scale = np.array([1.0 / half[0, 0], 1.0 / half[1, 0]])[right]
-        t = np.minimum(np.maximum(offset * scale + (1 - 2 * right), -1.0), 1.0)
+        # Panel coordinate t in [-1, 1]: offset / h_left + 1 on the left, offset / h_right - 1 on the right.
+        affine = self._affine[right]
+        t = np.minimum(np.maximum(offset * affine[:, 0] + affine[:, 1], -1.0), 1.0)
         gaps = t[:, None] - rule.nodes
         gaps += 1e-300
         np.divide(rule.barycentric, gaps, out=gaps)
@@ -232,26 +221,29 @@ class BetaPosterior:
         result: FloatArray = both[:, :3] / both[:, 3:]
         return result
 
-    def outer_rule(self, scale: float, log_scale: bool = False) -> tuple[FloatArray, FloatArray]:
+    def outer_rule(self, logit_scale: float = math.inf, log_scale: float = math.inf) -> _Outer:
         """Gauss-Legendre nodes (logit values) and normalised weights g(y_i) w_i on both panels.
 
         m nodes per panel integrate this density times a smooth factor of degree up to 2 m - 1: at
         least n / 2 + _EXTRA_GAUSS for the density itself, and enough to resolve the other factor
-        (the inner arm's CDF) wherever its rise falls: nodes at most _OUTER_SPACING `scale` apart,
-        `scale` being the width of that rise, in logit units or, with `log_scale`, in log(x) units,
-        which shrink by d log x / dy = 1 - x (largest at each panel's lower end).
+        (the inner arm's CDF) wherever its rise falls: nodes at most _OUTER_SPACING times the width
+        of that rise apart, `logit_scale` in logit units, `log_scale` in log(x) units, which shrink by
+        d log x / dy = 1 - x.
         """
+        (low, high), mode = self.bounds, self.mode
         m = max(
             self.rule.nodes.size // 2 + _EXTRA_GAUSS,
-            _nodes_for(self.bounds[0], self.mode, scale, log_scale),
-            _nodes_for(self.mode, self.bounds[1], scale, log_scale),
+            _nodes_for(low, mode, logit_scale, False),
+            _nodes_for(mode, high, logit_scale, False),
+            _nodes_for(low, mode, log_scale, True),
+            _nodes_for(mode, high, log_scale, True),
         )
         if m not in self._outer:
             distances, gauss_weights = _gauss(m)
             y, density = self._panels(distances)
-            weights = (density * gauss_weights * self._shape[0]).reshape(-1)
+            weights = (density * gauss_weights * self._panel_rows[:, :1]).reshape(-1)
             keep = weights > _NEGLIGIBLE * weights.max()
-            self._outer[m] = y.reshape(-1)[keep], weights[keep] / weights[keep].sum()
+            self._outer[m] = _Outer.of(y.reshape(-1)[keep], weights[keep] / weights[keep].sum())
         return self._outer[m]
 
     def rule_on(self, start: float, end: float, scale: float, graded: bool) -> tuple[FloatArray, FloatArray]:
@@ -272,22 +264,135 @@ class BetaPosterior:
         return y, factors * (end - start) * self.interpolate(y)[:, 2]
 
 
+def _panel_values(rows: FloatArray, distances: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Logit values y and densities g(y) / g(y*) on panels described by `rows` (BetaPosterior._panel_rows
+    of one or more posteriors), at distances from the mode in units of each panel's half-length."""
+    half, sign, k, c, total, side, mode = rows.T[:, :, None]
+    s = distances * half
+    t = s * sign
+    density = np.exp(k * t - total * np.log1p(c * np.expm1(t)))
+    return mode + side * s, density
+
+
+@functools.cache
+def _repeated(degree: int, copies: int) -> FloatArray:
+    return np.concatenate([_rule(degree).distances] * copies)
+
+
+def _tabulate_all(posteriors: list[BetaPosterior]) -> None:
+    """Tabulate each posterior at the first degree of _DEGREES (from its _first_degree on) whose
+    trailing Chebyshev coefficients are below _TAIL, those due at the same degree together."""
+    pending = list(posteriors)
+    for degree in _DEGREES:
+        due = [p for p in pending if p._first_degree <= degree]
+        if due:
+            done = _tabulate(due, degree)
+            pending = [p for p in pending if p not in done]
+        if not pending:
+            return
+    a, b = pending[0].parameters
+    raise DegenerateDataError(
+        f"the Beta({a:g}, {b:g}) posterior is too diffuse for the exact computation (its logit has "
+        "tails longer than the largest grid resolves); use a prior with both parameters >= 0.1"
+    )
+
+
+def _tabulate(posteriors: list[BetaPosterior], degree: int) -> list[BetaPosterior]:
+    """Tabulate the posteriors at this degree, all in the same array operations; return those resolved.
+
+    Per panel: g and x g at the Chebyshev-Lobatto points, integrated cumulatively (one matrix
+    product also yields the trailing coefficients), the right panel continuing the left one's totals.
+    """
+    rule, count = _rule(degree), len(posteriors)
+    n = rule.nodes.size
+    rows = posteriors[0]._panel_rows if count == 1 else np.concatenate([p._panel_rows for p in posteriors])
+    y, density = _panel_values(rows, _repeated(degree, count))
+    integrated = np.concatenate([density, special.expit(y) * density]) @ rule.integrals  # (4 count, n + tail)
+    tails = np.abs(integrated[: 2 * count, n:]).reshape(count, -1).max(axis=1).tolist()
+    sums = integrated[:, :n] * np.concatenate([rows[:, :1], rows[:, :1]])  # CDF rows, then partial-mean rows
+    sums[1::2] += sums[0::2, -1:]  # each right panel continues its left panel
+    done = []
+    for i, posterior in enumerate(posteriors):
+        if tails[i] > _TAIL:
+            continue
+        cdf, partial, panel_density = (
+            sums[2 * i : 2 * i + 2],
+            sums[2 * (count + i) : 2 * (count + i) + 2],
+            density[2 * i : 2 * i + 2],
+        )
+        norm = float(cdf[1, -1])
+        # Columns per panel: CDF, partial mean, density, 1 (the barycentric denominator); the density
+        # is set to exactly 0 at both outer ends (it is e^-36 there), so clamped queries carry none.
+        table = np.concatenate([cdf, partial, panel_density, np.full((1, n), norm)])[_TABLE_ROWS] / norm
+        table[2, 0] = table[6, -1] = 0.0
+        posterior.table = np.ascontiguousarray(table.T)
+        posterior.total_mean = float(partial[1, -1]) / norm
+        posterior.rule = rule
+        done.append(posterior)
+    return done
+
+
+class _Outer(NamedTuple):
+    """An outer quadrature rule: logit nodes, weights, and x = sigmoid(y), log x, weights * x, sum of those."""
+
+    y: FloatArray
+    weights: FloatArray
+    x: FloatArray
+    log_x: FloatArray
+    weighted_x: FloatArray
+    mean_x: float
+
+    @classmethod
+    def of(cls, y: FloatArray, weights: FloatArray) -> _Outer:
+        x = special.expit(y)
+        weighted_x = weights * x
+        return cls(y, weights, x, special.log_expit(y), weighted_x, float(weighted_x.sum()))
+
+
+def _softplus(z: float) -> float:
+    """log(1 + e^z) without overflow."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
 def _nodes_for(start: float, end: float, scale: float, log_scale: bool) -> int:
     """Gauss-Legendre nodes on [start, end] (logit) whose spacing, pi / 2 (end - start) / m in the
     middle, is at most _OUTER_SPACING `scale`, measured in log(x) units if `log_scale` (on average:
     the length is log x(end) - log x(start); where 1 - x is larger than that average, at the far end
     of a tail, the density being integrated is negligible)."""
-    length = end - start
-    if log_scale:
-        length = float(np.logaddexp(0.0, -start) - np.logaddexp(0.0, -end))  # log sigmoid(end) - log sigmoid(start)
+    length = _softplus(-start) - _softplus(-end) if log_scale else end - start
     m = math.ceil(0.5 * math.pi * length / (_OUTER_SPACING * scale))
     if m > _MAX_NODES:  # pragma: no cover - bounded far below this for priors >= 0.1
         raise DegenerateDataError(f"the two posteriors' scales are too far apart for the quadrature ({m} nodes)")
     return m
 
 
-def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple[float, float, float]:
-    """(P(T > C), E[max(T - C, 0)], E[max(C - T, 0)]) by one outer quadrature over the narrower arm.
+def _inner_values(inner: BetaPosterior, rule: _Outer, shifts: list[float]) -> FloatArray:
+    """(G_I, M_I, g_I / (1 - z)) at q = logit(z), z = e^u x_i, for each shift u: shape (shifts, nodes, 3).
+
+    z is kept below 1 (at 1 and beyond, q clamps to the inner support's end: CDF 1, density 0, since
+    the table's density is 0 there). u = 0 gives q = y_i, the values P(T > C) and the losses need.
+    """
+    log_z = np.minimum(rule.log_x + np.array(shifts)[:, None], -1e-300)
+    one_minus = -np.expm1(log_z)
+    values = inner.interpolate((log_z - np.log(one_minus)).reshape(-1)).reshape(len(shifts), -1, 3)
+    values[..., 2] /= one_minus
+    return values
+
+
+def _outer_for_chance(treatment: BetaPosterior, control: BetaPosterior) -> tuple[BetaPosterior, BetaPosterior]:
+    """(outer, inner): the outer quadrature runs over the posterior narrower in logit."""
+    return (control, treatment) if control.logit_variance <= treatment.logit_variance else (treatment, control)
+
+
+def _outer_for_ratio(treatment: BetaPosterior, control: BetaPosterior) -> tuple[BetaPosterior, BetaPosterior]:
+    """(outer, inner) for T / C: the posterior narrower on the log scale is the outer one."""
+    return (control, treatment) if control.log_variance <= treatment.log_variance else (treatment, control)
+
+
+def _chance(
+    treatment: BetaPosterior, control: BetaPosterior, rule: _Outer, at_nodes: FloatArray
+) -> tuple[float, float, float]:
+    """(P(T > C), E[max(T - C, 0)], E[max(C - T, 0)]) from the inner arm's CDF and partial mean at the outer nodes.
 
     With O the outer arm (nodes o_i, weights W_i summing to 1) and I the inner one:
         P(I < O)        = sum_i W_i G_I(o_i)
@@ -296,23 +401,44 @@ def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple
     The weights sum to 1, so P(T > C) + P(C > T) = 1 exactly; identical posteriors give exactly 1/2
     and equal losses (their mean), as symmetry demands, rather than 1/2 up to rounding.
     """
-    if control.logit_variance <= treatment.logit_variance:
-        outer, inner, control_outer = control, treatment, True
-    else:
-        outer, inner, control_outer = treatment, control, False
-    y, weights = outer.outer_rule(inner.logit_sd)
-    x = special.expit(y)
-    values = inner.interpolate(y)
-    below_inner, partial, _ = (weights @ values).tolist()  # E[G_I], E[M_I]
-    x_cdf = float((weights * x) @ values[:, 0])  # E[x G_I]
-    mean_x = float(weights @ x)
-    above = inner.total_mean - partial - mean_x + x_cdf  # E[(I - O)+]
+    outer, inner = _outer_for_chance(treatment, control)
+    below_inner, partial, _ = (rule.weights @ at_nodes).tolist()  # E[G_I], E[M_I]
+    x_cdf = float(rule.weighted_x @ at_nodes[:, 0])  # E[x G_I]
+    above = inner.total_mean - partial - rule.mean_x + x_cdf  # E[(I - O)+]
     below = x_cdf - partial  # E[(O - I)+]
     if treatment.parameters == control.parameters:
         return 0.5, 0.5 * (above + below), 0.5 * (above + below)
-    if control_outer:
+    if outer is control:
         return 1.0 - below_inner, above, below
     return below_inner, below, above
+
+
+def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple[float, float, float]:
+    """(P(T > C), E[max(T - C, 0)], E[max(C - T, 0)]) by one outer quadrature over the narrower arm (``_chance``)."""
+    outer, inner = _outer_for_chance(treatment, control)
+    rule = outer.outer_rule(logit_scale=inner.logit_sd)
+    return _chance(treatment, control, rule, _inner_values(inner, rule, [0.0])[0])
+
+
+def compare(
+    treatment: BetaPosterior, control: BetaPosterior, probabilities: list[float], guess: list[float], sd: float
+) -> tuple[tuple[float, float, float], list[float]]:
+    """``chance_and_losses`` and ``log_ratio_quantiles`` together.
+
+    When one posterior is the outer variable of both (the usual case) and no starting guess needs the
+    split rule, they share one outer rule (with enough nodes for both) and the chance, the losses and
+    the quantile search's first step come from a single interpolation of the inner arm.
+    """
+    outer, inner = _outer_for_chance(treatment, control)
+    sign = 1.0 if outer is control else -1.0
+    shifts = [sign * w for w in guess]
+    if _outer_for_ratio(treatment, control)[0] is not outer or not all(_plain(outer, u) for u in shifts):
+        return chance_and_losses(treatment, control), log_ratio_quantiles(treatment, control, probabilities, guess, sd)
+    rule = outer.outer_rule(logit_scale=inner.logit_sd, log_scale=inner.log_sd)
+    values = _inner_values(inner, rule, [0.0, *shifts])
+    mass, slope = (values[1:, :, ::2].transpose(2, 0, 1) @ rule.weights).tolist()
+    chance = _chance(treatment, control, rule, values[0])
+    return chance, log_ratio_quantiles(treatment, control, probabilities, guess, sd, first=(mass, slope))
 
 
 @functools.cache
@@ -328,6 +454,11 @@ def _graded(m: int) -> tuple[FloatArray, FloatArray]:
     return tau**3, 1.5 * weights * tau * tau
 
 
+def _plain(outer: BetaPosterior, u: float) -> bool:
+    """Whether e^u x stays below 1 on all of the outer support (no split at v_u = logit(e^-u) needed)."""
+    return u <= 0.0 or -u - math.log(-math.expm1(-u)) >= outer.bounds[1]
+
+
 def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float]) -> tuple[list[float], list[float]]:
     """S(u) = P(I <= e^u O) and S'(u) for each shift u (O the outer arm, I the inner one).
 
@@ -336,15 +467,15 @@ def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float])
     G_I = 1; near v_u, 1 - G_I behaves like (v_u - v)^b_I, a kink that a rule across it would resolve
     poorly (b_I is small for few failures). When v_u lies inside O's support the integral is split
     there: O's mass above v_u counts in full, and [lower end, v_u] gets a graded rule (``_graded``).
-    The shared outer rule serves every other shift, all in one interpolation.
+    The shared outer rule serves every other shift, all in one interpolation. G_I(logit(e^u x)) is
+    the inner arm's CDF on the log scale at u + log x, so it rises over ~I's sd of log x.
     """
     sums, slopes = [0.0] * len(shifts), [0.0] * len(shifts)
-    # G_I(logit(e^u x)) is the inner arm's CDF on the log scale at u + log x: it rises over ~I's log sd.
-    scale = inner.log_sd
-    plain = [j for j, u in enumerate(shifts) if u <= 0.0 or -u - math.log(-math.expm1(-u)) >= outer.bounds[1]]
+    plain = [j for j, u in enumerate(shifts) if _plain(outer, u)]
     if plain:
-        y, weights = outer.outer_rule(scale, log_scale=True)
-        sums_plain, slopes_plain = _shifted(inner, y, weights, np.array([shifts[j] for j in plain]))
+        rule = outer.outer_rule(log_scale=inner.log_sd)
+        values = _inner_values(inner, rule, [shifts[j] for j in plain])
+        sums_plain, slopes_plain = (values[:, :, ::2].transpose(2, 0, 1) @ rule.weights).tolist()
         for j, value, slope in zip(plain, sums_plain, slopes_plain, strict=True):
             sums[j], slopes[j] = value, slope
     for j in sorted(set(range(len(shifts))) - set(plain)):
@@ -354,56 +485,46 @@ def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float])
         if end <= start:  # the inner argument passes 1 on all of O's support
             sums[j], slopes[j] = 1.0, 0.0
             continue
-        pieces = [outer.rule_on(start, end, scale, graded=True)]
+        pieces = [outer.rule_on(start, end, inner.log_sd, graded=True)]
         if start < outer.mode < end:  # the left panel whole, the graded rule from the mode on
             pieces = [
-                outer.rule_on(start, outer.mode, scale, graded=False),
-                outer.rule_on(outer.mode, end, scale, True),
+                outer.rule_on(start, outer.mode, inner.log_sd, graded=False),
+                outer.rule_on(outer.mode, end, inner.log_sd, graded=True),
             ]
-        y = np.concatenate([piece[0] for piece in pieces])
-        weights = np.concatenate([piece[1] for piece in pieces])
-        below, slope_below = _shifted(inner, y, weights, np.array([u]))
+        rule = _Outer.of(np.concatenate([piece[0] for piece in pieces]), np.concatenate([piece[1] for piece in pieces]))
+        values = _inner_values(inner, rule, [u])[0]
         above = 1.0 - float(outer.interpolate(np.array([end]))[0, 0])
-        sums[j], slopes[j] = below[0] + above, slope_below[0]
-    return sums, slopes
-
-
-def _shifted(
-    inner: BetaPosterior, y: FloatArray, weights: FloatArray, shifts: FloatArray
-) -> tuple[list[float], list[float]]:
-    """sum_i W_i G_I(logit(e^u x_i)) and sum_i W_i g_I(...) / (1 - e^u x_i), x_i = sigmoid(y_i), per shift u."""
-    log_x = -np.logaddexp(0.0, -y)  # log sigmoid(y)
-    # log of the inner arm's argument, kept below 0 (at 1 and beyond: CDF 1, density 0)
-    log_z = np.minimum(log_x + shifts[:, None], -1e-300).reshape(-1)
-    one_minus = -np.expm1(log_z)
-    values = inner.interpolate(log_z - np.log(one_minus))
-    values[:, 2] /= one_minus
-    sums, slopes = (values[:, ::2].T.reshape(2, shifts.size, -1) @ weights).tolist()
+        sums[j], slopes[j] = float(rule.weights @ values[:, 0]) + above, float(rule.weights @ values[:, 2])
     return sums, slopes
 
 
 def log_ratio_quantiles(
-    treatment: BetaPosterior, control: BetaPosterior, probabilities: list[float], guess: list[float], sd: float
+    treatment: BetaPosterior,
+    control: BetaPosterior,
+    probabilities: list[float],
+    guess: list[float],
+    sd: float,
+    first: tuple[list[float], list[float]] | None = None,
 ) -> list[float]:
     """Quantiles w_p of W = log(T / C), all at once, by safeguarded Newton steps from `guess`.
 
     With C as the outer variable (the narrower on the log scale) F(w) = P(T <= e^w C) = S(w);
-    with T outer, F(w) = P(C >= e^-w T) = 1 - S(-w); F'(w) = S'(+-w) (``_scaled_cdf``).
-    Each quantile keeps a bracket [low, high] of its root; a Newton step that leaves it is replaced by
-    bisection (or, while one side is still open, by a step of `sd` doubling each time). The search
-    ends when every Newton step is below _STEP_TOLERANCE sd, after applying that last step.
+    with T outer, F(w) = P(C >= e^-w T) = 1 - S(-w); F'(w) = S'(+-w) (``_scaled_cdf``; `first`, if
+    given, is (S, S') at the guess). Each quantile keeps a bracket [low, high] of its root; a Newton
+    step that leaves it is replaced by bisection (or, while one side is still open, by a step of `sd`
+    doubling each time). The search ends when every Newton step is below _STEP_TOLERANCE sd, after
+    applying that last step.
     """
-    if control.log_variance <= treatment.log_variance:
-        outer, inner, sign = control, treatment, 1.0
-    else:
-        outer, inner, sign = treatment, control, -1.0
+    outer, inner = _outer_for_ratio(treatment, control)
+    sign = 1.0 if outer is control else -1.0
     w = list(guess)
     low = [-math.inf] * len(w)
     high = [math.inf] * len(w)
     spread = [sd] * len(w)
     tolerance = _STEP_TOLERANCE * sd
     for _ in range(_MAX_STEPS):
-        mass, slope = _scaled_cdf(outer, inner, [sign * v for v in w])
+        mass, slope = first or _scaled_cdf(outer, inner, [sign * v for v in w])
+        first = None
         converged = True
         for i, p in enumerate(probabilities):
             residual = (mass[i] if sign > 0 else 1.0 - mass[i]) - p

@@ -90,7 +90,7 @@ import numpy as np
 from scipy import special
 
 from ._arrays import scalar_effect_moments
-from ._beta_posterior import BetaPosterior, chance_and_losses, log_ratio_quantiles
+from ._beta_posterior import BetaPosterior, chance_and_losses, compare
 from ._validation import check_alpha, check_choice, check_finite
 from .errors import DegenerateDataError, InvalidDataError, InvalidParameterError
 from .statistics import Proportion, RatioSample, SampleMean
@@ -267,12 +267,13 @@ def _beta_binomial(control: Proportion, treatment: Proportion, config: BayesianC
     a0, b0 = config.prior
     a_c, b_c = a0 + control.successes, b0 + (control.n - control.successes)
     a_t, b_t = a0 + treatment.successes, b0 + (treatment.n - treatment.successes)
-    posterior_c, posterior_t = BetaPosterior(a_c, b_c), BetaPosterior(a_t, b_t)
-    win, loss_control, loss_treatment = chance_and_losses(posterior_t, posterior_c)
+    posterior_t, posterior_c = BetaPosterior.pair((a_t, b_t), (a_c, b_c))
     tail = 0.5 * (1.0 - config.credible_level)
     probabilities = [tail, 0.5, 1.0 - tail]
     guess, sd = _quantile_guess(a_t, b_t, a_c, b_c, probabilities)
-    low, median, high = log_ratio_quantiles(posterior_t, posterior_c, probabilities, guess, sd)
+    (win, loss_control, loss_treatment), (low, median, high) = compare(
+        posterior_t, posterior_c, probabilities, guess, sd
+    )
     if (a_t, b_t) == (a_c, b_c):  # log(T / C) is symmetric about 0: make the quantiles so exactly
         low, median, high = 0.5 * (low - high), 0.0, 0.5 * (high - low)
     low, median, high = math.expm1(low), math.expm1(median), math.expm1(high)
