@@ -45,7 +45,7 @@ _NEGLIGIBLE = 1e-18
 # Row layout of BetaPosterior.table's source: cumulative integrals of g (panels 0, 1) and of x g
 # (panels 0, 1), densities (panels 0, 1), the normaliser; each panel takes CDF, partial mean, density, 1.
 # First degree to try by min(a, b) (the chopping test decides; this only saves failed attempts).
-_FIRST_DEGREE = ((150.0, 40), (10.0, 56), (2.0, 80), (0.5, 112), (0.0, 160))
+_FIRST_DEGREE = ((40.0, 40), (8.0, 56), (2.0, 80), (0.5, 112), (0.0, 160))
 _TABLE_ROWS = np.array([0, 2, 4, 6, 1, 3, 5, 6])
 # Quantile search: Newton steps until one is below this many standard deviations sd of log(T / C):
 # the error after it is then ~ |F''/ 2F'| step^2 ~ step^2 / sd <= 1e-10 sd; at most _MAX_STEPS.
