@@ -47,9 +47,13 @@ _NEGLIGIBLE = 1e-18
 # First degree to try by min(a, b) (the chopping test decides; this only saves failed attempts).
 _FIRST_DEGREE = ((40.0, 40), (8.0, 56), (2.0, 80), (0.5, 112), (0.0, 160))
 _TABLE_ROWS = np.array([0, 2, 4, 6, 1, 3, 5, 6])
-# Quantile search: Newton steps until one is below this many standard deviations sd of log(T / C):
-# the error after it is then ~ |F''/ 2F'| step^2 ~ step^2 / sd <= 1e-10 sd; at most _MAX_STEPS.
+_SEARCH_COLUMNS = np.array([0, 2, 3])  # of _inner_values: G, dq/du g, the S'' integrand
+# Quantile search: Halley steps until one is below this many standard deviations sd of log(T / C),
+# the error after it being ~ step^3 / sd^2 <= 3e-11 sd (Newton steps: below _STEP_TOLERANCE sd, the
+# error after it ~ step^2 / sd <= 1e-10 sd); at most _MAX_STEPS.
+_HALLEY_TOLERANCE = 3e-4
 _STEP_TOLERANCE = 1e-5
+_ROUGH_TOLERANCE = 1e-11
 _MAX_STEPS = 100
 
 
@@ -367,15 +371,22 @@ def _nodes_for(start: float, end: float, scale: float, log_scale: bool) -> int:
 
 
 def _inner_values(inner: BetaPosterior, rule: _Outer, shifts: list[float]) -> FloatArray:
-    """(G_I, M_I, g_I / (1 - z)) at q = logit(z), z = e^u x_i, for each shift u: shape (shifts, nodes, 3).
+    """At q = logit(z), z = e^u x_i, for each shift u: shape (shifts, nodes, 4),
 
-    z is kept below 1 (at 1 and beyond, q clamps to the inner support's end: CDF 1, density 0, since
-    the table's density is 0 there). u = 0 gives q = y_i, the values P(T > C) and the losses need.
+        G_I(q), M_I(q), g_I(q) / (1 - z), g_I(q) (a_I - (a_I + b_I - 1) z) / (1 - z)^2,
+
+    the last two being dq/du g_I and the integrand of S''(u) (``_scaled_cdf``; d log g / dy = a - (a + b) x
+    for a Beta(a, b) in logit). z is kept below 1 (at 1 and beyond, q clamps to the inner support's end:
+    CDF 1, density 0, since the table's density is 0 there). u = 0 gives q = y_i, the values P(T > C)
+    and the losses need.
     """
     log_z = np.minimum(rule.log_x + np.array(shifts)[:, None], -1e-300)
     one_minus = -np.expm1(log_z)
-    values = inner.interpolate((log_z - np.log(one_minus)).reshape(-1)).reshape(len(shifts), -1, 3)
+    values = np.empty((len(shifts), rule.y.size, 4))
+    values[..., :3] = inner.interpolate((log_z - np.log(one_minus)).reshape(-1)).reshape(len(shifts), -1, 3)
     values[..., 2] /= one_minus
+    a, b = inner.parameters
+    values[..., 3] = values[..., 2] * (a - (a + b - 1.0) * (1.0 - one_minus)) / one_minus
     return values
 
 
@@ -417,7 +428,7 @@ def chance_and_losses(treatment: BetaPosterior, control: BetaPosterior) -> tuple
     """(P(T > C), E[max(T - C, 0)], E[max(C - T, 0)]) by one outer quadrature over the narrower arm (``_chance``)."""
     outer, inner = _outer_for_chance(treatment, control)
     rule = outer.outer_rule(logit_scale=inner.logit_sd)
-    return _chance(treatment, control, rule, _inner_values(inner, rule, [0.0])[0])
+    return _chance(treatment, control, rule, _inner_values(inner, rule, [0.0])[0, :, :3])
 
 
 def compare(
@@ -436,9 +447,9 @@ def compare(
         return chance_and_losses(treatment, control), log_ratio_quantiles(treatment, control, probabilities, guess, sd)
     rule = outer.outer_rule(logit_scale=inner.logit_sd, log_scale=inner.log_sd)
     values = _inner_values(inner, rule, [0.0, *shifts])
-    mass, slope = (values[1:, :, ::2].transpose(2, 0, 1) @ rule.weights).tolist()
-    chance = _chance(treatment, control, rule, values[0])
-    return chance, log_ratio_quantiles(treatment, control, probabilities, guess, sd, first=(mass, slope))
+    first = [*(values[1:, :, _SEARCH_COLUMNS].transpose(2, 0, 1) @ rule.weights).tolist(), [1.0] * len(shifts)]
+    chance = _chance(treatment, control, rule, values[0, :, :3])
+    return chance, log_ratio_quantiles(treatment, control, probabilities, guess, sd, first=first)
 
 
 @functools.cache
@@ -459,31 +470,38 @@ def _plain(outer: BetaPosterior, u: float) -> bool:
     return u <= 0.0 or -u - math.log(-math.expm1(-u)) >= outer.bounds[1]
 
 
-def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float]) -> tuple[list[float], list[float]]:
-    """S(u) = P(I <= e^u O) and S'(u) for each shift u (O the outer arm, I the inner one).
+def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float]) -> list[list[float]]:
+    """[S(u), S'(u), S''(u), smooth] per shift u, S(u) = P(I <= e^u O) (O the outer arm, I the inner one).
 
-    S(u) = integral g_O(v) G_I(logit(e^u x(v))) dv and S'(u) = integral g_O(v) g_I(...) / (1 - e^u x(v)) dv,
-    x(v) = sigmoid(v). For u > 0 the inner argument reaches 1 at v_u = logit(e^-u), beyond which
-    G_I = 1; near v_u, 1 - G_I behaves like (v_u - v)^b_I, a kink that a rule across it would resolve
-    poorly (b_I is small for few failures). When v_u lies inside O's support the integral is split
+    S(u) = integral g_O(v) G_I(q) dv with q = logit(z), z = e^u x(v), x(v) = sigmoid(v); dq/du = 1 / (1 - z),
+    d2q/du2 = z / (1 - z)^2, so S'(u) = integral g_O g_I(q) / (1 - z) dv and
+    S''(u) = integral g_O g_I(q) (a_I - (a_I + b_I - 1) z) / (1 - z)^2 dv (``_inner_values``).
+
+    For u > 0 the inner argument reaches 1 at v_u = logit(e^-u), beyond which G_I = 1; near v_u,
+    1 - G_I behaves like (v_u - v)^b_I, a kink that a rule across it would resolve poorly (b_I is
+    small for few failures). When v_u lies inside O's support the integral is split
     there: O's mass above v_u counts in full, and [lower end, v_u] gets a graded rule (``_graded``).
+    S is then not smooth in u (its higher derivatives involve I's density at 1, infinite when b_I < 1):
+    `smooth` is 0 for such shifts, 1 for the others.
     The shared outer rule serves every other shift, all in one interpolation. G_I(logit(e^u x)) is
     the inner arm's CDF on the log scale at u + log x, so it rises over ~I's sd of log x.
     """
-    sums, slopes = [0.0] * len(shifts), [0.0] * len(shifts)
+    result = [[0.0] * len(shifts) for _ in range(3)] + [[1.0] * len(shifts)]  # S, S', S'', smooth (1) per shift
     plain = [j for j, u in enumerate(shifts) if _plain(outer, u)]
     if plain:
         rule = outer.outer_rule(log_scale=inner.log_sd)
         values = _inner_values(inner, rule, [shifts[j] for j in plain])
-        sums_plain, slopes_plain = (values[:, :, ::2].transpose(2, 0, 1) @ rule.weights).tolist()
-        for j, value, slope in zip(plain, sums_plain, slopes_plain, strict=True):
-            sums[j], slopes[j] = value, slope
+        sums_plain = (values[:, :, _SEARCH_COLUMNS].transpose(2, 0, 1) @ rule.weights).tolist()
+        for row, sums in zip(result[:3], sums_plain, strict=True):
+            for j, value in zip(plain, sums, strict=True):
+                row[j] = value
     for j in sorted(set(range(len(shifts))) - set(plain)):
         u = shifts[j]
         end = -u - math.log(-math.expm1(-u))  # v_u = logit(e^-u)
         start = outer.bounds[0]
+        result[3][j] = 0.0  # S is not smooth in u here: no Halley step, no early stop (log_ratio_quantiles)
         if end <= start:  # the inner argument passes 1 on all of O's support
-            sums[j], slopes[j] = 1.0, 0.0
+            result[0][j], result[1][j], result[2][j] = 1.0, 0.0, 0.0
             continue
         pieces = [outer.rule_on(start, end, inner.log_sd, graded=True)]
         if start < outer.mode < end:  # the left panel whole, the graded rule from the mode on
@@ -492,10 +510,10 @@ def _scaled_cdf(outer: BetaPosterior, inner: BetaPosterior, shifts: list[float])
                 outer.rule_on(outer.mode, end, inner.log_sd, graded=True),
             ]
         rule = _Outer.of(np.concatenate([piece[0] for piece in pieces]), np.concatenate([piece[1] for piece in pieces]))
-        values = _inner_values(inner, rule, [u])[0]
+        below, slope, bend = (rule.weights @ _inner_values(inner, rule, [u])[0][:, _SEARCH_COLUMNS]).tolist()
         above = 1.0 - float(outer.interpolate(np.array([end]))[0, 0])
-        sums[j], slopes[j] = float(rule.weights @ values[:, 0]) + above, float(rule.weights @ values[:, 2])
-    return sums, slopes
+        result[0][j], result[1][j], result[2][j] = below + above, slope, bend
+    return result
 
 
 def log_ratio_quantiles(
@@ -504,16 +522,20 @@ def log_ratio_quantiles(
     probabilities: list[float],
     guess: list[float],
     sd: float,
-    first: tuple[list[float], list[float]] | None = None,
+    first: list[list[float]] | None = None,
 ) -> list[float]:
-    """Quantiles w_p of W = log(T / C), all at once, by safeguarded Newton steps from `guess`.
+    """Quantiles w_p of W = log(T / C), all at once, by safeguarded Halley steps from `guess`.
 
-    With C as the outer variable (the narrower on the log scale) F(w) = P(T <= e^w C) = S(w);
-    with T outer, F(w) = P(C >= e^-w T) = 1 - S(-w); F'(w) = S'(+-w) (``_scaled_cdf``; `first`, if
-    given, is (S, S') at the guess). Each quantile keeps a bracket [low, high] of its root; a Newton
-    step that leaves it is replaced by bisection (or, while one side is still open, by a step of `sd`
-    doubling each time). The search ends when every Newton step is below _STEP_TOLERANCE sd, after
-    applying that last step.
+    With C as the outer variable (the narrower on the log scale) F(w) = P(T <= e^w C) = S(w); with T
+    outer, F(w) = P(C >= e^-w T) = 1 - S(-w). Either way F'(w) = S'(+-w) and F''(w) = +-S''(+-w)
+    (``_scaled_cdf``; `first`, if given, is [S, S', S''] at the guess). Halley's step
+    d = r / F' / (1 - r F'' / (2 F'^2)), r = F(w) - p, converges cubically: after a step d the error
+    is ~ d^3 / sd^2, so the search ends once every step is below _HALLEY_TOLERANCE sd (after taking
+    it). Where the correction is large (far from the root) it takes Newton's step r / F' instead, with
+    the Newton tolerance. Both bounds assume F smooth near the root; where it is not (``_scaled_cdf``'s
+    split), Newton steps run until one is below _ROUGH_TOLERANCE sd, near the rounding of F. Each
+    quantile keeps a bracket [low, high] of its root; a step that leaves it is replaced by bisection
+    (or, while one side is still open, by a step of `sd` doubling each time).
     """
     outer, inner = _outer_for_ratio(treatment, control)
     sign = 1.0 if outer is control else -1.0
@@ -521,9 +543,8 @@ def log_ratio_quantiles(
     low = [-math.inf] * len(w)
     high = [math.inf] * len(w)
     spread = [sd] * len(w)
-    tolerance = _STEP_TOLERANCE * sd
     for _ in range(_MAX_STEPS):
-        mass, slope = first or _scaled_cdf(outer, inner, [sign * v for v in w])
+        mass, slope, bend, smooth = first or _scaled_cdf(outer, inner, [sign * v for v in w])
         first = None
         converged = True
         for i, p in enumerate(probabilities):
@@ -532,13 +553,17 @@ def log_ratio_quantiles(
                 low[i] = w[i]
             elif residual > 0.0:
                 high[i] = w[i]
-            step = residual / slope[i] if slope[i] > 0.0 else math.inf
-            newton = w[i] - step
+            step, tolerance = math.inf, (_STEP_TOLERANCE if smooth[i] else _ROUGH_TOLERANCE) * sd
+            if slope[i] > 0.0:
+                step = residual / slope[i]
+                correction = 1.0 - 0.5 * step * sign * bend[i] / slope[i]
+                if smooth[i] and 0.5 <= correction <= 2.0:
+                    step, tolerance = step / correction, _HALLEY_TOLERANCE * sd
             if abs(step) <= tolerance:  # done; may round just past the bracket, whose ends carry noise too
-                w[i] = newton
-            elif low[i] < newton < high[i]:
+                w[i] -= step
+            elif low[i] < w[i] - step < high[i]:
                 converged = False
-                w[i] = newton
+                w[i] -= step
             else:
                 converged = False
                 if math.isinf(low[i]) or math.isinf(high[i]):
