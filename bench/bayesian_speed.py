@@ -24,8 +24,8 @@ Results go to bench/results/bayesian_speed.json (bench/report.py) unless --no-sa
 gbstats 0.8.0 is installed by `make test` (the .venv/.dev step, with --no-deps: it declares
 numpy<2 and pandas<2 but runs on ours).
 
-    python bench/bayesian_speed.py                 # 2,000 pairs per set, 5 runs per engine
-    python bench/bayesian_speed.py --pairs 500 --runs 3
+    python bench/bayesian_speed.py
+    python bench/bayesian_speed.py --pairs 500 --runs 3 --no-save   (a quicker look, nothing written)
 """
 
 from __future__ import annotations

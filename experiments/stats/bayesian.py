@@ -18,48 +18,64 @@ are on the absolute scale of the rate (``loss_scale = "absolute"``: 0.001 is 0.1
 
 Each posterior is handled in the logit coordinate y = log(x / (1 - x)), where its density
 g(y) = x^a (1 - x)^b / B(a, b) is smooth, unimodal and log-concave for every a, b > 0 (no endpoint
-singularity even for a < 1), with mode y* = log(a / b). Its support is cut where log g has dropped
-36 nats below the mode (density 2e-16 of the peak; the mass beyond is below 1e-15), and split at
-the mode into two panels. On each panel g and x g are sampled at n + 1 Chebyshev-Lobatto points and
-integrated cumulatively by spectral (Clenshaw-Curtis) integration, which gives the CDF G(y) and the
-partial mean M(y) = integral_{-inf}^y x g at every node; dividing by the computed total replaces
-B(a, b), whose log-gamma evaluation loses ~1e-9 relative at a, b ~ 1e8. The degree n (40 to 448)
-is the smallest whose last Chebyshev coefficients are below 1e-12 of the peak (the chopping rule of
-Chebfun: Aurentz & Trefethen, "Chopping a Chebyshev series", ACM TOMS 2017); near-normal posteriors
-stop at 40. G and M at any point come from barycentric interpolation (Berrut & Trefethen,
-"Barycentric Lagrange interpolation", SIAM Review 2004; Trefethen, "Approximation Theory and
-Approximation Practice", 2013, ch. 5 and 19), a matrix product over all points at once.
+singularity even for a < 1), with mode y* = log(a / b) and log g(y* + d) - log g(y*) =
+a d - (a + b) log1p(mu expm1(d)), mu = a / (a + b) (or the mirror form in b, whichever has the smaller
+cancelling terms). Its support is cut where log g has dropped 36 nats below the mode (density 2e-16
+of the peak; the mass beyond is below 1e-15), and split at the mode into two panels. On each panel
+g and x g are sampled at n + 1 Chebyshev-Lobatto points and integrated cumulatively by spectral
+(Clenshaw-Curtis) integration, which gives the CDF G(y) and the partial mean M(y) =
+integral_{-inf}^y x g at every node; dividing by the computed total replaces B(a, b), whose
+log-gamma evaluation loses ~1e-9 relative at a, b ~ 1e8. The degree n (40 to 448) is the smallest
+whose last Chebyshev coefficients are below 1e-12 of the peak (the chopping rule of Chebfun:
+Aurentz & Trefethen, "Chopping a Chebyshev series", ACM TOMS 2017): 40 for near-normal posteriors,
+~80 for Beta(1, b) (no success yet). G, M and g anywhere come from barycentric interpolation
+(Berrut & Trefethen, "Barycentric Lagrange interpolation", SIAM Review 2004; Trefethen,
+"Approximation Theory and Approximation Practice", 2013, ch. 5 and 19), one matrix product for all
+points. Both arms are tabulated in the same array operations.
 
-Chance to win and losses are one outer Gauss-Legendre quadrature (n / 2 + 8 nodes per panel) over
-the posterior that is narrower in logit, weighting by its density, so the other arm's G and M are
-smooth on the nodes' scale. With C the outer variable and normalised weights W_i = w_i g_C(c_i):
+Chance to win and losses are one outer Gauss-Legendre quadrature over the posterior narrower in
+logit, weighting by its density, so the other arm's G and M are smooth on the nodes' scale: n / 2 + 6
+nodes per panel, more if needed to keep them within 0.75 standard deviations of the inner arm
+apart (a Beta(1, b) has a 36-unit left panel). With C the outer variable and normalised weights
+W_i = w_i g_C(c_i), x_i = sigmoid(c_i):
 
     P(T > C)          = sum_i W_i (1 - G_T(c_i))
-    E[max(T - C, 0)]  = sum_i W_i (M_T(inf) - M_T(c_i) - x(c_i) (1 - G_T(c_i)))
-    E[max(C - T, 0)]  = sum_i W_i (x(c_i) G_T(c_i) - M_T(c_i))
+    E[max(T - C, 0)]  = sum_i W_i (M_T(inf) - M_T(c_i) - x_i (1 - G_T(c_i)))
+    E[max(C - T, 0)]  = sum_i W_i (x_i G_T(c_i) - M_T(c_i))
 
 (the inner expectations E[max(T - x, 0)] = M_T(inf) - M_T(x) - x (1 - G_T(x)) need no Beta
 function). The weights sum to 1, so P(T > C) + P(C > T) = 1 exactly and the two losses differ by
-the difference of the means. Evan Miller ("Formulas for Bayesian A/B testing", 2015) gives P(T > C)
-in closed form, sum_{i<a_T} B(a_C + i, b_C + b_T) / ((b_T + i) B(1 + i, b_T) B(a_C, b_C)); with a_T
-terms (10^8 at our traffic) it is the test suite's reference for small counts, not our method.
+the difference of the means; identical arms give exactly 1/2, equal losses and a lift median of 0.
+Evan Miller ("Formulas for Bayesian A/B testing", 2015) gives P(T > C) in closed form,
+sum_{i<a_T} B(a_C + i, b_C + b_T) / ((b_T + i) B(1 + i, b_T) B(a_C, b_C)); with a_T terms (10^8 at
+our traffic) it is the test suite's reference for small counts, not our method.
 
-Lift quantiles: W = log(T / C) has CDF, with C the outer variable (the narrower in log scale),
+Lift quantiles: W = log(T / C) has, with C the outer variable (the narrower on the log scale) and
+z_i = e^w x_i, q_i = logit(z_i),
 
-    F(w) = P(T <= e^w C) = sum_i W_i G_T(logit(e^w c_i)),
-    F'(w) = sum_i W_i g_T(logit(e^w c_i)) / (1 - e^w c_i)
+    F(w)   = P(T <= e^w C) = sum_i W_i G_T(q_i),       F'(w) = sum_i W_i g_T(q_i) / (1 - z_i),
+    F''(w) = sum_i W_i g_T(q_i) (a_T - (a_T + b_T - 1) z_i) / (1 - z_i)^2
 
-(T outer: F(w) = 1 - sum_i W_i G_C(logit(e^-w t_i)) likewise). The three quantiles (tail, median,
-1 - tail) are found together by vectorised Newton steps, safeguarded by a bracket with bisection,
-from the Cornish-Fisher expansion with the exact cumulants of log-Beta variables,
+(d log g / dy = a - (a + b) x; T outer: F(w) = 1 - S(-w) with the same sums in C). The outer nodes
+are spaced on the inner arm's log scale here. Where e^w x reaches 1 inside the outer support
+(T <= e^w C holds for every T there), G_T(q) -> 1 like (1 - z)^b_T, a kink: the sum is split at that
+point, the mass beyond counting in full and the part below taking a Gauss-Legendre rule graded
+towards it (v = end - (end - start) tau^3, which turns (end - v)^beta into tau^(3 beta + 2)). The
+three quantiles (tail, median, 1 - tail) are found together by Halley steps (cubic: the error
+after a step d is ~ d^3 / sd^2; stop once every d < 3e-4 sd), safeguarded by a bracket with
+bisection, from the Cornish-Fisher expansion with the exact cumulants of log-Beta variables,
 kappa_k(log X) = psi^(k-1)(a) - psi^(k-1)(a + b) (Johnson, Kotz & Balakrishnan, "Continuous
-Univariate Distributions", vol. 2, ch. 25), which is within ~1e-4 sd at large counts, so one
-Newton step usually ends it; lift = expm1(w).
+Univariate Distributions", vol. 2, ch. 25), within ~1e-5 sd at large counts: for most inputs the
+chance to win, the losses and the one Halley step come from a single interpolation of the inner arm
+(at q = y_i for the chance and at the three guesses). Where the kink makes F not smooth, Newton
+steps run until below 1e-11 sd. lift = expm1(w).
 
-Accuracy (checked in tests/experiments/stats/test_bayesian.py against the adaptive-quadrature
-implementation this replaces, Evan Miller's sum in 30-digit arithmetic and Monte Carlo): ~1e-12
-absolute on the chance to win, losses to ~1e-15 absolute, lift quantiles to ~1e-10 relative, for n
-from 1 to 1e9 and any prior with both parameters >= 0.1. ``bench/bayesian_speed.py`` times it.
+Accuracy (tests/experiments/stats/test_bayesian.py: 30-digit values from mpmath, Evan Miller's
+sum, the adaptive-quadrature implementation this replaces, Monte Carlo, properties): the chance to
+win to ~1e-13 absolute, the losses to ~1e-13 of the rates, the lift quantiles to ~1e-10 relative on
+T / C (the ratio CDF at them within ~1e-12 of its level), for n from 1 to 1e9 and priors with both
+parameters >= 0.1 (smaller ones may need more than the largest grid: ``DegenerateDataError``).
+``bench/bayesian_speed.py`` times it beside gbstats.
 
 Normal on the relative lift (``RatioSample``, ``SampleMean``)
 ------------------------------------------------------------
@@ -90,7 +106,8 @@ import numpy as np
 from scipy import special
 
 from ._arrays import scalar_effect_moments
-from ._beta_posterior import BetaPosterior, chance_and_losses, compare
+from ._beta_comparison import chance_and_losses, compare
+from ._beta_posterior import BetaPosterior
 from ._validation import check_alpha, check_choice, check_finite
 from .errors import DegenerateDataError, InvalidDataError, InvalidParameterError
 from .statistics import Proportion, RatioSample, SampleMean
