@@ -35,13 +35,13 @@ _TAIL = 1e-12
 _TAIL_TERMS = 4
 # Outer Gauss-Legendre nodes per panel, on top of half the inner degree (exact for polynomials of
 # degree 2 m - 1, i.e. the outer density times a smooth factor, with room to spare).
-_EXTRA_GAUSS = 6
+_EXTRA_GAUSS = 4
 # Largest spacing of the outer nodes (in the middle of a panel, where Gauss-Legendre nodes are
 # sparsest: pi / 2 times the panel length over m), in standard deviations of the inner arm.
 _OUTER_SPACING = 0.75
 _MAX_NODES = 4096  # per panel; far above what any prior >= 0.1 needs (a guard against runaway memory)
 # Outer nodes whose normalised weight is below this carry no information at double precision.
-_NEGLIGIBLE = 1e-18
+_NEGLIGIBLE = 1e-15
 # First degree to try by min(a, b) (the chopping test decides; this only saves failed attempts).
 _FIRST_DEGREE = ((40.0, 40), (8.0, 56), (2.0, 80), (0.5, 112), (0.0, 160))
 # Row layout of BetaPosterior.table's source: cumulative integrals of g (panels 0, 1) and of x g
