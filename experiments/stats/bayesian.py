@@ -97,6 +97,7 @@ better" (gbstats silently returns P(lift > 0) there), so that raises ``Degenerat
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -130,6 +131,11 @@ _ZETA_ORDERS = np.array([[2.0], [3.0], [4.0]])
 _NORMAL = NormalDist()
 
 
+@functools.lru_cache(maxsize=64)
+def _normal_quantile(p: float) -> float:
+    return _NORMAL.inv_cdf(p)
+
+
 @dataclass(frozen=True, slots=True)
 class BayesianConfig:
     """Beta(a0, b0) prior of the Beta-Binomial method (default uniform) and the lift's credible level.
@@ -151,6 +157,9 @@ class BayesianConfig:
             raise InvalidParameterError(f"prior parameters must be > 0, got {self.prior!r}")
         object.__setattr__(self, "prior", (a0, b0))
         object.__setattr__(self, "credible_level", check_alpha(self.credible_level, "credible_level"))
+
+
+_DEFAULT_CONFIG = BayesianConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +225,7 @@ def bayesian_test(
     ``DegenerateDataError`` when the data cannot support the method (e.g. a control mean <= 0, or
     n < 2 or zero variance in both arms for the normal method).
     """
-    config = config or BayesianConfig()
+    config = config or _DEFAULT_CONFIG
     if type(control) is not type(treatment):
         raise InvalidDataError(
             f"control and treatment must be the same kind of statistic, got {type(control).__name__} "
@@ -273,7 +282,7 @@ def _quantile_guess(
     kurtosis = 6.0 * (t[2] + c[2]) / (variance * variance)
     guesses = []
     for p in probabilities:
-        z = _NORMAL.inv_cdf(p)
+        z = _normal_quantile(p)
         z2 = z * z
         correction = (z2 - 1.0) * skew / 6.0 + z * (z2 - 3.0) * kurtosis / 24.0 - z * (2.0 * z2 - 5.0) * skew**2 / 36.0
         guesses.append(mean + sd * (z + correction))
