@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import pytest
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
@@ -104,14 +105,15 @@ def revenue_arms(draw: st.DrawFn) -> SampleMean:
     return SampleMean.from_moments(n, draw(st.floats(0.01, 1e4)), draw(st.floats(0.0, 1e8)))
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # gbstats' truncnorm.stats
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.tuples(ctr_arms(), ctr_arms()), st.tuples(revenue_arms(), revenue_arms())))
 def test_matches_gbstats_on_random_ratios_and_means(
     arms: tuple[RatioSample, RatioSample] | tuple[SampleMean, SampleMean],
 ) -> None:
     control, treatment = arms
-    g = EffectBayesianABTest(_gbstats(control), _gbstats(treatment), EffectBayesianConfig()).compute_result()
+    with warnings.catch_warnings():  # gbstats' truncnorm.stats overflows (and warns) far in a tail
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = EffectBayesianABTest(_gbstats(control), _gbstats(treatment), EffectBayesianConfig()).compute_result()
     if g.error_message == "ZERO_NEGATIVE_VARIANCE":
         # gbstats gives up when either arm has no variance; the delta-method variance only needs one.
         assert min(control.variance, treatment.variance) == 0.0
@@ -124,7 +126,13 @@ def test_matches_gbstats_on_random_ratios_and_means(
     assert r.chance_to_win == pytest.approx(g.chance_to_win, abs=1e-9)
     for mine, theirs in ((r.expected_loss_control, g.risk[0]), (r.expected_loss_treatment, g.risk[1]),
                          (r.lift_median, g.expected), (r.lift_ci_low, g.ci[0]), (r.lift_ci_high, g.ci[1])):  # fmt: skip
-        assert mine == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+        if math.isnan(theirs):
+            # gbstats' truncnorm.stats returns NaN for a loss whose normal is truncated ~40 sd out; the
+            # loss there is below 1e-300 of the lift's scale.
+            assert mine == 0.0
+            assert abs(r.lift_median) > 30 * (r.lift_ci_high - r.lift_median) / 1.96
+        else:
+            assert mine == pytest.approx(theirs, rel=1e-9, abs=1e-12)
 
 
 def test_formulas() -> None:
