@@ -33,11 +33,13 @@ Aurentz & Trefethen, "Chopping a Chebyshev series", ACM TOMS 2017): 40 for near-
 "Approximation Theory and Approximation Practice", 2013, ch. 5 and 19), one matrix product for all
 points. Both arms are tabulated in the same array operations.
 
-Chance to win and losses are one outer Gauss-Legendre quadrature over the posterior narrower in
-logit, weighting by its density, so the other arm's G and M are smooth on the nodes' scale: n / 2 + 6
-nodes per panel, more if needed to keep them within 0.75 standard deviations of the inner arm
-apart (a Beta(1, b) has a 36-unit left panel). With C the outer variable and normalised weights
-W_i = w_i g_C(c_i), x_i = sigmoid(c_i):
+Chance to win and losses are one outer quadrature over the posterior narrower in logit, weighting
+by its density, so the other arm's G and M are smooth on the nodes' scale. For a near-normal outer
+posterior (min(a, b) >= 30) it is Gauss-Hermite, 32 nodes y* + sigma z_i at Laplace's scale
+sigma = (ab / (a + b))^-1/2 with weights w_i g(y_i) / phi(z_i) (~1e-14 against Evan Miller's sum);
+otherwise Gauss-Legendre on both panels, n / 2 + 4 nodes each, more if needed to keep them within
+0.75 standard deviations of the inner arm apart (a Beta(1, b) has a 36-unit left panel). With C the
+outer variable and normalised weights W_i, x_i = sigmoid(c_i):
 
     P(T > C)          = sum_i W_i (1 - G_T(c_i))
     E[max(T - C, 0)]  = sum_i W_i (M_T(inf) - M_T(c_i) - x_i (1 - G_T(c_i)))
