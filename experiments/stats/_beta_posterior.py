@@ -258,10 +258,10 @@ class BetaPosterior:
         y* + sigma z_i around the mode, sigma = (ab / (a + b))^-1/2 (Laplace's scale), weights
         w_i g(y_i) / phi(z_i): exact for the density times polynomials of degree 2 m - 1 if it were
         normal, and to ~1e-14 on Beta posteriors this close to normal (measured against Evan Miller's
-        sum from min(a, b) = 30 up; the other factor is no sharper: it belongs to the wider arm). Otherwise Gauss-Legendre on both panels, m nodes each:
-        at least n / 2 + _EXTRA_GAUSS for the density itself, and enough that the nodes are at most
-        _OUTER_SPACING times the width of the other factor's rise apart wherever it falls (a Beta(1, b)
-        has a 36-unit left panel).
+        sum from min(a, b) = 30 up; the other factor is no sharper: it belongs to the wider arm).
+        Otherwise Gauss-Legendre on both panels, m nodes each: at least n / 2 + _EXTRA_GAUSS for the
+        density itself, and enough that the nodes are at most _OUTER_SPACING times the width of the
+        other factor's rise apart wherever it falls (a Beta(1, b) has a 36-unit left panel).
         """
         if self._hermite:
             if 0 not in self._outer:
