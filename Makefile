@@ -21,8 +21,12 @@ $(VENV)/.runtime: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# gbstats (GrowthBook's statistics engine: the reference of the Bayesian tests and bench/bayesian_speed.py)
+# declares numpy<2 and pandas<2, yet runs on our numpy 2 / pandas 2: --no-deps installs it without
+# downgrading them. Its other import-time dependency, pydantic, is pinned in requirements-dev.txt.
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps gbstats==0.8.0
 	touch $@
 
 migrate: $(VENV)/.runtime

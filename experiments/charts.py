@@ -9,6 +9,7 @@ building them costs microseconds and imports nothing.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -209,30 +210,45 @@ def forest(results: dict[str, Any], labels: dict[str, str] | None = None) -> Fig
 
 
 def posterior_lift(results: dict[str, Any], seed: int = 0) -> Figure:
-    """Posterior density of each treatment's relative lift in conversion, T / C - 1.
+    """Posterior density of each treatment's relative lift on the primary metric, T / C - 1.
 
-    The Beta posteriors (uniform prior) come from the results' Bayesian comparison; the density of
-    the ratio is estimated from POSTERIOR_DRAWS paired draws (seeded, so the chart is stable).
+    Beta-Binomial comparisons (rates of users): the density of the ratio is estimated from
+    POSTERIOR_DRAWS paired draws of the two Beta posteriors (seeded, so the chart is stable). Normal
+    comparisons (CTR, means): the normal density whose credible interval the comparison reports.
     """
     rng = np.random.default_rng(seed)
     data = []
+    metric = results.get("primary_metric", "conversion_rate")
     for i, comp in enumerate(results["comparisons"], start=1):
         bayes = comp.get("bayesian")
         if not bayes:
             continue
-        control = rng.beta(bayes["alpha_control"], bayes["beta_control"], POSTERIOR_DRAWS)
-        treatment = rng.beta(bayes["alpha_treatment"], bayes["beta_treatment"], POSTERIOR_DRAWS)
-        lift = treatment / control - 1.0
-        low, high = np.quantile(lift, [0.001, 0.999])
-        density, edges = np.histogram(lift, bins=80, range=(low, high), density=True)
-        centres = (edges[:-1] + edges[1:]) / 2
+        if bayes.get("alpha_control") is not None:
+            control = rng.beta(bayes["alpha_control"], bayes["beta_control"], POSTERIOR_DRAWS)
+            treatment = rng.beta(bayes["alpha_treatment"], bayes["beta_treatment"], POSTERIOR_DRAWS)
+            lift = treatment / control - 1.0
+            low, high = np.quantile(lift, [0.001, 0.999])
+            density, edges = np.histogram(lift, bins=80, range=(low, high), density=True)
+            centres = (edges[:-1] + edges[1:]) / 2
+        else:
+            z = _normal_z(bayes["credible_level"])
+            mean = bayes["lift_median"]
+            sd = (bayes["lift_ci_high"] - bayes["lift_ci_low"]) / (2 * z) or 1e-12
+            centres = np.linspace(mean - 4 * sd, mean + 4 * sd, 81)
+            density = np.exp(-0.5 * ((centres - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
         name = f"{comp['arm']} (chance to win {bayes['chance_to_win']:.0%})"
         data.append({"type": "scatter", "mode": "lines", "name": name, "x": centres.round(5).tolist(),
                      "y": density.round(5).tolist(), "fill": "tozeroy", "line": {"color": _colour(i)}})  # fmt: skip
-    layout = _layout("Posterior of the relative lift in conversion", "density")
+    label = METRIC_LABELS.get(metric, metric)
+    layout = _layout(f"Posterior of the relative lift in {label}", "density")
     layout["xaxis"] = {"title": {"text": "relative lift (treatment / control - 1)"}, "tickformat": "+.0%"}
     layout["hovermode"] = "closest"
     return {"data": data, "layout": layout}
+
+
+def _normal_z(level: float) -> float:
+    """The two-sided standard normal quantile of a credible level (0.95 -> 1.96)."""
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:

@@ -83,7 +83,7 @@ from experiments.stats import (
     StatisticError,
     TestResult,
     adjust_pvalues,
-    bayesian_proportion_test,
+    bayesian_test,
     cuped_adjust,
     mean_test,
     sequential_test,
@@ -375,10 +375,10 @@ def _compare(
 
 
 def _bayesian(metric: str, control: Statistic, treatment: Statistic) -> tuple[dict[str, Any] | None, str | None]:
-    """The Bayesian comparison of one metric (chance to win, expected losses, lift credible interval)."""
-    if not (isinstance(control, Proportion) and isinstance(treatment, Proportion)):
-        return None, "the Bayesian test covers proportions (conversion, add-to-cart rate) only"
-    result, error = _attempt(lambda: bayesian_proportion_test(control, treatment))
+    """The Bayesian comparison of one metric (chance to win, expected losses, lift credible interval):
+    the exact Beta-Binomial for rates of users, a normal posterior on the delta-method relative lift for
+    ratio metrics (CTR) and means (``experiments.stats.bayesian_test``)."""
+    result, error = _attempt(lambda: bayesian_test(control, treatment))
     return (result and {"metric": metric, **result}), error
 
 

@@ -2,14 +2,15 @@
 
 Public API: sufficient statistics (``Proportion``, ``SampleMean``, ``RatioSample``,
 ``CovariateSample``); fixed-horizon (``proportion_test``, ``mean_test``, ``ratio_test``), Bayesian
-(``bayesian_proportion_test``) and always-valid sequential (``sequential_test``) comparisons; SRM
+(``bayesian_test``: exact Beta-Binomial for proportions, normal on the relative lift for ratios and
+means; ``bayesian_proportion_test``) and always-valid sequential (``sequential_test``) comparisons; SRM
 check (``srm_test``); CUPED (``cuped_adjust``); multiple testing (``adjust_pvalues``); power
 (``sample_size_proportions``, ``power_proportions``); vectorised ``*_arrays`` variants for
 simulation. Results are frozen dataclasses of plain floats/bools/str (``dataclasses.asdict`` is
 JSON-serialisable). Every impossible input raises a ``StatisticError`` subclass.
 """
 
-from .bayesian import BayesianConfig, BayesianResult, bayesian_proportion_test, beta_prob_greater
+from .bayesian import BayesianConfig, BayesianResult, bayesian_proportion_test, bayesian_test, beta_prob_greater
 from .cuped import CupedResult, cuped_adjust
 from .errors import DegenerateDataError, InvalidDataError, InvalidParameterError, StatisticError
 from .frequentist import (
@@ -63,6 +64,7 @@ __all__ = [
     "TestResult",
     "adjust_pvalues",
     "bayesian_proportion_test",
+    "bayesian_test",
     "beta_prob_greater",
     "compare_arrays",
     "cuped_adjust",

@@ -20,3 +20,13 @@ def test_bench_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "A/A false-positive rate" in out
     assert "Throughput" in out
+
+
+def test_bayesian_speed_bench_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
+    """The Bayesian speed bench times both engines on both input sets (its figures are not checked)."""
+    module = importlib.import_module("bench.bayesian_speed")
+    assert module.main(["--pairs", "20", "--runs", "1", "--no-save"]) == 0
+    out = capsys.readouterr().out
+    assert "conversion: ours Beta-Binomial (exact)" in out
+    assert "ctr: ours normal, relative lift" in out
+    assert out.count("tests/s") == 4
