@@ -12,17 +12,15 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from abplatform.celery import app
 from core import jobs
 from experiments.models import Event, SimulationRun
 from experiments.services.simulation import queue_simulation
 from recommenders.models import TrainingRun, Variant
-from recommenders.services.training import queue_training
 from tests.celery_worker import worker
 from tests.experiments.factories import held_out_experiment
-from tests.recommenders.factories import retail_sample, user_with_role
+from tests.recommenders.factories import retail_sample
 
 FAST = {"ABPLATFORM_JOB_HEARTBEAT_SECONDS": "1", "ABPLATFORM_JOB_STALE_SECONDS": "4"}
 
@@ -113,31 +111,29 @@ def test_a_training_left_running_by_a_dead_worker_is_finished_by_the_next_one(tm
     assert Variant.objects.get(pk=variant.pk).status == "trained"
 
 
-def _use_broker(url: str) -> None:
-    """Point the Celery app at `url`: the next publish opens pools for it (the old URL's pools stay open in
-    kombu's registry, and come back when the URL does)."""
-    app.conf.broker_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_broker_outage_fails_the_job_with_the_reason_and_the_api_answers_503(tmp_path: Path) -> None:
+    from django.db import transaction
+
+    from abplatform.api_errors import api_exception_handler
+    from recommenders.tasks import train_variant_task
+
     dataset = retail_sample(tmp_path, rows=200)
     variant = Variant.objects.create(name="pop", version=1, algorithm="popularity", dataset=dataset)
-    client = APIClient()
-    client.force_authenticate(user_with_role("ds", "Data scientists"))
-    real = app.conf.broker_url
-    try:
-        _use_broker("redis://127.0.0.1:1/0")  # nothing listens there: a real refused connection
-        answer = client.post(f"/api/v1/variants/{variant.pk}/train/")
-        with pytest.raises(jobs.QueueUnavailable, match="could not be queued"):
-            queue_training(variant)
-    finally:
-        _use_broker(real)
-    assert answer.status_code == 503, answer.content
-    assert answer["Retry-After"] == "30"
-    assert "could not be queued: the task broker did not answer" in answer.json()["detail"]
-    runs = list(TrainingRun.objects.values_list("status", "message"))
-    assert len(runs) == 2
-    assert all(status == "failed" and message.startswith("could not be queued") for status, message in runs)
+    run = TrainingRun.objects.create(variant=variant, message="waiting for a worker")
+    dead = app.connection_for_write("redis://127.0.0.1:1/0")  # nothing listens there: a real refused connection
+
+    def send(pk: int) -> None:
+        train_variant_task.apply_async(args=[pk], connection=dead, retry=False)
+
+    reason = "could not be queued: the task broker did not answer"
+    with pytest.raises(jobs.QueueUnavailable, match=reason) as refused, transaction.atomic():
+        jobs.enqueue(TrainingRun, run.pk, send)
+    failed = TrainingRun.objects.get(pk=run.pk)
+    assert failed.status == "failed"
+    assert failed.message.startswith("could not be queued: the task broker did not answer")
+    # The API answers the same error with 503 and when to try again; pages show it (middleware).
+    answer = api_exception_handler(refused.value, {})
+    assert answer is not None
+    assert (answer.status_code, answer["Retry-After"]) == (503, "30")
+    assert str(answer.data["detail"]).startswith("could not be queued")
