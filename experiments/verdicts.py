@@ -189,8 +189,24 @@ def decide(
     except StatisticError as error:
         return Verdict(NOT_ENOUGH_DATA, method, None, None, None, None, alpha, treatments, str(error))
     p_value = min(1.0, test.p_value * treatments)
-    verdict = NO_DIFFERENCE if p_value >= alpha else TREATMENT_WINS if test.effect > 0 else CONTROL_WINS
-    return Verdict(verdict, method, p_value, test.ci_low, test.ci_high, test.effect, alpha, treatments, "")
+    return Verdict(
+        verdict_of(test.effect, p_value, alpha),
+        method,
+        p_value,
+        test.ci_low,
+        test.ci_high,
+        test.effect,
+        alpha,
+        treatments,
+        "",
+    )
+
+
+def verdict_of(effect: float, p_value: float, alpha: float) -> str:
+    """The verdict of a (possibly adjusted) p-value: a winner by the effect's sign when p < alpha."""
+    if p_value >= alpha:
+        return NO_DIFFERENCE
+    return TREATMENT_WINS if effect > 0 else CONTROL_WINS
 
 
 def guardrail(

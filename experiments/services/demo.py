@@ -6,8 +6,8 @@ arm) could never be met, and an honest always-valid verdict would say "needs mor
 So the simulator replays each held-out shopper as ten (``population_scale`` 10: a shop ten times as
 large, about 6,300 users per arm in two weeks, some 1,350 new users a day), and the plan is sized to
 detect a +50 % CTR change on the 1.7 % CTR best sellers get from these shoppers: 4,474 users per arm,
-reached in about ten days. The personalised arms' lifts (+60 % in the simulation) are then decided by
-the sequential test within the plan.
+reached in about ten days. The personalised arms' lifts (measured: +65 % for EASE, +62 % for item-kNN)
+are then decided by the sequential test within the plan.
 """
 
 from __future__ import annotations

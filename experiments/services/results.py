@@ -62,7 +62,7 @@ from dataclasses import asdict
 from datetime import date
 from functools import partial
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Sum
 
@@ -91,12 +91,9 @@ from experiments.stats import (
 )
 from experiments.stats.sequential import DEFAULT_N_STAR
 from experiments.verdicts import (
-    CONTROL_WINS,
     LABELS,
-    NO_DIFFERENCE,
     NOT_ENOUGH_DATA,
     TESTS,
-    TREATMENT_WINS,
     Difference,
     Statistic,
     Verdict,
@@ -104,6 +101,7 @@ from experiments.verdicts import (
     fixed_horizon_test,
     guardrail,
     relative_interval,
+    verdict_of,
 )
 
 SRM_ALPHA = 0.001
@@ -211,27 +209,25 @@ _STAT_SUMS = ("new_users", "impressions", "clicks", "add_to_carts", "purchases",
               "clicks_sq", "clicks_x_impressions", "revenue_sq", "clickers", "adders", "purchasers")  # fmt: skip
 
 
-def sequential_n_stars(experiment: Experiment, arms: list[Arm]) -> dict[int, NStar]:
+_NOT_GIVEN: Any = object()
+
+
+def sequential_n_stars(experiment: Experiment, arms: list[Arm], plan: Any = _NOT_GIVEN) -> dict[int, NStar]:
     """(N*, source) of each treatment arm's always-valid test against the control, by the arm's pk.
 
     N* is the total users of the two arms at which the test is tightest: with source "plan", their
     users when the experiment's own plan is met (`planned_arm_users` for the arms' weights), when its
     planning fields give a plan; else, source "default", the engine's DEFAULT_N_STAR (also when the
     plan can never be met: an arm with weight 0). {} without a control. The test is valid for any N*;
-    N* only moves where it has the most power.
+    N* only moves where it has the most power. `plan`: the experiment's plan when the caller has it.
     """
     control = next((arm for arm in arms if arm.is_control), None)
     if control is None:
         return {}
     treatments = [arm for arm in arms if arm.pk != control.pk]
-    plan = experiment_plan(experiment) if treatments else None
-    if not isinstance(plan, Plan):
+    users = _planned_users(experiment_plan(experiment) if plan is _NOT_GIVEN else plan, arms) if treatments else None
+    if users is None:
         return dict.fromkeys((arm.pk for arm in treatments), NO_PLAN)
-    try:
-        planned = planned_arm_users(plan, [arm.weight for arm in arms])
-    except StatisticError:
-        return dict.fromkeys((arm.pk for arm in treatments), NO_PLAN)
-    users = {arm.pk: n for arm, n in zip(arms, planned, strict=True)}
     return {arm.pk: (float(users[control.pk] + users[arm.pk]), "plan") for arm in treatments}
 
 
@@ -405,12 +401,6 @@ def _as_of(state: RollupState | None) -> dict[str, Any]:
     }
 
 
-def _verdict(effect: float, p_value: float, alpha: float) -> str:
-    if p_value >= alpha:
-        return NO_DIFFERENCE
-    return TREATMENT_WINS if effect > 0 else CONTROL_WINS
-
-
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity: replace them with null, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -460,8 +450,9 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
     if control is None:
         warnings.append(_warning("no_control", "the experiment has no control arm: nothing to compare against"))
     covariates = covariate_samples(experiment, traffic) if treatments else {}
-    n_stars = sequential_n_stars(experiment, arms)
-    horizon = _horizon(experiment, arms, row_of)
+    plan = experiment_plan(experiment)  # one read of the planning fields and arms for all that follows
+    n_stars = sequential_n_stars(experiment, arms, plan)
+    horizon = _horizon(experiment, plan, arms, row_of)
     override = _override(experiment)
     for arm in treatments:
         comparison = _compare(experiment, row_of[control.pk], row_of[arm.pk], covariates,  # type: ignore[union-attr]
@@ -474,7 +465,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
             verdict = Verdict(NOT_ENOUGH_DATA, experiment.analysis_method, None, None, None, None, experiment.alpha,
                               len(treatments), str(error))  # fmt: skip
         else:
-            reached, note = horizon.get(arm.pk, (False, ""))
+            reached, note, _ = horizon.get(arm.pk, _Horizon(False, "", False))
             verdict = decide(c_stat, t_stat, method=experiment.analysis_method, alpha=experiment.alpha,
                              treatments=len(treatments), n_star=n_stars[arm.pk][0],
                              horizon_reached=reached or override is not None, horizon_note=note)  # fmt: skip
@@ -502,7 +493,7 @@ def experiment_results(experiment: Experiment, *, fold_first: bool = False, traf
             })  # fmt: skip
     if bandit is not None:
         _bandit_verdicts(comparisons, bandit, experiment.alpha)
-    warnings.extend(_design_warnings(experiment, arms, row_of, horizon, comparisons, state))
+    warnings.extend(_design_warnings(experiment, plan, arms, horizon, comparisons, state))
 
     return _finite({
         **_header(experiment, traffic, state),
@@ -540,9 +531,16 @@ def _verdict_fields(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def _planned_users(experiment: Experiment, arms: list[Arm]) -> dict[int, int] | None:
-    """Each arm's users when the experiment's plan is met, or None without a plan."""
-    plan = experiment_plan(experiment)
+class _Horizon(NamedTuple):
+    """Whether a treatment's fixed-horizon test may be read, why not, and whether its arms are short of a plan."""
+
+    reached: bool
+    note: str
+    behind_plan: bool
+
+
+def _planned_users(plan: Any, arms: list[Arm]) -> dict[int, int] | None:
+    """Each arm's users when the A/B `plan` is met, or None without one (or when it can never be met)."""
     if not isinstance(plan, Plan):
         return None
     try:
@@ -551,7 +549,9 @@ def _planned_users(experiment: Experiment, arms: list[Arm]) -> dict[int, int] | 
         return None
 
 
-def _horizon(experiment: Experiment, arms: list[Arm], row_of: Mapping[int, ArmRollup]) -> dict[int, tuple[bool, str]]:
+def _horizon(
+    experiment: Experiment, plan: Any, arms: list[Arm], row_of: Mapping[int, ArmRollup]
+) -> dict[int, _Horizon]:
     """Per treatment arm: whether the fixed-horizon test may be read (both arms at their planned users),
     and if not, why. An imported experiment's log is complete: its horizon is the data."""
     control = next((arm for arm in arms if arm.is_control), None)
@@ -559,18 +559,19 @@ def _horizon(experiment: Experiment, arms: list[Arm], row_of: Mapping[int, ArmRo
         return {}
     treatments = [arm for arm in arms if arm.pk != control.pk]
     if experiment.source == Experiment.Source.IMPORTED:
-        return dict.fromkeys((arm.pk for arm in treatments), (True, ""))
-    planned = _planned_users(experiment, arms)
+        return dict.fromkeys((arm.pk for arm in treatments), _Horizon(True, "", False))
+    planned = _planned_users(plan, arms)
     if planned is None:
         note = ("the fixed-horizon test is read at the plan's sample size, and this experiment has no plan "
                 "(set its baseline rate and minimum detectable effect)")  # fmt: skip
-        return dict.fromkeys((arm.pk for arm in treatments), (False, note))
+        return dict.fromkeys((arm.pk for arm in treatments), _Horizon(False, note, False))
     out = {}
     for arm in treatments:
         have = min(int(row_of[control.pk].exposed_users), int(row_of[arm.pk].exposed_users))
         need = min(planned[control.pk], planned[arm.pk])
         reached = all(int(row_of[a.pk].exposed_users) >= planned[a.pk] for a in (control, arm))
-        out[arm.pk] = (reached, "" if reached else f"{have:,} of the {need:,} users per arm the plan needs")
+        note = "" if reached else f"{have:,} of the {need:,} users per arm the plan needs"
+        out[arm.pk] = _Horizon(reached, note, not reached)
     return out
 
 
@@ -600,16 +601,15 @@ def _guardrails(
 
 def _design_warnings(
     experiment: Experiment,
+    plan: Any,
     arms: list[Arm],
-    row_of: Mapping[int, ArmRollup],
-    horizon: Mapping[int, tuple[bool, str]],
+    horizon: Mapping[int, _Horizon],
     comparisons: list[dict[str, Any]],
     state: RollupState | None,
 ) -> list[dict[str, str]]:
     """The warnings about the design and the data (codes in the module docstring), in that order."""
     out = []
-    plan = experiment_plan(experiment)
-    behind = [note for reached, note in horizon.values() if not reached and "of the" in note]
+    behind = [h.note for h in horizon.values() if h.behind_plan]
     if behind and experiment.status in _FINISHED and experiment.source == Experiment.Source.PLATFORM:
         if experiment.analysis_method == "sequential":
             consequence = "the always-valid verdict stays valid, but the experiment has less power than planned"
@@ -709,7 +709,7 @@ def _bandit_verdicts(comparisons: list[dict[str, Any]], bandit: dict[str, Any], 
             comp.update(verdict=NOT_ENOUGH_DATA, verdict_label=LABELS[NOT_ENOUGH_DATA], verdict_p_value=None,
                         verdict_effect=None, verdict_reason=reason)  # fmt: skip
             continue
-        cohort["verdict"] = _verdict(cohort["effect"], cohort["p_value_adjusted"], alpha)
+        cohort["verdict"] = verdict_of(cohort["effect"], cohort["p_value_adjusted"], alpha)
         comp.update(verdict=cohort["verdict"], verdict_label=LABELS[cohort["verdict"]],
                     verdict_p_value=cohort["p_value_adjusted"], verdict_effect=cohort["lift"],
                     verdict_reason="")  # fmt: skip
@@ -721,5 +721,5 @@ def experiment_badges(experiment: Experiment, results: dict[str, Any] | None = N
     if experiment.status == Experiment.Status.DRAFT and results is None:
         return []
     results = results if results is not None else experiment_results(experiment)
-    plan = experiment_plan(experiment)
+    plan = experiment_plan(experiment) if results.get("interleaving") else None  # sessions: interleaving only
     return badges(results, plan.sessions if isinstance(plan, InterleavingPlan) else None)

@@ -175,6 +175,16 @@ _DAILY_STATS = ("impressions_sq", "clicks_sq", "clicks_x_impressions", "revenue_
                 "purchasers")  # fmt: skip
 
 
+# A day's increments of the per-user statistics, from the day's totals (imp, clk, ...) and each user's
+# totals before that day (p_imp, p_clk, ...): (p + d)^2 - p^2 = d (d + 2 p), and so on. The fold and the
+# recompute both use it, in DailyRollup's _DAILY_STATS order.
+_INCREMENTS = """SUM(imp * (imp + 2 * p_imp)) AS imp_sq, SUM(clk * (clk + 2 * p_clk)) AS clk_sq,
+               SUM(clk * p_imp + imp * p_clk + clk * imp) AS clk_imp, SUM(rev * (rev + 2 * p_rev)) AS rev_sq,
+               COUNT(*) FILTER (WHERE clk > 0 AND p_clk = 0) AS clickers,
+               COUNT(*) FILTER (WHERE atc > 0 AND p_atc = 0) AS adders,
+               COUNT(*) FILTER (WHERE pur > 0 AND p_pur = 0) AS purchasers"""
+
+
 def _daily_events_sql() -> str:
     """Per (arm, traffic, day): the event totals, and the day's increments of the arm's per-user
     sufficient statistics (the same formulas as ``_arm_events_sql``, day by day).
@@ -192,11 +202,7 @@ def _daily_events_sql() -> str:
         INSERT INTO {_DAILY} (experiment_id, arm_id, simulated, day, {", ".join(_DAILY_COLUMNS)},
                               {", ".join(_DAILY_STATS)})
         SELECT %(experiment)s, arm_id, simulated, day, 0, SUM(imp), SUM(clk), SUM(atc), SUM(pur), SUM(rev),
-               SUM(imp * (imp + 2 * p_imp)), SUM(clk * (clk + 2 * p_clk)), SUM(clk * p_imp + imp * p_clk + clk * imp),
-               SUM(rev * (rev + 2 * p_rev)),
-               SUM(CASE WHEN clk > 0 AND p_clk = 0 THEN 1 ELSE 0 END),
-               SUM(CASE WHEN atc > 0 AND p_atc = 0 THEN 1 ELSE 0 END),
-               SUM(CASE WHEN pur > 0 AND p_pur = 0 THEN 1 ELSE 0 END)
+               {_INCREMENTS}
         FROM (
             SELECT d.arm_id, d.simulated, d.day, d.imp, d.clk, d.atc, d.pur, d.rev,
                    {before["imp"]} AS p_imp, {before["clk"]} AS p_clk, {before["atc"]} AS p_atc,
@@ -405,11 +411,7 @@ def _recompute_sql() -> str:
         FROM exposed x
         FULL JOIN (
             SELECT arm_id, simulated, day, {counts},
-                   SUM(imp * (imp + 2 * p_imp)) AS imp_sq, SUM(clk * (clk + 2 * p_clk)) AS clk_sq,
-                   SUM(clk * p_imp + imp * p_clk + clk * imp) AS clk_imp, SUM(rev * (rev + 2 * p_rev)) AS rev_sq,
-                   COUNT(*) FILTER (WHERE clk > 0 AND p_clk = 0) AS clickers,
-                   COUNT(*) FILTER (WHERE atc > 0 AND p_atc = 0) AS adders,
-                   COUNT(*) FILTER (WHERE pur > 0 AND p_pur = 0) AS purchasers
+                   {_INCREMENTS}
             FROM w WHERE xid IS NOT NULL GROUP BY 1, 2, 3
         ) d USING (arm_id, simulated, day)
     )
