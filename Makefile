@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers experiments/stats experiments/bucketing.py experiments/simulation experiments/planning.py experiments/presentation.py experiments/verdicts.py experiments/charts.py experiments/offpolicy experiments/interleaving experiments/bandits
+MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers experiments/presentation.py experiments/charts.py
 
 .PHONY: demo test lint docs format serve migrate stop clean help
 

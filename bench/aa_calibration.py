@@ -1,4 +1,4 @@
-"""Calibration benchmark of experiments.stats: A/A false-positive rates, power and throughput.
+"""Calibration benchmark of engine.stats: A/A false-positive rates, power and throughput.
 
 Prints plain-text tables (not a timed test; run by hand, e.g. before a release):
 
@@ -39,7 +39,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from experiments.stats import (
+from engine.stats import (
     DEFAULT_N_STAR,
     Proportion,
     power_proportions,
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     load = os.getloadavg()
-    print("experiments.stats calibration benchmark")
+    print("engine.stats calibration benchmark")
     print(
         f"date {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC | python {platform.python_version()} | "
         f"numpy {np.__version__} | scipy {scipy.__version__} | cpus {os.cpu_count()} | "

@@ -57,7 +57,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "abplatform.settings")
 
 from report import Spread, write  # bench/, the script's directory
 
-DEFAULT_N_STAR = 30_000.0  # experiments.stats.DEFAULT_N_STAR, without importing the project for --help
+DEFAULT_N_STAR = 30_000.0  # engine.stats.DEFAULT_N_STAR, without importing the project for --help
 VARIANTS = {"popularity": ("retail-popularity", "popularity", {}),
             "item_knn": ("retail-item-knn", "item_knn", {"neighbours": 200, "shrink": 20.0})}  # fmt: skip
 PValues = tuple[float | None, ...]  # one per day, None where that test gave no look
@@ -141,10 +141,10 @@ def prepare(args: argparse.Namespace) -> Any:
 
 def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float) -> SeedOutcome:
     """Simulate one seed on the empty experiment, read its looks, delete the run (`n_star`: the platform's)."""
+    from engine.stats import StatisticError, proportion_test, sequential_test
     from experiments.models import Experiment, SimulationRun
     from experiments.services.results import cumulative_statistics, experiment_results
     from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation
-    from experiments.stats import StatisticError, proportion_test, sequential_test
 
     began = time.perf_counter()
     if SimulationRun.objects.filter(experiment=experiment).exists():

@@ -226,10 +226,10 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
     """How often could any design see the +lift on these shoppers? The same simulated traffic split 50/50
     for the whole run (Django-free engine, nothing stored; assignment salt and simulation seed vary per
     seed), CTR compared with users as units (delta method, as the bandit's design effect does)."""
-    from experiments import bucketing
+    from engine import bucketing
+    from engine.simulation import SimulationConfig, run
+    from engine.stats import RatioSample
     from experiments.services.simulation import BatchScorer, load_shoppers
-    from experiments.simulation import SimulationConfig, run
-    from experiments.stats import RatioSample
     from recommenders.serving import model_for_run
 
     experiment = bench_bandit(args, arrivals)

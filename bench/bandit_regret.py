@@ -1,4 +1,4 @@
-"""Simulator check of experiments.bandits: does Thompson allocation find a +10 % arm, at what regret,
+"""Simulator check of engine.bandits: does Thompson allocation find a +10 % arm, at what regret,
 and does the analysis stay honest under A/A with changing weights?
 
 Prints Markdown tables (run by hand; no Django, no data files):
@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from experiments.bandits import (
+from engine.bandits import (
     ArmCounts,
     PeriodData,
     ThompsonConfig,
@@ -59,7 +59,7 @@ from experiments.bandits import (
     stratified_comparison,
     thompson_update,
 )
-from experiments.stats import Proportion, proportion_test
+from engine.stats import Proportion, proportion_test
 
 
 class Run(NamedTuple):

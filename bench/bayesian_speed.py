@@ -51,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 from bench.report import Spread, write
-from experiments.stats import Proportion, RatioSample, bayesian_test
+from engine.stats import Proportion, RatioSample, bayesian_test
 
 Sums = tuple[float, ...]
 

@@ -1,4 +1,4 @@
-"""Throughput benchmark of experiments/bucketing.py, optionally beside the GrowthBook Python SDK.
+"""Throughput benchmark of engine/bucketing.py, optionally beside the GrowthBook Python SDK.
 
 Prints one plain-text table of assignments per second:
 
@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from experiments.bucketing import Allocation, LayerSlot, assign, assign_many, bucket
+from engine.bucketing import Allocation, LayerSlot, assign, assign_many, bucket
 
 SCALAR_TARGET = 260_000  # ten times the issue's GrowthBook figure
 VECTOR_TARGET = 5_000_000

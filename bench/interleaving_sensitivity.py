@@ -8,7 +8,7 @@ experiment with them as arms only serves to load the simulator's shoppers (`load
 model's top-k list of every shopper is computed once by the simulator's scorer (seen items
 removed), as a model that ignores queries serves it in every session.
 
-Both designs use the simulator's position-based click model (`experiments.simulation.clicks`,
+Both designs use the simulator's position-based click model (`engine.simulation.clicks`,
 default `SimulationConfig`, k = 10, no searches, no injected effect) and one session per user,
 the user drawn uniformly from the eligible shoppers, so users = sessions in both columns.
 
@@ -19,11 +19,11 @@ the user drawn uniformly from the eligible shoppers, so users = sessions in both
   Users per arm for Welch's test (two-sided α = 0.05, power 0.8):
   n = (z_{0.975} + z_{0.8})² (σ²_X + σ²_Y) / (μ_X - μ_Y)²; total users = 2n.
 * Interleaving: per-session win probabilities p_A, p_B measured by simulating `--sessions`
-  team-draft sessions (`experiments.interleaving`), then `sessions_for_power` (normal
+  team-draft sessions (`engine.interleaving`), then `sessions_for_power` (normal
   approximation to the two-sided sign test, ties excluded); users = sessions.
 
 Check (`--runs`, default 200): each design is simulated `--runs` times at its computed size and
-tested (Welch's t-test of `experiments.stats.mean_test`; the interleaving sign test); the share
+tested (Welch's t-test of `engine.stats.mean_test`; the interleaving sign test); the share
 of runs detecting the difference (p < 0.05) should be about 0.8. A design whose check would
 draw more than `--budget` impressions runs fewer experiments, or none under 20 (the machine
 is shared).
@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 from benchdata import bench_experiment  # noqa: E402  (bench/, the script's directory)
 from scipy import special  # noqa: E402
 
-from experiments.interleaving import (  # noqa: E402
+from engine.interleaving import (  # noqa: E402
     Credit,
     Tally,
     credit,
@@ -78,13 +78,13 @@ from experiments.interleaving import (  # noqa: E402
     sessions_for_power,
     team_draft_many,
 )
+from engine.simulation import Shoppers, SimulationConfig  # noqa: E402
+from engine.simulation.clicks import examination, outcomes  # noqa: E402
+from engine.simulation.sessions import Sessions  # noqa: E402
+from engine.stats import SampleMean, mean_test  # noqa: E402
 from experiments.models import Experiment  # noqa: E402
 from experiments.services.simulation import BatchScorer as Scorer  # noqa: E402
 from experiments.services.simulation import load_shoppers  # noqa: E402
-from experiments.simulation import Shoppers, SimulationConfig  # noqa: E402
-from experiments.simulation.clicks import examination, outcomes  # noqa: E402
-from experiments.simulation.sessions import Sessions  # noqa: E402
-from experiments.stats import SampleMean, mean_test  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.models import Dataset, TrainingRun, Variant  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402

@@ -3,7 +3,7 @@
 Django-free (numpy/scipy). For each true share s of decided sessions won by A, `--runs` experiments
 of `--looks` decided sessions each are drawn; both tests are read after EVERY decided session:
 
-* sequential: `experiments.interleaving.log_mixture_ratio` with the default tuning
+* sequential: `engine.interleaving.log_mixture_ratio` with the default tuning
   (`concentration_for(DEFAULT_N_STAR, alpha)`), rejecting at the first look with Λ >= 1/alpha;
 * sign test, peeking: the exact two-sided binomial test p = min(1, 2 min(P(X <= W_A), P(X >= W_A)))
   at s = 1/2, rejecting at the first look with p < alpha (what a PM reading the fixed-horizon
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from scipy import stats
 
-from experiments.interleaving import DEFAULT_N_STAR, concentration_for, log_mixture_ratio
+from engine.interleaving import DEFAULT_N_STAR, concentration_for, log_mixture_ratio
 
 
 def first_rejection(rejected: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ content model. For each seed:
    (experiments.services.exploration); the other sessions the arm's top k. Each impression's
    propensity is the mixture marginal p(a, k) = (1 - e) 1[d_k = a] + e 1[a in C] / |C|
    (``mixture_propensities``); clicks come from the simulator's position-based click model (the
-   simulation core, experiments/simulation/).
+   simulation core, engine/simulation/).
 2. The estimates: each candidate's trained model ranks every logged session (``BatchScorer``, as
    serving does), and ``evaluate_ranking_target`` gives IPS, SNIPS and DR with 95 % percentile
    bootstrap intervals, exactly as the platform's estimate task does.
@@ -46,11 +46,11 @@ django.setup()
 
 from benchdata import held_out_retail, trained_variant  # noqa: E402
 
-from experiments import bucketing  # noqa: E402
-from experiments.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target  # noqa: E402
-from experiments.offpolicy.exploration import POOL_FACTOR, mixture_propensities  # noqa: E402
+from engine import bucketing  # noqa: E402
+from engine.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target  # noqa: E402
+from engine.offpolicy.exploration import POOL_FACTOR, mixture_propensities  # noqa: E402
+from engine.simulation import Shoppers, SimulationConfig, run  # noqa: E402
 from experiments.services.simulation import BatchScorer  # noqa: E402
-from experiments.simulation import Shoppers, SimulationConfig, run  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.models import Item  # noqa: E402
 from recommenders.services.training import load_training_data  # noqa: E402

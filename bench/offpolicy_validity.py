@@ -1,4 +1,4 @@
-"""Validity benchmark of experiments.offpolicy: do the off-policy estimates match what really happened?
+"""Validity benchmark of engine.offpolicy: do the off-policy estimates match what really happened?
 
 Prints Markdown tables (run by hand; read-only on the data; no Django):
 
@@ -54,7 +54,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from experiments.offpolicy import (
+from engine.offpolicy import (
     ClickModel,
     EstimatorConfig,
     LoggedFeedback,
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator-bootstrap", type=int, default=500, help="resamples per simulator interval")
     parser.add_argument("--simulator-first-seed", type=int, default=1, help="seed of the first simulated log")
     args = parser.parse_args(argv)
-    print(f"experiments.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"engine.offpolicy validity benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     if not args.skip_open_bandit:
         campaigns = [read_campaign(args.data, campaign) for campaign in CAMPAIGNS]
         open_bandit_table(campaigns, args)

@@ -27,19 +27,19 @@ own training service: popularity, content_tfidf, item_knn (200 neighbours, shrin
     agree.
 
 (b) A/A: `--runs` simulations with both arms served by the same trained model (EASE), each with
-    its own seed and bucketing salt. Fixed-horizon test of CTR (experiments.stats.ratio_test,
+    its own seed and bucketing salt. Fixed-horizon test of CTR (engine.stats.ratio_test,
     users as units, delta method, alpha 0.05, two-sided): the false-positive rate should lie in
     [0.02, 0.08].
 
 (c) Power: the same runs with a known +`--effect` relative lift of the click probability
     injected into arm 1. Detection = p < 0.05 with a positive effect. Predicted: the power
-    calculation of experiments.stats (`power_proportions`, two proportions) at the runs' mean
+    calculation of engine.stats (`power_proportions`, two proportions) at the runs' mean
     control CTR, the relative lift, and the impressions per arm divided by the design effect
     (the delta-method variance of the CTR difference over the binomial one, measured in the A/A
     runs: impressions of one user are not independent). The naive prediction (impressions as
     independent units) is printed too. Target: observed within +-10 points of predicted.
 
-(b) and (c) use the Django-free core directly (`experiments.simulation.run`, the experiment's
+(b) and (c) use the Django-free core directly (`engine.simulation.run`, the experiment's
 bucketing functions and the stats engine) with the trained EASE model's lists computed once per
 shopper, and nothing is stored: 400 runs through the database would take an hour. EASE ignores
 queries, so a shopper's list is the same in every session, as in the platform.
@@ -68,7 +68,9 @@ from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, 
 from django.db.models import Count, Exists, OuterRef  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
-from experiments import bucketing  # noqa: E402
+from engine import bucketing  # noqa: E402
+from engine.simulation import Shoppers, SimulationConfig, SimulationResult, run  # noqa: E402
+from engine.stats import RatioSample, power_proportions, ratio_test  # noqa: E402
 from experiments.models import Arm, Event, Experiment, ServedRequest, SimulationRun  # noqa: E402
 from experiments.services.results import experiment_results  # noqa: E402
 from experiments.services.simulation import (  # noqa: E402
@@ -78,8 +80,6 @@ from experiments.services.simulation import (  # noqa: E402
     queue_simulation,
     run_simulation,
 )
-from experiments.simulation import Shoppers, SimulationConfig, SimulationResult, run  # noqa: E402
-from experiments.stats import RatioSample, power_proportions, ratio_test  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.evaluation.evaluator import evaluate  # noqa: E402
 from recommenders.evaluation.splits import temporal_split  # noqa: E402

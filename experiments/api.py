@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from abplatform.parsers import BoundedJSONParser
+from core.parsers import BoundedJSONParser
 from experiments.authentication import ApiTokenAuthentication, token_scope
 from experiments.endpoints import ingest_answer, recommendations_answer
 from experiments.models import Experiment

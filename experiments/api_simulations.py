@@ -19,9 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from engine.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from experiments.models import Experiment, SimulationRun
 from experiments.services.simulation import SimulationRefused, cancel_simulation, queue_simulation
-from experiments.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 
 
 class SimulationPermission(permissions.BasePermission):

@@ -8,10 +8,10 @@ from typing import Any
 
 from django import forms
 
+from engine.offpolicy.exploration import MAX_EXPLORATION_PERCENT
+from engine.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from experiments.models import Decision, Experiment
-from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec
-from experiments.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from recommenders.models import Variant
 
 MAX_ARMS = 5

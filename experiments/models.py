@@ -250,7 +250,7 @@ class ServedRequest(models.Model):
     k = models.PositiveSmallIntegerField()
     served_at = models.DateTimeField()
     # The exploration share e in force (0: none) and whether this request drew the random ordering.
-    # With e > 0 its impressions' propensities are the mixture marginals (experiments.offpolicy.exploration).
+    # With e > 0 its impressions' propensities are the mixture marginals (engine.offpolicy.exploration).
     exploration_share = models.FloatField(default=0.0, db_default=0.0)
     explored = models.BooleanField(default=False, db_default=False)
     simulation = models.ForeignKey(
@@ -551,7 +551,7 @@ class InterleavingDaily(models.Model):
 
 
 class BanditUpdate(models.Model):
-    """One stored Thompson-sampling weight update (``experiments.bandits.WeightUpdate``).
+    """One stored Thompson-sampling weight update (``engine.bandits.WeightUpdate``).
 
     The weights apply to users first exposed at ``starts_at`` or later, until the next period's
     ``starts_at``: those users are the period's cohort. Live traffic has one history

@@ -18,6 +18,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from engine.planning import plan_experiment, plan_interleaving
+from engine.simulation.config import ARRIVALS
+from engine.stats import StatisticError
 from experiments import charts
 from experiments.forms import (
     MAX_ARMS,
@@ -30,7 +33,6 @@ from experiments.forms import (
     trained_variant_choices,
 )
 from experiments.models import Experiment, SimulationRun
-from experiments.planning import plan_experiment, plan_interleaving
 from experiments.services.bandit import is_bandit, weight_histories
 from experiments.services.lifecycle import (
     TRANSITIONS,
@@ -46,8 +48,6 @@ from experiments.services.plans import experiment_plan
 from experiments.services.results import experiment_badges
 from experiments.services.simulated_population import population_advice
 from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
-from experiments.simulation.config import ARRIVALS
-from experiments.stats import StatisticError
 from experiments.variant_panels import estimate_sources
 from recommenders.models import Variant
 

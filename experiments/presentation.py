@@ -1,7 +1,7 @@
 """Plain-language verdict badges and the export table for an experiment's results (Django-free; input
 is the results dict).
 
-Each treatment arm's comparison gets one badge, read straight from its verdict (``experiments.verdicts``:
+Each treatment arm's comparison gets one badge, read straight from its verdict (``engine.verdicts``:
 one set of labels on every page): Winning, Losing, No significant difference, Needs more data. The
 reason names the test behind the verdict and shows that test's own interval and p-value, the numbers
 the summary row, the lift chart's band, the report, the CSV and the JSON all carry.
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from experiments.verdicts import CONTROL_WINS, KINDS, NOT_ENOUGH_DATA, TESTS, TREATMENT_WINS
-from experiments.verdicts import LABELS as LABELS_OF_VERDICTS
+from engine.verdicts import CONTROL_WINS, KINDS, NOT_ENOUGH_DATA, TESTS, TREATMENT_WINS
+from engine.verdicts import LABELS as LABELS_OF_VERDICTS
 
 WINNING, LOSING, INCONCLUSIVE, NEEDS_DATA = "winning", "losing", "inconclusive", "needs-data"
 # The page labels by badge kind: the verdicts' own labels, so every page (and design) says the same.

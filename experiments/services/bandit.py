@@ -1,7 +1,7 @@
 """The bandit experiment mode: settings, the stored weight history, its updates and cohort counts.
 
 A bandit experiment (``Experiment.design == "bandit"``) allocates NEW users by Thompson sampling on
-a binary primary metric (``experiments.bandits``, Django-free). This module is the Django side:
+a binary primary metric (``engine.bandits``, Django-free). This module is the Django side:
 
 - ``validate_settings``: the metric must be binary (CTR or conversion), the minimum share at most
   1 / arms, burn-ins whole numbers, the update interval at least a minute.
@@ -31,7 +31,7 @@ impressions. The allocation uses, per arm, summed over cohorts:
 
 and the analysis (``bandit_results``) compares users within cohorts: conversion = purchasers / users,
 CTR as the share of users who clicked at least once (the user is the randomisation unit; clicks per
-impression are correlated within a user, see ``experiments.bandits.thompson``).
+impression are correlated within a user, see ``engine.bandits.thompson``).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from experiments import bucketing
-from experiments.bandits import (
+from engine import bucketing
+from engine.bandits import (
     ArmCounts,
     BanditError,
     PeriodData,
@@ -60,10 +60,10 @@ from experiments.bandits import (
     stratified_comparison,
     thompson_update,
 )
-from experiments.bucketing import Allocation
+from engine.bucketing import Allocation
+from engine.stats import RatioSample, adjust_pvalues
 from experiments.models import Arm, BanditUpdate, Experiment, Exposure, RollupState, UserRollup
 from experiments.services.rollups import FOLD_LAG, fold
-from experiments.stats import RatioSample, adjust_pvalues
 
 BINARY_METRICS = (Experiment.Metric.CTR.value, Experiment.Metric.CONVERSION.value)
 SETTINGS = ("bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods", "bandit_update_minutes")

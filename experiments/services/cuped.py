@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
+from engine.stats import CovariateSample
 from experiments.models import CupedRollup, Experiment, Exposure, UserRollup
-from experiments.stats import CovariateSample
 from recommenders.models import Interaction
 
 # Metric -> the per-user expression (over the user rollup `u`) it averages.

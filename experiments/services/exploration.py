@@ -9,7 +9,7 @@ serving arm's top k (not explored). Scoring every arm costs an exploring experim
 model call per arm per request. Every impression of such a request logs as its propensity the logging policy's
 marginal probability of that item at that position,
 
-    p(a, k) = (1 - e) 1[d_k = a] + e 1[a in C] / |C|     (d: the top k; see experiments.offpolicy.exploration)
+    p(a, k) = (1 - e) 1[d_k = a] + e 1[a in C] / |C|     (d: the top k; see engine.offpolicy.exploration)
 
 which is what the position-wise off-policy estimators need. Requests without exploration in force
 (e = 0, users outside the experiment, paused or stopped experiments) keep today's meaning: the
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from experiments.offpolicy.exploration import POOL_FACTOR, exploration_order, is_explored, propensities
+from engine.offpolicy.exploration import POOL_FACTOR, exploration_order, is_explored, propensities
 from recommenders.algorithms.base import Recommendation, Recommender
 
 

@@ -2,7 +2,7 @@
 
 An interleaving experiment has exactly two arms: the control is team A, the other arm team B
 (`teams`). An exposed user of a running interleaving experiment gets ONE list: both arms'
-top-k, blended by team-draft interleaving (`experiments.interleaving.interleave`) with coins
+top-k, blended by team-draft interleaving (`engine.interleaving.interleave`) with coins
 derived from the key "<experiment salt>:<user id>:<request id>", so the list of a request can
 be rebuilt from its log. The answer says `"arm": "interleaved"`, names the teams' arms
 (`"teams": {"A": ..., "B": ...}`), and every item carries its `team` ("A"/"B") and `arm` (the
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from experiments.interleaving import interleave
+from engine.interleaving import interleave
 from experiments.models import Arm
 from experiments.services.events import impression_event_id
 from recommenders.serving import recommend_from_run

@@ -1,7 +1,7 @@
 """Results of an interleaving experiment, from its InterleavingDaily rows only (a row per day).
 
 The block (``interleaving_block``): sessions, sessions won by team A (the control) and by team
-B, ties, the clicks credited to each team, and the verdict of ``experiments.interleaving.
+B, ties, the clicks credited to each team, and the verdict of ``engine.interleaving.
 interleaving_test`` on those counts: A's share of the decided sessions with its Wilson interval,
 Δ = (wins A - wins B) / sessions with its interval, the two-sided exact sign-test p value
 (ties left out of the test, counted in Δ) and a verdict:
@@ -10,9 +10,9 @@ interleaving_test`` on those counts: A's share of the decided sessions with its 
     "no significant difference"       p >= alpha
     "not enough data"                 no session yet, or none decided (every session tied)
 
-``sequential`` is the always-valid version (``experiments.interleaving.sequential_sign_test``: a
+``sequential`` is the always-valid version (``engine.interleaving.sequential_sign_test``: a
 beta-mixture SPRT on the same share, with its confidence sequence for the share and for Δ), which
-may be read after every session. As for the A/B verdicts (``experiments.verdicts``), the verdict's
+may be read after every session. As for the A/B verdicts (``engine.verdicts``), the verdict's
 basis (``verdict_basis``) is the experiment's ``analysis_method``, never switched by Stop: the
 sequential test, or the fixed-horizon sign test once the plan's sessions are reached (or an early
 read was recorded; an imported log is complete). ``verdict_p_value`` is the basis's p value and
@@ -27,10 +27,10 @@ from typing import Any
 
 from django.db.models import Sum
 
-from experiments.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
-from experiments.interleaving.sequential import DEFAULT_N_STAR, concentration_for
+from engine.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
+from engine.interleaving.sequential import DEFAULT_N_STAR, concentration_for
+from engine.planning import InterleavingPlan
 from experiments.models import Experiment, InterleavingDaily, InterleavingState, VerdictOverride
-from experiments.planning import InterleavingPlan
 from experiments.services.interleaving import teams
 from experiments.services.plans import experiment_plan
 

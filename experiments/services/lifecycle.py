@@ -24,8 +24,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from engine.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.models import Arm, Decision, Experiment, ExperimentChange, VerdictOverride
-from experiments.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.services import bandit
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant

@@ -20,7 +20,7 @@ their users as "sim<run>:<shopper>"; an in-process run's arms ranked the shopper
 ranks the shopper too, while a run sent over HTTP (``--http``) was served under the prefixed id
 (the models' cold-start lists), so the candidate is given that same id. The intervals resample
 users (every impression of one user together: the user's arm and tastes are shared), the unit the
-experiment randomises. ``experiments.offpolicy.evaluate_ranking_target`` then
+experiment randomises. ``engine.offpolicy.evaluate_ranking_target`` then
 gives IPS, SNIPS and DR (position-wise, independent-item assumption) with BCa bootstrap intervals
 (users resampled), the effective sample size and the coverage warnings.
 """
@@ -37,17 +37,17 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from core import jobs
-from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest, SimulationRun
-from experiments.offpolicy import (
+from engine.offpolicy import (
     EstimatorConfig,
     OffPolicyError,
     PositionWiseEvaluation,
     SlateLog,
     evaluate_ranking_target,
 )
-from experiments.offpolicy import (
+from engine.offpolicy import (
     OffPolicyEstimate as CoreEstimate,
 )
+from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest, SimulationRun
 from recommenders.models import Item, TrainingRun, Variant
 from recommenders.serving import model_for_run
 
@@ -151,7 +151,7 @@ def _estimator_config(settings: dict[str, Any]) -> EstimatorConfig:
         clip=None if settings.get("clip") is None else float(settings["clip"]),
         # BCa rather than percentile: on the simulator (bench/offpolicy_validity.py, development seeds) the
         # percentile intervals of the arms' estimates missed the truth on the side the skew of a few large
-        # weights predicts; BCa corrects that skew (see experiments.offpolicy.estimators.bca_quantiles).
+        # weights predicts; BCa corrects that skew (see engine.offpolicy.estimators.bca_quantiles).
         interval="bca",
     )
 

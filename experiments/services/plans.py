@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from engine.planning import InterleavingPlan, Plan, plan_experiment, plan_interleaving
+from engine.stats import StatisticError
 from experiments.models import Experiment
-from experiments.planning import InterleavingPlan, Plan, plan_experiment, plan_interleaving
-from experiments.stats import StatisticError
 
 
 def experiment_plan(experiment: Experiment) -> Plan | InterleavingPlan | None:

@@ -23,7 +23,7 @@ guardrail or other: all five metrics are computed, the chosen ones are shown). M
 the relative-lift p-values of all arms x metrics form one Holm family (``multiple_testing``; each
 metric carries its ``p_value_adjusted``); exploratory, not a verdict.
 
-Verdicts (``experiments.verdicts``): on the primary metric's relative lift, by the analysis method,
+Verdicts (``engine.verdicts``): on the primary metric's relative lift, by the analysis method,
 Bonferroni across treatment arms. Each comparison carries ``verdict``, ``verdict_label``,
 ``verdict_basis``, ``verdict_p_value``, ``verdict_effect`` and ``verdict_ci_low``/``verdict_ci_high``:
 the same test's interval, so p < alpha exactly when the interval excludes 0. Under
@@ -66,15 +66,8 @@ from typing import Any, NamedTuple
 
 from django.db.models import Sum
 
-from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState, VerdictOverride
-from experiments.planning import InterleavingPlan, Plan, planned_arm_users
-from experiments.presentation import Badge, badges
-from experiments.services.bandit import bandit_results, is_bandit
-from experiments.services.cuped import covariate_samples
-from experiments.services.interleaving import teams
-from experiments.services.plans import experiment_plan
-from experiments.services.rollups import fold
-from experiments.stats import (
+from engine.planning import InterleavingPlan, Plan, planned_arm_users
+from engine.stats import (
     CovariateSample,
     Proportion,
     RatioSample,
@@ -89,8 +82,8 @@ from experiments.stats import (
     sequential_test,
     srm_test,
 )
-from experiments.stats.sequential import DEFAULT_N_STAR
-from experiments.verdicts import (
+from engine.stats.sequential import DEFAULT_N_STAR
+from engine.verdicts import (
     LABELS,
     NOT_ENOUGH_DATA,
     TESTS,
@@ -103,6 +96,13 @@ from experiments.verdicts import (
     relative_interval,
     verdict_of,
 )
+from experiments.models import Arm, ArmRollup, DailyRollup, Experiment, RollupState, VerdictOverride
+from experiments.presentation import Badge, badges
+from experiments.services.bandit import bandit_results, is_bandit
+from experiments.services.cuped import covariate_samples
+from experiments.services.interleaving import teams
+from experiments.services.plans import experiment_plan
+from experiments.services.rollups import fold
 
 SRM_ALPHA = 0.001
 TRAFFIC = ("all", "live", "simulated")
@@ -373,7 +373,7 @@ def _compare(
 def _bayesian(metric: str, control: Statistic, treatment: Statistic) -> tuple[dict[str, Any] | None, str | None]:
     """The Bayesian comparison of one metric (chance to win, expected losses, lift credible interval):
     the exact Beta-Binomial for rates of users, a normal posterior on the delta-method relative lift for
-    ratio metrics (CTR) and means (``experiments.stats.bayesian_test``)."""
+    ratio metrics (CTR) and means (``engine.stats.bayesian_test``)."""
     result, error = _attempt(lambda: bayesian_test(control, treatment))
     return (result and {"metric": metric, **result}), error
 
@@ -697,7 +697,7 @@ def _interleaving_results(experiment: Experiment, traffic: str) -> dict[str, Any
 
 def _bandit_verdicts(comparisons: list[dict[str, Any]], bandit: dict[str, Any], alpha: float) -> None:
     """Replace each treatment's verdict by the cohort analysis's: the pooled tests are biased when the
-    weights change (see ``experiments.bandits.analysis``). The batched test has no interval, so the
+    weights change (see ``engine.bandits.analysis``). The batched test has no interval, so the
     verdict's interval is null; the cohorts' period-weighted lift and its Wald interval are description."""
     by_arm = {comp["arm"]: comp for comp in bandit["comparisons"]}
     for comp in comparisons:

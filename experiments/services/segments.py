@@ -43,12 +43,12 @@ from typing import Any
 
 from django.db import connection
 
+from engine.stats import StatisticError, adjust_pvalues
+from engine.verdicts import TESTS, relative_interval
 from experiments.models import Arm, ArmRollup, Experiment, Exposure, RollupState, ServedRequest, UserRollup
 from experiments.services.bandit import is_bandit
 from experiments.services.cuped import experiment_dataset_id, pre_period_sql, shopper_id_sql
 from experiments.services.results import METRICS, _statistic, _traffic_filter
-from experiments.stats import StatisticError, adjust_pvalues
-from experiments.verdicts import TESTS, relative_interval
 from recommenders.models import UserAttribute
 
 DIMENSIONS = {"country": "Country", "user_type": "New vs returning", "session_type": "Search vs browse"}

@@ -37,7 +37,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from experiments import bucketing
+from engine import bucketing
 from experiments.models import Arm, BanditUpdate, Event, Experiment, Exposure, ServedRequest
 from experiments.services.bandit import live_schedule
 from experiments.services.events import COLUMNS, impression_event_id

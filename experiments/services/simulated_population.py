@@ -16,10 +16,10 @@ from functools import lru_cache
 
 from django.db.models import Max, Min
 
+from engine.planning import Plan
+from engine.simulation.config import MAX_POPULATION_SCALE
 from experiments.models import Experiment
-from experiments.planning import Plan
 from experiments.services.plans import experiment_plan
-from experiments.simulation.config import MAX_POPULATION_SCALE
 from recommenders.models import Dataset, Interaction
 
 

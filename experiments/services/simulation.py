@@ -7,12 +7,12 @@ allocation and salt) and the arms' frozen trained models (the serving artifacts,
 batches by `BatchScorer` as `Recommender.recommend` would); the day's served requests, first
 exposures and impression, click, add-to-cart and purchase events are then written in bulk
 (`simulation_storage`: COPY on PostgreSQL, through the ingestion path's `copy_events`), each
-pointing to the run. The Django-free core (`experiments.simulation`) draws the outcomes.
+pointing to the run. The Django-free core (`engine.simulation`) draws the outcomes.
 On an interleaving experiment every simulated shopper in the experiment gets the team-draft list
 of both arms (`run(..., interleaved=True)`); each impression and click is stored with the arm
 that contributed its item, and the fold credits the clicks as for live traffic.
 On an experiment with an exploration share, every simulated request in the experiment is served as
-live serving would serve it (`experiments.simulation.exploring`): the stored request id's hash picks
+live serving would serve it (`engine.simulation.exploring`): the stored request id's hash picks
 the explored requests, which show a random ordering of the union of every arm's top k; the served
 requests store the share and the explored flag, and every impression the mixture policy's
 position-wise propensity, so an off-policy estimate can read a simulated run's log.
@@ -35,15 +35,15 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core import jobs
-from experiments import bucketing
+from engine import bucketing
+from engine.simulation import DayBatch, Exploration, Shoppers, SimulationConfig, SimulationError, run
+from engine.simulation.config import SECONDS_PER_DAY
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
 from experiments.services import bandit
 from experiments.services.interleaving import teams
 from experiments.services.rollups import fold, recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation_storage import DayQueue, RunWriter
-from experiments.simulation import DayBatch, Exploration, Shoppers, SimulationConfig, SimulationError, run
-from experiments.simulation.config import SECONDS_PER_DAY
 from recommenders.algorithms.base import Recommender, TrainingData, top_k
 from recommenders.models import Item
 from recommenders.services.training import load_training_data

@@ -1,6 +1,6 @@
 """Simulated traffic sent through the real HTTP API, for load tests (`simulate --http URL --token T`).
 
-The same simulation as in-process (`experiments.simulation.run`: same shoppers, sessions,
+The same simulation as in-process (`engine.simulation.run`: same shoppers, sessions,
 queries and click model), but every session is one POST to
 ``/api/v1/experiments/{key}/recommendations`` (the server assigns the arm, scores, and logs the
 exposure and the impressions itself) and the day's clicks, add-to-carts and purchases go to
@@ -53,15 +53,15 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from experiments import bucketing
+from engine import bucketing
+from engine.simulation import DayBatch, SimulationConfig, SimulationError, run
+from engine.simulation.config import SECONDS_PER_DAY
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
 from experiments.services import bandit
 from experiments.services.interleaving import INTERLEAVED
 from experiments.services.rollups import recompute
 from experiments.services.serving import allocation_of
 from experiments.services.simulation import SimulationRefused, check_simulation, load_shoppers
-from experiments.simulation import DayBatch, SimulationConfig, SimulationError, run
-from experiments.simulation.config import SECONDS_PER_DAY
 
 EVENT_BATCH = 5000
 LOGGED_WITHIN = 30.0  # seconds the server may take to store the answers it buffered (it flushes every 0.1 s)

@@ -32,9 +32,9 @@ import numpy.typing as npt
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from engine.simulation import DayBatch
 from experiments.models import Exposure, ServedRequest
 from experiments.services.events import COLUMNS, copy_events
-from experiments.simulation import DayBatch
 
 _NAMESPACE = uuid.UUID("6f0c1a52-3d55-4e0e-9a55-5f1b1d7a2c11")
 # (event_id suffix, type, seconds after the session's start) per event kind, in write order.

@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
-from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
+from engine.interleaving import Tally, interleaving_test, sequential_sign_test
+from engine.planning import InterleavingPlan
 from experiments.models import Decision, Experiment, InterleavingDaily
-from experiments.planning import InterleavingPlan
 from experiments.services.plans import experiment_plan
 from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import pvalue, signed

@@ -115,7 +115,7 @@ def test_a_training_left_running_by_a_dead_worker_is_finished_by_the_next_one(tm
 def test_a_broker_outage_fails_the_job_with_the_reason_and_the_api_answers_503(tmp_path: Path) -> None:
     from django.db import transaction
 
-    from abplatform.api_errors import api_exception_handler
+    from core.api_errors import api_exception_handler
     from recommenders.tasks import train_variant_task
 
     dataset = retail_sample(tmp_path, rows=200)

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from experiments.bandits import (
+from engine.bandits import (
     ArmCounts,
     PeriodData,
     ThompsonConfig,

@@ -14,8 +14,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
-from experiments import bucketing
-from experiments.bandits import ArmCounts, thompson_update
+from engine import bucketing
+from engine.bandits import ArmCounts, thompson_update
 from experiments.models import BanditUpdate, Experiment, Exposure, ServedRequest
 from experiments.services import bandit, serving
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment

@@ -13,8 +13,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
+from engine.offpolicy.exploration import POOL_FACTOR, is_explored, propensities
 from experiments.models import Event, Experiment, ServedRequest
-from experiments.offpolicy.exploration import POOL_FACTOR, is_explored, propensities
 from experiments.services import serving
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment
 from experiments.services.serving_log import LogBuffer

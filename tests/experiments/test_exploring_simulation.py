@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from engine.offpolicy.exploration import is_explored
 from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest, SimulationRun
-from experiments.offpolicy.exploration import is_explored
 from experiments.services import serving
 from experiments.services.exploration import recommend_with_exploration
 from experiments.services.offpolicy import candidate_placements, load_log, queue_estimate, run_estimate

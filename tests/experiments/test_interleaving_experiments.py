@@ -18,8 +18,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
-from experiments import bucketing
-from experiments.interleaving import Tally, interleave, interleaving_test, sequential_sign_test, sessions_for_power
+from engine import bucketing
+from engine.interleaving import Tally, interleave, interleaving_test, sequential_sign_test, sessions_for_power
 from experiments.lean import LeanDispatcher
 from experiments.models import (
     Event,

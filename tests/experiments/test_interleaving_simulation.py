@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db.models import F
 
-from experiments.interleaving import Tally, interleaving_test, sequential_sign_test
+from engine.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Event, Experiment, Exposure, InterleavingSession, ServedRequest
 from experiments.services import serving
 from experiments.services.results import experiment_results

@@ -20,8 +20,8 @@ from rest_framework.test import APIClient
 
 from abplatform.celery import app
 from accounts.roles import DATA_SCIENTISTS, REVIEWERS
+from engine.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target
 from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest
-from experiments.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target
 from experiments.services import serving
 from experiments.services.offpolicy import OffPolicyRefused, queue_estimate, run_estimate
 from recommenders.models import Variant
@@ -256,7 +256,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     assert 'id="predicted-ctr-empty"' in page
     assert '<option value="explore-ab">explore-ab · Served by the platform</option>' in page
 
-    queued = client.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "explore-ab", "seed": "7"})
+    queued = client.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "explore-ab", "seed": "7"})
     assert queued.status_code == 302
     estimate = OffPolicyEstimate.objects.get()
     page = client.get("/variants/knn/1/").content.decode()
@@ -272,7 +272,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     assert "pi(item, position | request) = 1" in page
     assert '<th class="num">95 % interval</th>' in page  # not "0.95 interval"
 
-    refused = client.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "nope", "seed": "7"}, follow=True)
+    refused = client.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "nope", "seed": "7"}, follow=True)
     assert (
         "Log of experiment: Select a valid choice. nope is not one of the available choices."
         in refused.content.decode()
@@ -280,7 +280,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     reviewer = Client()
     reviewer.force_login(user_with_role("rev", REVIEWERS))
     assert 'id="estimate-form"' not in reviewer.get("/variants/knn/1/").content.decode()
-    assert reviewer.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "explore-ab"}).status_code == 403
+    assert reviewer.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "explore-ab"}).status_code == 403
 
 
 @pytest.mark.slow

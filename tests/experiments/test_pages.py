@@ -16,12 +16,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import DATA_SCIENTISTS, REVIEWERS
+from engine.stats import sample_size_proportions
+from engine.verdicts import KINDS
 from experiments.models import Decision, Experiment, ExperimentChange
 from experiments.services.lifecycle import transition
 from experiments.services.results import experiment_results
 from experiments.services.rollups import fold
-from experiments.stats import sample_size_proportions
-from experiments.verdicts import KINDS
 from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import user_with_role

@@ -13,11 +13,11 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
+from engine.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
+from engine.stats.sequential import DEFAULT_N_STAR
 from experiments.models import Arm, Experiment, Exposure
 from experiments.services.results import experiment_results, sequential_n_stars
 from experiments.services.rollups import fold
-from experiments.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
-from experiments.stats.sequential import DEFAULT_N_STAR
 from tests.experiments.traffic import DAY1, NO_LAG, expose, running_experiment, send, simulate
 
 
@@ -134,8 +134,8 @@ def test_cuped_uses_the_shoppers_history_before_the_start(tmp_path, settings) ->
     """Real customers of the data set; their clicks in the experiment follow their earlier purchases."""
     from collections import Counter
 
+    from engine.stats import CovariateSample, cuped_adjust, mean_test
     from experiments.services.lifecycle import transition
-    from experiments.stats import CovariateSample, cuped_adjust, mean_test
     from recommenders.models import Interaction
     from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 

@@ -14,11 +14,7 @@ import pytest
 from django.db.models import Sum
 from statsmodels.stats.multitest import multipletests
 
-from experiments.models import Arm, ArmRollup, Experiment, ServedRequest, SimulationRun
-from experiments.serializers import segment_breakdown_data
-from experiments.services.rollups import fold
-from experiments.services.segments import NOTE, SegmentBreakdown, SegmentLift, segment_results
-from experiments.stats import (
+from engine.stats import (
     Proportion,
     RatioSample,
     SampleMean,
@@ -26,6 +22,10 @@ from experiments.stats import (
     proportion_test,
     ratio_test,
 )
+from experiments.models import Arm, ArmRollup, Experiment, ServedRequest, SimulationRun
+from experiments.serializers import segment_breakdown_data
+from experiments.services.rollups import fold
+from experiments.services.segments import NOTE, SegmentBreakdown, SegmentLift, segment_results
 from recommenders.models import Dataset, Interaction, Item, UserAttribute, Variant
 from tests.experiments.factories import client_for, product_manager, simulated_retail_experiment
 from tests.experiments.traffic import DAY1, expose, running_experiment, send

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from experiments import bucketing
+from engine import bucketing
 from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
 from experiments.services import bandit, serving
 from experiments.services.results import experiment_results

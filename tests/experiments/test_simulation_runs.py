@@ -368,7 +368,7 @@ def test_the_simulate_card_says_the_data_sets_shoppers_and_the_shop_size_the_pla
     from django.test import Client
     from django.urls import reverse
 
-    from experiments.planning import plan_experiment
+    from engine.planning import plan_experiment
     from experiments.services.simulated_population import population_advice
 
     client = Client()

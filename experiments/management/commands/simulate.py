@@ -10,9 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from engine.simulation.config import ARRIVALS
 from experiments.models import Experiment, SimulationRun
 from experiments.services.simulation import SimulationRefused, queue_simulation, run_simulation
-from experiments.simulation.config import ARRIVALS
 
 
 class Command(BaseCommand):
