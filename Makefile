@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers experiments/presentation.py experiments/charts.py
+MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers analysis/presentation.py analysis/charts.py
 
 .PHONY: demo test lint docs format serve migrate stop clean help
 
@@ -10,7 +10,8 @@ help:
 	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, register and"
 	@echo "             queue the demo recommender variants, run web + worker (the worker trains them)"
 	@echo "make test    set up .venv with the dev tools and run the whole test suite"
-	@echo "make lint    ruff check, ruff format --check, mypy on the Django-free packages, and make docs"
+	@echo "make lint    ruff check, ruff format --check, mypy, import-linter contracts (.importlinter), no import"
+	@echo "             cycles (scripts/check_import_cycles.py), and make docs"
 	@echo "make docs    build the documentation site (mkdocs build --strict) into var/site; mkdocs serve to browse it"
 	@echo "make stop    stop the embedded PostgreSQL (used when DATABASE_URL is unset; its data stays in var/)"
 	@echo "make clean   stop it, then remove .venv and var/ (the embedded database, broker folder and models)"
@@ -52,6 +53,8 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(wildcard $(MYPY_PACKAGES))
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) scripts/check_import_cycles.py
 	$(MAKE) docs
 
 # The documentation site (mkdocs.yml, docs/); strict, so a broken link or anchor fails. Material's

@@ -8,7 +8,7 @@ Command-line flags win over these (the Dockerfile and compose set --workers).
   worker overlaps one request's database wait with another's work (bench/serving.py
   compares worker settings; figures in CHANGELOG.md).
 * `worker_exit` stores the serving logs still buffered in the worker
-  (experiments/services/serving_log.py) when it stops gracefully (SIGTERM, max-requests, reload).
+  (serving/services/serving_log.py) when it stops gracefully (SIGTERM, max-requests, reload).
 """
 
 from typing import Any
@@ -19,6 +19,6 @@ keepalive = 5  # seconds an idle client connection stays open
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    from experiments.services.serving_log import buffer
+    from serving.services.serving_log import buffer
 
     buffer.stop()

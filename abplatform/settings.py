@@ -60,6 +60,10 @@ INSTALLED_APPS = [
     "accounts",
     "recommenders",
     "experiments",
+    "serving",
+    "analysis",
+    "simulation",
+    "offpolicy",
 ]
 
 MIDDLEWARE = [
@@ -144,7 +148,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # People use the API with their session (and its CSRF check); programs with API tokens
-        # (experiments.authentication). No Basic auth: it would let a password be guessed request by request.
+        # (serving.authentication). No Basic auth: it would let a password be guessed request by request.
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -203,14 +207,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Panels other apps add to the variant page: dotted paths of callables (request, variant) -> HTML or
 # None, resolved by recommenders.pages with import_string, so `recommenders` never imports them.
-VARIANT_PAGE_PANELS = ["experiments.variant_panels.predicted_ctr_panel"]
+VARIANT_PAGE_PANELS = ["offpolicy.panels.predicted_ctr_panel"]
+# The same for the experiment page: callables (request, experiment) -> HTML or None, shown in order
+# after the arms, so `experiments` never imports the apps above it.
+EXPERIMENT_PAGE_PANELS = ["analysis.pages.bandit_weights_panel", "simulation.pages.simulation_panel"]
 
 CELERY_TASK_ROUTES = {
     "recommenders.tasks.train_variant_task": {"queue": "training"},
     "recommenders.tasks.evaluate_variant_task": {"queue": "training"},
-    "experiments.tasks.simulate_task": {"queue": "training"},
+    "simulation.tasks.simulate_task": {"queue": "training"},
     # It loads and scores a trained model, like training.
-    "experiments.tasks.estimate_ctr_task": {"queue": "training"},
+    "offpolicy.tasks.estimate_ctr_task": {"queue": "training"},
 }
 
 # Periodic work (run `celery -A abplatform beat` next to the workers).
@@ -221,9 +228,9 @@ JOB_STALE_SECONDS = env_int("ABPLATFORM_JOB_STALE_SECONDS", 120, minimum=2)
 if JOB_STALE_SECONDS <= 2 * JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("ABPLATFORM_JOB_STALE_SECONDS must exceed twice ABPLATFORM_JOB_HEARTBEAT_SECONDS.")
 CELERY_BEAT_SCHEDULE = {
-    "fold-rollups": {"task": "experiments.tasks.fold_rollups_task", "schedule": 30.0, "options": {"expires": 25}},
+    "fold-rollups": {"task": "analysis.tasks.fold_rollups_task", "schedule": 30.0, "options": {"expires": 25}},
     # Checks each running bandit's own update interval (bandit_update_minutes) every minute.
-    "update-bandits": {"task": "experiments.tasks.update_bandits_task", "schedule": 60.0, "options": {"expires": 55}},
+    "update-bandits": {"task": "analysis.tasks.update_bandits_task", "schedule": 60.0, "options": {"expires": 55}},
     # Jobs whose worker died (no heartbeat for core.jobs.STALE) are put back and re-sent.
     "recover-stale-jobs": {"task": "core.tasks.recover_stale_jobs_task", "schedule": 60.0, "options": {"expires": 55}},
 }

@@ -11,11 +11,11 @@ from abplatform import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("variants/", include("recommenders.page_urls")),
-    path("experiments/", include("experiments.page_urls")),
+    path("experiments/", include("abplatform.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("recommenders.urls")),
-    path("api/v1/", include("experiments.urls")),
+    path("api/v1/", include("abplatform.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Pages without the layout's icon link (the API's browsable pages, Django's plain error pages) make

@@ -8,9 +8,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from experiments import presentation
+from analysis import presentation
+from analysis.services.results import experiment_badges, experiment_results
 from experiments.models import Experiment
-from experiments.services.results import experiment_badges, experiment_results
 from recommenders.models import Dataset, TrainingRun
 
 HOME_EXPERIMENTS = 6

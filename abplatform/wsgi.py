@@ -2,7 +2,7 @@
 or `gunicorn abplatform.wsgi` (gunicorn.conf.py).
 
 The two hot endpoints (recommendations, event batches) are answered by the lean path in
-front of Django (experiments/lean.py); everything else goes through Django as usual.
+front of Django (serving/lean.py); everything else goes through Django as usual.
 """
 
 import os
@@ -12,7 +12,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "abplatform.settings")
 django_application = get_wsgi_application()
 
-from experiments.lean import LeanDispatcher  # noqa: E402  (needs the apps loaded by get_wsgi_application)
+from serving.lean import LeanDispatcher  # noqa: E402  (needs the apps loaded by get_wsgi_application)
 
 application = LeanDispatcher(django_application)
 

@@ -141,10 +141,12 @@ def prepare(args: argparse.Namespace) -> Any:
 
 def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float) -> SeedOutcome:
     """Simulate one seed on the empty experiment, read its looks, delete the run (`n_star`: the platform's)."""
+    from analysis.services.results import cumulative_statistics, experiment_results
     from engine.stats import StatisticError, proportion_test, sequential_test
-    from experiments.models import Experiment, SimulationRun
-    from experiments.services.results import cumulative_statistics, experiment_results
-    from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation
+    from experiments.models import Experiment
+    from simulation.models import SimulationRun
+    from simulation.services.runs import delete_simulation, run_simulation
+    from simulation.tasks import queue_simulation
 
     began = time.perf_counter()
     if SimulationRun.objects.filter(experiment=experiment).exists():
@@ -288,7 +290,7 @@ def print_tables(args: argparse.Namespace, summary: dict[str, Any], outcomes: li
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     experiment = prepare(args)
-    from experiments.services.results import sequential_n_stars
+    from analysis.services.results import sequential_n_stars
 
     arms = list(experiment.arms.order_by("position", "pk"))
     n_star = sequential_n_stars(experiment, arms)[arms[1].pk]

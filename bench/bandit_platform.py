@@ -108,9 +108,11 @@ def bench_bandit(args: argparse.Namespace, arrivals: str) -> Any:
 
 
 def simulate_mode(args: argparse.Namespace, arrivals: str) -> list[SeedRun]:
-    from experiments.models import Event, Experiment, Exposure, ServedRequest
-    from experiments.services import bandit
-    from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation
+    from experiments.models import Experiment
+    from experiments.services import bandit_schedule
+    from serving.models import Event, Exposure, ServedRequest
+    from simulation.services.runs import delete_simulation, run_simulation
+    from simulation.tasks import queue_simulation
 
     experiment = bench_bandit(args, arrivals)
     days = args.platform_days
@@ -126,7 +128,7 @@ def simulate_mode(args: argparse.Namespace, arrivals: str) -> list[SeedRun]:
         simulation.refresh_from_db()
         if simulation.status != "succeeded":
             raise SystemExit(f"simulation {simulation.pk} {simulation.status}: {simulation.message}")
-        history = bandit.history(experiment.pk, simulation.pk)
+        history = bandit_schedule.history(experiment.pk, simulation.pk)
         day0 = history[0].starts_at  # simulated day d is [day0 + d days, day0 + d + 1 days)
         served = ServedRequest.objects.filter(simulation=simulation).values_list("served_at", "arm__position")
         exposed = Exposure.objects.filter(simulation=simulation).values_list("first_exposed_at", "arm__position")
@@ -229,8 +231,8 @@ def fixed_split_control(args: argparse.Namespace, arrivals: str) -> None:
     from engine import bucketing
     from engine.simulation import SimulationConfig, run
     from engine.stats import RatioSample
-    from experiments.services.simulation import BatchScorer, load_shoppers
     from recommenders.serving import model_for_run
+    from simulation.services.runs import BatchScorer, load_shoppers
 
     experiment = bench_bandit(args, arrivals)
     data, shoppers = load_shoppers(experiment)

@@ -1,8 +1,8 @@
 """What sticky bandit assignment costs on the serving path, in-process, beside an A/B test.
 
 Both experiments serve the same two trained popularity variants (so the recommendation itself is
-cheap and the assignment's share shows), through ``serving.serve`` with the lean WSGI path's
-``LogBuffer`` as the log writer (what ``experiments/lean.py`` does). Four passes of --users requests,
+cheap and the assignment's share shows), through ``serve.serve`` with the lean WSGI path's
+``LogBuffer`` as the log writer (what ``serving/lean.py`` does). Four passes of --users requests,
 k = 10, best of --repeat, microseconds per request:
 
   * A/B: bucketing only;
@@ -32,21 +32,21 @@ django.setup()
 
 from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, the script's directory)
 
-from experiments.models import Event, Exposure, ServedRequest  # noqa: E402
-from experiments.services import serving  # noqa: E402
-from experiments.services.serving_log import LogBuffer  # noqa: E402
+from serving.models import Event, Exposure, ServedRequest  # noqa: E402
+from serving.services import serve  # noqa: E402
+from serving.services.serving_log import LogBuffer  # noqa: E402
 
 NAME = "bench-bandit-serving"
 
 
 def _pass(key: str, users: list[str], buffer: LogBuffer, *, clear: bool) -> float:
     """Seconds per request of one pass over `users` (the config stays cached; `clear` drops sticky arms)."""
-    serving.serve(key, "warm-up", 10, log=buffer.add)
+    serve.serve(key, "warm-up", 10, log=buffer.add)
     if clear:
-        serving._sticky.clear()  # keep the config, forget the arms: every user needs the exposure lookup
+        serve._sticky.clear()  # keep the config, forget the arms: every user needs the exposure lookup
     start = time.perf_counter()
     for user in users:
-        serving.serve(key, user, 10, log=buffer.add)
+        serve.serve(key, user, 10, log=buffer.add)
     elapsed = time.perf_counter() - start
     buffer.flush()
     return elapsed / len(users)
@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    serving.CONFIG_TTL = 3600.0  # measure the assignment, not the once-a-second config reload
+    serve.CONFIG_TTL = 3600.0  # measure the assignment, not the once-a-second config reload
     dataset = held_out_retail("online-retail-bench")
     arms = [("control", "retail-popularity", "popularity", {}), ("treatment", "retail-popularity-b", "popularity", {})]
     ab = bench_experiment(f"{NAME}-ab", "Serving cost, A/B", dataset, arms)

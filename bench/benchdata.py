@@ -19,8 +19,9 @@ from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_exper
 from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Dataset, Variant
 from recommenders.services.datasets import save_dataset
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
 
 REPO = Path(__file__).resolve().parents[1]
 

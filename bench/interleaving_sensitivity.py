@@ -83,11 +83,11 @@ from engine.simulation.clicks import examination, outcomes  # noqa: E402
 from engine.simulation.sessions import Sessions  # noqa: E402
 from engine.stats import SampleMean, mean_test  # noqa: E402
 from experiments.models import Experiment  # noqa: E402
-from experiments.services.simulation import BatchScorer as Scorer  # noqa: E402
-from experiments.services.simulation import load_shoppers  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.models import Dataset, TrainingRun, Variant  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
+from simulation.services.runs import BatchScorer as Scorer  # noqa: E402
+from simulation.services.runs import load_shoppers  # noqa: E402
 
 DATASET = "online-retail"
 NAME = "bench-interleaving"

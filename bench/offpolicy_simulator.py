@@ -7,7 +7,7 @@ content model. For each seed:
 1. Logging traffic: an A/B/C experiment (popularity, item-kNN, EASE, equal weights, bucketed with a
    per-seed salt) with the platform's exploration share e: a share e of the sessions, drawn at random,
    gets a uniformly random ordering of C = the union of the three arms' top M = k items, cut to k
-   (experiments.services.exploration); the other sessions the arm's top k. Each impression's
+   (serving.services.exploration); the other sessions the arm's top k. Each impression's
    propensity is the mixture marginal p(a, k) = (1 - e) 1[d_k = a] + e 1[a in C] / |C|
    (``mixture_propensities``); clicks come from the simulator's position-based click model (the
    simulation core, engine/simulation/).
@@ -50,11 +50,11 @@ from engine import bucketing  # noqa: E402
 from engine.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target  # noqa: E402
 from engine.offpolicy.exploration import POOL_FACTOR, mixture_propensities  # noqa: E402
 from engine.simulation import Shoppers, SimulationConfig, run  # noqa: E402
-from experiments.services.simulation import BatchScorer  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.models import Item  # noqa: E402
 from recommenders.services.training import load_training_data  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
+from simulation.services.runs import BatchScorer  # noqa: E402
 
 NAME = "bench-ope"
 CANDIDATES = (

@@ -42,11 +42,13 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from analysis.models import ArmRollup  # noqa: E402
+from analysis.services.results import experiment_results  # noqa: E402
+from analysis.services.rollups import fold, recompute  # noqa: E402
 from bench.report import Spread, write  # noqa: E402
-from experiments.models import Arm, ArmRollup, Event, Experiment, Exposure  # noqa: E402
-from experiments.services.events import insert_events  # noqa: E402
-from experiments.services.results import experiment_results  # noqa: E402
-from experiments.services.rollups import fold, recompute  # noqa: E402
+from experiments.models import Arm, Experiment  # noqa: E402
+from serving.models import Event, Exposure  # noqa: E402
+from serving.services.events import insert_events  # noqa: E402
 
 KEY = "bench-results"
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -60,9 +60,9 @@ django.setup()
 from benchdata import bench_experiment  # noqa: E402  (bench/, the script's directory)
 from django.db import connection  # noqa: E402
 
-from experiments.models import ApiToken, Event, ServedRequest  # noqa: E402
-from experiments.services.tokens import create_token  # noqa: E402
 from recommenders.models import Dataset  # noqa: E402
+from serving.models import ApiToken, Event, ServedRequest  # noqa: E402
+from serving.services.tokens import create_token  # noqa: E402
 
 KEY = "bench-serving"
 

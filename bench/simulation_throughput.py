@@ -27,8 +27,10 @@ django.setup()
 
 from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, the script's directory)
 
-from experiments.models import Event, Experiment  # noqa: E402
-from experiments.services.simulation import delete_simulation, queue_simulation, run_simulation  # noqa: E402
+from experiments.models import Experiment  # noqa: E402
+from serving.models import Event  # noqa: E402
+from simulation.services.runs import delete_simulation, run_simulation  # noqa: E402
+from simulation.tasks import queue_simulation  # noqa: E402
 
 NAME = "bench-simulation"
 

@@ -68,22 +68,19 @@ from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, 
 from django.db.models import Count, Exists, OuterRef  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
+from analysis.services.results import experiment_results  # noqa: E402
 from engine import bucketing  # noqa: E402
 from engine.simulation import Shoppers, SimulationConfig, SimulationResult, run  # noqa: E402
 from engine.stats import RatioSample, power_proportions, ratio_test  # noqa: E402
-from experiments.models import Arm, Event, Experiment, ServedRequest, SimulationRun  # noqa: E402
-from experiments.services.results import experiment_results  # noqa: E402
-from experiments.services.simulation import (  # noqa: E402
-    BatchScorer,
-    delete_simulation,
-    load_shoppers,
-    queue_simulation,
-    run_simulation,
-)
+from experiments.models import Arm, Experiment  # noqa: E402
 from recommenders.algorithms.base import TrainingData  # noqa: E402
 from recommenders.evaluation.evaluator import evaluate  # noqa: E402
 from recommenders.evaluation.splits import temporal_split  # noqa: E402
 from recommenders.serving import model_for_run  # noqa: E402
+from serving.models import Event, ServedRequest  # noqa: E402
+from simulation.models import SimulationRun  # noqa: E402
+from simulation.services.runs import BatchScorer, delete_simulation, load_shoppers, run_simulation  # noqa: E402
+from simulation.tasks import queue_simulation  # noqa: E402
 
 NAME = "bench-validity"
 ALPHA = 0.05

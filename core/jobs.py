@@ -56,6 +56,15 @@ class QueueUnavailable(Exception):
     """The broker did not take the job's task; the job is marked failed with the reason."""
 
 
+def long_job_options(seconds: int, *, max_retries: int = 3) -> dict[str, Any]:
+    """Celery options of a job that holds a worker for minutes: acknowledged after the work (a crash
+    redelivers it; the body claims its row once), a database outage retried with backoff, every other
+    failure recorded by the body, a hard limit of ``seconds`` and a soft one a minute earlier."""
+    return {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": (OperationalError,),
+            "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": max_retries,
+            "soft_time_limit": seconds - 60, "time_limit": seconds}  # fmt: skip
+
+
 def claim(model: type[Job], pk: int, message: str = "starting") -> bool:
     """Move the job to running if it is queued, or running but silent for longer than stale_after() (its worker
     died); False when another worker has it or it has finished. One conditional UPDATE: two workers

@@ -1,32 +1,23 @@
-"""REST endpoints of experiments: configuration and lifecycle, serving, events, decisions."""
+"""REST endpoints of experiments: configuration, lifecycle, early reads, audit log and decisions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.parsers import BoundedJSONParser
-from experiments.authentication import ApiTokenAuthentication, token_scope
-from experiments.endpoints import ingest_answer, recommendations_answer
 from experiments.models import Experiment
 from experiments.serializers import (
     ChangeSerializer,
     DecisionSerializer,
-    EventInput,
     ExperimentInput,
     ExperimentPatch,
     ExperimentSerializer,
-    IngestAnswer,
-    RecommendationAnswer,
-    RecommendationRequest,
-    SegmentBreakdownSerializer,
-    segment_breakdown_data,
 )
 from experiments.services.lifecycle import (
     TRANSITIONS,
@@ -40,13 +31,6 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
-from experiments.services.results import TRAFFIC, experiment_results
-from experiments.services.segments import DIMENSIONS, segment_results
-
-SESSION_AND_TOKEN = [
-    ApiTokenAuthentication,
-    *[cls for cls in APIView.authentication_classes if cls is not ApiTokenAuthentication],
-]
 
 
 class ExperimentPermission(permissions.BasePermission):
@@ -68,6 +52,11 @@ class ExperimentPermission(permissions.BasePermission):
         if act == "create":
             return bool(user.has_perm("experiments.add_experiment"))
         return bool(user.has_perm("experiments.change_experiment"))
+
+
+def experiment_for(key: str) -> Experiment:
+    """The experiment with this key, or a 404."""
+    return get_object_or_404(Experiment, key=key)
 
 
 def _arms(data: list[dict[str, Any]]) -> list[ArmSpec]:
@@ -148,30 +137,6 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._transition(request, key, "archive")
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("fold", bool, description="fold new events into the rollups first"),
-            OpenApiParameter(
-                "traffic",
-                str,
-                enum=["all", "live", "simulated"],
-                description="users counted: live, simulated (simulation runs) or all (default)",
-            ),
-        ],
-        responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
-    )
-    @action(detail=True, methods=["get"])
-    def results(self, request: Request, key: str) -> Response:
-        """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
-        user from the rollups, each treatment tested against the control by the experiment's analysis method (the
-        verdict Bonferroni-adjusted across treatments, the table of every metric Holm-adjusted), the guardrails,
-        the warnings and the SRM check."""
-        fold = request.query_params.get("fold", "").lower() in ("1", "true", "yes")
-        traffic = request.query_params.get("traffic", "all")
-        if traffic not in TRAFFIC:
-            return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
-        return Response(experiment_results(self.get_object(), fold_first=fold, traffic=traffic))
-
-    @extend_schema(
         request=inline_serializer("EarlyRead", {"reason": serializers.CharField()}),
         responses={201: OpenApiResponse(description="the recorded early read: by, reason, at"),
                    400: OpenApiResponse(description="no reason, or the experiment is sequential"),
@@ -190,37 +155,6 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response({"detail": str(error)}, status=409)
         return Response({"by": override.user.username, "reason": override.reason, "at": override.at.isoformat()},
                         status=status.HTTP_201_CREATED)  # fmt: skip
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "by", str, enum=list(DIMENSIONS),
-                description="the user attribute: country (from the data set), user_type (new or returning) or "
-                "session_type (search or browse); default country",
-            ),
-            OpenApiParameter(
-                "traffic", str, enum=list(TRAFFIC),
-                description="users counted: live, simulated (simulation runs) or all (default)",
-            ),
-        ],
-        responses={
-            200: SegmentBreakdownSerializer,
-            400: OpenApiResponse(description="unknown dimension or traffic (the reason is under its parameter)"),
-        },
-    )  # fmt: skip
-    @action(detail=True, methods=["get"])
-    def segments(self, request: Request, key: str) -> Response:
-        """Exploratory, not a verdict: the results by segment of one user attribute. Per segment and arm the
-        exposed users and, on every metric (primary first), each treatment's relative lift against the
-        segment's control users with the interval and p-value of the results' test for that metric,
-        Holm-adjusted across the metric's segments. As of the last fold."""
-        by = request.query_params.get("by", "country")
-        if by not in DIMENSIONS:
-            return Response({"by": [f"unknown dimension {by!r}: use one of {', '.join(DIMENSIONS)}"]}, status=400)
-        traffic = request.query_params.get("traffic", "all")
-        if traffic not in TRAFFIC:
-            return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
-        return Response(segment_breakdown_data(segment_results(self.get_object(), by, traffic=traffic)))
 
     @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -248,35 +182,3 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         except TransitionError as error:
             return Response({"detail": str(error)}, status=409)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
-
-
-class RecommendationsView(APIView):
-    """POST /api/v1/experiments/{key}/recommendations: the arm's top-k for a user, logged (exposure, impressions)."""
-
-    authentication_classes = SESSION_AND_TOKEN
-    permission_classes = [token_scope("serve")]
-    parser_classes = [BoundedJSONParser]
-
-    @extend_schema(request=RecommendationRequest, responses={200: RecommendationAnswer})
-    def post(self, request: Request, key: str) -> Response:
-        form = RecommendationRequest(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
-        status_code, answer = recommendations_answer(key, data["user_id"], data["k"], data["query"])
-        return Response(answer, status=status_code)
-
-
-class EventsView(APIView):
-    """POST /api/v1/events: a batch of up to 10,000 events; each event_id is stored once."""
-
-    authentication_classes = SESSION_AND_TOKEN
-    permission_classes = [token_scope("ingest")]
-    parser_classes = [BoundedJSONParser]
-
-    @extend_schema(
-        request=EventInput(many=True),
-        responses={200: IngestAnswer, 400: IngestAnswer, 413: OpenApiResponse(description="more than 10,000 events")},
-    )
-    def post(self, request: Request) -> Response:
-        status_code, answer = ingest_answer(request.data)
-        return Response(answer, status=status_code)

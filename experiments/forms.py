@@ -9,7 +9,6 @@ from typing import Any
 from django import forms
 
 from engine.offpolicy.exploration import MAX_EXPLORATION_PERCENT
-from engine.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from experiments.models import Decision, Experiment
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec
 from recommenders.models import Variant
@@ -129,24 +128,6 @@ class RampForm(forms.Form):
     traffic_percent = forms.FloatField(min_value=0, max_value=100, label="New traffic share (%)")
 
 
-class SimulationForm(forms.Form):
-    users = forms.IntegerField(min_value=1, max_value=1_000_000, initial=2000, label="Sessions per day")
-    days = forms.IntegerField(min_value=1, max_value=365, initial=14)
-    seed = forms.IntegerField(min_value=0, initial=1)
-    effect = forms.FloatField(required=False, min_value=-0.9, max_value=10,
-                              help_text="optional injected relative lift for the treatments, e.g. 0.1")  # fmt: skip
-    arrivals = forms.ChoiceField(
-        choices=[(mode, mode) for mode in ARRIVALS], initial=ARRIVALS[0], required=False,
-        help_text="at-start: every shopper may come from day 0; uniform / first-purchase: first visits spread over "
-        "the run (uniformly / by the shoppers' real first purchases), so new shoppers keep arriving (bandits)",
-    )  # fmt: skip
-    population_scale = forms.IntegerField(
-        min_value=1, max_value=MAX_POPULATION_SCALE, initial=1, required=False, label="Shop size (× shoppers)",
-        help_text="each real shopper stands for this many with the same tastes: a larger shop, for effects the data "
-        "set's shoppers are too few to show (scale the sessions per day with it)",
-    )  # fmt: skip
-
-
 class EarlyReadForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
                              help_text="why the verdict is read before the plan's sample size")  # fmt: skip
@@ -175,14 +156,3 @@ class PlanForm(forms.Form):
     design = forms.ChoiceField(choices=Experiment.Design.choices, required=False)
     alpha = forms.FloatField(required=False, min_value=0, max_value=0.5)
     power = forms.FloatField(required=False, min_value=0, max_value=1)
-
-
-class EstimateForm(forms.Form):
-    """Queue an off-policy estimate of a variant's CTR from an experiment's logged impressions."""
-
-    experiment = forms.ChoiceField(choices=(), label="Log of experiment")
-    seed = forms.IntegerField(min_value=0, initial=0, label="Bootstrap seed")
-
-    def __init__(self, *args: Any, sources: list[tuple[str, str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["experiment"].choices = sources

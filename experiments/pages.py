@@ -1,5 +1,5 @@
-"""The product managers' pages: experiment list, create wizard with power calculator, experiment
-page with lifecycle actions, traffic ramp, audit trail and simulated traffic. Thin views: input
+"""The product managers' pages: create wizard with power calculator, experiment page with lifecycle
+actions, traffic ramp and audit trail (other apps add panels to it: settings.EXPERIMENT_PAGE_PANELS). Thin views: input
 is parsed by experiments.forms and every rule lives in the services."""
 
 from __future__ import annotations
@@ -7,33 +7,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.contrib.auth.models import User
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET, require_POST
 
 from engine.planning import plan_experiment, plan_interleaving
-from engine.simulation.config import ARRIVALS
 from engine.stats import StatisticError
-from experiments import charts
 from experiments.forms import (
     MAX_ARMS,
     ArmForm,
-    EstimateForm,
     ExperimentForm,
     PlanForm,
     RampForm,
-    SimulationForm,
     trained_variant_choices,
 )
-from experiments.models import Experiment, SimulationRun
-from experiments.services.bandit import is_bandit, weight_histories
+from experiments.models import Experiment
 from experiments.services.lifecycle import (
     TRANSITIONS,
     ArmSpec,
@@ -43,13 +36,7 @@ from experiments.services.lifecycle import (
     transition,
     update_experiment,
 )
-from experiments.services.offpolicy import OffPolicyRefused, queue_estimate
 from experiments.services.plans import experiment_plan
-from experiments.services.results import experiment_badges
-from experiments.services.simulated_population import population_advice
-from experiments.services.simulation import SimulationRefused, cancel_simulation, delete_simulation, queue_simulation
-from experiments.variant_panels import estimate_sources
-from recommenders.models import Variant
 
 View = Callable[..., HttpResponse]
 
@@ -70,9 +57,6 @@ def experiment_or_404(key: str) -> Experiment:
     return get_object_or_404(Experiment.objects.select_related("owner"), key=key)
 
 
-LIST_PAGE_SIZE = 25
-
-
 def product_managers_post(what: str) -> Callable[[View], View]:
     """A POST-only view for users who may run experiments; others get a 403 that says `what` they may not do."""
 
@@ -88,41 +72,6 @@ def product_managers_post(what: str) -> Callable[[View], View]:
         return guarded
 
     return decorate
-
-
-@login_required
-@permission_required("experiments.view_experiment", raise_exception=True)
-def experiment_list(request: HttpRequest) -> HttpResponse:
-    """Every experiment, newest first, 25 a page: searchable (key, name, hypothesis), filtered by status and
-    owner, with each treatment's verdict (the same badges as the results page) and the latest decision."""
-    status, owner, query = request.GET.get("status", ""), request.GET.get("owner", ""), request.GET.get("q", "").strip()
-    experiments = (
-        Experiment.objects.select_related("owner").prefetch_related("arms", "decisions").order_by("-created_at")
-    )
-    if status:
-        experiments = experiments.filter(status=status)
-    if owner:
-        experiments = experiments.filter(owner__username=owner)
-    if query:
-        experiments = experiments.filter(Q(key__icontains=query) | Q(name__icontains=query)
-                                         | Q(hypothesis__icontains=query))  # fmt: skip
-    page = Paginator(experiments, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [
-        {"experiment": experiment, "badges": experiment_badges(experiment),
-         "decision": next(iter(experiment.decisions.all()), None)}
-        for experiment in page
-    ]  # fmt: skip
-    owners = (
-        User.objects.filter(experiments__isnull=False)
-        .distinct()
-        .order_by("username")
-        .values_list("username", flat=True)
-    )
-    filters = {"status": status, "owner": owner, "q": query}
-    context = {"section": "experiments", "rows": rows, "page": page, **filters, "statuses": Experiment.Status.choices,
-               "owners": list(owners), "filtered": any(filters.values()),
-               "query_string": urlencode({k: v for k, v in filters.items() if v})}  # fmt: skip
-    return render(request, "experiments/experiment_list.html", context)
 
 
 def _arm_forms(request: HttpRequest, choices: list[tuple[str, str]]) -> list[ArmForm]:
@@ -212,7 +161,6 @@ def _interleaving_plan_answer(data: dict[str, Any]) -> JsonResponse:
 def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     experiment = experiment_or_404(key)
     can_run = request.user.has_perm("experiments.run_experiment")
-    simulations = list(experiment.simulations.order_by("-queued_at")[:10])
     context = {
         "section": "experiments",
         "experiment": experiment,
@@ -222,16 +170,16 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "can_ramp": can_run and experiment.status in ("running", "paused"),
         "ramp_form": RampForm(initial={"traffic_percent": experiment.traffic_percent}),
         "changes": experiment.changes.select_related("user").order_by("-at", "-id"),
-        "simulations": simulations,
-        "active_simulation": next((s for s in simulations if s.status in ("queued", "running")), None),
-        "simulation_form": SimulationForm(),
-        "finished_statuses": sorted(SimulationRun.FINISHED),
-        "can_simulate": can_run and experiment.status == "running" and experiment.source == "platform",
         "plan": experiment_plan(experiment),
-        "population": population_advice(experiment) if can_run and experiment.status == "running" else None,
-        "bandit_figure": charts.bandit_weights(weight_histories(experiment)) if is_bandit(experiment) else None,
+        "panels": _panels(request, experiment),
     }
     return render(request, "experiments/experiment_detail.html", context)
+
+
+def _panels(request: HttpRequest, experiment: Experiment) -> list[str]:
+    """The HTML of the panels other apps add to the experiment page, in settings order (None: not shown)."""
+    rendered = (import_string(path)(request, experiment) for path in settings.EXPERIMENT_PAGE_PANELS)
+    return [html for html in rendered if html]
 
 
 @product_managers_post("start, pause, stop and conclude experiments")
@@ -262,84 +210,3 @@ def experiment_ramp(request: HttpRequest, key: str) -> HttpResponse:
     else:
         messages.success(request, f"Traffic share set to {form.cleaned_data['traffic_percent']:g} %.")
     return redirect("experiment_pages:detail", key=key)
-
-
-@product_managers_post("simulate traffic")
-def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
-    experiment = experiment_or_404(key)
-    form = SimulationForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Simulation: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("experiment_pages:detail", key=key)
-    data = form.cleaned_data
-    settings = {"daily_users": float(data["users"]), "days": data["days"], "seed": data["seed"]}
-    if data["arrivals"] not in ("", ARRIVALS[0]):  # the default is left out, as the API leaves it out
-        settings["arrivals"] = data["arrivals"]
-    if data["effect"]:
-        settings["injected_effect"] = data["effect"]
-    if data["population_scale"] not in (None, 1):  # the default is left out, as the API leaves it out
-        settings["population_scale"] = data["population_scale"]
-    try:
-        run = queue_simulation(experiment, settings, request.user)  # type: ignore[arg-type]
-    except SimulationRefused as error:
-        messages.error(request, f"Simulation refused: {error}")
-    else:
-        messages.success(request, f"Simulation {run.pk} queued: a worker simulates {data['days']} days of traffic.")
-    return redirect("experiment_pages:detail", key=key)
-
-
-@login_required
-@permission_required("experiments.view_experiment", raise_exception=True)
-def simulation_status(request: HttpRequest, key: str, pk: int) -> JsonResponse:
-    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
-    return JsonResponse({"status": run.status, "progress": run.progress, "message": run.message,
-                         "sessions": run.sessions, "impressions": run.impressions})  # fmt: skip
-
-
-@product_managers_post("cancel simulations")
-def simulation_cancel(request: HttpRequest, key: str, pk: int) -> HttpResponse:
-    """Cancel a queued or running simulation (it stops before its next simulated day)."""
-    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
-    try:
-        cancel_simulation(run)
-    except SimulationRefused as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Simulation {pk} is being cancelled; the days it stored stay until you delete it.")
-    return redirect("experiment_pages:detail", key=key)
-
-
-@product_managers_post("delete simulations")
-def simulation_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
-    """Delete a finished simulation's traffic (live traffic is untouched) and rebuild the rollups."""
-    run = get_object_or_404(SimulationRun, pk=pk, experiment__key=key)
-    if run.status not in SimulationRun.FINISHED:
-        messages.error(request, f"Simulation {pk} is {run.status}: cancel it and wait until it stops first.")
-    else:
-        delete_simulation(run)
-        messages.success(request, f"Simulation {pk} and all its traffic were deleted.")
-    return redirect("experiment_pages:detail", key=key)
-
-
-@login_required
-@permission_required("recommenders.add_evaluation", raise_exception=True)
-@require_POST
-def variant_estimate(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    """Queue an off-policy estimate of the variant's CTR from the chosen experiment's log (the variant
-    page's "Predicted online CTR" card posts here and is shown again, with the progress bar)."""
-    variant = get_object_or_404(Variant, name=name, version=version)
-    form = EstimateForm(request.POST, sources=estimate_sources())
-    if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(
-                request, f"{form.fields[field].label if field in form.fields else field}: {' '.join(errors)}"
-            )
-        return redirect("variants:detail", name=name, version=version)
-    experiment = get_object_or_404(Experiment, key=form.cleaned_data["experiment"])
-    try:
-        estimate = queue_estimate(variant, experiment, {"seed": form.cleaned_data["seed"]}, requested_by=request.user)  # type: ignore[arg-type]
-    except OffPolicyRefused as error:
-        messages.error(request, f"No estimate: {error}")
-    else:
-        messages.success(request, f"Estimate {estimate.pk} of {variant.label} from {experiment.key} queued.")
-    return redirect("variants:detail", name=name, version=version)

@@ -22,9 +22,10 @@ from recommenders.serializers import (
     TrainingRunSerializer,
     VariantSerializer,
 )
-from recommenders.services.training import TrainingError, queue_evaluation, queue_training
+from recommenders.services.training import TrainingError
 from recommenders.services.variants import VariantError, VariantSpec, register_variant
 from recommenders.serving import NotTrained, recommend
+from recommenders.tasks import queue_evaluation, queue_training
 
 
 class VariantPermission(permissions.BasePermission):

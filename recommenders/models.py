@@ -92,7 +92,7 @@ class Interaction(models.Model):
 
 class UserAttribute(models.Model):
     """One attribute of one user of a data set (e.g. `country`), read when experiment results are broken
-    down by segment (experiments.services.segments). Importers that know such a fact store it; the
+    down by segment (analysis.services.segments). Importers that know such a fact store it; the
     others leave the table empty for their data sets."""
 
     COUNTRY = "country"

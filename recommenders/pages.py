@@ -20,8 +20,9 @@ from recommenders.algorithms import registry
 from recommenders.forms import HYBRID, ChooseAlgorithmForm, EvaluateForm, RegisterVariantForm
 from recommenders.models import Dataset, TrainingRun, Variant
 from recommenders.services.overview import ACCURACY_METRICS, headline, hybrid_candidates, latest_evaluations
-from recommenders.services.training import TrainingError, queue_evaluation, queue_training
+from recommenders.services.training import TrainingError
 from recommenders.services.variants import VariantError, register_variant
+from recommenders.tasks import queue_evaluation, queue_training
 
 ACTIVE = (BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING)
 MAX_COMPARED = 12  # more lines than this make the charts unreadable

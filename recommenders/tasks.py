@@ -1,14 +1,24 @@
-"""Celery entry points of the recommenders app: thin wrappers around services, taking ids."""
+"""Celery entry points of the recommenders app, and the helpers that queue them: thin wrappers
+around services, taking ids."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
-from django.db import OperationalError
+from django.contrib.auth.models import User
+from django.db import transaction
 
 from core import jobs
-from recommenders.models import Evaluation, TrainingRun
+from recommenders.models import Evaluation, TrainingRun, Variant
 from recommenders.services.datasets import refresh_dataset_counts
-from recommenders.services.training import TRAINING_TIME_LIMIT, run_evaluation, run_training
+from recommenders.services.training import (
+    TRAINING_TIME_LIMIT,
+    create_evaluation,
+    create_training_run,
+    run_evaluation,
+    run_training,
+)
 
 
 @shared_task(acks_late=True, soft_time_limit=300, time_limit=360)
@@ -17,18 +27,8 @@ def refresh_dataset_counts_task(dataset_id: int) -> dict[str, int]:
     return refresh_dataset_counts(dataset_id)
 
 
-# Training holds a worker for minutes: acknowledge after the work so a crash redelivers
-# the message, and retry only a database outage (every other failure is recorded).
-_TRAINING = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "time_limit": TRAINING_TIME_LIMIT,
-    "soft_time_limit": TRAINING_TIME_LIMIT - 60,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "max_retries": 5,
-}
+# Training holds a worker for minutes (retried up to five times over a database outage).
+_TRAINING = jobs.long_job_options(TRAINING_TIME_LIMIT, max_retries=5)
 
 
 @shared_task(**_TRAINING)
@@ -39,6 +39,28 @@ def train_variant_task(run_id: int) -> None:
 @shared_task(**_TRAINING)
 def evaluate_variant_task(evaluation_id: int) -> None:
     run_evaluation(evaluation_id)
+
+
+def queue_training(variant: Variant, requested_by: User | None = None, *, send: bool = True) -> TrainingRun:
+    """Create a queued run and send it to the training queue once the transaction commits.
+
+    With `send=False` nothing is sent: the caller runs `run_training` itself (e.g. `train --inline`).
+    """
+    with transaction.atomic():
+        run = create_training_run(variant, requested_by)
+        if send:
+            jobs.enqueue(TrainingRun, run.pk, train_variant_task.delay)
+    return run
+
+
+def queue_evaluation(variant: Variant, *, send: bool = True, **settings: Any) -> Evaluation:
+    """Validate the split settings (``create_evaluation``), create a queued evaluation and (with `send`)
+    queue its task after commit."""
+    with transaction.atomic():
+        evaluation = create_evaluation(variant, **settings)
+        if send:
+            jobs.enqueue(Evaluation, evaluation.pk, evaluate_variant_task.delay)
+    return evaluation
 
 
 # The jobs core.jobs.recover_stale restarts when their worker dies.

@@ -10,7 +10,7 @@ def update_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_variant_permissions"),
-        ("experiments", "0001_initial"),
+        ("experiments", "0002_initial"),
     ]
 
     operations = [migrations.RunPython(update_roles, migrations.RunPython.noop)]

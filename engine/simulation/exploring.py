@@ -1,6 +1,6 @@
 """The exploration share inside a simulated day: the same randomised lists and propensities as serving (Django-free).
 
-Live serving (``experiments.services.exploration.recommend_with_exploration``) asks every arm for its
+Live serving (``serving.services.exploration.recommend_with_exploration``) asks every arm for its
 top k for the request's user, takes C = their union in the order (serving arm's list, then the other
 arms' lists in arm order, each item kept at its first appearance), explores the request when
 ``is_explored(request id, e)``, shows ``exploration_order(C, k, request id)`` if so and the arm's top k

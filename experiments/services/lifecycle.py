@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from engine.offpolicy.exploration import MAX_EXPLORATION_PERCENT
 from experiments.models import Arm, Decision, Experiment, ExperimentChange, VerdictOverride
-from experiments.services import bandit
+from experiments.services import bandit_schedule
 from recommenders.models import Variant
 from recommenders.services.variants import VariantError, find_variant
 
@@ -46,7 +46,7 @@ DRAFT_FIELDS = (
     "name", "hypothesis", "design", "surface", "traffic_percent", "exploration_percent", "layer",
     "layer_share_percent", "primary_metric", "secondary_metrics", "guardrail_metrics", "baseline_rate",
     "minimum_detectable_effect", "expected_daily_users", "alpha", "power", "analysis_method", "guardrail_tolerance",
-    *bandit.SETTINGS,
+    *bandit_schedule.SETTINGS,
 )  # fmt: skip
 
 
@@ -104,7 +104,7 @@ class ExperimentSpec:
 def create_experiment(spec: ExperimentSpec, owner: User) -> Experiment:
     fields = {name: getattr(spec, name) for name in DRAFT_FIELDS}
     errors = _validate_fields(fields)
-    errors.update(bandit.validate_settings(fields, len(spec.arms)))
+    errors.update(bandit_schedule.validate_settings(fields, len(spec.arms)))
     if not spec.key or not all(c.isalnum() or c in "-_" for c in spec.key):
         errors["key"] = "use letters, digits, hyphens and underscores only"
     elif Experiment.objects.filter(key=spec.key).exists():
@@ -149,7 +149,9 @@ def update_experiment(
             raise TransitionError(f"{experiment.key} is {experiment.status}: {what} can only change in a draft.")
         merged = {**{n: getattr(experiment, n) for n in DRAFT_FIELDS}, **changes}
         errors = _validate_fields(merged)
-        errors.update(bandit.validate_settings(merged, len(arms) if arms is not None else experiment.arms.count()))
+        errors.update(
+            bandit_schedule.validate_settings(merged, len(arms) if arms is not None else experiment.arms.count())
+        )
         new_traffic = changes.get("traffic_percent")
         if (
             experiment.status != Experiment.Status.DRAFT
@@ -209,7 +211,7 @@ def transition(experiment: Experiment, action: str, user: User) -> Experiment:
         experiment.status = target
         experiment.save()
         if action == "start":
-            bandit.start_live_history(experiment)  # period 0 of a bandit's weight history
+            bandit_schedule.start_live_history(experiment)  # period 0 of a bandit's weight history
         _audit(experiment, user, action, before, snapshot(experiment))
     return experiment
 

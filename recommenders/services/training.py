@@ -92,23 +92,16 @@ def fingerprint(data: TrainingData) -> str:
 # ---- queueing ------------------------------------------------------------------------
 
 
-def queue_training(variant: Variant, requested_by: User | None = None, *, send: bool = True) -> TrainingRun:
-    """Create a queued run and send it to the training queue once the transaction commits.
-
-    With `send=False` nothing is sent: the caller runs `run_training` itself (e.g. `train --inline`).
-    """
-    from recommenders.tasks import train_variant_task
-
-    with transaction.atomic():
-        run = TrainingRun.objects.create(variant=variant, requested_by=requested_by, message="waiting for a worker")
-        if variant.status != Variant.Status.TRAINED:
-            Variant.objects.filter(pk=variant.pk).update(status=Variant.Status.TRAINING)
-        if send:
-            jobs.enqueue(TrainingRun, run.pk, train_variant_task.delay)
+def create_training_run(variant: Variant, requested_by: User | None = None) -> TrainingRun:
+    """A queued training run of the variant (``recommenders.tasks.queue_training`` also queues its task;
+    ``train --inline`` runs it in-process with ``run_training``)."""
+    run = TrainingRun.objects.create(variant=variant, requested_by=requested_by, message="waiting for a worker")
+    if variant.status != Variant.Status.TRAINED:
+        Variant.objects.filter(pk=variant.pk).update(status=Variant.Status.TRAINING)
     return run
 
 
-def queue_evaluation(
+def create_evaluation(
     variant: Variant,
     *,
     split: str = Evaluation.Split.STRATIFIED,
@@ -116,25 +109,19 @@ def queue_evaluation(
     seed: int = 42,
     k: int = 10,
     requested_by: User | None = None,
-    send: bool = True,
 ) -> Evaluation:
-    """Validate the split settings, create a queued evaluation and (with `send`) queue its task after commit."""
-    from recommenders.tasks import evaluate_variant_task
-
+    """Validate the split settings and create a queued evaluation (``recommenders.tasks.queue_evaluation``
+    also queues its task)."""
     if split not in Evaluation.Split.values:
         raise TrainingError(f"split {split!r} is unknown; use {', '.join(Evaluation.Split.values)}")
     if not 0 < ratio < 1:
         raise TrainingError(f"ratio {ratio} must lie strictly between 0 and 1")
     if not 1 <= k <= 1000:
         raise TrainingError(f"k {k} must lie between 1 and 1000")
-    with transaction.atomic():
-        evaluation = Evaluation.objects.create(
-            variant=variant, split=split, ratio=ratio, seed=seed, k=k, requested_by=requested_by,
-            message="waiting for a worker",
-        )  # fmt: skip
-        if send:
-            jobs.enqueue(Evaluation, evaluation.pk, evaluate_variant_task.delay)
-    return evaluation
+    return Evaluation.objects.create(
+        variant=variant, split=split, ratio=ratio, seed=seed, k=k, requested_by=requested_by,
+        message="waiting for a worker",
+    )  # fmt: skip
 
 
 # ---- running -------------------------------------------------------------------------

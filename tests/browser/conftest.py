@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
-from experiments.services import serving
 from recommenders.models import Dataset
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
+from serving.services import serve
 from tests.recommenders.factories import retail_sample
 from tests.support import REPO, skip_unless
 
@@ -124,7 +125,7 @@ def retail_variants(tmp_path: Path, settings: Any) -> Dataset:
     """Popularity ("pop@1") and item-kNN ("knn@1") trained on the first 3,000 Online Retail lines; returns
     their data set. The artifacts go to tmp_path (a Celery worker reads them by their stored path)."""
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     dataset = retail_sample(tmp_path, rows=3000)
     for name, algorithm in (("pop", "popularity"), ("knn", "item_knn")):
         run_training(queue_training(register_variant(VariantSpec(name, algorithm, dataset.name, {})), send=False).pk)

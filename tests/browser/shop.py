@@ -11,8 +11,8 @@ from typing import Any
 from django.utils import timezone
 from playwright.sync_api import APIRequestContext, Browser, Page
 
-from experiments.services.tokens import create_token
 from recommenders.models import Dataset, Interaction
+from serving.services.tokens import create_token
 from tests.browser.conftest import log_in
 
 

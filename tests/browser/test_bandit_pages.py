@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.roles import PRODUCT_MANAGERS
+from analysis.services.bandit_results import update_weights
+from analysis.tasks import fold_rollups_task
 from experiments.models import BanditUpdate, Experiment
-from experiments.services.bandit import update_weights
-from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import percent
 from recommenders.models import Dataset
 from tests.browser.conftest import Screens, log_in

@@ -14,8 +14,9 @@ from playwright.sync_api import Page, expect
 
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.models import Decision, Experiment, ExperimentChange
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
 from tests.browser.conftest import Console, Screens, log_in
 from tests.celery_worker import worker_process
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
@@ -107,7 +108,7 @@ def test_a_product_manager_creates_starts_and_simulates_an_experiment(
 def stopped_experiment_with_traffic() -> Experiment:
     experiment, control, treatment = running_experiment("reviewed-ab")
     simulate(experiment, (control, treatment), users_per_arm=120)
-    from experiments.services.rollups import fold
+    from analysis.services.rollups import fold
 
     fold(experiment.pk, lag=NO_LAG)
     Experiment.objects.filter(pk=experiment.pk).update(status="stopped")

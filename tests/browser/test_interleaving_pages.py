@@ -11,11 +11,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
+from analysis.models import InterleavingDaily
+from analysis.tasks import fold_rollups_task
 from engine.interleaving import Tally, interleaving_test, sequential_sign_test
 from engine.planning import InterleavingPlan
-from experiments.models import Decision, Experiment, InterleavingDaily
+from experiments.models import Decision, Experiment
 from experiments.services.plans import experiment_plan
-from experiments.tasks import fold_rollups_task
 from experiments.templatetags.numbers import pvalue, signed
 from recommenders.models import Dataset
 from tests.browser.conftest import Screens, log_in

@@ -11,8 +11,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Response, expect
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS
-from experiments.models import Experiment, OffPolicyEstimate, ServedRequest
+from experiments.models import Experiment
+from offpolicy.models import OffPolicyEstimate
 from recommenders.models import Dataset
+from serving.models import ServedRequest
 from tests.browser.conftest import Screens, log_in
 from tests.browser.shop import customers, shop, switch_user
 from tests.celery_worker import worker_process

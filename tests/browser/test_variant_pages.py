@@ -11,8 +11,9 @@ from playwright.sync_api import Page, expect
 
 from accounts.roles import DATA_SCIENTISTS
 from recommenders.models import Variant
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
 from tests.browser.conftest import Screens, log_in
 from tests.celery_worker import worker_process
 from tests.recommenders.factories import retail_sample, user_with_role

@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from abplatform.celery import app
 from core import jobs
-from experiments.models import Event, SimulationRun
-from experiments.services.simulation import queue_simulation
 from recommenders.models import TrainingRun, Variant
+from serving.models import Event
+from simulation.models import SimulationRun
+from simulation.tasks import queue_simulation
 from tests.celery_worker import worker
 from tests.experiments.factories import held_out_experiment
 from tests.recommenders.factories import retail_sample
@@ -65,7 +66,7 @@ def test_the_heartbeat_thread_beats_while_the_job_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_simulation_whose_worker_is_killed_is_restarted_by_the_next_worker(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    import experiments.tasks  # noqa: F401  (registers the simulation jobs with core.jobs)
+    import simulation.tasks  # noqa: F401  (registers the simulation jobs with core.jobs)
 
     experiment = held_out_experiment(tmp_path)  # trained here; the workers read the same artifacts
     settings.JOB_HEARTBEAT_SECONDS, settings.JOB_STALE_SECONDS = 1, 4
@@ -81,7 +82,7 @@ def test_a_simulation_whose_worker_is_killed_is_restarted_by_the_next_worker(tmp
 
     with worker(120, "training", env) as _:
         _until(lambda: jobs.is_stale(SimulationRun.objects.get(pk=run.pk)), 30, "the dead run to go silent")
-        assert jobs.recover_stale() == {"experiments.SimulationRun": [run.pk]}
+        assert jobs.recover_stale() == {"simulation.SimulationRun": [run.pk]}
         assert jobs.recover_stale() == {}  # once: it waits, queued, for the worker
         _until(lambda: SimulationRun.objects.get(pk=run.pk).status == "succeeded", 300, "the restarted run")
     done = SimulationRun.objects.get(pk=run.pk)

@@ -16,12 +16,13 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.services.results import experiment_results
 from engine.stats import Proportion, RatioSample, SampleMean, sequential_test
 from engine.verdicts import CONTROL_WINS, NOT_ENOUGH_DATA, TREATMENT_WINS, decide, guardrail
 from experiments.models import Arm, Experiment, VerdictOverride
 from experiments.services.lifecycle import record_early_read, transition
-from experiments.services.results import experiment_results
-from experiments.services.simulation import queue_simulation, run_simulation
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import client_for, held_out_experiment, product_manager
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 
@@ -97,7 +98,7 @@ def test_stop_keeps_the_sequential_verdict_and_warns_that_it_stopped_before_the_
     experiment, control, treatment = running_experiment()
     Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.3, minimum_detectable_effect=0.2)
     simulate(experiment, (control, treatment), users_per_arm=120)
-    from experiments.services.rollups import fold
+    from analysis.services.rollups import fold
 
     fold(experiment.pk, lag=NO_LAG)
     experiment.refresh_from_db()
@@ -125,7 +126,7 @@ def test_fixed_horizon_needs_the_plan_or_an_early_read_which_the_report_shows() 
     Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.3, minimum_detectable_effect=0.2,
                                                        analysis_method="fixed_horizon")  # fmt: skip
     simulate(experiment, (control, treatment), users_per_arm=120)
-    from experiments.services.rollups import fold
+    from analysis.services.rollups import fold
 
     fold(experiment.pk, lag=NO_LAG)
     experiment.refresh_from_db()
@@ -156,7 +157,7 @@ def test_the_api_csv_json_and_page_carry_the_same_verdict_numbers_and_every_chos
     )  # fmt: skip
     Arm.objects.create(experiment=experiment, name="third", position=2)
     simulate(experiment, (control, treatment, Arm.objects.get(name="third")), users_per_arm=90)
-    from experiments.services.rollups import fold
+    from analysis.services.rollups import fold
 
     fold(experiment.pk, lag=NO_LAG)
     pm = product_manager()

@@ -11,15 +11,17 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from accounts.roles import PRODUCT_MANAGERS
+from analysis.services.rollups import fold
 from experiments.models import Experiment
 from experiments.services.lifecycle import ArmSpec, ExperimentSpec, create_experiment, transition
-from experiments.services.rollups import fold
-from experiments.services.simulation import queue_simulation, run_simulation
 from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Variant
 from recommenders.services.datasets import save_dataset
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.recommenders.factories import retail_sample, user_with_role
 from tests.support import ONLINE_RETAIL
 

@@ -9,9 +9,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
-from experiments.models import Event, Experiment, Exposure, ServedRequest
-from experiments.services import serving
-from experiments.services.tokens import create_token
+from experiments.models import Experiment
+from serving.models import Event, Exposure, ServedRequest
+from serving.services import serve
+from serving.services.tokens import create_token
 from tests.experiments.factories import trained_variants
 from tests.recommenders.factories import user_with_role
 
@@ -34,7 +35,7 @@ EXPERIMENT = {
 @pytest.fixture
 def variants(tmp_path: Path, settings):  # type: ignore[no-untyped-def]
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     return trained_variants(tmp_path)
 
 
@@ -126,7 +127,7 @@ def test_paused_experiments_serve_the_control_unexposed(variants) -> None:  # ty
     pm = _as(PRODUCT_MANAGERS, "pm")
     _running(pm)
     pm.post("/api/v1/experiments/home-recs/pause/")
-    serving.clear_cache()
+    serve.clear_cache()
     body = _token("serve").post("/api/v1/experiments/home-recs/recommendations", {"user_id": "17850"},
                                 format="json").json()  # fmt: skip
     assert (body["arm"], body["exposed"], body["arm_probability"]) == ("control", False, 1.0)
@@ -223,7 +224,7 @@ def test_results_count_what_was_served_and_clicked(variants) -> None:  # type: i
 
     from datetime import timedelta
 
-    from experiments.services.rollups import recompute
+    from analysis.services.rollups import recompute
 
     # The beat task folds what arrived more than 10 s ago; the test folds everything now.
     recompute(Experiment.objects.get(key="home-recs").pk, lag=timedelta(0))
@@ -249,7 +250,7 @@ def test_create_api_token_prints_the_secret_once_and_revoke_ends_it() -> None:
     call_command("create_api_token", "shop-frontend", "--scope", "ingest", stdout=out)
     secret = out.getvalue().strip().splitlines()[-1]
     assert secret.startswith("abp_")
-    from experiments.models import ApiToken
+    from serving.models import ApiToken
 
     token = ApiToken.objects.get(name="shop-frontend")
     assert (token.scopes, secret in token.key_hash) == (["ingest"], False)

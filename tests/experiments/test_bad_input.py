@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from rest_framework.test import APIClient
 
-from experiments.models import Event, Experiment
-from experiments.services.tokens import create_token
+from experiments.models import Experiment
+from serving.models import Event
+from serving.services.tokens import create_token
 from tests.experiments.factories import product_manager, trained_variants
 from tests.experiments.traffic import running_experiment
 

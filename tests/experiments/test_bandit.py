@@ -14,6 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis.services import bandit_results
+from analysis.services.results import experiment_results
+from analysis.services.rollups import fold
+from analysis.tasks import update_bandits_task
 from engine.bandits import (
     ArmCounts,
     PeriodData,
@@ -24,11 +28,9 @@ from engine.bandits import (
     stratified_comparison,
     thompson_update,
 )
-from experiments.models import Arm, BanditUpdate, Event, Experiment, Exposure
-from experiments.services import bandit
-from experiments.services.results import experiment_results
-from experiments.services.rollups import fold
-from experiments.tasks import update_bandits_task
+from experiments.models import Arm, BanditUpdate, Experiment
+from experiments.services import bandit_schedule
+from serving.models import Event, Exposure
 from tests.celery_worker import worker_process
 from tests.experiments.factories import product_manager
 from tests.experiments.traffic import running_experiment, send
@@ -45,7 +47,7 @@ def bandit_experiment(started_at: datetime = START, key: str = "bandit-ab") -> t
         bandit_update_minutes=60,
     )  # fmt: skip
     experiment.refresh_from_db()
-    bandit.start_live_history(experiment)
+    bandit_schedule.start_live_history(experiment)
     return experiment, control, treatment
 
 
@@ -65,17 +67,17 @@ def test_an_update_stores_thompson_weights_from_the_rollups_once_per_period() ->
     fold(experiment.pk, lag=NO_LAG)
     at = START + timedelta(hours=1)
 
-    row = bandit.update_weights(experiment.pk, at=at)
+    row = bandit_results.update_weights(experiment.pk, at=at)
 
     config = ThompsonConfig(min_share=0.05, burn_in_trials=0, burn_in_periods=1)
     expected = thompson_update([ArmCounts(40, 4), ArmCounts(40, 12)], 1, config)
     assert row is not None
-    assert (row.period, row.burn_in, row.starts_at) == (1, False, at + bandit.SWITCH_DELAY)
+    assert (row.period, row.burn_in, row.starts_at) == (1, False, at + bandit_schedule.SWITCH_DELAY)
     assert tuple(row.weights) == expected.weights
-    assert bandit.as_weight_update(row) == expected
+    assert bandit_schedule.as_weight_update(row) == expected
     # Not due again until the interval has passed; a retried store keeps the first row.
-    assert bandit.update_weights(experiment.pk, at=at + timedelta(minutes=30)) is None
-    again = bandit._store(experiment.pk, None, replace(expected, weights=(0.5, 0.5)), at)
+    assert bandit_results.update_weights(experiment.pk, at=at + timedelta(minutes=30)) is None
+    again = bandit_schedule.store_update(experiment.pk, None, replace(expected, weights=(0.5, 0.5)), at)
     assert (again.pk, again.weights) == (row.pk, list(expected.weights))
     assert list(BanditUpdate.objects.filter(experiment=experiment).values_list("period", flat=True)) == [0, 1]
 
@@ -83,9 +85,9 @@ def test_an_update_stores_thompson_weights_from_the_rollups_once_per_period() ->
 @pytest.mark.django_db
 def test_an_update_before_the_interval_or_for_an_ab_test_stores_nothing() -> None:
     experiment, _, _ = bandit_experiment()
-    assert bandit.update_weights(experiment.pk, at=START + timedelta(minutes=59)) is None
+    assert bandit_results.update_weights(experiment.pk, at=START + timedelta(minutes=59)) is None
     ab, _, _ = running_experiment("plain-ab")
-    assert bandit.update_weights(ab.pk, at=START + timedelta(days=3)) is None
+    assert bandit_results.update_weights(ab.pk, at=START + timedelta(days=3)) is None
     assert BanditUpdate.objects.count() == 1
 
 
@@ -95,7 +97,7 @@ def test_the_beat_task_updates_due_bandits_and_a_second_run_stores_nothing(setti
     assert update_bandits_task() == {str(experiment.pk): 1}
     assert update_bandits_task() == {}
     assert BanditUpdate.objects.filter(experiment=experiment).count() == 2
-    assert settings.CELERY_BEAT_SCHEDULE["update-bandits"]["task"] == "experiments.tasks.update_bandits_task"
+    assert settings.CELERY_BEAT_SCHEDULE["update-bandits"]["task"] == "analysis.tasks.update_bandits_task"
 
 
 @pytest.mark.slow
@@ -119,7 +121,7 @@ def _two_periods() -> tuple[Experiment, Arm, Arm, datetime]:
     cohort(experiment, control, "a", 30, 3, START + timedelta(minutes=20))
     cohort(experiment, treatment, "b", 30, 6, START + timedelta(minutes=20))
     fold(experiment.pk, lag=NO_LAG)
-    row = bandit.update_weights(experiment.pk, at=START + timedelta(hours=1))
+    row = bandit_results.update_weights(experiment.pk, at=START + timedelta(hours=1))
     assert row is not None
     later = row.starts_at + timedelta(minutes=1)
     cohort(experiment, control, "c", 20, 2, later)
@@ -135,7 +137,7 @@ def test_cohort_counts_from_the_rollups_equal_a_count_of_the_raw_rows() -> None:
     experiment, control, treatment, switch = _two_periods()
     arms = [control, treatment]
 
-    counts = bandit.cohort_counts(experiment, arms, [START, switch], None)
+    counts = bandit_results.cohort_counts(experiment, arms, [START, switch], None)
 
     direct = []
     for low, high in ((START, switch), (switch, START + timedelta(days=9))):
@@ -167,8 +169,8 @@ def test_a_ctr_update_deflates_each_arms_counts_by_the_design_effect_of_its_user
     send(experiment, *events)
     fold(experiment.pk, lag=NO_LAG)
 
-    (counts,) = bandit.cohort_counts(experiment, [control, treatment], [START], None)
-    row = bandit.update_weights(experiment.pk, at=START + timedelta(hours=1))
+    (counts,) = bandit_results.cohort_counts(experiment, [control, treatment], [START], None)
+    row = bandit_results.update_weights(experiment.pk, at=START + timedelta(hours=1))
 
     assert (counts.impressions, counts.clicks) == ((40, 40), (4, 4))
     assert (counts.clicks_squared, counts.impressions_squared, counts.clicks_impressions) == (
@@ -185,7 +187,7 @@ def test_a_ctr_update_deflates_each_arms_counts_by_the_design_effect_of_its_user
 @pytest.mark.django_db
 def test_results_of_a_bandit_use_the_cohorts_and_the_served_weights() -> None:
     experiment, _, _, _ = _two_periods()
-    rows = bandit.history(experiment.pk)
+    rows = bandit_schedule.history(experiment.pk)
 
     results = experiment_results(experiment)
     block = results["bandit"]
@@ -234,7 +236,7 @@ def test_the_pages_and_exports_show_the_bandit_weights_and_cohort_results() -> N
     figure = json.loads(page.split('id="chart-bandit-weights-data" type="application/json">')[1].split("</script>")[0])
     assert [trace["name"] for trace in figure["data"]] == ["control", "treatment"]
     assert figure["data"][1]["x"] == [0, 1]
-    assert figure["data"][1]["y"] == [0.5, bandit.history(experiment.pk)[1].weights[1]]
+    assert figure["data"][1]["y"] == [0.5, bandit_schedule.history(experiment.pk)[1].weights[1]]
     assert 'id="chart-posterior"' not in page  # pooled charts are left out for a bandit
     for html in (page, report):
         for fragment in ('id="bandit-explanation"', "pooling all users of an arm", 'id="bandit-comparisons"',

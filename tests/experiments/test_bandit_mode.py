@@ -14,13 +14,16 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
+from analysis.services.results import experiment_results
 from engine import bucketing
 from engine.bandits import ArmCounts, thompson_update
-from experiments.models import BanditUpdate, Experiment, Exposure, ServedRequest
-from experiments.services import bandit, serving
+from experiments.models import BanditUpdate, Experiment
+from experiments.services import bandit_schedule
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment
-from experiments.services.results import experiment_results
-from experiments.services.simulation import queue_simulation, run_simulation
+from serving.models import Exposure, ServedRequest
+from serving.services import serve
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import draft_experiment, held_out_experiment, product_manager, trained_variants
 from tests.experiments.test_api import EXPERIMENT
 from tests.experiments.test_pages import wizard_data
@@ -34,7 +37,7 @@ BANDIT = {"design": "bandit", "primary_metric": "conversion_rate"}
 @pytest.fixture
 def variants(tmp_path: Path, settings):  # type: ignore[no-untyped-def]
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     return trained_variants(tmp_path)
 
 
@@ -104,23 +107,23 @@ def test_the_wizard_shows_bandit_field_errors_and_creates_a_bandit(variants) -> 
 
 def _store(experiment: Experiment, period: int, weights: tuple[float, float], starts_at) -> None:  # type: ignore[no-untyped-def]
     update = replace(thompson_update([ArmCounts(0, 0)] * 2, period), weights=weights, burn_in=False)
-    bandit._store(experiment.pk, None, update, starts_at)
+    bandit_schedule.store_update(experiment.pk, None, update, starts_at)
 
 
 def test_returning_users_keep_their_arm_while_new_users_follow_the_new_weights(variants) -> None:  # type: ignore[no-untyped-def]
     pm = product_manager()
     experiment = transition(draft_experiment(pm, "sticky", **BANDIT), "start", pm)
     early = [f"early{i}" for i in range(40)]
-    first = {user: serving.serve("sticky", user, 3) for user in early}
+    first = {user: serve.serve("sticky", user, 3) for user in early}
     assert {answer["arm_probability"] for answer in first.values()} == {0.5}
 
     # Period 1 starts right after the last early exposure (live updates start SWITCH_DELAY ahead).
     last = Exposure.objects.filter(experiment=experiment).latest("first_exposed_at").first_exposed_at
     _store(experiment, 1, (0.1, 0.9), last + timedelta(microseconds=1))
-    serving.clear_cache()  # as after CONFIG_TTL; also forgets the process's sticky arms: the exposure rows decide
-    again = {user: serving.serve("sticky", user, 3) for user in early}
+    serve.clear_cache()  # as after CONFIG_TTL; also forgets the process's sticky arms: the exposure rows decide
+    again = {user: serve.serve("sticky", user, 3) for user in early}
     late = [f"late{i}" for i in range(200)]
-    new = {user: serving.serve("sticky", user, 3) for user in late}
+    new = {user: serve.serve("sticky", user, 3) for user in late}
 
     assert {u: a["arm"] for u, a in again.items()} == {u: a["arm"] for u, a in first.items()}
     assert {a["arm_probability"] for a in again.values()} == {0.5}  # the weights of their own period
@@ -155,7 +158,7 @@ def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(
     run.refresh_from_db()
 
     assert run.status == "succeeded", run.traceback
-    rows = bandit.history(experiment.pk, run.pk)
+    rows = bandit_schedule.history(experiment.pk, run.pk)
     assert [r.period for r in rows] == [0, 1, 2, 3, 4, 5]  # one per simulated day, and the one after the last
     assert [(r.starts_at - rows[0].starts_at).days for r in rows] == [0, 1, 2, 3, 4, 5]
     assert rows[0].weights == [0.5, 0.5]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from experiments import charts
+from analysis import charts
 
 HISTORY = {"treatment": [
     {"day": "2026-11-24", "effect": 0.5, "ci_low": -4.0, "ci_high": 6.0, "p_value": 0.9},

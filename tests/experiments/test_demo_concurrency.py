@@ -15,9 +15,11 @@ import pytest
 import requests
 from django.db import connection
 
-from experiments.models import Experiment, ExperimentChange, RollupState
-from experiments.services.rollups import fold, recompute
-from experiments.services.simulation import queue_simulation, run_simulation
+from analysis.models import RollupState
+from analysis.services.rollups import fold, recompute
+from experiments.models import Experiment, ExperimentChange
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import draft_experiment, held_out_experiment
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from experiments.models import Event
-from experiments.services.events import MAX_BATCH, BatchError, csv_rows, ingest
+from serving.models import Event
+from serving.services.events import MAX_BATCH, BatchError, csv_rows, ingest
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -88,8 +88,8 @@ def test_oversized_batches_and_non_lists_are_refused_whole() -> None:
 
 @pytest.mark.django_db
 def test_events_of_exposed_users_are_attributed_to_their_arm(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    from experiments.models import Exposure
     from experiments.services.lifecycle import transition
+    from serving.models import Exposure
 
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     trained_variants(tmp_path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from analysis.services.rollups import fold
 from experiments.models import Decision, Experiment
-from experiments.services.rollups import fold
 from tests.experiments.factories import client_for, product_manager
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import user_with_role

@@ -14,11 +14,12 @@ from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
 from engine.offpolicy.exploration import POOL_FACTOR, is_explored, propensities
-from experiments.models import Event, Experiment, ServedRequest
-from experiments.services import serving
+from experiments.models import Experiment
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment
-from experiments.services.serving_log import LogBuffer
 from recommenders.serving import model_for_run
+from serving.models import Event, ServedRequest
+from serving.services import serve
+from serving.services.serving_log import LogBuffer
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 from tests.experiments.test_api import EXPERIMENT
 from tests.experiments.test_pages import wizard_data
@@ -30,7 +31,7 @@ USERS = ("17850", "13047", "12583", "13748", "15100", "15291", "14688", "17809",
 @pytest.fixture
 def variants(tmp_path: Path, settings: Any) -> Any:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     return trained_variants(tmp_path)
 
 
@@ -96,7 +97,7 @@ def test_wizard_shows_a_field_error_for_too_much_exploration(variants: Any) -> N
 @pytest.mark.django_db
 def test_explored_requests_log_the_mixture_propensities(variants: Any) -> None:
     experiment = exploring(20.0)
-    answers = [serving.serve(experiment.key, user, 5) for _ in range(6) for user in USERS]
+    answers = [serve.serve(experiment.key, user, 5) for _ in range(6) for user in USERS]
     explored = 0
     for answer in answers:
         request = ServedRequest.objects.get(request_id=answer["request_id"])
@@ -129,7 +130,7 @@ def test_explored_requests_log_the_mixture_propensities(variants: Any) -> None:
 @pytest.mark.django_db
 def test_without_exploration_impressions_keep_the_arm_probability(variants: Any) -> None:
     experiment = exploring(0.0, key="plain-ab")
-    answer = serving.serve(experiment.key, "17850", 4)
+    answer = serve.serve(experiment.key, "17850", 4)
     request = ServedRequest.objects.get(request_id=answer["request_id"])
     assert (request.exploration_share, request.explored, answer["explored"]) == (0.0, False, False)
     propensities_logged = set(Event.objects.filter(request_id=request.request_id).values_list("propensity", flat=True))
@@ -141,7 +142,7 @@ def test_the_lean_paths_buffered_log_stores_the_exploration_flags(variants: Any)
     experiment = exploring(20.0)
     buffer = LogBuffer(flush_seconds=0.05)
     try:
-        answers = [serving.serve(experiment.key, user, 3, log=buffer.add) for user in USERS for _ in range(3)]
+        answers = [serve.serve(experiment.key, user, 3, log=buffer.add) for user in USERS for _ in range(3)]
         deadline = time.monotonic() + 10
         while ServedRequest.objects.count() < len(answers) and time.monotonic() < deadline:
             time.sleep(0.05)

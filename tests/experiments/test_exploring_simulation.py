@@ -11,15 +11,21 @@ import pytest
 from django.core.management import call_command
 
 from engine.offpolicy.exploration import is_explored
-from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest, SimulationRun
-from experiments.services import serving
-from experiments.services.exploration import recommend_with_exploration
-from experiments.services.offpolicy import candidate_placements, load_log, queue_estimate, run_estimate
-from experiments.services.simulation import queue_simulation, run_simulation
+from experiments.models import Experiment
+from offpolicy.models import OffPolicyEstimate
+from offpolicy.services.estimates import candidate_placements, load_log, run_estimate
+from offpolicy.tasks import queue_estimate
 from recommenders.models import Variant
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
 from recommenders.serving import model_for_run
+from recommenders.tasks import queue_training
+from serving.models import Event, ServedRequest
+from serving.services import serve
+from serving.services.exploration import recommend_with_exploration
+from simulation.models import SimulationRun
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import held_out_experiment
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +35,7 @@ SHARE = 0.2
 @pytest.fixture
 def experiment(tmp_path: Path, settings: Any) -> Experiment:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     return held_out_experiment(tmp_path, "explore-sim", exploration_percent=100 * SHARE)
 
 

@@ -12,9 +12,11 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from scipy import stats
 
+from analysis.models import ArmRollup
+from analysis.services.results import experiment_results
 from engine.stats import RatioSample, ratio_test
-from experiments.models import ArmRollup, Event, Experiment, ExperimentChange, Exposure
-from experiments.services.results import experiment_results
+from experiments.models import Experiment, ExperimentChange
+from serving.models import Event, Exposure
 from tests.support import SHARED_DATA, skip_unless
 
 OPEN_BANDIT = SHARED_DATA / "open-bandit-dataset"

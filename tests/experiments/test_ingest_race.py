@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection, connections
 
-from experiments.models import Event
-from experiments.services.events import IngestResult, ingest
+from serving.models import Event
+from serving.services.events import IngestResult, ingest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

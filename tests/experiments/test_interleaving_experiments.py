@@ -18,20 +18,11 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
+from analysis.models import InterleavingDaily, InterleavingSession, InterleavingState
+from analysis.services.rollups import fold, recompute
 from engine import bucketing
 from engine.interleaving import Tally, interleave, interleaving_test, sequential_sign_test, sessions_for_power
-from experiments.lean import LeanDispatcher
-from experiments.models import (
-    Event,
-    Experiment,
-    Exposure,
-    InterleavingDaily,
-    InterleavingSession,
-    InterleavingState,
-    ServedRequest,
-)
-from experiments.services import serving, tokens
-from experiments.services.interleaving import request_key
+from experiments.models import Experiment
 from experiments.services.lifecycle import (
     ArmSpec,
     ExperimentError,
@@ -39,10 +30,13 @@ from experiments.services.lifecycle import (
     create_experiment,
     update_experiment,
 )
-from experiments.services.rollups import fold, recompute
-from experiments.services.serving_log import LogBuffer
-from experiments.services.tokens import create_token
 from recommenders.serving import recommend
+from serving.lean import LeanDispatcher
+from serving.models import Event, Exposure, ServedRequest
+from serving.services import serve, tokens
+from serving.services.interleaving import request_key
+from serving.services.serving_log import LogBuffer
+from serving.services.tokens import create_token
 from tests.experiments.factories import client_for, draft_experiment, trained_variants
 from tests.experiments.test_lean import DJANGO, _call, _keep
 from tests.experiments.test_pages import wizard_data
@@ -60,7 +54,7 @@ INTERLEAVED = {
 @pytest.fixture
 def variants(tmp_path: Path, settings: Any) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     trained_variants(tmp_path)
 
 
@@ -163,7 +157,7 @@ def test_an_exposed_user_gets_one_team_draft_list_of_both_arms_reproducible_from
 
 def test_users_outside_the_traffic_share_get_the_control_list_unexposed(variants: None) -> None:
     experiment = _running(traffic=50)
-    allocation = serving._config(KEY).allocation
+    allocation = serve._config(KEY).allocation
     outside = next(
         f"u{i}" for i in range(100) if not bucketing.assign(allocation, experiment.salt, f"u{i}").in_experiment
     )
@@ -287,7 +281,7 @@ def test_results_page_report_and_exports_explain_the_interleaving_verdict(varian
 
     # Stopping does not switch the test (that would be optional stopping): the always-valid verdict stays.
     assert _pm().post(f"/api/v1/experiments/{KEY}/stop/").status_code == 200
-    serving.clear_cache()
+    serve.clear_cache()
     page = client.get(reverse("experiment_pages:results", args=[KEY])).content.decode()
     assert 'data-verdict="inconclusive"' in page
     # A fixed-horizon design reads the sign test at the plan's sessions, or after a recorded early read.

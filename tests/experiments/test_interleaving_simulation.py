@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 from django.db.models import F
 
+from analysis.models import InterleavingSession
+from analysis.services.results import experiment_results
 from engine.interleaving import Tally, interleaving_test, sequential_sign_test
-from experiments.models import Event, Experiment, Exposure, InterleavingSession, ServedRequest
-from experiments.services import serving
-from experiments.services.results import experiment_results
-from experiments.services.simulation import queue_simulation, run_simulation
-from experiments.services.simulation_http import run_http_simulation
-from experiments.services.tokens import create_token
+from experiments.models import Experiment
+from serving.models import Event, Exposure, ServedRequest
+from serving.services import serve
+from serving.services.tokens import create_token
+from simulation.services.http_traffic import run_http_simulation
+from simulation.services.runs import run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import held_out_experiment
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +76,7 @@ def test_the_http_simulation_of_an_interleaving_experiment_reacts_to_the_served_
     transactional_db: None, live_server: Any, tmp_path: Path, settings: Any
 ) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     experiment = held_out_experiment(tmp_path, key="http-duel", design="interleaving")
     _, secret = create_token("load-test", ["serve", "ingest"])
 

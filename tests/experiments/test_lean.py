@@ -14,13 +14,14 @@ from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 
-from experiments.lean import LeanDispatcher
-from experiments.models import Event, Experiment, Exposure, ServedRequest
-from experiments.services import serving, tokens
+from experiments.models import Experiment
 from experiments.services.lifecycle import transition
-from experiments.services.serving import write_log
-from experiments.services.serving_log import LogBuffer
-from experiments.services.tokens import create_token
+from serving.lean import LeanDispatcher
+from serving.models import Event, Exposure, ServedRequest
+from serving.services import serve, tokens
+from serving.services.serve import write_log
+from serving.services.serving_log import LogBuffer
+from serving.services.tokens import create_token
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 
 DJANGO = get_wsgi_application()
@@ -63,7 +64,7 @@ def _keep_the_test_connection() -> Iterator[None]:
 @pytest.fixture
 def running(tmp_path: Path, settings: Any) -> Experiment:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     tokens.clear_cache()
     trained_variants(tmp_path)
     owner = product_manager()
@@ -232,10 +233,10 @@ def test_the_log_buffer_lands_served_requests_exposures_and_impressions(running:
 def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: LogBuffer) -> None:
     running.traffic_percent = 100
     running.save(update_fields=["traffic_percent"])
-    serving.clear_cache()
-    entries: list[serving.ServingLog] = []
+    serve.clear_cache()
+    entries: list[serve.ServingLog] = []
     for _ in range(3):  # the same user three times, in time order
-        serving.serve("recs-ab", "17850", 2, log=entries.append)
+        serve.serve("recs-ab", "17850", 2, log=entries.append)
     buffer.add(entries[1])  # a batch holding a later exposure before an earlier one
     buffer.add(entries[0])
     buffer.flush()
@@ -252,9 +253,9 @@ def test_buffered_exposures_stay_first_per_user(running: Experiment, buffer: Log
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_the_database_refuses_is_stored_answer_by_answer(running: Experiment, buffer: LogBuffer) -> None:
-    entries: list[serving.ServingLog] = []
+    entries: list[serve.ServingLog] = []
     for user in ("u1", "u2"):
-        serving.serve("recs-ab", user, 2, log=entries.append)
+        serve.serve("recs-ab", user, 2, log=entries.append)
     taken = entries[0].impressions[0]  # a shop sent this impression itself before the flush
     Event.objects.create(event_id=taken[0], type="impression", user_id=taken[2], timestamp=taken[10])
     for entry in entries:

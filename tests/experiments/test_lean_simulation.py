@@ -14,11 +14,12 @@ from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
 from django.db import connection
 
-from experiments.lean import LeanDispatcher
-from experiments.models import Event, ServedRequest, SimulationRun
-from experiments.services import serving
-from experiments.services.serving_log import LogBuffer
-from experiments.services.tokens import create_token
+from serving.lean import LeanDispatcher
+from serving.models import Event, ServedRequest
+from serving.services import serve
+from serving.services.serving_log import LogBuffer
+from serving.services.tokens import create_token
+from simulation.models import SimulationRun
 from tests.experiments.factories import held_out_experiment
 
 
@@ -55,7 +56,7 @@ def test_http_simulation_through_the_lean_path_waits_for_the_buffered_logs(
     lean_server: str, tmp_path: Path, settings: Any
 ) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     experiment = held_out_experiment(tmp_path)
     _, secret = create_token("load-test", ["serve", "ingest"])
 

@@ -21,12 +21,15 @@ from rest_framework.test import APIClient
 from abplatform.celery import app
 from accounts.roles import DATA_SCIENTISTS, REVIEWERS
 from engine.offpolicy import EstimatorConfig, SlateLog, evaluate_ranking_target
-from experiments.models import Event, Experiment, OffPolicyEstimate, ServedRequest
-from experiments.services import serving
-from experiments.services.offpolicy import OffPolicyRefused, queue_estimate, run_estimate
+from experiments.models import Experiment
+from offpolicy.models import OffPolicyEstimate
+from offpolicy.services.estimates import OffPolicyRefused, run_estimate
+from offpolicy.tasks import queue_estimate
 from recommenders.models import Variant
 from recommenders.services.variants import VariantSpec, register_variant
 from recommenders.serving import model_for_run
+from serving.models import Event, ServedRequest
+from serving.services import serve
 from tests.celery_worker import worker_process
 from tests.experiments.factories import trained_variants
 from tests.experiments.test_exploration import USERS, exploring
@@ -39,14 +42,14 @@ SETTINGS = {"seed": 7, "n_bootstrap": 200}
 @pytest.fixture
 def variants(tmp_path: Path, settings: Any) -> tuple[Variant, Variant]:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     return trained_variants(tmp_path)
 
 
 def logged_traffic(key: str = "explore-ab") -> Experiment:
     """An experiment with 20 % exploration, 100 served requests of 5 items, and clicks on a fixed pattern."""
     experiment = exploring(20.0, key)
-    answers = [serving.serve(experiment.key, user, K) for _ in range(10) for user in USERS]
+    answers = [serve.serve(experiment.key, user, K) for _ in range(10) for user in USERS]
     when = datetime(2026, 11, 28, tzinfo=UTC)
     clicks = [
         Event(event_id=f"click:{i}", type="click", user_id=answer["items"] and USERS[i % len(USERS)],
@@ -114,7 +117,7 @@ def test_the_estimate_equals_the_core_estimators_on_the_same_rows(variants: tupl
 def test_traffic_without_exploration_is_refused_with_the_reason(variants: tuple[Variant, Variant]) -> None:
     _, knn = variants
     plain = exploring(0.0, key="plain-ab")
-    serving.serve(plain.key, "17850", K)
+    serve.serve(plain.key, "17850", K)
     with pytest.raises(OffPolicyRefused, match="plain-ab logged no request with an exploration share"):
         queue_estimate(knn, plain, send=False)
     with pytest.raises(OffPolicyRefused, match="unknown setting 'confidence'"):
@@ -256,7 +259,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     assert 'id="predicted-ctr-empty"' in page
     assert '<option value="explore-ab">explore-ab · Served by the platform</option>' in page
 
-    queued = client.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "explore-ab", "seed": "7"})
+    queued = client.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "explore-ab", "seed": "7"})
     assert queued.status_code == 302
     estimate = OffPolicyEstimate.objects.get()
     page = client.get("/variants/knn/1/").content.decode()
@@ -272,7 +275,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     assert "pi(item, position | request) = 1" in page
     assert '<th class="num">95 % interval</th>' in page  # not "0.95 interval"
 
-    refused = client.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "nope", "seed": "7"}, follow=True)
+    refused = client.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "nope", "seed": "7"}, follow=True)
     assert (
         "Log of experiment: Select a valid choice. nope is not one of the available choices."
         in refused.content.decode()
@@ -280,7 +283,7 @@ def test_the_variant_page_shows_the_card_empty_then_filled(variants: tuple[Varia
     reviewer = Client()
     reviewer.force_login(user_with_role("rev", REVIEWERS))
     assert 'id="estimate-form"' not in reviewer.get("/variants/knn/1/").content.decode()
-    assert reviewer.post("/engine/offpolicy/knn/1/estimate/", {"experiment": "explore-ab"}).status_code == 403
+    assert reviewer.post("/experiments/offpolicy/knn/1/estimate/", {"experiment": "explore-ab"}).status_code == 403
 
 
 @pytest.mark.slow

@@ -16,12 +16,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import DATA_SCIENTISTS, REVIEWERS
+from analysis.services.results import experiment_results
+from analysis.services.rollups import fold
 from engine.stats import sample_size_proportions
 from engine.verdicts import KINDS
 from experiments.models import Decision, Experiment, ExperimentChange
 from experiments.services.lifecycle import transition
-from experiments.services.results import experiment_results
-from experiments.services.rollups import fold
 from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import user_with_role
@@ -328,7 +328,7 @@ def test_results_show_live_simulated_or_all_traffic_and_refuse_anything_else() -
 
 
 def test_product_managers_cancel_a_queued_simulation_and_delete_a_finished_one() -> None:
-    from experiments.models import SimulationRun
+    from simulation.models import SimulationRun
 
     experiment, _, _ = running_experiment("sim-page")
     queued = SimulationRun.objects.create(experiment=experiment, config={"days": 2})

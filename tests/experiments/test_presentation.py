@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from experiments import presentation
+from analysis import presentation
 
 
 def _results(basis: str, words: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from experiments.services import serving
+from serving.services import serve
 from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ PLANNED = {"baseline_rate": 0.3, "minimum_detectable_effect": 0.2, "expected_dai
 @pytest.fixture
 def variants(tmp_path: Path, settings: Any) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     trained_variants(tmp_path)
 
 

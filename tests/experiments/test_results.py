@@ -13,11 +13,12 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
+from analysis.services.results import experiment_results, sequential_n_stars
+from analysis.services.rollups import fold
 from engine.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
 from engine.stats.sequential import DEFAULT_N_STAR
-from experiments.models import Arm, Experiment, Exposure
-from experiments.services.results import experiment_results, sequential_n_stars
-from experiments.services.rollups import fold
+from experiments.models import Arm, Experiment
+from serving.models import Exposure
 from tests.experiments.traffic import DAY1, NO_LAG, expose, running_experiment, send, simulate
 
 

@@ -10,18 +10,13 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from experiments.models import (
-    ArmRollup,
-    DailyRollup,
-    Event,
-    Experiment,
-    RollupState,
-    SimulationRun,
-    UserRollup,
-)
-from experiments.services.results import experiment_results
-from experiments.services.rollups import experiments_to_fold, fold, recompute
-from experiments.tasks import fold_rollups_task
+from analysis.models import ArmRollup, DailyRollup, RollupState, UserRollup
+from analysis.services.results import experiment_results
+from analysis.services.rollups import experiments_to_fold, fold, recompute
+from analysis.tasks import fold_rollups_task
+from experiments.models import Experiment
+from serving.models import Event
+from simulation.models import SimulationRun
 from tests.experiments.traffic import DAY1, DAY2, NO_LAG, expose, running_experiment, send
 
 

@@ -14,6 +14,9 @@ import pytest
 from django.db.models import Sum
 from statsmodels.stats.multitest import multipletests
 
+from analysis.models import ArmRollup
+from analysis.services.rollups import fold
+from analysis.services.segments import NOTE, SegmentBreakdown, SegmentLift, segment_results
 from engine.stats import (
     Proportion,
     RatioSample,
@@ -22,11 +25,11 @@ from engine.stats import (
     proportion_test,
     ratio_test,
 )
-from experiments.models import Arm, ArmRollup, Experiment, ServedRequest, SimulationRun
+from experiments.models import Arm, Experiment
 from experiments.serializers import segment_breakdown_data
-from experiments.services.rollups import fold
-from experiments.services.segments import NOTE, SegmentBreakdown, SegmentLift, segment_results
 from recommenders.models import Dataset, Interaction, Item, UserAttribute, Variant
+from serving.models import ServedRequest
+from simulation.models import SimulationRun
 from tests.experiments.factories import client_for, product_manager, simulated_retail_experiment
 from tests.experiments.traffic import DAY1, expose, running_experiment, send
 from tests.recommenders.factories import user_with_role

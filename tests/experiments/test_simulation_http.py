@@ -8,18 +8,21 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.services.results import experiment_results
 from engine import bucketing
-from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
-from experiments.services import bandit, serving
-from experiments.services.results import experiment_results
-from experiments.services.simulation_http import run_http_simulation
-from experiments.services.tokens import create_token
+from experiments.models import Experiment
+from experiments.services import bandit_schedule
+from serving.models import Event, Exposure, ServedRequest
+from serving.services import serve
+from serving.services.tokens import create_token
+from simulation.models import SimulationRun
+from simulation.services.http_traffic import run_http_simulation
 from tests.experiments.factories import held_out_experiment
 
 
 def test_http_mode_refuses_hosts_other_than_this_machine(db) -> None:  # type: ignore[no-untyped-def]
-    from experiments.services.simulation import SimulationRefused
-    from experiments.services.simulation_http import loopback_target
+    from simulation.services.http_traffic import loopback_target
+    from simulation.services.runs import SimulationRefused
 
     assert loopback_target("http://127.0.0.1:8000/") == ("http", "127.0.0.1", 8000)
     assert loopback_target("https://[::1]/") == ("https", "::1", 443)
@@ -34,7 +37,7 @@ def test_http_mode_sends_the_sessions_and_events_through_a_live_server(  # type:
     transactional_db, live_server, tmp_path: Path, settings
 ) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
-    serving.clear_cache()
+    serve.clear_cache()
     experiment = held_out_experiment(tmp_path)
     _, secret = create_token("load-test", ["serve", "ingest"])
     with pytest.raises(CommandError, match=r"refusing to send simulated traffic to 192\.0\.2\.1"):
@@ -69,18 +72,18 @@ def test_http_mode_on_a_bandit_serves_the_runs_own_weights_updated_between_days_
         salt="http-bandit-fixed",
     )  # fmt: skip
     experiment.refresh_from_db()
-    bandit.start_live_history(experiment)  # as starting a bandit does
-    serving.clear_cache()
+    bandit_schedule.start_live_history(experiment)  # as starting a bandit does
+    serve.clear_cache()
     _, secret = create_token("load-test", ["serve", "ingest"])
 
     result = run_http_simulation(experiment, {"daily_users": 20, "days": 4, "seed": 3}, live_server.url, secret)
 
     run = result.simulation
     assert run.status == "succeeded", (run.error, run.message)
-    rows = bandit.history(experiment.pk, run.pk)
+    rows = bandit_schedule.history(experiment.pk, run.pk)
     assert [r.period for r in rows] == [0, 1, 2, 3, 4]  # one per simulated day, and the one after the last
     assert [(r.starts_at - rows[0].starts_at).days for r in rows] == [0, 1, 2, 3, 4]
-    assert [r.period for r in bandit.history(experiment.pk)] == [0]  # the live history is untouched
+    assert [r.period for r in bandit_schedule.history(experiment.pk)] == [0]  # the live history is untouched
     # CTR: the trials are the impressions of the days before each update (the run's users' ids, and so their
     # arms, depend on the run's id: no exact counts here); burn-in until every arm has 100, then the weights move.
     impressions = Event.objects.filter(simulation=run, type="impression")

@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from experiments.models import Event, Experiment, Exposure, ServedRequest, SimulationRun
+from analysis.services.results import experiment_results
+from experiments.models import Experiment
 from experiments.services.lifecycle import transition
-from experiments.services.results import experiment_results
-from experiments.services.simulation import SimulationRefused, delete_simulation, queue_simulation, run_simulation
 from recommenders.importers.online_retail import parse_online_retail
 from recommenders.models import Dataset
 from recommenders.services.datasets import save_dataset
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_training
+from serving.models import Event, Exposure, ServedRequest
+from simulation.models import SimulationRun
+from simulation.services.runs import SimulationRefused, delete_simulation, run_simulation
+from simulation.tasks import queue_simulation
 from tests.experiments.factories import held_out_experiment
 from tests.support import ONLINE_RETAIL
 
@@ -90,7 +94,7 @@ def test_simulate_command_inline_prints_the_totals(experiment) -> None:  # type:
 
 
 def test_the_demo_experiment_is_created_started_and_simulated_once(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
-    from experiments.services.demo import KEY, run_demo_experiment
+    from simulation.services.demo import KEY, run_demo_experiment
     from tests.recommenders.factories import user_with_role
 
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
@@ -125,8 +129,8 @@ def test_the_demo_experiment_is_created_started_and_simulated_once(tmp_path: Pat
 def test_a_run_cancelled_while_running_stops_before_its_next_day_and_keeps_what_it_stored(  # type: ignore[no-untyped-def]
     experiment, monkeypatch
 ) -> None:
-    from experiments.services import simulation_storage
-    from experiments.services.simulation import cancel_simulation
+    from simulation.services import storage as simulation_storage
+    from simulation.services.runs import cancel_simulation
 
     run = queue_simulation(experiment, {"daily_users": 60, "days": 4, "seed": 2}, send=False)
     store = simulation_storage.RunWriter.store
@@ -198,7 +202,7 @@ def test_simulate_command_cancels_a_queued_run(experiment) -> None:  # type: ign
 def test_outside_a_transaction_days_are_stored_on_a_second_connection_with_the_same_result(  # type: ignore[no-untyped-def]
     experiment,
 ) -> None:
-    from experiments.services.simulation_storage import DayQueue
+    from simulation.services.storage import DayQueue
 
     with DayQueue(lambda batch: 0) as queue:  # this test exercises the second connection's path
         assert queue._pool is not None
@@ -228,7 +232,7 @@ def test_outside_a_transaction_days_are_stored_on_a_second_connection_with_the_s
 
 
 def test_simulate_command_with_spread_arrivals_brings_new_shoppers_every_day(experiment) -> None:  # type: ignore[no-untyped-def]
-    from experiments.management.commands.simulate import Command
+    from simulation.management.commands.simulate import Command
 
     help_text = " ".join(Command().create_parser("manage.py", "simulate").format_help().split())
     assert "--arrivals {at-start,uniform,first-purchase}" in help_text
@@ -291,7 +295,7 @@ def test_the_simulate_form_offers_arrivals_and_queues_the_chosen_mode(experiment
 
 
 def test_a_scaled_population_stores_each_replica_as_its_own_user_under_the_real_shoppers_id(experiment) -> None:  # type: ignore[no-untyped-def]
-    from experiments.models import CupedRollup
+    from analysis.models import CupedRollup
     from recommenders.models import Interaction
 
     out = io.StringIO()
@@ -318,7 +322,7 @@ def test_a_scaled_population_stores_each_replica_as_its_own_user_under_the_real_
     stored = CupedRollup.objects.filter(experiment=experiment, simulated=True, metric="clicks_per_user")
     assert sum(row.sum_x for row in stored) == expected > 0
 
-    from experiments.management.commands.simulate import Command
+    from simulation.management.commands.simulate import Command
 
     help_text = " ".join(Command().create_parser("manage.py", "simulate").format_help().split())
     assert "--population-scale S" in help_text
@@ -330,7 +334,7 @@ def test_a_population_scale_is_refused_over_http_and_checked_by_the_api_and_the_
     from django.urls import reverse
     from rest_framework.test import APIClient
 
-    from experiments.services.simulation_http import run_http_simulation
+    from simulation.services.http_traffic import run_http_simulation
 
     with pytest.raises(SimulationRefused, match="population scale above 1"):
         run_http_simulation(experiment, {"days": 1, "population_scale": 2}, "http://127.0.0.1:8000", "token")
@@ -369,7 +373,7 @@ def test_the_simulate_card_says_the_data_sets_shoppers_and_the_shop_size_the_pla
     from django.urls import reverse
 
     from engine.planning import plan_experiment
-    from experiments.services.simulated_population import population_advice
+    from simulation.services.population import population_advice
 
     client = Client()
     client.force_login(experiment.owner)

@@ -10,8 +10,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
-from experiments.models import Event, Experiment
-from experiments.services.tokens import create_token
+from experiments.models import Experiment
+from serving.models import Event
+from serving.services.tokens import create_token
 from tests.experiments.traffic import running_experiment
 from tests.recommenders.factories import user_with_role
 

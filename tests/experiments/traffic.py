@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import User
 
-from experiments.models import Arm, Experiment, Exposure, SimulationRun
-from experiments.services.events import ingest
+from experiments.models import Arm, Experiment
+from serving.models import Exposure
+from serving.services.events import ingest
+from simulation.models import SimulationRun
 
 DAY1 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)

@@ -12,8 +12,9 @@ from recommenders.evaluation import splits
 from recommenders.evaluation.evaluator import evaluate
 from recommenders.models import Evaluation
 from recommenders.services.metric_curves import metric_curves
-from recommenders.services.training import queue_evaluation, run_evaluation
+from recommenders.services.training import run_evaluation
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_evaluation
 from tests.recommenders.factories import retail_sample
 
 

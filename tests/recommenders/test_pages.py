@@ -15,7 +15,8 @@ from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
 from recommenders import serving
 from recommenders.algorithms import registry
 from recommenders.models import Dataset, Evaluation, TrainingRun, Variant
-from recommenders.services.training import queue_evaluation, run_evaluation, run_training
+from recommenders.services.training import run_evaluation, run_training
+from recommenders.tasks import queue_evaluation
 from tests.recommenders.factories import retail_sample, user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -11,15 +11,9 @@ from django.core.management import CommandError, call_command
 from recommenders import serving
 from recommenders.artifacts import ArtifactError, load_model, sha256_of
 from recommenders.models import Evaluation, TrainingRun, Variant
-from recommenders.services.training import (
-    fingerprint,
-    load_training_data,
-    queue_evaluation,
-    queue_training,
-    run_evaluation,
-    run_training,
-)
+from recommenders.services.training import fingerprint, load_training_data, run_evaluation, run_training
 from recommenders.services.variants import VariantSpec, register_variant
+from recommenders.tasks import queue_evaluation, queue_training
 from tests.recommenders.factories import retail_sample
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recommenders.management.commands._progress import wait_for
 from recommenders.models import Evaluation
-from recommenders.services.training import TrainingError, queue_evaluation, run_evaluation
+from recommenders.services.training import TrainingError, run_evaluation
 from recommenders.services.variants import VariantError, find_variant
+from recommenders.tasks import queue_evaluation
 
 METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "novelty", "diversity", "gini")
 

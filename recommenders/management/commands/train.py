@@ -9,8 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recommenders.management.commands._progress import wait_for
 from recommenders.models import TrainingRun, Variant
-from recommenders.services.training import queue_training, run_training
+from recommenders.services.training import run_training
 from recommenders.services.variants import VariantError, find_variant
+from recommenders.tasks import queue_training
 
 
 class Command(BaseCommand):

@@ -1,0 +1,44 @@
+"""The experiment-side REST API under /api/v1/, composed from the apps that own each endpoint."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from analysis import api as analysis_api
+from experiments import api as experiments_api
+from offpolicy import api as offpolicy_api
+from serving import api as serving_api
+from simulation import api as simulation_api
+
+router = DefaultRouter()
+router.register("experiments", experiments_api.ExperimentViewSet, basename="experiment")
+
+urlpatterns = [
+    path(
+        "experiments/<slug:key>/recommendations",
+        serving_api.RecommendationsView.as_view(),
+        name="experiment-recommendations",
+    ),
+    path("events", serving_api.EventsView.as_view(), name="events"),
+    path("experiments/<slug:key>/results/", analysis_api.ResultsView.as_view(), name="experiment-results"),
+    path("experiments/<slug:key>/segments/", analysis_api.SegmentsView.as_view(), name="experiment-segments"),
+    path(
+        "experiments/<slug:key>/simulations",
+        simulation_api.SimulationListView.as_view(),
+        name="experiment-simulations",
+    ),
+    path(
+        "experiments/<slug:key>/simulations/<int:run_id>",
+        simulation_api.SimulationDetailView.as_view(),
+        name="experiment-simulation",
+    ),
+    path(
+        "experiments/<slug:key>/simulations/<int:run_id>/cancel",
+        simulation_api.SimulationCancelView.as_view(),
+        name="experiment-simulation-cancel",
+    ),
+    path("offpolicy-estimates", offpolicy_api.EstimateListView.as_view(), name="offpolicy-estimates"),
+    path(
+        "offpolicy-estimates/<int:estimate_id>", offpolicy_api.EstimateDetailView.as_view(), name="offpolicy-estimate"
+    ),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,67 @@
+"""The serving and ingestion endpoints' answers, shared by the DRF views and the lean WSGI path.
+
+Each function takes already-parsed input and returns (HTTP status, JSON body), so the two
+HTTP front ends cannot drift apart: experiments/api.py (documented in the OpenAPI schema,
+session or token authentication) and serving/lean.py (token requests only, no Django
+middleware or DRF).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.services import events as event_service
+from serving.services.config import LogWriter, ServingError, UnknownExperiment
+from serving.services.serve import serve
+
+MAX_USER_ID = 100  # RecommendationRequest's limits
+MAX_K = 100
+MAX_QUERY = 500
+
+
+def recommendations_answer(
+    key: str, user_id: str, k: int, query: str | None, *, log: LogWriter | None = None
+) -> tuple[int, dict[str, Any]]:
+    """200 and the served list; 404 for an unknown experiment, 409 when it does not serve traffic."""
+    try:
+        return 200, serve(key, user_id, k, query or None, log=log)
+    except UnknownExperiment as error:
+        return 404, {"detail": str(error)}
+    except ServingError as error:
+        return 409, {"detail": str(error)}
+
+
+def ingest_answer(body: Any) -> tuple[int, dict[str, Any]]:
+    """Store a batch (a list, or {"events": [...]}); 400 when it is refused whole or every event is invalid."""
+    events = body.get("events") if isinstance(body, dict) else body
+    try:
+        result = event_service.ingest(events)
+    except event_service.BatchError as error:
+        return error.status, {"detail": str(error)}
+    answer = {"received": result.received, "stored": result.stored, "duplicates": result.duplicates,
+              "rejected": len(result.errors), "errors": result.errors}  # fmt: skip
+    return (400 if result.errors and len(result.errors) == result.received else 200), answer
+
+
+def plain_recommendation_request(body: Any) -> tuple[str, int, str] | None:
+    """(user_id, k, query) when the body is plainly valid for RecommendationRequest, else None.
+
+    Plainly valid: a JSON object whose user_id is printable text of 1-100 characters without
+    surrounding spaces, k (default 10) a whole number from 1 to 100, query (default "")
+    printable text of at most 500 characters without surrounding spaces, context an object.
+    Anything else (including what the serializer would coerce, such as a numeric user_id) is
+    None: the caller lets the DRF serializer decide, so every refusal has its wording.
+    """
+    if type(body) is not dict:
+        return None
+    user_id, k, query = body.get("user_id"), body.get("k", 10), body.get("query", "")
+    if not (_plain_text(user_id, MAX_USER_ID) and user_id and type(k) is int and 1 <= k <= MAX_K):
+        return None
+    if not _plain_text(query, MAX_QUERY) or type(body.get("context", {})) is not dict:
+        return None
+    return user_id, k, query
+
+
+def _plain_text(value: Any, limit: int) -> bool:
+    # isprintable() is False for NUL, control characters and lone surrogates, which DRF refuses.
+    return type(value) is str and len(value) <= limit and value.isprintable() and value == value.strip()

@@ -1,0 +1,143 @@
+"""The data plane's tables: API tokens, answered requests, exposures and events.
+
+Rows written by a simulation run carry its id (``simulation``, no database constraint), so a run can
+be deleted without touching live traffic.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from experiments.models import Arm, Experiment
+
+
+class ApiToken(models.Model):
+    """A client credential. Only the sha256 of the secret is stored; `prefix` identifies it in lists."""
+
+    class Scope(models.TextChoices):
+        SERVE = "serve", "Ask for recommendations"
+        INGEST = "ingest", "Send events"
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Exposure(models.Model):
+    """The first time a user was served an arm of an experiment (one row per user and experiment)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="exposures")
+    user_id = models.CharField(max_length=100)
+    bucket = models.PositiveSmallIntegerField()
+    first_exposed_at = models.DateTimeField()
+    simulation = models.ForeignKey(
+        "simulation.SimulationRun",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "user_id"], name="exposure_once_per_user")]
+        indexes = [models.Index(fields=["experiment", "arm"], name="exposure_experiment_arm")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw {self.arm_id} of {self.experiment_id}"
+
+
+class ServedRequest(models.Model):
+    """One answered recommendation request: who, which arm, and the probability of that arm."""
+
+    request_id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="served_requests")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    user_id = models.CharField(max_length=100)
+    exposed = models.BooleanField(help_text="False when the user is outside the experiment (served control)")
+    arm_probability = models.FloatField()
+    query = models.CharField(max_length=500, blank=True)
+    k = models.PositiveSmallIntegerField()
+    served_at = models.DateTimeField()
+    # The exploration share e in force (0: none) and whether this request drew the random ordering.
+    # With e > 0 its impressions' propensities are the mixture marginals (engine.offpolicy.exploration).
+    exploration_share = models.FloatField(default=0.0, db_default=0.0)
+    explored = models.BooleanField(default=False, db_default=False)
+    simulation = models.ForeignKey(
+        "simulation.SimulationRun",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["experiment", "served_at"], name="served_experiment_time")]
+
+    def __str__(self) -> str:
+        return str(self.request_id)
+
+
+class Event(models.Model):
+    """What a user did (impression, click, add to cart, purchase), sent by the shop or logged by serving.
+
+    `event_id` is the client's idempotency key: a repeated event is accepted but stored once.
+    """
+
+    class Type(models.TextChoices):
+        IMPRESSION = "impression", "Impression"
+        CLICK = "click", "Click"
+        ADD_TO_CART = "add_to_cart", "Add to cart"
+        PURCHASE = "purchase", "Purchase"
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    user_id = models.CharField(max_length=100)
+    item_id = models.CharField(max_length=100, blank=True)
+    request_id = models.UUIDField(null=True, blank=True)
+    # Events are an append-only log written at tens of thousands of rows a second: no
+    # single-column indexes on the foreign keys (the composite (experiment, id) below serves the
+    # experiment's lookups; nothing queries events by arm) and no database-level foreign-key
+    # checks (ingestion resolves the ids itself; deletes still cascade through the ORM).
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, null=True, blank=True, related_name="events",
+        db_index=False, db_constraint=False,
+    )  # fmt: skip
+    arm = models.ForeignKey(
+        Arm, on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_index=False, db_constraint=False
+    )
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
+    propensity = models.FloatField(null=True, blank=True)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    # Set on simulated traffic, so a run's events can be told apart and deleted.
+    simulation = models.ForeignKey(
+        "simulation.SimulationRun", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        db_index=False, db_constraint=False,
+    )  # fmt: skip
+
+    class Meta:
+        # A unique constraint rather than unique=True: PostgreSQL then gets only the unique index (the
+        # idempotency key), not also the varchar_pattern_ops index Django adds for LIKE queries, which
+        # nothing runs and every ingested event would pay to maintain.
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="event_id_once")]
+        indexes = [
+            # Rollups fold an experiment's events in id order from a watermark.
+            models.Index(fields=["experiment", "id"], name="event_experiment_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

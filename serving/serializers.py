@@ -1,0 +1,64 @@
+"""The data plane's request and answer shapes (the endpoints validate events themselves, for speed;
+these document them in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class RecommendationRequest(serializers.Serializer[Any]):
+    user_id = serializers.CharField(max_length=100)
+    k = serializers.IntegerField(default=10, min_value=1, max_value=100)
+    query = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    context = serializers.DictField(required=False, default=dict)
+
+
+class RecommendedItem(serializers.Serializer[Any]):
+    item_id = serializers.CharField()
+    score = serializers.FloatField()
+    position = serializers.IntegerField()
+    team = serializers.ChoiceField(choices=["A", "B"], required=False,
+                                   help_text="interleaved answers only: the contributing team")  # fmt: skip
+    arm = serializers.CharField(required=False, help_text="interleaved answers only: the contributing arm's name")
+
+
+class RecommendationAnswer(serializers.Serializer[Any]):
+    request_id = serializers.UUIDField(help_text="send it with the impressions' clicks and purchases")
+    experiment = serializers.CharField()
+    arm = serializers.CharField(help_text='the arm served, or "interleaved" (both arms, team draft)')
+    teams = serializers.DictField(child=serializers.CharField(), required=False,
+                                  help_text='interleaved answers only: {"A": control arm, "B": other arm}')  # fmt: skip
+    exposed = serializers.BooleanField(help_text="False when the user is outside the experiment (served control)")
+    arm_probability = serializers.FloatField(help_text="probability that a random user is served this arm")
+    explored = serializers.BooleanField(help_text="true when this request got the exploration share's random ordering")
+    items = RecommendedItem(many=True)
+
+
+class EventInput(serializers.Serializer[Any]):
+    """One event (documentation: the endpoint validates events itself, one by one, for speed)."""
+
+    event_id = serializers.CharField(max_length=100, help_text="idempotency key: a repeat is stored once")
+    type = serializers.ChoiceField(choices=["impression", "click", "add_to_cart", "purchase"])
+    user_id = serializers.CharField(max_length=100)
+    item_id = serializers.CharField(max_length=100, required=False)
+    request_id = serializers.UUIDField(required=False, help_text="from the recommendations answer")
+    experiment = serializers.CharField(required=False, help_text="experiment key")
+    position = serializers.IntegerField(required=False, min_value=1)
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2, required=False, min_value=0)
+    timestamp = serializers.DateTimeField(help_text="ISO 8601; at most 5 minutes in the future")
+
+
+class EventError(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    error = serializers.CharField()
+
+
+class IngestAnswer(serializers.Serializer[Any]):
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = EventError(many=True)

@@ -1,0 +1,79 @@
+"""API tokens for shops and the simulator: the secret is shown once, only its sha256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.db import IntegrityError
+from django.utils import timezone
+
+from serving.models import ApiToken
+
+PREFIX = "abp_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
+CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[ApiToken, float]] = {}
+
+
+class TokenError(Exception):
+    pass
+
+
+def create_token(name: str, scopes: Sequence[str]) -> tuple[ApiToken, str]:
+    """Create a token; returns it and its secret (which is not stored and cannot be shown again)."""
+    unknown = sorted(set(scopes) - set(ApiToken.Scope.values))
+    if unknown or not scopes:
+        raise TokenError(f"scopes must be among {', '.join(ApiToken.Scope.values)}; got {', '.join(scopes) or 'none'}")
+    if not name.strip():
+        raise TokenError("give the token a name (e.g. the shop that uses it)")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    try:
+        token = ApiToken.objects.create(
+            name=name.strip(), prefix=secret[: len(PREFIX) + 8], key_hash=_digest(secret), scopes=sorted(set(scopes))
+        )
+    except IntegrityError:
+        raise TokenError(f"a token named {name!r} exists already") from None
+    return token, secret
+
+
+def find_token(secret: str) -> ApiToken | None:
+    """The live token with this secret, or None; records when it was last used.
+
+    Each process remembers a token for CACHE_SECONDS, so serving does not pay a query per
+    request: a revocation takes effect within that time.
+    """
+    if not secret.startswith(PREFIX):
+        return None
+    digest = _digest(secret)
+    now = time.monotonic()
+    cached = _cache.get(digest)
+    if cached is not None and now - cached[1] < CACHE_SECONDS:
+        return cached[0]
+    token = ApiToken.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
+    if token is not None:
+        stamp = timezone.now()
+        if token.last_used_at is None or stamp - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=stamp)
+        _cache[digest] = (token, now)
+    else:
+        _cache.pop(digest, None)
+    return token
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def revoke_token(name: str) -> bool:
+    """Revoke the live token `name` (other processes notice within CACHE_SECONDS)."""
+    _cache.clear()
+    return bool(ApiToken.objects.filter(name=name, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+def _digest(secret: str) -> str:
+    # A fast hash is right here: the secret has 256 bits of entropy, so it cannot be guessed.
+    return hashlib.sha256(secret.encode()).hexdigest()
