@@ -15,6 +15,7 @@ from django.db.models import Sum
 from statsmodels.stats.multitest import multipletests
 
 from analysis.models import ArmRollup
+from analysis.serializers import segment_breakdown_data
 from analysis.services.rollups import fold
 from analysis.services.segments import NOTE, SegmentBreakdown, SegmentLift, segment_results
 from engine.stats import (
@@ -26,7 +27,6 @@ from engine.stats import (
     ratio_test,
 )
 from experiments.models import Arm, Experiment
-from experiments.serializers import segment_breakdown_data
 from recommenders.models import Dataset, Interaction, Item, UserAttribute, Variant
 from serving.models import ServedRequest
 from simulation.models import SimulationRun
