@@ -37,6 +37,7 @@ impression are correlated within a user, see ``engine.bandits.thompson``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,6 +113,7 @@ def due_experiments() -> list[int]:
     )
 
 
+@dataclass(frozen=True, slots=True)
 class CohortCounts:
     """Per arm (position order) counts of the users first exposed in one period."""
 
