@@ -35,7 +35,7 @@ class PlotlyFinder(BaseFinder):
     def check(self, **kwargs: Any) -> list[Any]:
         return []
 
-    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> Any:  # str, or a list with find_all
         if path != BUNDLE or self.storage is None:
             return [] if find_all else ""
         found = self.storage.path("plotly.min.js")

@@ -11,11 +11,12 @@ from analysis.services.bandit_results import due_experiments, update_weights
 from analysis.services.fold_window import FOLD_LAG
 from analysis.services.rollups import experiments_to_fold, fold
 
-_BEAT_JOB = {"acks_late": True, "autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_backoff_max": 60,
-             "max_retries": 3, "soft_time_limit": 600, "time_limit": 660}  # fmt: skip
+# A beat job: acknowledged after the work, a database outage retried, at most ten minutes.
+beat_job = shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, retry_backoff_max=60,
+                       max_retries=3, soft_time_limit=600, time_limit=660)  # fmt: skip
 
 
-@shared_task(**_BEAT_JOB)
+@beat_job
 def fold_rollups_task(lag_seconds: float = FOLD_LAG.total_seconds()) -> dict[str, int]:
     """Fold new events of every experiment that has some (idempotent: each fold locks its state row
     and moves a watermark, so an overlapping or redelivered run folds nothing twice).
@@ -30,7 +31,7 @@ def fold_rollups_task(lag_seconds: float = FOLD_LAG.total_seconds()) -> dict[str
     return folded
 
 
-@shared_task(**_BEAT_JOB)
+@beat_job
 def update_bandits_task() -> dict[str, int]:
     """Store the next period's weights of every running bandit experiment whose update interval has
     elapsed (idempotent: each period is stored once per experiment, by a unique constraint, so an

@@ -25,8 +25,9 @@ import threading
 import traceback as tracebacks
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 from django.db.models import Q
@@ -49,6 +50,8 @@ def stale_after() -> timedelta:
 
 
 Job = TypeVar("Job", bound=BackgroundJob)
+P = ParamSpec("P")
+R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
 
@@ -56,13 +59,14 @@ class QueueUnavailable(Exception):
     """The broker did not take the job's task; the job is marked failed with the reason."""
 
 
-def long_job_options(seconds: int, *, max_retries: int = 3) -> dict[str, Any]:
-    """Celery options of a job that holds a worker for minutes: acknowledged after the work (a crash
-    redelivers it; the body claims its row once), a database outage retried with backoff, every other
-    failure recorded by the body, a hard limit of ``seconds`` and a soft one a minute earlier."""
-    return {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": (OperationalError,),
-            "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": max_retries,
-            "soft_time_limit": seconds - 60, "time_limit": seconds}  # fmt: skip
+def long_job_task(seconds: int, *, max_retries: int = 3) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """The Celery task decorator of a job that holds a worker for minutes: acknowledged after the work
+    (a crash redelivers it; the body claims its row once), a database outage retried with backoff,
+    every other failure recorded by the body, a hard limit of ``seconds`` and a soft one a minute earlier."""
+    return shared_task(
+        acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=5,
+        retry_backoff_max=300, max_retries=max_retries, soft_time_limit=seconds - 60, time_limit=seconds,
+    )  # fmt: skip
 
 
 def claim(model: type[Job], pk: int, message: str = "starting") -> bool:
@@ -76,7 +80,7 @@ def claim(model: type[Job], pk: int, message: str = "starting") -> bool:
         | Q(status="running", heartbeat_at__lt=silent)
         | Q(status="running", heartbeat_at__isnull=True, started_at__lt=silent)
     )
-    updated = model.objects.filter(pk=pk).filter(takeable).update(
+    updated = model._default_manager.filter(pk=pk).filter(takeable).update(
         status="running", started_at=now, heartbeat_at=now, progress=0, message=message[:MESSAGE_LENGTH],
         error="", traceback="",
     )  # fmt: skip
@@ -85,7 +89,7 @@ def claim(model: type[Job], pk: int, message: str = "starting") -> bool:
 
 def beat(model: type[Job], pk: int) -> None:
     """One sign of life of a running job."""
-    model.objects.filter(pk=pk, status="running").update(heartbeat_at=timezone.now())
+    model._default_manager.filter(pk=pk, status="running").update(heartbeat_at=timezone.now())
 
 
 @contextlib.contextmanager
@@ -116,7 +120,7 @@ def heartbeat(model: type[Job], pk: int, every: float | None = None) -> Iterator
 
 def fail(model: type[Job], pk: int, error: BaseException, **fields: Any) -> None:
     """Record a terminal failure with its traceback (call from the `except` block that caught it)."""
-    model.objects.filter(pk=pk).update(
+    model._default_manager.filter(pk=pk).update(
         status="failed", finished_at=timezone.now(), message=f"failed: {error}"[:MESSAGE_LENGTH],
         error=f"{type(error).__name__}: {error}", traceback=tracebacks.format_exc(), **fields,
     )  # fmt: skip
@@ -126,7 +130,7 @@ def requeue(model: type[Job], pk: int, message: str = "retrying after a database
     """Back to queued, for the task's own retry. When the database is still away this fails too, and the
     job is taken over once its heartbeat is stale."""
     with contextlib.suppress(OperationalError):
-        model.objects.filter(pk=pk, status="running").update(status="queued", message=message[:MESSAGE_LENGTH])
+        model._default_manager.filter(pk=pk, status="running").update(status="queued", message=message[:MESSAGE_LENGTH])
 
 
 def is_stale(job: BackgroundJob) -> bool:
@@ -146,7 +150,7 @@ def enqueue(model: type[Job], pk: int, send: Callable[[int], Any]) -> None:
             send(pk)
         except Exception as error:  # kombu's OperationalError, a refused connection, a timeout...
             reason = f"could not be queued: the task broker did not answer ({type(error).__name__}: {error})"
-            model.objects.filter(pk=pk, status="queued").update(
+            model._default_manager.filter(pk=pk, status="queued").update(
                 status="failed", finished_at=timezone.now(), message=reason[:MESSAGE_LENGTH], error=reason,
             )  # fmt: skip
             raise QueueUnavailable(reason) from error
@@ -169,14 +173,14 @@ def recover_stale() -> dict[str, list[int]]:
     silent = timezone.now() - stale_after()
     recovered: dict[str, list[int]] = {}
     for label, (model, send) in _KINDS.items():
-        dead = model.objects.filter(status="running").filter(
+        dead = model._default_manager.filter(status="running").filter(
             Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True, started_at__lt=silent)
         )
         ids = []
         for pk in dead.values_list("pk", flat=True):
             # Back to queued first: the re-sent task claims it as any queued job, and the next run of this
             # function does not send it again while it waits for a free worker.
-            if model.objects.filter(pk=pk, status="running").update(
+            if model._default_manager.filter(pk=pk, status="running").update(
                 status="queued", message="its worker stopped: waiting for the next free worker to restart it"
             ):
                 ids.append(pk)

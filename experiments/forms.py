@@ -4,7 +4,7 @@ their errors (field -> reason) are put back on the form's fields, so the page sh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -117,7 +117,7 @@ class ArmForm(forms.Form):
 
     def __init__(self, *args: Any, variant_choices: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["variant"].choices = variant_choices
+        cast(forms.ChoiceField, self.fields["variant"]).choices = variant_choices
 
     @property
     def filled(self) -> bool:
@@ -142,7 +142,7 @@ class DecisionForm(forms.Form):
 
     def __init__(self, *args: Any, arms: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["winning_arm"].choices = [("", "—")] + [(name, name) for name in arms]
+        cast(forms.ChoiceField, self.fields["winning_arm"]).choices = [("", "—")] + [(name, name) for name in arms]
 
 
 class PlanForm(forms.Form):

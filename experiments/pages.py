@@ -201,7 +201,7 @@ def experiment_ramp(request: HttpRequest, key: str) -> HttpResponse:
     experiment = experiment_or_404(key)
     form = RampForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Traffic share: " + " ".join(form.errors["traffic_percent"]))
+        messages.error(request, "Traffic share: " + " ".join(map(str, form.errors["traffic_percent"])))
         return redirect("experiment_pages:detail", key=key)
     try:
         update_experiment(experiment, {"traffic_percent": form.cleaned_data["traffic_percent"]}, request.user)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -15,4 +15,4 @@ class EstimateForm(forms.Form):
 
     def __init__(self, *args: Any, sources: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["experiment"].choices = sources
+        cast(forms.ChoiceField, self.fields["experiment"]).choices = sources

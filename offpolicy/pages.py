@@ -27,7 +27,7 @@ def variant_estimate(request: HttpRequest, name: str, version: int) -> HttpRespo
     if not form.is_valid():
         for field, errors in form.errors.items():
             messages.error(
-                request, f"{form.fields[field].label if field in form.fields else field}: {' '.join(errors)}"
+                request, f"{form.fields[field].label if field in form.fields else field}: {' '.join(map(str, errors))}"
             )
         return redirect("variants:detail", name=name, version=version)
     experiment = get_object_or_404(Experiment, key=form.cleaned_data["experiment"])

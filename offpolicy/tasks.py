@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -15,7 +14,7 @@ from offpolicy.services.estimates import create_estimate, run_estimate
 from recommenders.models import Variant
 
 
-@shared_task(**jobs.long_job_options(1800))
+@jobs.long_job_task(1800)
 def estimate_ctr_task(estimate_id: int) -> None:
     """Compute a queued off-policy estimate (claimed once: a redelivered message finds it running and returns)."""
     run_estimate(estimate_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -32,8 +32,10 @@ class ChooseAlgorithmForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["algorithm"].choices = [(name, name) for name in registry.names()]
-        self.fields["dataset"].choices = [(name, name) for name in Dataset.objects.values_list("name", flat=True)]
+        cast(forms.ChoiceField, self.fields["algorithm"]).choices = [(name, name) for name in registry.names()]
+        cast(forms.ChoiceField, self.fields["dataset"]).choices = [
+            (name, name) for name in Dataset.objects.values_list("name", flat=True)
+        ]
 
 
 class RegisterVariantForm(forms.Form):

@@ -150,7 +150,7 @@ def variant_evaluate(request: HttpRequest, name: str, version: int) -> HttpRespo
     variant = get_object_or_404(Variant, name=name, version=version)
     form = EvaluateForm(request.POST)
     if not form.is_valid():
-        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        problems = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in form.errors.items())
         messages.error(request, f"Evaluation not queued: {problems}")
         return redirect("variants:detail", name=name, version=version)
     try:

@@ -28,15 +28,15 @@ def refresh_dataset_counts_task(dataset_id: int) -> dict[str, int]:
 
 
 # Training holds a worker for minutes (retried up to five times over a database outage).
-_TRAINING = jobs.long_job_options(TRAINING_TIME_LIMIT, max_retries=5)
+_TRAINING = jobs.long_job_task(TRAINING_TIME_LIMIT, max_retries=5)
 
 
-@shared_task(**_TRAINING)
+@_TRAINING
 def train_variant_task(run_id: int) -> None:
     run_training(run_id)
 
 
-@shared_task(**_TRAINING)
+@_TRAINING
 def evaluate_variant_task(evaluation_id: int) -> None:
     run_evaluation(evaluation_id)
 

@@ -41,7 +41,9 @@ def experiment_simulate(request: HttpRequest, key: str) -> HttpResponse:
     experiment = experiment_or_404(key)
     form = SimulationForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Simulation: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(
+            request, "Simulation: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
+        )
         return redirect("experiment_pages:detail", key=key)
     data = form.cleaned_data
     settings = {"daily_users": float(data["users"]), "days": data["days"], "seed": data["seed"]}

@@ -15,7 +15,7 @@ from simulation.services.demo import run_demo_experiment
 from simulation.services.runs import create_simulation, run_simulation
 
 
-@shared_task(**jobs.long_job_options(3600))
+@jobs.long_job_task(3600)
 def simulate_task(simulation_id: int) -> None:
     """Run a queued simulation (claimed once: a redelivered message finds it running and returns)."""
     run_simulation(simulation_id)

@@ -137,13 +137,14 @@ def assign_sticky(allocation: Allocation, salt: str, user_ids: np.ndarray, arm_o
 
 def histories_of(experiment: Experiment, traffic: str) -> list[int | None]:
     """The histories a traffic filter covers: None = live, else simulation run ids."""
-    runs = list(
+    runs: list[int | None] = list(
         BanditUpdate.objects.filter(experiment=experiment, simulation__isnull=False)
         .values_list("simulation_id", flat=True)
         .distinct()
         .order_by("simulation_id")
     )
-    return {"live": [None], "simulated": runs, "all": [None, *runs]}[traffic]  # type: ignore[list-item]
+    histories: dict[str, list[int | None]] = {"live": [None], "simulated": runs, "all": [None, *runs]}
+    return histories[traffic]
 
 
 def stored_histories(experiment: Experiment, traffic: str) -> list[tuple[int | None, str, list[BanditUpdate]]]:

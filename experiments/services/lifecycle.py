@@ -253,11 +253,14 @@ def _reserve_layer_range(experiment: Experiment) -> tuple[int, int]:
     size = round(BUCKETS * experiment.layer_share_percent / 100)
     if not experiment.layer:
         return 0, size
-    taken = sorted(
+    # Running and paused experiments of a layer always hold a range (set when they started).
+    taken: list[tuple[int, int]] = sorted(
         Experiment.objects.select_for_update()
         .filter(layer=experiment.layer, status__in=(Experiment.Status.RUNNING, Experiment.Status.PAUSED))
         .exclude(pk=experiment.pk)
-        .values_list("layer_start", "layer_end")
+        .exclude(layer_start=None)
+        .exclude(layer_end=None)
+        .values_list("layer_start", "layer_end")  # type: ignore[arg-type]
     )
     cursor = 0  # the end of the taken ranges seen so far; a gap before the next one may fit
     for start, end in taken:

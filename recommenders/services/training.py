@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 from django.contrib.auth.models import User
 from django.db import OperationalError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import jobs
@@ -230,7 +231,7 @@ class _ProgressWriter:
     """Writes (fraction, message) to the run's row, at most every PROGRESS_INTERVAL seconds."""
 
     def __init__(self, model: type[RunModel], pk: int, log: list[str]) -> None:
-        self._rows = model.objects.filter(pk=pk)
+        self._rows: QuerySet[Any] = model._default_manager.filter(pk=pk)
         self._log = log
         self._last = 0.0
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from tqdm import tqdm
 
 from recommenders.models import Evaluation, TrainingRun
@@ -14,7 +14,7 @@ from recommenders.models import Evaluation, TrainingRun
 TERMINAL = ("succeeded", "failed")
 
 
-def wait_for(row: TrainingRun | Evaluation, timeout: float, out: TextIO) -> TrainingRun | Evaluation:
+def wait_for(row: TrainingRun | Evaluation, timeout: float, out: TextIO | OutputWrapper) -> TrainingRun | Evaluation:
     """Poll `row` until it succeeds or fails, drawing its progress; CommandError on failure or timeout."""
     deadline = time.monotonic() + timeout
     warned = False
