@@ -20,14 +20,8 @@ import pytest
 
 from recommenders.algorithms import registry
 from recommenders.algorithms.base import ParameterError, Recommender, TrainingData
-from recommenders.algorithms.deep import (
-    MlpParams,
-    MlpRecommender,
-    TwoTowerParams,
-    TwoTowerRecommender,
-    item_text_features,
-    sample_negatives,
-)
+from recommenders.algorithms.deep import MlpRecommender, TwoTowerRecommender
+from recommenders.algorithms.deep_inputs import MlpParams, TwoTowerParams, item_text_features, sample_negatives
 from tests.recommenders.algorithms.deep_data import REPO_ROOT, ml100k_slice, online_retail_slice, toy_two_groups
 
 # Small networks and short training for tests; the defaults are checked separately.
