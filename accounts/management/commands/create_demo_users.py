@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.roles import DATA_SCIENTISTS, PRODUCT_MANAGERS, REVIEWERS
@@ -20,7 +21,8 @@ DEMO_USERS = (
 class Command(BaseCommand):
     help = (
         "Create (or reset) one demo user per role: pm (Product managers), ds (Data scientists) and "
-        "reviewer (Reviewers), and print their credentials. For local demos only: the passwords are public."
+        "reviewer (Reviewers), and print their credentials. For local demos only: the passwords are public, so "
+        "it refuses to run when ABPLATFORM_ENV=production."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -28,6 +30,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError(
+                "create_demo_users refuses to run with ABPLATFORM_ENV=production: its passwords are public. "
+                "Create real accounts with `manage.py createsuperuser` and give them a role in the admin."
+            )
         self.stdout.write("Demo users (log in at http://127.0.0.1:8000/accounts/login/):")
         for username, full_name, role in DEMO_USERS:
             first, last = full_name.split(" ", 1)
