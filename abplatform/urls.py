@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from abplatform import views
+from abplatform.errors import server_error_or_unavailable
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,3 +23,6 @@ urlpatterns = [
     # browsers ask for /favicon.ico; answer with the layout's icon instead of a 404 in their console.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
 ]
+
+# An unreachable database answers 503 with Retry-After (pages and API); other errors stay a 500.
+handler500 = server_error_or_unavailable
