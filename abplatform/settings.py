@@ -173,9 +173,11 @@ SPECTACULAR_SETTINGS = {
         "VariantStatusEnum": "recommenders.models.Variant.Status",
         "ExperimentStatusEnum": "experiments.models.Experiment.Status",
     },
-    # /api/docs/ loads Swagger UI from drf-spectacular-sidecar's static files, never from a CDN.
+    # /api/docs/ (Swagger UI) and /api/redoc/ (Redoc) load drf-spectacular-sidecar's static files, never a CDN;
+    # the Redoc page's template (templates/api/redoc.html) also leaves out drf-spectacular's Google Fonts links.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery. The default broker is kombu's filesystem transport: a real broker with a real

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from abplatform import views
 from abplatform.errors import server_error_or_unavailable
@@ -19,6 +19,11 @@ urlpatterns = [
     path("api/v1/", include("abplatform.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
+        name="api-redoc",
+    ),
     # Pages without the layout's icon link (the API's browsable pages, Django's plain error pages) make
     # browsers ask for /favicon.ico; answer with the layout's icon instead of a 404 in their console.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

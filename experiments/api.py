@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_schema import error_response, errors
 from experiments.models import Experiment
 from experiments.serializers import (
     ChangeSerializer,
     DecisionSerializer,
+    EarlyReadAnswerSerializer,
     ExperimentInput,
     ExperimentPatch,
     ExperimentSerializer,
@@ -63,6 +65,21 @@ def _arms(data: list[dict[str, Any]]) -> list[ArmSpec]:
     return [ArmSpec(**arm) for arm in data]
 
 
+# The lifecycle actions (start, pause, resume, stop, conclude, archive) answer alike.
+transition_schema = extend_schema(
+    request=None,
+    responses={
+        200: ExperimentSerializer,
+        **errors(403, 404),
+        409: error_response(409, "The action is not allowed in the experiment's current state (`detail` says why)."),
+    },
+)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ExperimentSerializer(many=True), **errors(403)}),
+    retrieve=extend_schema(responses={200: ExperimentSerializer, **errors(403, 404)}),
+)
 class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Experiment]):
     queryset = Experiment.objects.select_related("owner").prefetch_related("arms__variant").order_by("-created_at")
     serializer_class = ExperimentSerializer
@@ -70,7 +87,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     lookup_field = "key"
     lookup_value_regex = r"[-\w]+"
 
-    @extend_schema(request=ExperimentInput, responses={201: ExperimentSerializer})
+    @extend_schema(request=ExperimentInput, responses={201: ExperimentSerializer, **errors(400, 403)})
     def create(self, request: Request) -> Response:
         form = ExperimentInput(data=request.data)
         form.is_valid(raise_exception=True)
@@ -82,7 +99,14 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response(error.errors, status=400)
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ExperimentPatch, responses={200: ExperimentSerializer})
+    @extend_schema(
+        request=ExperimentPatch,
+        responses={
+            200: ExperimentSerializer,
+            **errors(400, 403, 404),
+            409: error_response(409, "The experiment is no longer a draft: the field can no longer change."),
+        },
+    )
     def partial_update(self, request: Request, key: str) -> Response:
         form = ExperimentPatch(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
@@ -103,44 +127,42 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response({"detail": str(error)}, status=409)
         return Response(ExperimentSerializer(experiment).data)
 
-    @extend_schema(
-        request=None, responses={200: ExperimentSerializer, 409: OpenApiResponse(description="not allowed now")}
-    )
+    @transition_schema
     @action(detail=True, methods=["post"])
     def start(self, request: Request, key: str) -> Response:
         """Freeze the arms' trained models, reserve the layer range and start assigning traffic."""
         return self._transition(request, key, "start")
 
-    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @transition_schema
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "pause")
 
-    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @transition_schema
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "resume")
 
-    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @transition_schema
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "stop")
 
-    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @transition_schema
     @action(detail=True, methods=["post"])
     def conclude(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "conclude")
 
-    @extend_schema(request=None, responses={200: ExperimentSerializer})
+    @transition_schema
     @action(detail=True, methods=["post"])
     def archive(self, request: Request, key: str) -> Response:
         return self._transition(request, key, "archive")
 
     @extend_schema(
         request=inline_serializer("EarlyRead", {"reason": serializers.CharField()}),
-        responses={201: OpenApiResponse(description="the recorded early read: by, reason, at"),
-                   400: OpenApiResponse(description="no reason, or the experiment is sequential"),
-                   409: OpenApiResponse(description="a draft, or an early read was recorded already")},
+        responses={201: EarlyReadAnswerSerializer, **errors(403, 404),
+                   400: error_response(400, "No reason, or the experiment is sequential (under `reason`)."),
+                   409: error_response(409, "A draft, or an early read was recorded already.")},
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="early-read")
     def early_read(self, request: Request, key: str) -> Response:
@@ -153,17 +175,26 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return Response(error.errors, status=400)
         except TransitionError as error:
             return Response({"detail": str(error)}, status=409)
-        return Response({"by": override.user.username, "reason": override.reason, "at": override.at.isoformat()},
-                        status=status.HTTP_201_CREATED)  # fmt: skip
+        answer = {"by": override.user.username, "reason": override.reason, "at": override.at}
+        return Response(EarlyReadAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: ChangeSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses={200: ChangeSerializer(many=True), **errors(403, 404)})
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole list, unpaginated
     def changes(self, request: Request, key: str) -> Response:
         """The audit log: who changed what, when, with the values before and after."""
         return Response(ChangeSerializer(self.get_object().changes.select_related("user"), many=True).data)
 
-    @extend_schema(request=DecisionSerializer, responses={201: DecisionSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses={200: DecisionSerializer(many=True), **errors(403, 404)})
+    @extend_schema(
+        methods=["POST"],
+        request=DecisionSerializer,
+        responses={
+            201: DecisionSerializer,
+            **errors(400, 403, 404),
+            409: error_response(409, "The experiment is not stopped or concluded yet: stop it before deciding."),
+        },
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # the whole list, unpaginated
     def decisions(self, request: Request, key: str) -> Response:
         """Reviewers record a decision (ship, keep control, iterate, inconclusive) with a rationale."""
         experiment = self.get_object()

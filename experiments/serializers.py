@@ -103,6 +103,14 @@ class ChangeSerializer(serializers.ModelSerializer[ExperimentChange]):
         fields = ["at", "user", "action", "before", "after"]
 
 
+class EarlyReadAnswerSerializer(serializers.Serializer[Any]):
+    """The early read recorded by POST /api/v1/experiments/{key}/early-read/."""
+
+    by = serializers.CharField(help_text="the product manager's username")
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
 class DecisionSerializer(serializers.ModelSerializer[Decision]):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
     winning_arm = serializers.CharField(source="winning_arm.name", default=None, allow_null=True, required=False)

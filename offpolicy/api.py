@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_schema import RETRY_AFTER, error_response, errors
 from experiments.models import Experiment
 from offpolicy.models import OffPolicyEstimate
 from offpolicy.services.estimates import OffPolicyRefused
@@ -67,8 +68,19 @@ def _queryset() -> Any:
 class EstimateListView(APIView):
     permission_classes = [EstimatePermission]
 
-    @extend_schema(responses={200: EstimateSerializer(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("experiment", str, description="only the estimates from this experiment's log (its key)"),
+            OpenApiParameter("variant", str, description="only the estimates of this variant (NAME@VERSION or NAME)"),
+        ],
+        responses={
+            200: EstimateSerializer(many=True),
+            400: error_response(400, "No such variant (under `variant`)."),
+            **errors(403),
+        },
+    )
     def get(self, request: Request) -> Response:
+        """The newest 100 estimates, newest first."""
         estimates = _queryset().order_by("-queued_at", "-pk")
         if request.query_params.get("experiment"):
             estimates = estimates.filter(experiment__key=request.query_params["experiment"])
@@ -82,7 +94,16 @@ class EstimateListView(APIView):
 
     @extend_schema(
         request=EstimateInput,
-        responses={201: EstimateSerializer, 400: OpenApiResponse(description="the estimate cannot be made")},
+        responses={
+            201: EstimateSerializer,
+            400: error_response(
+                400,
+                "Invalid input, no such variant or experiment (under the field's name), or the estimate "
+                "cannot be made from this log (`detail` says why).",
+            ),
+            **errors(403, 503),
+        },
+        parameters=[RETRY_AFTER],
     )
     def post(self, request: Request) -> Response:
         form = EstimateInput(data=request.data)
@@ -105,6 +126,6 @@ class EstimateListView(APIView):
 class EstimateDetailView(APIView):
     permission_classes = [EstimatePermission]
 
-    @extend_schema(responses={200: EstimateSerializer})
+    @extend_schema(responses={200: EstimateSerializer, **errors(403, 404)})
     def get(self, request: Request, estimate_id: int) -> Response:
         return Response(EstimateSerializer(get_object_or_404(_queryset(), pk=estimate_id)).data)

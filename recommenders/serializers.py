@@ -64,9 +64,28 @@ class EvaluateSerializer(serializers.Serializer[Any]):
 
 
 class RecommendSerializer(serializers.Serializer[Any]):
-    user_id = serializers.CharField(max_length=100)
-    k = serializers.IntegerField(default=10, min_value=1, max_value=1000)
-    query = serializers.CharField(required=False, allow_blank=True, default="")
+    """The body of POST /api/v1/variants/{id}/recommend/."""
+
+    user_id = serializers.CharField(
+        max_length=100, help_text="the data set's user id; an unknown user gets the cold-start list"
+    )
+    k = serializers.IntegerField(default=10, min_value=1, max_value=1000, help_text="how many items")
+    query = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text="a free-text search, used by algorithms that support queries (see /api/v1/algorithms/)",
+    )  # fmt: skip
+
+
+class VariantRecommendedItemSerializer(serializers.Serializer[Any]):
+    item_id = serializers.CharField(help_text="the data set's item id")
+    score = serializers.FloatField(help_text="the model's score (higher is better; its scale is the algorithm's)")
+    position = serializers.IntegerField(help_text="1-based rank in the list")
+
+
+class RecommendAnswerSerializer(serializers.Serializer[Any]):
+    """The answer of POST /api/v1/variants/{id}/recommend/: nothing is logged, no experiment is involved."""
+
+    items = VariantRecommendedItemSerializer(many=True, help_text="best first; the user's seen items are left out")
 
 
 class AlgorithmSerializer(serializers.Serializer[Any]):

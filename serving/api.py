@@ -3,16 +3,18 @@ answers the same requests faster; both share serving.endpoints)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_schema import ErrorSerializer, error_response, errors
 from core.parsers import BoundedJSONParser
 from serving.authentication import ApiTokenAuthentication, token_scope
 from serving.endpoints import ingest_answer, recommendations_answer
 from serving.serializers import EventInput, IngestAnswer, RecommendationAnswer, RecommendationRequest
 
+TOKEN_REFUSED = "The API token lacks the {scope!r} scope, or the request is a signed-in user's (traffic needs a token)."
 SESSION_AND_TOKEN = [
     ApiTokenAuthentication,
     *[cls for cls in APIView.authentication_classes if cls is not ApiTokenAuthentication],
@@ -26,7 +28,22 @@ class RecommendationsView(APIView):
     permission_classes = [token_scope("serve")]
     parser_classes = [BoundedJSONParser]
 
-    @extend_schema(request=RecommendationRequest, responses={200: RecommendationAnswer})
+    @extend_schema(
+        # A signed-in user is authenticated, then refused: traffic needs a token. (drf-spectacular types `auth`
+        # as names, but writes it as the security requirements it is.)
+        auth=[{"apiToken": []}],  # type: ignore[list-item]
+        request=RecommendationRequest,
+        responses={
+            200: RecommendationAnswer,
+            **errors(400, 401),
+            403: error_response(403, TOKEN_REFUSED.format(scope="serve")),
+            404: error_response(404, "No experiment with this key."),
+            409: error_response(
+                409, "The experiment does not serve traffic: never started (a draft), concluded or archived."
+            ),
+            413: error_response(413),
+        },
+    )
     def post(self, request: Request, key: str) -> Response:
         form = RecommendationRequest(data=request.data)
         form.is_valid(raise_exception=True)
@@ -43,8 +60,27 @@ class EventsView(APIView):
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
+        # A signed-in user is authenticated, then refused: traffic needs a token. (drf-spectacular types `auth`
+        # as names, but writes it as the security requirements it is.)
+        auth=[{"apiToken": []}],  # type: ignore[list-item]
         request=EventInput(many=True),
-        responses={200: IngestAnswer, 400: IngestAnswer, 413: OpenApiResponse(description="more than 10,000 events")},
+        responses={
+            200: OpenApiResponse(
+                IngestAnswer, description="Stored (valid events are stored even when others are not)."
+            ),
+            400: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="IngestRefusal",
+                    serializers=[IngestAnswer, ErrorSerializer],
+                    resource_type_field_name=None,
+                ),
+                description="Every event is invalid (the answer, with each event's error), or the batch is refused "
+                'whole (`detail`: the body is neither a list of events nor {"events": [...]}, or is not JSON).',
+            ),
+            **errors(401),
+            403: error_response(403, TOKEN_REFUSED.format(scope="ingest")),
+            413: error_response(413, "More than 10,000 events, or a body too large (`detail` says which)."),
+        },
     )
     def post(self, request: Request) -> Response:
         status_code, answer = ingest_answer(request.data)

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_schema import RETRY_AFTER, error_response, errors
 from engine.simulation.config import ARRIVALS, MAX_POPULATION_SCALE
 from experiments.models import Experiment
 from simulation.models import SimulationRun
@@ -76,7 +77,7 @@ def _experiment(key: str) -> Experiment:
 class SimulationListView(APIView):
     permission_classes = [SimulationPermission]
 
-    @extend_schema(responses={200: SimulationRunSerializer(many=True)})
+    @extend_schema(responses={200: SimulationRunSerializer(many=True), **errors(403, 404)})
     def get(self, request: Request, key: str) -> Response:
         runs = _experiment(key).simulations.select_related("experiment", "requested_by").order_by("-queued_at", "-pk")
         return Response(SimulationRunSerializer(runs, many=True).data)
@@ -85,8 +86,14 @@ class SimulationListView(APIView):
         request=SimulationInput,
         responses={
             201: SimulationRunSerializer,
-            409: OpenApiResponse(description="the experiment cannot be simulated"),
+            **errors(400, 403, 404, 503),
+            409: error_response(
+                409,
+                "The experiment cannot be simulated (not started, no trained arm) or a setting is refused "
+                "(`detail` says why).",
+            ),
         },
+        parameters=[RETRY_AFTER],
     )
     def post(self, request: Request, key: str) -> Response:
         form = SimulationInput(data=request.data)
@@ -101,7 +108,7 @@ class SimulationListView(APIView):
 class SimulationDetailView(APIView):
     permission_classes = [SimulationPermission]
 
-    @extend_schema(responses={200: SimulationRunSerializer})
+    @extend_schema(responses={200: SimulationRunSerializer, **errors(403, 404)})
     def get(self, request: Request, key: str, run_id: int) -> Response:
         run = get_object_or_404(SimulationRun.objects.select_related("experiment"), pk=run_id, experiment__key=key)
         return Response(SimulationRunSerializer(run).data)
@@ -112,7 +119,11 @@ class SimulationCancelView(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: SimulationRunSerializer, 409: OpenApiResponse(description="the run has already finished")},
+        responses={
+            200: SimulationRunSerializer,
+            **errors(403, 404),
+            409: error_response(409, "The run has already finished."),
+        },
     )
     def post(self, request: Request, key: str, run_id: int) -> Response:
         """Cancel a queued run at once, or a running one before its next simulated day."""

@@ -1,4 +1,5 @@
-"""The browsable API documentation at /api/docs/ works without internet access."""
+"""The browsable API documentation at /api/docs/ (Swagger UI) and /api/redoc/ (Redoc) works without internet
+access (tests/browser/test_api_docs_pages.py renders both with every other host blocked)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from accounts.roles import PRODUCT_MANAGERS
 from tests.recommenders.factories import user_with_role
 
 
-def _api_docs_page() -> str:
+def _api_docs_page(path: str = "/api/docs/") -> str:
     client = Client()
     client.force_login(user_with_role("paula", PRODUCT_MANAGERS))
-    response = client.get("/api/docs/")
+    response = client.get(path)
     assert response.status_code == 200
     return response.content.decode()
 
@@ -55,3 +56,23 @@ def test_the_swagger_ui_bundle_the_api_docs_load_is_served_by_the_static_files_f
         if url.startswith("/api/"):  # the page's own initialisation script, served by drf-spectacular
             continue
         assert finders.find(_static_path(url)) is not None, url
+
+
+@pytest.mark.django_db
+def test_redoc_loads_its_bundle_and_icon_from_this_server_and_no_font_from_google() -> None:
+    page = _api_docs_page("/api/redoc/")
+    assert "cdn" not in page.lower()
+    assert "googleapis" not in page
+    assert "gstatic" not in page
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert urls
+    for url in urls:
+        assert not url.startswith(("http:", "https:", "//")), url
+    bundle = re.search(r'<script src="([^"]*redoc\.standalone\.js)"', page)
+    assert bundle is not None
+    assert _static_path(bundle.group(1)) == "drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"
+    assert finders.find(_static_path(bundle.group(1))) is not None
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon is not None
+    assert finders.find(_static_path(icon.group(1))) is not None
+    assert '<redoc spec-url="/api/schema/">' in page
