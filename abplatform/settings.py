@@ -8,6 +8,7 @@ secures cookies and HTTPS.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     # Swagger UI's JavaScript and CSS as static files, so /api/docs/ works without a CDN.
     "drf_spectacular_sidecar",
     "django_celery_results",
+    # Login lockout after repeated wrong passwords (AXES_* below).
+    "axes",
     "core",
     "accounts",
     "recommenders",
@@ -77,7 +80,19 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "abplatform.middleware.QueueUnavailableMiddleware",
+    # Last, as django-axes requires: answers a locked-out login with abplatform.lockout's 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Password guessing: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
+# pair is locked for AXES_COOLOFF_TIME (429 with Retry-After, abplatform/lockout.py); a success resets it.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ABPLATFORM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ABPLATFORM_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "abplatform.lockout.lockout_response"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "abplatform.urls"
 WSGI_APPLICATION = "abplatform.wsgi.application"

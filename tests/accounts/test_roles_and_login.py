@@ -32,7 +32,8 @@ def test_demo_users_get_one_role_each_and_their_credentials_are_printed() -> Non
     assert User.objects.get(username="ds").has_perm("recommenders.import_dataset")
     assert not User.objects.get(username="reviewer").has_perm("recommenders.import_dataset")
     assert "username ds        password ds-demo-2026" in out.getvalue()
-    assert Client().login(username="reviewer", password="reviewer-demo-2026")
+    login = Client().post("/accounts/login/", {"username": "reviewer", "password": "reviewer-demo-2026"})
+    assert (login.status_code, login["Location"]) == (302, "/")
 
 
 def test_home_redirects_anonymous_visitors_to_the_login_page(client: Client) -> None:
