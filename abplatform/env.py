@@ -8,10 +8,13 @@ instead of surfacing later as a confusing runtime error.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
+_T = TypeVar("_T")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
@@ -108,3 +111,348 @@ def env_database(name: str, *, environ: Mapping[str, str] | None = None) -> dict
     if not config.get("NAME"):
         raise ImproperlyConfigured(f"{name}={url!r} names no database (the path after the last '/').")
     return config
+
+
+# The registry: every environment variable the platform reads, declared once.
+#
+# abplatform/settings.py reads its variables through `VARIABLES` (which takes each one's kind,
+# allowed values and static default from here), and the Settings page of the documentation is
+# rendered from these declarations when the site is built (docs/hooks.py loads this file on its
+# own, without Django settings). tests/abplatform/test_settings_reference.py checks that settings.py
+# reads exactly the variables declared for it, that .env.example lists every variable, and that the
+# page shows them all.
+
+Kind = Literal["text", "boolean", "integer", "choice", "list", "database URL"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: what it accepts, its default, its meaning and where it is read.
+
+    `default` is the value used when the variable is unset, when that value is fixed. When
+    settings.py computes it (from ABPLATFORM_ENV or ABPLATFORM_VAR_DIR), `default` stays None,
+    settings.py passes it to the reader, and `default_doc` says what it is. `values` describes
+    the accepted values when the kind does not say it all. Texts are Markdown, as the Settings
+    page shows them.
+    """
+
+    name: str
+    group: str
+    kind: Kind
+    help: str
+    default: str | bool | int | tuple[str, ...] | None = None
+    default_doc: str = ""
+    values: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    # The file that reads it: abplatform/settings.py (through VARIABLES), or a script or test set-up.
+    read_by: str = "abplatform/settings.py"
+
+    def values_markdown(self) -> str:
+        """The values it accepts."""
+        if self.kind == "boolean":
+            return "`true` or `false`"
+        if self.kind == "choice":
+            quoted = [f"`{choice}`" for choice in self.choices]
+            return " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else quoted[0]
+        if self.kind == "integer":
+            bounds = [f"at least {self.minimum:,}" if self.minimum is not None else ""]
+            bounds.append(f"at most {self.maximum:,}" if self.maximum is not None else "")
+            return ", ".join(["a whole number", *filter(None, bounds)])
+        if self.kind == "list":
+            return f"comma-separated {self.values}".strip()
+        return self.values or "text"
+
+    def default_markdown(self) -> str:
+        """The default: `default_doc`, else the fixed default as it would be written."""
+        if self.default_doc:
+            return self.default_doc
+        default = self.default
+        if default is None or default == "" or default == ():
+            return "empty"
+        if isinstance(default, bool):
+            return f"`{str(default).lower()}`"
+        if isinstance(default, tuple):
+            return f"`{','.join(default)}`"
+        return f"`{default}`"
+
+
+_PLATFORM = "Platform"
+_DJANGO = "Django"
+_SERVERS = "Database and broker"
+_TESTS = "Logging and tests"
+_IN_PRODUCTION = "`true` in production, `false` in development"
+
+_DECLARED = (
+    Variable(
+        "ABPLATFORM_ENV",
+        _PLATFORM,
+        "choice",
+        "production turns `DEBUG` off, requires `DJANGO_SECRET_KEY` and `DJANGO_ALLOWED_HOSTS`, and turns "
+        "the security switches of the [Django](#django) group on",
+        default="development",
+        choices=("development", "production"),
+    ),
+    Variable(
+        "ABPLATFORM_VAR_DIR",
+        _PLATFORM,
+        "text",
+        "where the embedded PostgreSQL, the filesystem broker and model artifacts live",
+        default_doc="`./var` (in the checkout)",
+        values="a folder",
+    ),
+    Variable(
+        "ABPLATFORM_ARTIFACT_DIR",
+        _PLATFORM,
+        "text",
+        "where trained model files go; web and workers must share it",
+        default_doc="`$ABPLATFORM_VAR_DIR/artifacts`",
+        values="a folder",
+    ),
+    Variable(
+        "ABPLATFORM_EXTRA_ALGORITHMS",
+        _PLATFORM,
+        "list",
+        "extra recommender classes, such as `mypackage.recs.MyRecommender`, checked against the interface at start-up",
+        default=(),
+        values="dotted paths",
+    ),
+    Variable(
+        "ABPLATFORM_JOB_HEARTBEAT_SECONDS",
+        _PLATFORM,
+        "integer",
+        "how often, in seconds, the worker running a background job records that the job is alive",
+        default=20,
+        minimum=1,
+    ),
+    Variable(
+        "ABPLATFORM_JOB_STALE_SECONDS",
+        _PLATFORM,
+        "integer",
+        "a background job silent for this many seconds is presumed dead and restarted by the next free "
+        "worker; must exceed twice `ABPLATFORM_JOB_HEARTBEAT_SECONDS`",
+        default=120,
+        minimum=2,
+    ),
+    Variable(
+        "ABPLATFORM_LOGIN_FAILURE_LIMIT",
+        _PLATFORM,
+        "integer",
+        "wrong passwords in a row for one username from one address before that pair is locked out "
+        "(429 with Retry-After)",
+        default=5,
+        minimum=1,
+    ),
+    Variable(
+        "ABPLATFORM_LOGIN_COOLOFF_MINUTES",
+        _PLATFORM,
+        "integer",
+        "how long, in minutes, a locked-out username and address stay refused, whatever the password",
+        default=15,
+        minimum=1,
+    ),
+    Variable(
+        "ABPLATFORM_ADDRESS",
+        _PLATFORM,
+        "text",
+        "the address `make demo` / `scripts/serve.sh` listens on",
+        default="127.0.0.1:8000",
+        values="`HOST:PORT`",
+        read_by="scripts/serve.sh",
+    ),
+    Variable(
+        "DJANGO_SECRET_KEY",
+        _DJANGO,
+        "text",
+        "Django's signing key; required in production",
+        default_doc="a development key; none in production",
+        values="50+ characters, at least 5 distinct",
+    ),
+    Variable(
+        "DJANGO_DEBUG",
+        _DJANGO,
+        "boolean",
+        "Django's debug mode; refused in production",
+        default_doc="`true` in development, `false` in production",
+    ),
+    Variable(
+        "DJANGO_ALLOWED_HOSTS",
+        _DJANGO,
+        "list",
+        "the host names the site answers to; required in production",
+        default_doc="`127.0.0.1,localhost,testserver` in development; none in production",
+        values="host names",
+    ),
+    Variable(
+        "DJANGO_CSRF_TRUSTED_ORIGINS",
+        _DJANGO,
+        "list",
+        "origins such as `https://ab.example.com`, when behind a proxy on another origin",
+        default=(),
+        values="origins",
+    ),
+    Variable(
+        "DJANGO_TIME_ZONE",
+        _DJANGO,
+        "text",
+        "time zone of dates shown and of Celery beat",
+        default="UTC",
+        values="a time zone name such as `Europe/Paris`",
+    ),
+    Variable(
+        "DJANGO_STATIC_ROOT",
+        _DJANGO,
+        "text",
+        "where `collectstatic` puts files",
+        default_doc="`$ABPLATFORM_VAR_DIR/static`",
+        values="a folder",
+    ),
+    Variable(
+        "DJANGO_SECURE_COOKIES", _DJANGO, "boolean", "secure session and CSRF cookies", default_doc=_IN_PRODUCTION
+    ),
+    Variable("DJANGO_SECURE_SSL_REDIRECT", _DJANGO, "boolean", "redirect HTTP to HTTPS", default_doc=_IN_PRODUCTION),
+    Variable(
+        "DJANGO_HSTS_SECONDS",
+        _DJANGO,
+        "integer",
+        "HSTS max-age (with subdomains when above 0)",
+        default_doc="`31536000` (a year) in production, `0` in development",
+        minimum=0,
+    ),
+    Variable("DJANGO_HSTS_PRELOAD", _DJANGO, "boolean", "HSTS preload", default_doc=_IN_PRODUCTION),
+    Variable(
+        "DJANGO_BEHIND_PROXY",
+        _DJANGO,
+        "boolean",
+        "`true` when a proxy terminates TLS and sets `X-Forwarded-Proto`",
+        default=False,
+    ),
+    Variable(
+        "DATABASE_URL",
+        _SERVERS,
+        "database URL",
+        "the PostgreSQL server; a socket folder works as a percent-encoded host "
+        "(`postgres://postgres@%2Fvar%2Frun%2Fpostgresql/abplatform`). No other database is supported",
+        default_doc="unset: the embedded PostgreSQL in `$ABPLATFORM_VAR_DIR/postgres`",
+        values="`postgres://USER:PASSWORD@HOST:PORT/NAME`",
+    ),
+    Variable(
+        "CELERY_BROKER_URL",
+        _SERVERS,
+        "text",
+        "the Celery broker; `filesystem://` needs no server",
+        default="filesystem://",
+        values="`filesystem://`, `redis://HOST:6379/0` or `amqp://guest:guest@HOST:5672//`",
+    ),
+    Variable(
+        "CELERY_RESULT_BACKEND",
+        _SERVERS,
+        "text",
+        "where task results go; `django-db` is the platform's database",
+        default="django-db",
+        values="`django-db` or any Celery result backend URL",
+    ),
+    Variable(
+        "LOG_LEVEL",
+        _TESTS,
+        "choice",
+        "the level of the log on the console",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+    Variable(
+        "ABPLATFORM_CHROMIUM",
+        _TESTS,
+        "text",
+        "tests only: where the browser tests find Chromium (Debian's package)",
+        default="/usr/bin/chromium",
+        values="a file",
+        read_by="tests/browser/conftest.py",
+    ),
+    Variable(
+        "CI",
+        _TESTS,
+        "text",
+        "tests only: when set, the suite refuses the embedded defaults unless `DATABASE_URL` and "
+        "`CELERY_BROKER_URL` name real servers (`.ci/run` sets it, and `ABPLATFORM_CI_EMBEDDED` for its "
+        "second run on the embedded defaults), and a test that would be skipped for lack of data fails",
+        default_doc="unset",
+        values="any value",
+        read_by="tests/conftest.py",
+    ),
+)
+
+
+class Registry:
+    """The declared variables by name, with typed readers that take each one's declaration into account.
+
+    A reader refuses a variable that is not declared, or declared with another kind, so every
+    variable settings.py reads is on the Settings page. The default is the declaration's, or the
+    caller's when settings.py computes it; never both.
+    """
+
+    def __init__(self, variables: Sequence[Variable]) -> None:
+        self.variables = tuple(variables)
+        self._by_name = {variable.name: variable for variable in self.variables}
+        if len(self._by_name) != len(self.variables):
+            raise ValueError("A variable is declared twice.")
+
+    def __iter__(self) -> Iterator[Variable]:
+        return iter(self.variables)
+
+    def __getitem__(self, name: str) -> Variable:
+        return self._by_name[name]
+
+    def groups(self) -> list[str]:
+        """The groups, in the order of their first variable."""
+        return list(dict.fromkeys(variable.group for variable in self.variables))
+
+    def _declared(self, name: str, kind: Kind, default: object) -> Variable:
+        variable = self._by_name.get(name)
+        if variable is None:
+            raise ImproperlyConfigured(f"{name} is read but not declared in abplatform.env.VARIABLES.")
+        if variable.kind != kind:
+            raise ImproperlyConfigured(f"{name} is declared as {variable.kind} but read as {kind}.")
+        if default is not None and variable.default is not None:
+            raise ImproperlyConfigured(f"{name} has a default in its declaration and from its reader: keep one.")
+        return variable
+
+    def text(self, name: str, default: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+        """A text variable; required (ImproperlyConfigured when unset) when it has no default."""
+        variable = self._declared(name, "text", default)
+        fixed = variable.default if isinstance(variable.default, str) else None
+        return env_str(name, default if default is not None else fixed, environ=environ)
+
+    def boolean(self, name: str, default: bool | None = None, *, environ: Mapping[str, str] | None = None) -> bool:
+        variable = self._declared(name, "boolean", default)
+        return env_bool(name, _default(variable, default, bool), environ=environ)
+
+    def integer(self, name: str, default: int | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+        variable = self._declared(name, "integer", default)
+        value = _default(variable, default, int)
+        return env_int(name, value, minimum=variable.minimum, maximum=variable.maximum, environ=environ)
+
+    def choice(self, name: str, default: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
+        variable = self._declared(name, "choice", default)
+        return env_choice(name, _default(variable, default, str), variable.choices, environ=environ)
+
+    def text_list(
+        self, name: str, default: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> list[str]:
+        variable = self._declared(name, "list", default)
+        return env_list(name, _default(variable, None if default is None else tuple(default), tuple), environ=environ)
+
+    def database(self, name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, object] | None:
+        self._declared(name, "database URL", None)
+        return env_database(name, environ=environ)
+
+
+def _default(variable: Variable, given: _T | None, kind: type[_T]) -> _T:
+    value = variable.default if given is None else given
+    if not isinstance(value, kind):
+        raise ImproperlyConfigured(f"{variable.name} has no default {kind.__name__}: declare one or pass one.")
+    return value
+
+
+VARIABLES = Registry(_DECLARED)

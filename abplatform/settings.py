@@ -14,36 +14,32 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from abplatform import embedded_postgres
-from abplatform.env import (
-    env_bool,
-    env_choice,
-    env_database,
-    env_int,
-    env_list,
-    env_str,
-)
+
+# Every variable is read through its declaration in abplatform.env (kind, allowed values, fixed default,
+# meaning), from which the documentation's Settings page is generated.
+from abplatform.env import VARIABLES as env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("ABPLATFORM_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = Path(env.text("ABPLATFORM_VAR_DIR", str(BASE_DIR / "var")))
 
-ENVIRONMENT = env_choice("ABPLATFORM_ENV", "development", ("development", "production"))
+ENVIRONMENT = env.choice("ABPLATFORM_ENV")
 PRODUCTION = ENVIRONMENT == "production"
 
 if PRODUCTION:
-    SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+    SECRET_KEY = env.text("DJANGO_SECRET_KEY")
     if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters with 5 distinct ones.")
 else:
-    SECRET_KEY = env_str("DJANGO_SECRET_KEY", "development-only-insecure-key-do-not-use-in-production")
+    SECRET_KEY = env.text("DJANGO_SECRET_KEY", "development-only-insecure-key-do-not-use-in-production")
 
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+DEBUG = env.boolean("DJANGO_DEBUG", not PRODUCTION)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG=true is refused when ABPLATFORM_ENV=production.")
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+ALLOWED_HOSTS = env.text_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("Set DJANGO_ALLOWED_HOSTS (comma-separated host names) in production.")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = env.text_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -87,8 +83,8 @@ MIDDLEWARE = [
 # Password guessing: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
 # pair is locked for AXES_COOLOFF_TIME (429 with Retry-After, abplatform/lockout.py); a success resets it.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env_int("ABPLATFORM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("ABPLATFORM_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_FAILURE_LIMIT = env.integer("ABPLATFORM_LOGIN_FAILURE_LIMIT")
+AXES_COOLOFF_TIME = timedelta(minutes=env.integer("ABPLATFORM_LOGIN_COOLOFF_MINUTES"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "abplatform.lockout.lockout_response"
@@ -115,7 +111,7 @@ TEMPLATES = [
 
 # PostgreSQL only: the server DATABASE_URL names, else the embedded one in var/postgres, started
 # on first use and shared by every process of the checkout (abplatform/embedded_postgres.py).
-DATABASES = {"default": env_database("DATABASE_URL") or embedded_postgres.django_database(VAR_DIR)}
+DATABASES = {"default": env.database("DATABASE_URL") or embedded_postgres.django_database(VAR_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,14 +125,14 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = env.text("DJANGO_TIME_ZONE")
 USE_I18N = True
 USE_TZ = True
 
 # Trained models (one file per training run, with its sha256 recorded in the database).
-ARTIFACT_DIR = Path(env_str("ABPLATFORM_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
+ARTIFACT_DIR = Path(env.text("ABPLATFORM_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 # Dotted paths of extra recommender classes, e.g. "mypackage.recs.MyRecommender".
-EXTRA_ALGORITHMS = env_list("ABPLATFORM_EXTRA_ALGORITHMS")
+EXTRA_ALGORITHMS = env.text_list("ABPLATFORM_EXTRA_ALGORITHMS")
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -145,16 +141,16 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "abplatform.staticfinders.PlotlyFinder",  # static/plotly/plotly.min.js from the plotly package
 ]
-STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT = Path(env.text("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
 
 # Security: everything `manage.py check --deploy` asks for, on in production.
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", PRODUCTION)
+SESSION_COOKIE_SECURE = env.boolean("DJANGO_SECURE_COOKIES", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0, minimum=0)
+SECURE_SSL_REDIRECT = env.boolean("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", PRODUCTION)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
+SECURE_HSTS_PRELOAD = env.boolean("DJANGO_HSTS_PRELOAD", PRODUCTION)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.boolean("DJANGO_BEHIND_PROXY") else None
 X_FRAME_OPTIONS = "DENY"
 
 # An event batch of 10,000 events is about 2-3 MB of JSON; larger bodies get a 413.
@@ -197,8 +193,8 @@ SPECTACULAR_SETTINGS = {
 
 # Celery. The default broker is kombu's filesystem transport: a real broker with a real
 # worker process, needing no server. Redis (or RabbitMQ) is one variable away.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "django-db")
+CELERY_BROKER_URL = env.text("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = env.text("CELERY_RESULT_BACKEND")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_DIR.mkdir(parents=True, exist_ok=True)
@@ -240,8 +236,8 @@ CELERY_TASK_ROUTES = {
 # Periodic work (run `celery -A abplatform beat` next to the workers).
 # Background jobs (core.jobs): a running job's worker beats every JOB_HEARTBEAT_SECONDS; one silent for
 # JOB_STALE_SECONDS is presumed dead and restarted by the next free worker.
-JOB_HEARTBEAT_SECONDS = env_int("ABPLATFORM_JOB_HEARTBEAT_SECONDS", 20, minimum=1)
-JOB_STALE_SECONDS = env_int("ABPLATFORM_JOB_STALE_SECONDS", 120, minimum=2)
+JOB_HEARTBEAT_SECONDS = env.integer("ABPLATFORM_JOB_HEARTBEAT_SECONDS")
+JOB_STALE_SECONDS = env.integer("ABPLATFORM_JOB_STALE_SECONDS")
 if JOB_STALE_SECONDS <= 2 * JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("ABPLATFORM_JOB_STALE_SECONDS must exceed twice ABPLATFORM_JOB_HEARTBEAT_SECONDS.")
 CELERY_BEAT_SCHEDULE = {
@@ -256,5 +252,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))},
+    "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL")},
 }
