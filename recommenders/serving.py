@@ -9,7 +9,8 @@ version is a new key and an unchanged one is never read twice); the cache keeps 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+
+from cachetools import LRUCache
 
 from recommenders import artifacts
 from recommenders.algorithms.base import Recommendation, Recommender
@@ -19,9 +20,9 @@ from recommenders.services.variants import find_variant
 CACHE_SIZE = 16
 TOP_LISTS = 20_000  # remembered (model, user, k) answers per process: about 2 KB each at k = 10
 
-_models: OrderedDict[str, Recommender] = OrderedDict()
-_top_lists: OrderedDict[tuple[str, str, int], tuple[Recommendation, ...]] = OrderedDict()
-_lock = threading.Lock()
+_models: LRUCache[str, Recommender] = LRUCache(maxsize=CACHE_SIZE)  # by artifact sha256
+_top_lists: LRUCache[tuple[str, str, int], tuple[Recommendation, ...]] = LRUCache(maxsize=TOP_LISTS)
+_lock = threading.Lock()  # both caches reorder themselves on reads too: every access holds it
 
 
 class NotTrained(Exception):
@@ -40,14 +41,11 @@ def model_for_run(run: TrainingRun) -> Recommender:
     key = run.artifact_sha256
     with _lock:
         model = _models.get(key)
-        if model is not None:
-            _models.move_to_end(key)
-            return model
+    if model is not None:
+        return model
     model = artifacts.load_model(run.artifact_path, key)  # outside the lock: loading may take a while
     with _lock:
         _models[key] = model
-        while len(_models) > CACHE_SIZE:
-            _models.popitem(last=False)
     return model
 
 
@@ -65,14 +63,11 @@ def recommend_from_run(run: TrainingRun, user_id: str, k: int, query: str | None
     key = (run.artifact_sha256, user_id, k)
     with _lock:
         remembered = _top_lists.get(key)
-        if remembered is not None:
-            _top_lists.move_to_end(key)
-            return list(remembered)
+    if remembered is not None:
+        return list(remembered)
     answer = model_for_run(run).recommend(user_id, k, None)
     with _lock:
         _top_lists[key] = tuple(answer)
-        while len(_top_lists) > TOP_LISTS:
-            _top_lists.popitem(last=False)
     return answer
 
 

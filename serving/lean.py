@@ -24,9 +24,11 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from cachetools import LRUCache
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
@@ -142,20 +144,23 @@ def _accepted(environ: dict[str, Any], scope: str) -> Any:
 
 
 _HOST_KEYS = ("HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT")
-_allowed_hosts: set[tuple[str | None, ...]] = set()  # Host-deciding headers Django accepted already
+# Host-deciding headers Django accepted already; bounded, since Host headers are the client's to choose.
+_allowed_hosts: LRUCache[tuple[str | None, ...], bool] = LRUCache(maxsize=1000)
+_hosts_lock = threading.Lock()
 
 
 def _host_allowed(environ: dict[str, Any]) -> bool:
     """Whether Django accepts the request's host (ALLOWED_HOSTS), asked once per distinct host."""
     key = tuple(environ.get(name) for name in _HOST_KEYS)
-    if key in _allowed_hosts:
-        return True
+    with _hosts_lock:
+        if _allowed_hosts.get(key):
+            return True
     try:
         WSGIRequest({**environ, "wsgi.input": io.BytesIO()}).get_host()
     except DisallowedHost:
         return False
-    if len(_allowed_hosts) < 1000:  # bounded: Host headers are the client's to choose
-        _allowed_hosts.add(key)
+    with _hosts_lock:
+        _allowed_hosts[key] = True
     return True
 
 

@@ -26,7 +26,6 @@ class ServingConfig:
     arms: tuple[Arm, ...]
     control: int
     exploration: float  # share of exposed requests explored, in [0, 1]
-    loaded_at: float
     # Bandit only: (period start as epoch seconds, allocation for new users), oldest first.
     bandit: tuple[tuple[float, bucketing.Allocation], ...] | None = None
     # Bandit only: the same for each running simulation run's own history, by its users' id prefix.

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 import uuid
 from typing import Any
 
+from cachetools import LRUCache, TTLCache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -53,13 +53,16 @@ from serving.services.exploration import ServedList, recommend_with_exploration
 from serving.services.interleaving import serve_interleaved
 
 CONFIG_TTL = 1.0  # seconds a process keeps an experiment's arms; lifecycle changes show within it
-STICKY_MAX = 200_000  # bandit users whose arm a process remembers before it starts afresh
+CONFIGS_MAX = 1_000  # experiments whose configuration a process keeps (the least recently used go first)
+STICKY_MAX = 200_000  # bandit users whose arm a process remembers (the least recently served go first)
 
 
-_configs: dict[str, ServingConfig] = {}
-_lock = threading.Lock()
-# Bandit users' (arm index, served probability) by (experiment id, user id); see the module docstring.
-_sticky: dict[tuple[int, str], tuple[int, float]] = {}
+# Experiments' serving configurations by key, each kept CONFIG_TTL seconds.
+_configs: TTLCache[str, ServingConfig] = TTLCache(maxsize=CONFIGS_MAX, ttl=CONFIG_TTL)
+# Bandit users' (arm index, served probability) by (experiment id, user id); see the module docstring. A user
+# the cache has dropped is found again by their exposure row.
+_sticky: LRUCache[tuple[int, str], tuple[int, float]] = LRUCache(maxsize=STICKY_MAX)
+_lock = threading.Lock()  # both caches reorder themselves on reads too: every access holds it
 
 
 def serve(
@@ -169,10 +172,9 @@ def _log_statements(
 def _config(experiment: Experiment | str) -> ServingConfig:
     """The experiment's serving configuration, read from the database at most once per CONFIG_TTL."""
     key = experiment if isinstance(experiment, str) else experiment.key
-    now = time.monotonic()
     with _lock:
         cached = _configs.get(key)
-    if cached is not None and now - cached.loaded_at < CONFIG_TTL:
+    if cached is not None:
         return cached
     found = Experiment.objects.filter(key=key).first()
     if found is None:
@@ -203,7 +205,6 @@ def _config(experiment: Experiment | str) -> ServingConfig:
         arms=arms,
         control=next(i for i, arm in enumerate(arms) if arm.is_control),
         exploration=experiment.exploration_percent / 100,
-        loaded_at=now,
         bandit=bandit,
         bandit_runs=bandit_runs,
     )
@@ -272,7 +273,8 @@ def _bandit_arm(config: ServingConfig, user_id: str, at: float) -> tuple[int, fl
     """A bandit user's (arm index, served probability): the arm of their first exposure if they have
     one (process cache, then the exposure row), else assigned with the weights in force at `at`."""
     key = (config.experiment_id, user_id)
-    known = _sticky.get(key)
+    with _lock:
+        known = _sticky.get(key)
     if known is not None:
         return known
     with connection.cursor() as cursor:
@@ -291,8 +293,6 @@ def _bandit_arm(config: ServingConfig, user_id: str, at: float) -> tuple[int, fl
         index = config.control if assigned is None else assigned
     known = (index, _probability(config, index, allocation))
     with _lock:
-        if len(_sticky) >= STICKY_MAX:
-            _sticky.clear()  # crude bound: returning users are found again by their exposure row
         _sticky[key] = known
     return known
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
+from cachetools import TTLCache
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -16,7 +17,9 @@ from serving.models import ApiToken
 PREFIX = "abp_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
 CACHE_SECONDS = 30.0
-_cache: dict[str, tuple[ApiToken, float]] = {}
+CACHE_SIZE = 10_000  # tokens a process remembers (the least recently used go first)
+_cache: TTLCache[str, ApiToken] = TTLCache(maxsize=CACHE_SIZE, ttl=CACHE_SECONDS)  # by the secret's digest
+_lock = threading.Lock()  # the cache reorders itself on reads too: every access holds the lock
 
 
 class TokenError(Exception):
@@ -49,28 +52,28 @@ def find_token(secret: str) -> ApiToken | None:
     if not secret.startswith(PREFIX):
         return None
     digest = _digest(secret)
-    now = time.monotonic()
-    cached = _cache.get(digest)
-    if cached is not None and now - cached[1] < CACHE_SECONDS:
-        return cached[0]
+    with _lock:
+        cached = _cache.get(digest)
+    if cached is not None:
+        return cached
     token = ApiToken.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
     if token is not None:
         stamp = timezone.now()
         if token.last_used_at is None or stamp - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=stamp)
-        _cache[digest] = (token, now)
-    else:
-        _cache.pop(digest, None)
+        with _lock:
+            _cache[digest] = token
     return token
 
 
 def clear_cache() -> None:
-    _cache.clear()
+    with _lock:
+        _cache.clear()
 
 
 def revoke_token(name: str) -> bool:
     """Revoke the live token `name` (other processes notice within CACHE_SECONDS)."""
-    _cache.clear()
+    clear_cache()
     return bool(ApiToken.objects.filter(name=name, revoked_at__isnull=True).update(revoked_at=timezone.now()))
 
 
