@@ -12,6 +12,7 @@ from core.api_schema import ErrorSerializer, error_response, errors
 from core.parsers import BoundedJSONParser
 from serving.authentication import ApiTokenAuthentication, token_scope
 from serving.endpoints import ingest_answer, recommendations_answer
+from serving.limits import MAX_BATCH
 from serving.serializers import EventInput, IngestAnswer, RecommendationAnswer, RecommendationRequest
 
 TOKEN_REFUSED = "The API token lacks the {scope!r} scope, or the request is a signed-in user's (traffic needs a token)."
@@ -79,7 +80,7 @@ class EventsView(APIView):
             ),
             **errors(401),
             403: error_response(403, TOKEN_REFUSED.format(scope="ingest")),
-            413: error_response(413, "More than 10,000 events, or a body too large (`detail` says which)."),
+            413: error_response(413, f"More than {MAX_BATCH:,} events, or a body too large (`detail` says which)."),
         },
     )
     def post(self, request: Request) -> Response:

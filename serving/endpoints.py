@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.limits import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_QUERY_LENGTH
 from serving.services import events as event_service
 from serving.services.config import LogWriter, ServingError, UnknownExperiment
 from serving.services.serve import serve
-
-MAX_USER_ID = 100  # RecommendationRequest's limits
-MAX_K = 100
-MAX_QUERY = 500
 
 
 def recommendations_answer(
@@ -46,18 +43,19 @@ def ingest_answer(body: Any) -> tuple[int, dict[str, Any]]:
 def plain_recommendation_request(body: Any) -> tuple[str, int, str] | None:
     """(user_id, k, query) when the body is plainly valid for RecommendationRequest, else None.
 
-    Plainly valid: a JSON object whose user_id is printable text of 1-100 characters without
-    surrounding spaces, k (default 10) a whole number from 1 to 100, query (default "")
-    printable text of at most 500 characters without surrounding spaces, context an object.
+    Plainly valid (serving.limits): a JSON object whose user_id is printable text of 1 to
+    MAX_ID_LENGTH characters without surrounding spaces, k (default DEFAULT_K) a whole number
+    from 1 to MAX_K, query (default "") printable text of at most MAX_QUERY_LENGTH characters
+    without surrounding spaces, context an object.
     Anything else (including what the serializer would coerce, such as a numeric user_id) is
     None: the caller lets the DRF serializer decide, so every refusal has its wording.
     """
     if type(body) is not dict:
         return None
-    user_id, k, query = body.get("user_id"), body.get("k", 10), body.get("query", "")
-    if not (_plain_text(user_id, MAX_USER_ID) and user_id and type(k) is int and 1 <= k <= MAX_K):
+    user_id, k, query = body.get("user_id"), body.get("k", DEFAULT_K), body.get("query", "")
+    if not (_plain_text(user_id, MAX_ID_LENGTH) and user_id and type(k) is int and 1 <= k <= MAX_K):
         return None
-    if not _plain_text(query, MAX_QUERY) or type(body.get("context", {})) is not dict:
+    if not _plain_text(query, MAX_QUERY_LENGTH) or type(body.get("context", {})) is not dict:
         return None
     return user_id, k, query
 

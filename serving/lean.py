@@ -9,13 +9,14 @@ a database round trip per request.
 It handles only requests it can answer exactly as the DRF views would, and gives every
 other request, untouched, to Django: other paths and methods (405), session or basic
 authentication, unknown, revoked or out-of-scope tokens (401/403), bodies over
-DATA_UPLOAD_MAX_MEMORY_SIZE (413), content types other than JSON, bad JSON, a request body
-that is not plainly valid (endpoints.plain_recommendation_request), a disallowed Host
-(400), an Accept header or ?format= asking for something other than JSON, and plain HTTP
-when SECURE_SSL_REDIRECT is on. So every refusal keeps DRF's status and wording; a refused
-request pays the Django path once more, which only matters for clients that send errors
-at a high rate. The answers (status and body) come from serving/endpoints.py, shared
-with the DRF views; the headers repeat what the middleware adds to such an answer.
+DATA_UPLOAD_MAX_MEMORY_SIZE (413), content types other than JSON, bad JSON or JSON nested deeper
+than the API's parser takes (core.parsers.MAX_DEPTH), a request body that is not plainly valid
+(endpoints.plain_recommendation_request), a disallowed Host (400), an Accept header or ?format=
+asking for something other than JSON, and plain HTTP when SECURE_SSL_REDIRECT is on. So every
+refusal keeps DRF's status and wording; a refused request pays the Django path once more, which
+only matters for clients that send errors at a high rate. The answers (status and body) come
+from serving/endpoints.py, shared with the DRF views; the headers repeat what the middleware adds
+to such an answer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections
 from rest_framework.renderers import JSONRenderer
 
+from core.parsers import MAX_DEPTH, depth_exceeds
 from serving.authentication import ApiTokenAuthentication
 from serving.endpoints import ingest_answer, plain_recommendation_request, recommendations_answer
 from serving.services import serving_log
@@ -138,9 +140,12 @@ def _accepted(environ: dict[str, Any], scope: str) -> Any:
     raw = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(raw)  # for Django, should the body turn out not plainly valid
     try:
-        return json.loads(raw.decode(), parse_constant=_refuse_constant)
+        body = json.loads(raw.decode(), parse_constant=_refuse_constant)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting is Django's to refuse
         raise _Delegate from None
+    if depth_exceeds(body, MAX_DEPTH):  # what the API's parser refuses (core.parsers), with its wording
+        raise _Delegate
+    return body
 
 
 _HOST_KEYS = ("HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT")

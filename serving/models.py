@@ -11,6 +11,7 @@ import uuid
 from django.db import models
 
 from experiments.models import Arm, Experiment
+from serving.limits import MAX_ID_LENGTH, MAX_QUERY_LENGTH, REVENUE_DECIMALS, REVENUE_DIGITS
 
 
 class ApiToken(models.Model):
@@ -37,7 +38,7 @@ class Exposure(models.Model):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="exposures")
-    user_id = models.CharField(max_length=100)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
     bucket = models.PositiveSmallIntegerField()
     first_exposed_at = models.DateTimeField()
     simulation = models.ForeignKey(
@@ -63,10 +64,10 @@ class ServedRequest(models.Model):
     request_id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="served_requests")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
-    user_id = models.CharField(max_length=100)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
     exposed = models.BooleanField(help_text="False when the user is outside the experiment (served control)")
     arm_probability = models.FloatField()
-    query = models.CharField(max_length=500, blank=True)
+    query = models.CharField(max_length=MAX_QUERY_LENGTH, blank=True)
     k = models.PositiveSmallIntegerField()
     served_at = models.DateTimeField()
     # The exploration share e in force (0: none) and whether this request drew the random ordering.
@@ -102,10 +103,10 @@ class Event(models.Model):
         PURCHASE = "purchase", "Purchase"
 
     id = models.BigAutoField(primary_key=True)
-    event_id = models.CharField(max_length=100)
+    event_id = models.CharField(max_length=MAX_ID_LENGTH)
     type = models.CharField(max_length=20, choices=Type.choices)
-    user_id = models.CharField(max_length=100)
-    item_id = models.CharField(max_length=100, blank=True)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
+    item_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True)
     request_id = models.UUIDField(null=True, blank=True)
     # Events are an append-only log written at tens of thousands of rows a second: no
     # single-column indexes on the foreign keys (the composite (experiment, id) below serves the
@@ -120,7 +121,7 @@ class Event(models.Model):
     )
     position = models.PositiveSmallIntegerField(null=True, blank=True)
     propensity = models.FloatField(null=True, blank=True)
-    revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    revenue = models.DecimalField(max_digits=REVENUE_DIGITS, decimal_places=REVENUE_DECIMALS, null=True, blank=True)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     # Set on simulated traffic, so a run's events can be told apart and deleted.

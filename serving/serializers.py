@@ -1,5 +1,6 @@
 """The data plane's request and answer shapes (the endpoints validate events themselves, for speed;
-these document them in the OpenAPI schema)."""
+these document them in the OpenAPI schema). Their limits come from serving.limits,
+as the lean path's do."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ from typing import Any
 
 from rest_framework import serializers
 
+from serving.limits import (
+    DEFAULT_K,
+    FUTURE_TOLERANCE,
+    MAX_ID_LENGTH,
+    MAX_K,
+    MAX_POSITION,
+    MAX_QUERY_LENGTH,
+    REVENUE_DECIMALS,
+    REVENUE_DIGITS,
+)
+from serving.models import Event
+
 
 class RecommendationRequest(serializers.Serializer[Any]):
-    user_id = serializers.CharField(max_length=100)
-    k = serializers.IntegerField(default=10, min_value=1, max_value=100)
-    query = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    k = serializers.IntegerField(default=DEFAULT_K, min_value=1, max_value=MAX_K)
+    query = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH, default="")
     context = serializers.DictField(required=False, default=dict)
 
 
@@ -39,15 +52,18 @@ class RecommendationAnswer(serializers.Serializer[Any]):
 class EventInput(serializers.Serializer[Any]):
     """One event (documentation: the endpoint validates events itself, one by one, for speed)."""
 
-    event_id = serializers.CharField(max_length=100, help_text="idempotency key: a repeat is stored once")
-    type = serializers.ChoiceField(choices=["impression", "click", "add_to_cart", "purchase"])
-    user_id = serializers.CharField(max_length=100)
-    item_id = serializers.CharField(max_length=100, required=False)
+    event_id = serializers.CharField(max_length=MAX_ID_LENGTH, help_text="idempotency key: a repeat is stored once")
+    type = serializers.ChoiceField(choices=Event.Type.values)
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    item_id = serializers.CharField(max_length=MAX_ID_LENGTH, required=False)
     request_id = serializers.UUIDField(required=False, help_text="from the recommendations answer")
-    experiment = serializers.CharField(required=False, help_text="experiment key")
-    position = serializers.IntegerField(required=False, min_value=1)
-    revenue = serializers.DecimalField(max_digits=14, decimal_places=2, required=False, min_value=0)
-    timestamp = serializers.DateTimeField(help_text="ISO 8601; at most 5 minutes in the future")
+    experiment = serializers.CharField(max_length=MAX_ID_LENGTH, required=False, help_text="experiment key")
+    position = serializers.IntegerField(required=False, min_value=1, max_value=MAX_POSITION)
+    revenue = serializers.DecimalField(max_digits=REVENUE_DIGITS, decimal_places=REVENUE_DECIMALS, required=False,
+                                       min_value=0)  # fmt: skip
+    timestamp = serializers.DateTimeField(
+        help_text=f"ISO 8601; at most {FUTURE_TOLERANCE.total_seconds() / 60:g} minutes in the future"
+    )
 
 
 class EventError(serializers.Serializer[Any]):

@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from experiments.models import Experiment
+from serving.limits import FUTURE_TOLERANCE, MAX_BATCH, MAX_ID_LENGTH, MAX_POSITION, MAX_REVENUE
 from serving.models import Event, Exposure, ServedRequest
 
 
@@ -34,8 +35,6 @@ def impression_event_id(request_id: object, position: int) -> str:
     return f"imp:{request_id}:{position}"
 
 
-MAX_BATCH = 10_000
-FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of shops drift; more than this is a bug on their side
 EVENT_TYPES = frozenset(Event.Type.values)
 _ALLOWED_KEYS = frozenset(
     {"event_id", "type", "user_id", "item_id", "request_id", "experiment", "revenue", "timestamp", "position"}
@@ -285,7 +284,7 @@ def _valid_indices(total: int, errors: list[dict[str, Any]]) -> list[int]:
 def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
     """One event, checked field by field in a fixed order (so the reason given is the first problem).
 
-    Each field has a fast test for its usual form (text of 1-100 characters, no value); any other
+    Each field has a fast test for its usual form (text of 1 to MAX_ID_LENGTH characters, no value); any other
     form goes through the full check, which decides and words the refusal. `times` remembers the
     timestamps of this batch already accepted (they are checked against the same `now`).
     """
@@ -295,13 +294,13 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
         raise ValueError(f"unknown field(s) {', '.join(sorted(raw.keys() - _ALLOWED_KEYS))}")
     get = raw.get
     event_id = get("event_id")
-    if type(event_id) is not str or not 0 < len(event_id) <= 100 or not _storable(event_id):
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH or not _storable(event_id):
         event_id = _text(raw, "event_id", required=True)
     kind = get("type")
-    if kind not in EVENT_TYPES:
+    if type(kind) is not str or kind not in EVENT_TYPES:  # a list or object is unhashable: not a set lookup
         raise ValueError(f"type must be one of {', '.join(sorted(EVENT_TYPES))}, got {kind!r}")
     user_id = get("user_id")
-    if type(user_id) is not str or not 0 < len(user_id) <= 100 or not _storable(user_id):
+    if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH or not _storable(user_id):
         user_id = _text(raw, "user_id", required=True)
     request_id = None
     if get("request_id") is not None:
@@ -311,16 +310,16 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
             raise ValueError(f"request_id {raw['request_id']!r} is not a UUID") from None
     position = get("position")
     if position is not None and (
-        isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= 1000
+        isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= MAX_POSITION
     ):
-        raise ValueError(f"position must be a whole number from 1 to 1000, got {position!r}")
+        raise ValueError(f"position must be a whole number from 1 to {MAX_POSITION}, got {position!r}")
     revenue = None if get("revenue") is None else _revenue(raw["revenue"])
     item_id = get("item_id")
-    if type(item_id) is not str or not 0 < len(item_id) <= 100 or not _storable(item_id):
+    if type(item_id) is not str or not 0 < len(item_id) <= MAX_ID_LENGTH or not _storable(item_id):
         item_id = _text(raw, "item_id") or ""
     experiment = get("experiment")
     if experiment is not None and (
-        type(experiment) is not str or not 0 < len(experiment) <= 100 or not _storable(experiment)
+        type(experiment) is not str or not 0 < len(experiment) <= MAX_ID_LENGTH or not _storable(experiment)
     ):
         experiment = _text(raw, "experiment")
     stamp = get("timestamp")
@@ -338,7 +337,7 @@ def _revenue(value: Any) -> Decimal:
         raise ValueError(f"revenue {value!r} is not a number") from None
     if not revenue.is_finite() or revenue < 0:
         raise ValueError(f"revenue must be a non-negative amount, got {value!r}")
-    if revenue >= Decimal("1e12"):
+    if revenue >= MAX_REVENUE:
         raise ValueError(f"revenue {value!r} is implausibly large")
     return revenue
 
@@ -352,8 +351,8 @@ def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str |
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{name} must be text, got {type(value).__name__}")
     text = str(value)
-    if len(text) > 100:
-        raise ValueError(f"{name} is longer than 100 characters")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} is longer than {MAX_ID_LENGTH} characters")
     if "\x00" in text:
         raise ValueError(f"{name} contains a NUL character (\\u0000), which text columns cannot store")
     if not _storable(text):

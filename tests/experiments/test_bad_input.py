@@ -61,6 +61,15 @@ def test_one_poisonous_event_is_refused_and_the_rest_of_its_batch_is_stored(
     assert (again["stored"], again["duplicates"], len(again["errors"])) == (0, 2, 1)
 
 
+def test_an_event_whose_type_is_a_list_is_refused_with_a_reason_not_a_500() -> None:
+    running_experiment()
+    answer = _shop().post("/api/v1/events", [{**_click("bad"), "type": ["click"]}, _click("ok")], format="json")
+    assert answer.status_code == 200, answer.content
+    assert [(e["index"], e["error"]) for e in answer.json()["errors"]] == [
+        (0, "type must be one of add_to_cart, click, impression, purchase, got ['click']")
+    ]
+
+
 def _json(event: dict[str, object]) -> str:
     return json.dumps(event)  # escapes NUL and lone surrogates as \\u0000, \\ud800: valid JSON text
 

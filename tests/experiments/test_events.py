@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from serving.limits import MAX_BATCH
 from serving.models import Event
-from serving.services.events import MAX_BATCH, BatchError, csv_rows, ingest
+from serving.services.events import BatchError, csv_rows, ingest
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
 from serving.lean import LeanDispatcher
+from serving.limits import MAX_ID_LENGTH, MAX_K, MAX_QUERY_LENGTH
 from serving.models import Event, Exposure, ServedRequest
 from serving.services import serve, tokens
 from serving.services.serve import write_log
@@ -121,6 +122,9 @@ def test_lean_recommendations_answer_like_the_drf_view(running: Experiment) -> N
         assert _same(RECS, {"user_id": user, "k": 3, "query": "mug", "context": {"page": "home"}},
                      authorization=serve)[0] == 200  # fmt: skip
     assert _same(RECS, {"user_id": 17850}, authorization=serve)[0] == 200  # DRF coerces a number to text
+    longest = {"user_id": "x" * MAX_ID_LENGTH, "k": MAX_K, "query": "q" * MAX_QUERY_LENGTH}
+    assert _call(ALONE, RECS, longest, authorization=serve)[0] == 200  # the limits are the serializer's too
+    assert _same(RECS, longest, authorization=serve)[0] == 200
     assert Exposure.objects.filter(user_id="17850").count() == int(body["exposed"])
     assert ServedRequest.objects.filter(user_id="17850").count() == 4  # each _same call serves twice
     assert _call(ALONE, RECS, {"user_id": "17850", "k": 4}, authorization=serve)[:2] == (200, _same_headers())
@@ -138,6 +142,8 @@ def test_lean_recommendations_answer_like_the_drf_view(running: Experiment) -> N
         ({"user_id": "1", "k": True}, 400),
         ({"user_id": "  "}, 400),
         ({"user_id": "x" * 101}, 400),
+        ({"user_id": "1", "query": "q" * 501}, 400),
+        ({"user_id": "1", "context": {"a": json.loads("[" * 40 + "]" * 40)}}, 400),  # deeper than the parser takes
         ({"user_id": "1", "query": None}, 400),
         ([{"user_id": "1"}], 400),
         ('{"user_id": "1", "k": NaN}', 400),
@@ -193,6 +199,10 @@ def test_lean_event_batches_answer_like_the_drf_view(running: Experiment) -> Non
     huge = json.dumps([{"event_id": "x" * 100, "pad": "y" * 1000}] * 9000)
     assert _same("/api/v1/events", huge, authorization=ingest)[0] == 413
     assert _same("/api/v1/events", "{not json", authorization=ingest)[0] == 400
+    deep = json.loads("[" * 40 + "]" * 40)  # json.loads takes it; the API's parser refuses it, whole
+    assert _same("/api/v1/events", {"events": [good], "note": deep}, authorization=ingest) == (
+        400, {"detail": "JSON parse error - nested deeper than 32 levels"},
+    )  # fmt: skip
     assert _same("/api/v1/events", [good], authorization=f"Bearer {create_token('s', ['serve'])[1]}")[0] == 403
     assert Event.objects.count() == 1
 
