@@ -15,8 +15,11 @@ than the API's parser takes (core.parsers.MAX_DEPTH), a request body that is not
 asking for something other than JSON, and plain HTTP when SECURE_SSL_REDIRECT is on. So every
 refusal keeps DRF's status and wording; a refused request pays the Django path once more, which
 only matters for clients that send errors at a high rate. The answers (status and body) come
-from serving/endpoints.py, shared with the DRF views; the headers repeat what the middleware adds
-to such an answer.
+from serving/endpoints.py, shared with the DRF views. The headers are DRF's (content type, Vary,
+Allow) and those the configured security middleware add (`header_middleware`: Django's
+SecurityMiddleware and XFrameOptionsMiddleware as listed in settings.MIDDLEWARE, run over the
+answer's headers when the dispatcher is built, as Django's handler builds its middleware once),
+so a security setting changes the answers of both paths alike.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
 from core.parsers import MAX_DEPTH, depth_exceeds
@@ -52,6 +60,10 @@ _ACCEPT_JSON = frozenset({"", "*/*", "application/json"})
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Request Entity Too Large",
             500: "Internal Server Error"}  # fmt: skip
 _render = JSONRenderer().render
+# What DRF puts on an answer of these views (a JSON render, content negotiation, the view's methods).
+_DRF_HEADERS = (("Content-Type", "application/json"), ("Vary", "Accept"), ("Allow", "POST, OPTIONS"))
+# The middleware whose only work on such an answer is adding headers, whatever its status.
+HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
 
 logger = logging.getLogger("django.request")
 
@@ -79,6 +91,11 @@ class LeanDispatcher:
         self.django_app = django_app
         self.log = log or serving_log.buffer.add
         self.connection_upkeep = connection_upkeep
+        middleware = header_middleware()
+        # Django redirects plain HTTP to HTTPS then (SecurityMiddleware.process_request): it answers those.
+        self.ssl_redirect = any(isinstance(m, SecurityMiddleware) and m.redirect for m in middleware)
+        self._headers = {secure: answer_headers(middleware, secure=secure) for secure in (False, True)}
+        self._by_scheme = self._headers[False] != self._headers[True]  # HSTS: only on HTTPS answers
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
@@ -88,7 +105,7 @@ class LeanDispatcher:
         if match is None and path != EVENTS_PATH:
             return self.django_app(environ, start_response)
         try:
-            body = _accepted(environ, "serve" if match else "ingest")
+            body = _accepted(environ, "serve" if match else "ingest", self.ssl_redirect)
             if match is not None:
                 args = plain_recommendation_request(body)
                 if args is None:
@@ -96,12 +113,13 @@ class LeanDispatcher:
                 status, answer = recommendations_answer(match.group(1), *args, log=self.log)
             else:
                 status, answer = ingest_answer(body)
-            content, headers = _render(answer), _headers(environ)
+            content, headers = _render(answer), self._answer_headers(environ)
         except _Delegate:
             return self.django_app(environ, start_response)
         except Exception:
             logger.exception("Internal Server Error: %s", path)
-            status, content, headers = 500, _render({"detail": "A server error occurred."}), _headers(environ)
+            status, content = 500, _render({"detail": "A server error occurred."})
+            headers = self._answer_headers(environ)
         finally:
             # What Django's request signals do for the database (10x cheaper than sending them): close the
             # connection when it is broken or past CONN_MAX_AGE.
@@ -113,8 +131,35 @@ class LeanDispatcher:
         start_response(f"{status} {reason}".rstrip(), headers)
         return [content]
 
+    def _answer_headers(self, environ: dict[str, Any]) -> list[tuple[str, str]]:
+        return list(self._headers[self._by_scheme and _is_secure(environ)])
 
-def _accepted(environ: dict[str, Any], scope: str) -> Any:
+
+def header_middleware() -> list[MiddlewareMixin]:
+    """Instances of the configured middleware (settings.MIDDLEWARE) that are HEADER_MIDDLEWARE, in the order
+    an answer passes them (the reverse of the list)."""
+    classes = [import_string(path) for path in reversed(settings.MIDDLEWARE)]
+    return [cls(_no_view) for cls in classes if issubclass(cls, HEADER_MIDDLEWARE)]
+
+
+def _no_view(request: Any) -> Any:
+    raise AssertionError("the lean path runs header middleware over its answers only")  # pragma: no cover
+
+
+def answer_headers(middleware: list[MiddlewareMixin], *, secure: bool) -> list[tuple[str, str]]:
+    """The headers of a JSON answer of these views over HTTPS (`secure`) or plain HTTP: DRF's, then what
+    `middleware` add to them (their process_response, run on a sample request and answer)."""
+    response = HttpResponse()
+    for name, value in _DRF_HEADERS:
+        response.headers[name] = value
+    request = WSGIRequest({"REQUEST_METHOD": "POST", "PATH_INFO": EVENTS_PATH, "wsgi.input": io.BytesIO(),
+                           "wsgi.url_scheme": "https" if secure else "http"})  # fmt: skip
+    for instance in middleware:
+        response = instance.process_response(request, response)
+    return list(response.items())
+
+
+def _accepted(environ: dict[str, Any], scope: str, ssl_redirect: bool) -> Any:
     """The request's parsed JSON body, or _Delegate when Django must answer the request.
 
     Once the body is read, environ["wsgi.input"] is replaced by a copy of it, so Django can still read it.
@@ -132,7 +177,7 @@ def _accepted(environ: dict[str, Any], scope: str) -> Any:
         raise _Delegate from None  # chunked or missing: Django's rules apply
     if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE or not _host_allowed(environ):
         raise _Delegate
-    if settings.SECURE_SSL_REDIRECT and not _is_secure(environ):
+    if ssl_redirect and not _is_secure(environ):
         raise _Delegate
     token = find_token(header[1])
     if token is None or scope not in token.scopes:
@@ -177,25 +222,3 @@ def _is_secure(environ: dict[str, Any]) -> bool:
         if value is not None:
             return bool(value.split(",", 1)[0].strip() == secure_value)
     return bool(environ.get("wsgi.url_scheme") == "https")
-
-
-def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headers DRF and the security middleware give a JSON answer of these views."""
-    headers = [("Content-Type", "application/json"), ("Vary", "Accept"), ("Allow", "POST, OPTIONS")]
-    if settings.X_FRAME_OPTIONS:
-        headers.append(("X-Frame-Options", settings.X_FRAME_OPTIONS))
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers.append(("X-Content-Type-Options", "nosniff"))
-    if settings.SECURE_REFERRER_POLICY:
-        policy = settings.SECURE_REFERRER_POLICY
-        headers.append(("Referrer-Policy", policy if isinstance(policy, str) else ",".join(policy)))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
-    if settings.SECURE_HSTS_SECONDS and _is_secure(environ):
-        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            hsts += "; includeSubDomains"
-        if settings.SECURE_HSTS_PRELOAD:
-            hsts += "; preload"
-        headers.append(("Strict-Transport-Security", hsts))
-    return headers

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.test import override_settings
 
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
@@ -82,7 +84,8 @@ def _call(
     environ = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": headers.pop("query", ""),
         "CONTENT_TYPE": headers.pop("content_type", "application/json"), "CONTENT_LENGTH": str(len(raw)),
-        "wsgi.input": io.BytesIO(raw), "wsgi.url_scheme": "http", "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(raw), "wsgi.url_scheme": headers.pop("scheme", "http"), "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
         "HTTP_HOST": headers.pop("host", "testserver"), **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
     }  # fmt: skip
     answer: dict[str, Any] = {}
@@ -211,6 +214,42 @@ def _same_headers() -> dict[str, str]:
     return {"Content-Type": "application/json", "Vary": "Accept", "Allow": "POST, OPTIONS", "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
             "Cross-Origin-Opener-Policy": "same-origin"}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_security_settings_show_on_lean_and_drf_answers_alike(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    user = {"user_id": "17850", "k": 2}
+    changed = {"SECURE_REFERRER_POLICY": "no-referrer", "X_FRAME_OPTIONS": "sameorigin",
+               "SECURE_CONTENT_TYPE_NOSNIFF": False, "SECURE_CROSS_ORIGIN_OPENER_POLICY": None,
+               "SECURE_HSTS_SECONDS": 3600, "SECURE_HSTS_PRELOAD": True}  # fmt: skip
+    with override_settings(**changed):
+        # Both built now, as at a process's start: Django's handler builds its middleware, the lean path its
+        # headers from the same middleware.
+        django, alone = get_wsgi_application(), LeanDispatcher(_no_django, log=write_log, connection_upkeep=_keep)
+        answers = {
+            scheme: [_call(app, RECS, user, authorization=serve, scheme=scheme)[:2] for app in (alone, django)]
+            for scheme in ("http", "https")
+        }
+    expected = {"Content-Type": "application/json", "Vary": "Accept", "Allow": "POST, OPTIONS",
+                "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "no-referrer"}  # fmt: skip
+    assert answers["http"] == [(200, expected)] * 2
+    assert answers["https"] == [(200, {**expected, "Strict-Transport-Security": "max-age=3600; preload"})] * 2
+    assert _call(ALONE, RECS, user, authorization=serve)[:2] == (200, _same_headers())  # built before: unchanged
+
+    without = [path for path in settings.MIDDLEWARE if not path.endswith("XFrameOptionsMiddleware")]
+    with override_settings(MIDDLEWARE=without):
+        django, alone = get_wsgi_application(), LeanDispatcher(_no_django, log=write_log, connection_upkeep=_keep)
+        answers["unframed"] = [_call(app, RECS, user, authorization=serve)[:2] for app in (alone, django)]
+    unframed = {name: value for name, value in _same_headers().items() if name != "X-Frame-Options"}
+    assert answers["unframed"] == [(200, unframed)] * 2
+
+    with override_settings(SECURE_SSL_REDIRECT=True):  # plain HTTP is Django's to redirect
+        django = get_wsgi_application()
+        lean, alone = (LeanDispatcher(app, log=write_log, connection_upkeep=_keep) for app in (django, _no_django))
+        status, headers, _ = _call(lean, RECS, user, authorization=serve)
+        assert (status, headers["Location"]) == (301, f"https://testserver{RECS}")
+        assert _call(alone, RECS, user, authorization=serve, scheme="https")[0] == 200
 
 
 @pytest.fixture
