@@ -40,7 +40,6 @@ from django.db import close_old_connections
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
@@ -64,6 +63,7 @@ _render = JSONRenderer().render
 _DRF_HEADERS = (("Content-Type", "application/json"), ("Vary", "Accept"), ("Allow", "POST, OPTIONS"))
 # The middleware whose only work on such an answer is adding headers, whatever its status.
 HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
+HeaderMiddleware = SecurityMiddleware | XFrameOptionsMiddleware
 
 logger = logging.getLogger("django.request")
 
@@ -135,7 +135,7 @@ class LeanDispatcher:
         return list(self._headers[self._by_scheme and _is_secure(environ)])
 
 
-def header_middleware() -> list[MiddlewareMixin]:
+def header_middleware() -> list[HeaderMiddleware]:
     """Instances of the configured middleware (settings.MIDDLEWARE) that are HEADER_MIDDLEWARE, in the order
     an answer passes them (the reverse of the list)."""
     classes = [import_string(path) for path in reversed(settings.MIDDLEWARE)]
@@ -146,7 +146,7 @@ def _no_view(request: Any) -> Any:
     raise AssertionError("the lean path runs header middleware over its answers only")  # pragma: no cover
 
 
-def answer_headers(middleware: list[MiddlewareMixin], *, secure: bool) -> list[tuple[str, str]]:
+def answer_headers(middleware: list[HeaderMiddleware], *, secure: bool) -> list[tuple[str, str]]:
     """The headers of a JSON answer of these views over HTTPS (`secure`) or plain HTTP: DRF's, then what
     `middleware` add to them (their process_response, run on a sample request and answer)."""
     response = HttpResponse()
