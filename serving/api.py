@@ -4,13 +4,14 @@ answers the same requests faster; both share serving.endpoints)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_schema import ErrorSerializer, error_response, errors
 from core.parsers import BoundedJSONParser
-from serving.authentication import ApiTokenAuthentication, token_scope
+from serving.authentication import SIMULATION_NEEDS_SCOPE, ApiTokenAuthentication, may_simulate, token_scope
 from serving.endpoints import ingest_answer, recommendations_answer
 from serving.limits import MAX_BATCH
 from serving.serializers import EventInput, IngestAnswer, RecommendationAnswer, RecommendationRequest
@@ -37,7 +38,9 @@ class RecommendationsView(APIView):
         responses={
             200: RecommendationAnswer,
             **errors(400, 401),
-            403: error_response(403, TOKEN_REFUSED.format(scope="serve")),
+            403: error_response(
+                403, TOKEN_REFUSED.format(scope="serve") + " A body naming a `simulation` needs the 'simulate' scope."
+            ),
             404: error_response(404, "No experiment with this key."),
             409: error_response(
                 409, "The experiment does not serve traffic: never started (a draft), concluded or archived."
@@ -49,7 +52,10 @@ class RecommendationsView(APIView):
         form = RecommendationRequest(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        status_code, answer = recommendations_answer(key, data["user_id"], data["k"], data["query"])
+        simulation = data.get("simulation")
+        if simulation is not None and not may_simulate(request.auth):
+            raise PermissionDenied(SIMULATION_NEEDS_SCOPE)
+        status_code, answer = recommendations_answer(key, data["user_id"], data["k"], data["query"], simulation)
         return Response(answer, status=status_code)
 
 

@@ -67,6 +67,17 @@ def token_scope(scope: str) -> type[permissions.BasePermission]:
     return HasScope
 
 
+SIMULATION_NEEDS_SCOPE = (
+    "Only an API token with the 'simulate' scope may name a simulation run (the token of simulate --http; "
+    "manage.py create_api_token NAME --scope serve --scope ingest --scope simulate)."
+)
+
+
+def may_simulate(token: Any) -> bool:
+    """Whether a request authenticated by `token` (request.auth) may name a simulation run."""
+    return isinstance(token, ApiToken) and ApiToken.Scope.SIMULATE in token.scopes
+
+
 class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
     """Documents the token scheme in the OpenAPI schema (drf-spectacular finds subclasses on import)."""
 

@@ -17,11 +17,14 @@ from serving.services.serve import serve
 
 
 def recommendations_answer(
-    key: str, user_id: str, k: int, query: str | None, *, log: LogWriter | None = None
+    key: str, user_id: str, k: int, query: str | None, simulation: int | None = None, *, log: LogWriter | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """200 and the served list; 404 for an unknown experiment, 409 when it does not serve traffic."""
+    """200 and the served list; 404 for an unknown experiment, 409 when it does not serve traffic.
+
+    `simulation`: the simulation run the request names (the caller checked the token may name one).
+    """
     try:
-        return 200, serve(key, user_id, k, query or None, log=log)
+        return 200, serve(key, user_id, k, query or None, log=log, simulation=simulation)
     except UnknownExperiment as error:
         return 404, {"detail": str(error)}
     except ServingError as error:
@@ -40,13 +43,13 @@ def ingest_answer(body: Any) -> tuple[int, dict[str, Any]]:
     return (400 if result.errors and len(result.errors) == result.received else 200), answer
 
 
-def plain_recommendation_request(body: Any) -> tuple[str, int, str] | None:
-    """(user_id, k, query) when the body is plainly valid for RecommendationRequest, else None.
+def plain_recommendation_request(body: Any) -> tuple[str, int, str, int | None] | None:
+    """(user_id, k, query, simulation) when the body is plainly valid for RecommendationRequest, else None.
 
     Plainly valid (serving.limits): a JSON object whose user_id is printable text of 1 to
     MAX_ID_LENGTH characters without surrounding spaces, k (default DEFAULT_K) a whole number
     from 1 to MAX_K, query (default "") printable text of at most MAX_QUERY_LENGTH characters
-    without surrounding spaces, context an object.
+    without surrounding spaces, context an object, simulation (default None) a whole number from 1.
     Anything else (including what the serializer would coerce, such as a numeric user_id) is
     None: the caller lets the DRF serializer decide, so every refusal has its wording.
     """
@@ -57,7 +60,10 @@ def plain_recommendation_request(body: Any) -> tuple[str, int, str] | None:
         return None
     if not _plain_text(query, MAX_QUERY_LENGTH) or type(body.get("context", {})) is not dict:
         return None
-    return user_id, k, query
+    simulation = body.get("simulation")
+    if simulation is not None and not (type(simulation) is int and simulation >= 1):
+        return None
+    return user_id, k, query, simulation
 
 
 def _plain_text(value: Any, limit: int) -> bool:

@@ -44,8 +44,9 @@ from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
 from core.parsers import MAX_DEPTH, depth_exceeds
-from serving.authentication import ApiTokenAuthentication
+from serving.authentication import ApiTokenAuthentication, may_simulate
 from serving.endpoints import ingest_answer, plain_recommendation_request, recommendations_answer
+from serving.models import ApiToken
 from serving.services import serving_log
 from serving.services.config import LogWriter
 from serving.services.tokens import find_token
@@ -105,11 +106,11 @@ class LeanDispatcher:
         if match is None and path != EVENTS_PATH:
             return self.django_app(environ, start_response)
         try:
-            body = _accepted(environ, "serve" if match else "ingest", self.ssl_redirect)
+            token, body = _accepted(environ, "serve" if match else "ingest", self.ssl_redirect)
             if match is not None:
                 args = plain_recommendation_request(body)
-                if args is None:
-                    raise _Delegate
+                if args is None or (args[3] is not None and not may_simulate(token)):
+                    raise _Delegate  # Django words the refusal (400, or 403 for a simulation without the scope)
                 status, answer = recommendations_answer(match.group(1), *args, log=self.log)
             else:
                 status, answer = ingest_answer(body)
@@ -159,8 +160,8 @@ def answer_headers(middleware: list[HeaderMiddleware], *, secure: bool) -> list[
     return list(response.items())
 
 
-def _accepted(environ: dict[str, Any], scope: str, ssl_redirect: bool) -> Any:
-    """The request's parsed JSON body, or _Delegate when Django must answer the request.
+def _accepted(environ: dict[str, Any], scope: str, ssl_redirect: bool) -> tuple[ApiToken, Any]:
+    """The request's token and parsed JSON body, or _Delegate when Django must answer the request.
 
     Once the body is read, environ["wsgi.input"] is replaced by a copy of it, so Django can still read it.
     """
@@ -190,7 +191,7 @@ def _accepted(environ: dict[str, Any], scope: str, ssl_redirect: bool) -> Any:
         raise _Delegate from None
     if depth_exceeds(body, MAX_DEPTH):  # what the API's parser refuses (core.parsers), with its wording
         raise _Delegate
-    return body
+    return token, body
 
 
 _HOST_KEYS = ("HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT")

@@ -20,6 +20,8 @@ class ApiToken(models.Model):
     class Scope(models.TextChoices):
         SERVE = "serve", "Ask for recommendations"
         INGEST = "ingest", "Send events"
+        # The simulator's (simulate --http): a recommendation request may name its simulation run.
+        SIMULATE = "simulate", "Name the simulation run of a request"
 
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=12, unique=True)

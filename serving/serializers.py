@@ -26,6 +26,11 @@ class RecommendationRequest(serializers.Serializer[Any]):
     k = serializers.IntegerField(default=DEFAULT_K, min_value=1, max_value=MAX_K)
     query = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH, default="")
     context = serializers.DictField(required=False, default=dict)
+    simulation = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="simulate --http only (a token with the 'simulate' scope): the simulation run this request is "
+        "part of; a bandit experiment assigns the run's users by the run's own weight history",
+    )  # fmt: skip
 
 
 class RecommendedItem(serializers.Serializer[Any]):

@@ -28,8 +28,8 @@ class ServingConfig:
     exploration: float  # share of exposed requests explored, in [0, 1]
     # Bandit only: (period start as epoch seconds, allocation for new users), oldest first.
     bandit: tuple[tuple[float, bucketing.Allocation], ...] | None = None
-    # Bandit only: the same for each running simulation run's own history, by its users' id prefix.
-    bandit_runs: dict[str, tuple[tuple[float, bucketing.Allocation], ...]] | None = None
+    # Bandit only: the same for each running simulation run's own history, by the run's id.
+    bandit_runs: dict[int, tuple[tuple[float, bucketing.Allocation], ...]] | None = None
 
 
 class UnknownExperiment(ServingError):

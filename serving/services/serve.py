@@ -15,9 +15,11 @@ served probability is that period's share of the arm (for a returning user, the 
 at their first exposure). The cache also covers answers the lean path's log buffer has not
 stored yet. Between processes, a user first served by two workers within one log flush across
 a weight change may get two arms; the stored exposure (the earlier one) decides from then on.
-The users of a running `simulate --http` run ("sim<run>:..." ids) are assigned with that run's own
-weight history instead of the live one (simulation/services/http_traffic.py), so simulated
-traffic never moves, or is moved by, the live weights.
+A request of a running `simulate --http` run names its run (`simulation`, which only a token with
+the 'simulate' scope may send: serving/authentication.py); its user is assigned with that run's own
+weight history instead of the live one (simulation/services/http_traffic.py), so simulated traffic
+never moves, or is moved by, the live weights. A run without a history of this experiment (an
+in-process run, a finished one) leaves its requests to the live history.
 
 With an exploration share, a share of exposed
 requests get a random ordering of the arm's top items and every exposed impression logs the
@@ -66,12 +68,19 @@ _lock = threading.Lock()  # both caches reorder themselves on reads too: every a
 
 
 def serve(
-    experiment: Experiment | str, user_id: str, k: int, query: str | None = None, *, log: LogWriter | None = None
+    experiment: Experiment | str,
+    user_id: str,
+    k: int,
+    query: str | None = None,
+    *,
+    log: LogWriter | None = None,
+    simulation: int | None = None,
 ) -> dict[str, Any]:
     """Serve `user_id` in the experiment (an Experiment or its key); UnknownExperiment when there is none.
 
     The answer is logged by `log` (default `write_log`: stored before this returns); the lean
     HTTP path passes a buffer that stores it a moment later (serving/services/serving_log.py).
+    `simulation`: the id of the simulation run the request is part of (module docstring), else None.
     """
     config = _config(experiment)
     if config.status not in (Experiment.Status.RUNNING, Experiment.Status.PAUSED, Experiment.Status.STOPPED):
@@ -82,7 +91,7 @@ def serve(
         return serve_interleaved(config, user_id, k, query, assignment.bucket, log or write_log)
     now = timezone.now()
     if exposed and config.bandit:
-        index, probability = _bandit_arm(config, user_id, now.timestamp())
+        index, probability = _bandit_arm(config, user_id, now.timestamp(), simulation)
     else:
         index = assignment.arm if exposed and assignment.arm is not None else config.control
         probability = _probability(config, index)
@@ -194,7 +203,7 @@ def _config(experiment: Experiment | str) -> ServingConfig:
             )
 
         bandit = periods(live_schedule(experiment.pk))
-        bandit_runs = {prefix: periods(schedule) for prefix, schedule in _run_schedules(experiment.pk).items()}
+        bandit_runs = {run: periods(schedule) for run, schedule in _run_schedules(experiment.pk).items()}
     config = ServingConfig(
         experiment_id=experiment.pk,
         key=experiment.key,
@@ -239,28 +248,25 @@ def _probability(config: ServingConfig, index: int, allocation: bucketing.Alloca
     return share
 
 
-def _run_schedules(experiment_id: int) -> dict[str, tuple[tuple[float, tuple[float, ...]], ...]]:
-    """(starts_at as epoch seconds, weights) of each running simulation run's history, by the run's user
-    prefix ("sim<run>:"). Only `simulate --http` runs send their users here; an in-process run's
-    history is listed too but its prefix matches no request."""
+def _run_schedules(experiment_id: int) -> dict[int, tuple[tuple[float, tuple[float, ...]], ...]]:
+    """(starts_at as epoch seconds, weights) of each running simulation run's history, by the run's id.
+    Only `simulate --http` runs name theirs in requests; an in-process run's history is listed too, but
+    no request names it."""
     rows = (
         BanditUpdate.objects.filter(experiment_id=experiment_id, simulation__status="running")
         .order_by("simulation_id", "period")
         .values_list("simulation_id", "starts_at", "weights")
     )
-    schedules: dict[str, list[tuple[float, tuple[float, ...]]]] = {}
+    schedules: dict[int, list[tuple[float, tuple[float, ...]]]] = {}
     for simulation_id, starts_at, weights in rows:
-        schedules.setdefault(f"sim{simulation_id}:", []).append((starts_at.timestamp(), tuple(weights)))
-    return {prefix: tuple(schedule) for prefix, schedule in schedules.items()}
+        schedules.setdefault(simulation_id, []).append((starts_at.timestamp(), tuple(weights)))
+    return {run: tuple(schedule) for run, schedule in schedules.items()}
 
 
-def _schedule(config: ServingConfig, user_id: str) -> tuple[tuple[float, bucketing.Allocation], ...]:
-    """The bandit periods a user is assigned by: their simulation run's, else the live history's."""
-    if config.bandit_runs and user_id.startswith("sim"):
-        run = config.bandit_runs.get(user_id[: user_id.find(":") + 1])
-        if run:
-            return run
-    return config.bandit or ()
+def _schedule(config: ServingConfig, simulation: int | None) -> tuple[tuple[float, bucketing.Allocation], ...]:
+    """The bandit periods a request's user is assigned by: its simulation run's, else the live history's."""
+    run = config.bandit_runs.get(simulation) if config.bandit_runs and simulation is not None else None
+    return run or config.bandit or ()
 
 
 def _period_allocation(schedule: tuple[tuple[float, bucketing.Allocation], ...], at: float) -> bucketing.Allocation:
@@ -269,9 +275,10 @@ def _period_allocation(schedule: tuple[tuple[float, bucketing.Allocation], ...],
     return schedule[max(position, 0)][1]
 
 
-def _bandit_arm(config: ServingConfig, user_id: str, at: float) -> tuple[int, float]:
+def _bandit_arm(config: ServingConfig, user_id: str, at: float, simulation: int | None) -> tuple[int, float]:
     """A bandit user's (arm index, served probability): the arm of their first exposure if they have
-    one (process cache, then the exposure row), else assigned with the weights in force at `at`."""
+    one (process cache, then the exposure row), else assigned with the weights in force at `at`, in
+    the history of the request's simulation run, if any (`_schedule`)."""
     key = (config.experiment_id, user_id)
     with _lock:
         known = _sticky.get(key)
@@ -286,9 +293,9 @@ def _bandit_arm(config: ServingConfig, user_id: str, at: float) -> tuple[int, fl
     index = next((i for i, arm in enumerate(config.arms) if row is not None and arm.pk == row[0]), None)
     if row is not None and index is not None:
         first = row[1]
-        allocation = _period_allocation(_schedule(config, user_id), first.timestamp() if first else at)
+        allocation = _period_allocation(_schedule(config, simulation), first.timestamp() if first else at)
     else:
-        allocation = _period_allocation(_schedule(config, user_id), at)
+        allocation = _period_allocation(_schedule(config, simulation), at)
         assigned = bucketing.assign(allocation, config.salt, user_id).arm
         index = config.control if assigned is None else assigned
     known = (index, _probability(config, index, allocation))

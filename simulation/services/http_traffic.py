@@ -6,7 +6,9 @@ queries and click model), but every session is one POST to
 exposure and the impressions itself) and the day's clicks, add-to-carts and purchases go to
 ``/api/v1/events`` in batches. Differences from in-process mode, by construction:
 
-- users are sent as "sim<run>:<shopper id>", which the server's models do not know, so every
+- every recommendations request names its run (`"simulation": <run id>`, which the server honours
+  only for a token with the 'simulate' scope), and its user is "sim<run>:<shopper id>" (the ids the
+  run's rows are stored under, as in process), which the server's models do not know, so every
   list is the model's cold-start list (popularity, or the query's matches): realistic load, not
   realistic CTRs (use in-process mode for those);
 - the arm of each session is predicted with the experiment's own bucketing of that id and
@@ -20,8 +22,8 @@ exposure and the impressions itself) and the day's clicks, add-to-carts and purc
   process (`_HttpBandit`): before each simulated day the day's weights are stored by the same
   service (`bandit_schedule.start_history` / `bandit_results.update_weights` from the folded earlier days), and the
   run waits `bandit_schedule.SWITCH_DELAY` so that every serving process has reloaded them: the server
-  assigns the run's users ("sim<run>:..." ids) by the run's history, never by the live one
-  (`serving._schedule`). The server stamps exposures with its own clock, so after each day the
+  assigns the users of the requests that name the run by the run's history, never by the live one
+  (`serving.services.serve._schedule`). The server stamps exposures with its own clock, so after each day the
   run's new exposures are re-dated to their first simulated session (and marked as the run's):
   each user then falls in the cohort of the period that assigned them, as in process;
 - sessions are not de-duplicated (one request per session, as real traffic would be);
@@ -60,13 +62,17 @@ from engine.simulation import DayBatch, SimulationConfig, SimulationError, run
 from engine.simulation.config import SECONDS_PER_DAY
 from experiments.models import Experiment
 from experiments.services import bandit_schedule
-from serving.models import Event, Exposure, ServedRequest
+from serving.models import ApiToken, Event, Exposure, ServedRequest
 from serving.services.interleaving import INTERLEAVED
 from serving.services.serve import allocation_of
+from serving.services.tokens import find_token
 from simulation.models import SimulationRun
 from simulation.services.runs import SimulationRefused, check_simulation, load_shoppers
 
 EVENT_BATCH = 5000
+# The token's scopes: ask for recommendations, send events, name the run in the requests.
+SCOPES = tuple(scope.value for scope in (ApiToken.Scope.SERVE, ApiToken.Scope.INGEST, ApiToken.Scope.SIMULATE))
+_SCOPES_TEXT = ", ".join(SCOPES[:-1]) + f" and {SCOPES[-1]}"
 LOGGED_WITHIN = 30.0  # seconds the server may take to store the answers it buffered (it flushes every 0.1 s)
 # (event type, id suffix, seconds after the session) of what follows an impression.
 _FOLLOW_UPS = (("click", "c", 20), ("add_to_cart", "a", 60), ("purchase", "p", 120))
@@ -147,7 +153,14 @@ def run_http_simulation(
     scheme, host, port = loopback_target(url)
     check_simulation(experiment, settings)
     if not token:
-        raise SimulationRefused("--http needs --token: an API token with the serve and ingest scopes")
+        raise SimulationRefused(f"--http needs --token: an API token with the {_SCOPES_TEXT} scopes")
+    found = find_token(token)  # the server shares this database (it runs on this machine)
+    missing = [scope for scope in SCOPES if found is None or scope not in found.scopes]
+    if missing:
+        raise SimulationRefused(
+            f"--http needs an API token with the {_SCOPES_TEXT} scopes; "
+            + ("this one is unknown or revoked" if found is None else f"this one lacks {', '.join(missing)}")
+        )
     if settings.get("population_scale", 1) != 1:
         raise SimulationRefused(
             "--http cannot take a population scale above 1: the server would see each replicated shopper as a "
@@ -185,7 +198,8 @@ def run_http_simulation(
         return np.where(arm >= 0, 0, -1) if interleaved else arm
 
     def ask(user: int, query: str | None, expected: str) -> Any:
-        body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or ""}
+        body = {"user_id": prefix + data.user_ids[user], "k": config.k, "query": query or "",
+                "simulation": simulation.pk}  # fmt: skip
         answer = client.post(path, body)
         if answer["arm"] != expected:
             raise SimulationError(

@@ -259,5 +259,7 @@ def test_create_api_token_prints_the_secret_once_and_revoke_ends_it() -> None:
     assert client.post("/api/v1/events", [], format="json").json()["received"] == 0  # authenticated
     call_command("create_api_token", "shop-frontend", "--revoke", stdout=io.StringIO())
     assert client.post("/api/v1/events", [], format="json").status_code == 401
+    call_command("create_api_token", "shop", stdout=io.StringIO())
+    assert ApiToken.objects.get(name="shop").scopes == ["ingest", "serve"]  # a shop's: simulate only when asked
     with pytest.raises(CommandError, match="a token named 'shop-frontend' exists already"):
         call_command("create_api_token", "shop-frontend", stdout=io.StringIO())

@@ -22,6 +22,7 @@ from experiments.services import bandit_schedule
 from experiments.services.lifecycle import ExperimentError, TransitionError, transition, update_experiment
 from serving.models import Exposure, ServedRequest
 from serving.services import serve
+from simulation.models import SimulationRun
 from simulation.services.runs import run_simulation
 from simulation.tasks import queue_simulation
 from tests.experiments.factories import draft_experiment, held_out_experiment, product_manager, trained_variants
@@ -105,9 +106,9 @@ def test_the_wizard_shows_bandit_field_errors_and_creates_a_bandit(variants) -> 
     assert (experiment.design, experiment.bandit_update_minutes, experiment.bandit_min_share) == ("bandit", 30, 0.05)
 
 
-def _store(experiment: Experiment, period: int, weights: tuple[float, float], starts_at) -> None:  # type: ignore[no-untyped-def]
+def _store(experiment: Experiment, period: int, weights: tuple[float, float], starts_at, run=None) -> None:  # type: ignore[no-untyped-def]
     update = replace(thompson_update([ArmCounts(0, 0)] * 2, period), weights=weights, burn_in=False)
-    bandit_schedule.store_update(experiment.pk, None, update, starts_at)
+    bandit_schedule.store_update(experiment.pk, run, update, starts_at)
 
 
 def test_returning_users_keep_their_arm_while_new_users_follow_the_new_weights(variants) -> None:  # type: ignore[no-untyped-def]
@@ -139,6 +140,28 @@ def test_returning_users_keep_their_arm_while_new_users_follow_the_new_weights(v
     assert stored == {u: a["arm_probability"] for u, a in new.items()}
     exposures = dict(Exposure.objects.filter(experiment=experiment).values_list("user_id", "arm__name"))
     assert exposures == {**{u: a["arm"] for u, a in first.items()}, **expected}
+
+
+def test_a_request_naming_its_running_simulation_run_is_assigned_by_the_runs_weights(variants) -> None:  # type: ignore[no-untyped-def]
+    pm = product_manager()
+    experiment = transition(draft_experiment(pm, "named", **BANDIT), "start", pm)
+    run = SimulationRun.objects.create(experiment=experiment, status="running")
+    _store(experiment, 0, (0.1, 0.9), experiment.started_at - timedelta(days=1), run=run.pk)  # the run's history
+    serve.clear_cache()
+    users = [f"{run.user_prefix}{i}" for i in range(100)]  # the ids the run stores its users under
+
+    named = {user: serve.serve("named", user, 3, simulation=run.pk) for user in users}
+    allocation = bucketing.Allocation(traffic=1.0, weights=(0.1, 0.9))
+    names = ["control", "knn"]
+    expected = {u: names[bucketing.assign(allocation, experiment.salt, u).arm] for u in users}  # type: ignore[index]
+    assert {u: (a["arm"], a["arm_probability"]) for u, a in named.items()} == {
+        u: (arm, 0.1 if arm == "control" else 0.9) for u, arm in expected.items()
+    }
+    # Serving does not read runs from user ids: without the run named, the same kind of id gets the live weights.
+    unnamed = [serve.serve("named", f"{run.user_prefix}other{i}", 3) for i in range(20)]
+    assert {answer["arm_probability"] for answer in unnamed} == {0.5}
+    # A run without a history of this experiment leaves its requests to the live one.
+    assert serve.serve("named", "someone", 3, simulation=run.pk + 1)["arm_probability"] == 0.5
 
 
 def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]

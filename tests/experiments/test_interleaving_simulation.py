@@ -78,7 +78,7 @@ def test_the_http_simulation_of_an_interleaving_experiment_reacts_to_the_served_
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     serve.clear_cache()
     experiment = held_out_experiment(tmp_path, key="http-duel", design="interleaving")
-    _, secret = create_token("load-test", ["serve", "ingest"])
+    _, secret = create_token("load-test", ["serve", "ingest", "simulate"])
 
     result = run_http_simulation(experiment, {"daily_users": 60, "days": 2, "seed": 7, "k": 6,
                                               "injected_effect": 0.5}, live_server.url, secret)  # fmt: skip

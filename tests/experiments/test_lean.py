@@ -18,6 +18,7 @@ from django.test import override_settings
 
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
+from serving.authentication import SIMULATION_NEEDS_SCOPE
 from serving.lean import LeanDispatcher
 from serving.limits import MAX_ID_LENGTH, MAX_K, MAX_QUERY_LENGTH
 from serving.models import Event, Exposure, ServedRequest
@@ -179,6 +180,20 @@ def test_lean_recommendations_refuse_bad_requests_like_the_drf_view(running: Exp
     assert _same(RECS, user, authorization=serve, content_type="text/plain")[0] == 415
     assert _same(RECS, user, authorization=serve, host="evil.example")[0] == 400
     assert ServedRequest.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_only_a_token_with_the_simulate_scope_names_a_simulation_run_on_either_path(running: Experiment) -> None:
+    serve = f"Bearer {create_token('shop', ['serve'])[1]}"
+    simulator = f"Bearer {create_token('simulator', ['serve', 'ingest', 'simulate'])[1]}"
+    named = {"user_id": "sim7:17850", "k": 2, "simulation": 7}
+    assert _same(RECS, named, authorization=serve) == (403, {"detail": SIMULATION_NEEDS_SCOPE})
+    assert _call(ALONE, RECS, named, authorization=simulator)[0] == 200
+    assert _same(RECS, named, authorization=simulator)[0] == 200
+    assert _same(RECS, {**named, "simulation": "7"}, authorization=simulator)[0] == 200  # DRF coerces it
+    assert _same(RECS, {**named, "simulation": 0}, authorization=simulator)[0] == 400
+    assert _same(RECS, {"user_id": "sim7:17850"}, authorization=serve)[0] == 200  # an id is just an id
+    assert ServedRequest.objects.filter(user_id="sim7:17850").count() == 7  # each _same call serves twice
 
 
 @pytest.mark.django_db

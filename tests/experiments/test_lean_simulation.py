@@ -58,7 +58,7 @@ def test_http_simulation_through_the_lean_path_waits_for_the_buffered_logs(
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     serve.clear_cache()
     experiment = held_out_experiment(tmp_path)
-    _, secret = create_token("load-test", ["serve", "ingest"])
+    _, secret = create_token("load-test", ["serve", "ingest", "simulate"])
 
     call_command("simulate", experiment.key, "--http", lean_server, "--token", secret, "--users", "25",
                  "--days", "2", "--seed", "5", stdout=io.StringIO())  # fmt: skip

@@ -39,9 +39,12 @@ def test_http_mode_sends_the_sessions_and_events_through_a_live_server(  # type:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     serve.clear_cache()
     experiment = held_out_experiment(tmp_path)
-    _, secret = create_token("load-test", ["serve", "ingest"])
+    _, secret = create_token("load-test", ["serve", "ingest", "simulate"])
     with pytest.raises(CommandError, match=r"refusing to send simulated traffic to 192\.0\.2\.1"):
         call_command("simulate", experiment.key, "--http", "http://192.0.2.1/", "--token", secret)
+    _, shop = create_token("shop", ["serve", "ingest"])  # may not name the run in its requests
+    with pytest.raises(CommandError, match="the serve, ingest and simulate scopes; this one lacks simulate"):
+        call_command("simulate", experiment.key, "--http", live_server.url, "--token", shop)
 
     out = io.StringIO()
     call_command("simulate", experiment.key, "--http", live_server.url, "--token", secret, "--users", "25",
@@ -74,7 +77,7 @@ def test_http_mode_on_a_bandit_serves_the_runs_own_weights_updated_between_days_
     experiment.refresh_from_db()
     bandit_schedule.start_live_history(experiment)  # as starting a bandit does
     serve.clear_cache()
-    _, secret = create_token("load-test", ["serve", "ingest"])
+    _, secret = create_token("load-test", ["serve", "ingest", "simulate"])
 
     result = run_http_simulation(experiment, {"daily_users": 20, "days": 4, "seed": 3}, live_server.url, secret)
 

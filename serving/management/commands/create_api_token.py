@@ -14,7 +14,8 @@ from serving.services.tokens import TokenError, create_token, revoke_token
 class Command(BaseCommand):
     help = (
         "Create an API token and print its secret once (only a hash is stored). Clients send it as "
-        "'Authorization: Bearer <secret>'. Scopes: serve (ask for recommendations), ingest (send events)."
+        "'Authorization: Bearer <secret>'. Scopes: serve (ask for recommendations), ingest (send events), "
+        "simulate (name a request's simulation run: the token of simulate --http, with serve and ingest)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -32,7 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Revoked {options['name']!r}."))
             return
         try:
-            token, secret = create_token(options["name"], options["scope"] or ApiToken.Scope.values)
+            scopes = options["scope"] or [ApiToken.Scope.SERVE, ApiToken.Scope.INGEST]
+            token, secret = create_token(options["name"], scopes)
         except TokenError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(self.style.SUCCESS(f"Created token {token.name!r} with scopes {', '.join(token.scopes)}."))

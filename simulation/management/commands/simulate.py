@@ -66,7 +66,7 @@ class Command(BaseCommand):
             metavar="URL",
             help="send the traffic through the HTTP API at URL (loopback only; a load test, runs in this process)",
         )
-        parser.add_argument("--token", default="", help="API token (serve and ingest scopes) for --http")
+        parser.add_argument("--token", default="", help="API token (serve, ingest and simulate scopes) for --http")
         parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
         parser.add_argument("--delete", type=int, metavar="RUN_ID", help="delete a run's traffic instead")
         parser.add_argument(
