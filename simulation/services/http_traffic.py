@@ -154,17 +154,17 @@ def run_http_simulation(
     check_simulation(experiment, settings)
     if not token:
         raise SimulationRefused(f"--http needs --token: an API token with the {_SCOPES_TEXT} scopes")
+    if settings.get("population_scale", 1) != 1:
+        raise SimulationRefused(
+            "--http cannot take a population scale above 1: the server would see each replicated shopper as a "
+            "stranger and could not personalise for them; run it in-process (without --http)"
+        )
     found = find_token(token)  # the server shares this database (it runs on this machine)
     missing = [scope for scope in SCOPES if found is None or scope not in found.scopes]
     if missing:
         raise SimulationRefused(
             f"--http needs an API token with the {_SCOPES_TEXT} scopes; "
             + ("this one is unknown or revoked" if found is None else f"this one lacks {', '.join(missing)}")
-        )
-    if settings.get("population_scale", 1) != 1:
-        raise SimulationRefused(
-            "--http cannot take a population scale above 1: the server would see each replicated shopper as a "
-            "stranger and could not personalise for them; run it in-process (without --http)"
         )
     data, shoppers = load_shoppers(experiment)
     days = int(settings.get("days", SimulationConfig.days))
