@@ -23,7 +23,7 @@ class BoundedJSONParser(JSONParser):
 
 
 TOO_DEEP = f"JSON parse error - nested deeper than {MAX_DEPTH} levels"
-_CONTAINERS = frozenset({dict, list})
+_CONTAINERS: frozenset[type] = frozenset({dict, list})
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
