@@ -111,7 +111,7 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     """Insert the rows, skipping event_ids already stored; returns how many were new."""
     if not rows:
         return 0
-    arm_of_request = _arms_of_requests({r.request_id for r in rows if r.request_id})
+    served = _served_requests({r.request_id for r in rows if r.request_id})
     wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
     arm_of_user: dict[tuple[int, str], int] = {}
     if wanted:
@@ -127,7 +127,11 @@ def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: 
     values = []
     for r in rows:
         experiment_id = experiments.get(r.experiment_key) if r.experiment_key else None
-        arm_id = arm_of_request.get(r.request_id) if r.request_id else None
+        arm_id = None
+        if r.request_id in served:
+            # The request names its experiment: an event sent with only the request id is counted too.
+            request_experiment, arm_id = served[r.request_id]
+            experiment_id = experiment_id or request_experiment
         if arm_id is None and experiment_id is not None:
             arm_id = arm_of_user.get((experiment_id, r.user_id))
         values.append((r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id, r.position,
@@ -171,17 +175,18 @@ def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     return len(fresh)
 
 
-def _arms_of_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """The arm each served request was answered from (requests not found are left out)."""
+def _served_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """(experiment id, arm id) of each served request (requests not found are left out)."""
     if not request_ids:
         return {}
     # One array parameter: the ORM's IN (...) costs ~10 us per value to build, 10 ms for a batch of clicks.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT request_id, arm_id FROM {ServedRequest._meta.db_table} WHERE request_id = ANY(%s::uuid[])",
+            f"SELECT request_id, experiment_id, arm_id FROM {ServedRequest._meta.db_table} "
+            "WHERE request_id = ANY(%s::uuid[])",
             [[str(request_id) for request_id in request_ids]],
         )
-        return {uuid.UUID(str(request_id)): arm_id for request_id, arm_id in cursor.fetchall()}
+        return {uuid.UUID(str(request_id)): (experiment_id, arm_id) for request_id, experiment_id, arm_id in cursor}
 
 
 def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | None = None) -> int:

@@ -103,6 +103,28 @@ def test_events_of_exposed_users_are_attributed_to_their_arm(tmp_path: Path, set
     assert dict(Event.objects.values_list("event_id", "arm_id")) == {"e1": knn.pk, "e2": None}
 
 
+@pytest.mark.django_db
+def test_an_event_with_only_its_request_id_counts_for_the_requests_experiment_and_arm(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from analysis.models import ArmRollup
+    from analysis.services.rollups import fold
+    from experiments.services.lifecycle import transition
+    from serving.services.serve import serve
+
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    trained_variants(tmp_path)
+    pm = product_manager()
+    experiment = transition(draft_experiment(pm), "start", pm)
+    answer = serve(experiment, "u1", 5)
+    click = {"event_id": "c1", "type": "click", "user_id": "u1", "item_id": answer["items"][0]["item_id"],
+             "request_id": answer["request_id"], "timestamp": datetime.now(UTC).isoformat()}  # fmt: skip
+    result = ingest([click])
+    assert (result.stored, result.errors) == (1, [])
+    arm = experiment.arms.get(name=answer["arm"])
+    assert Event.objects.filter(event_id="c1").values_list("experiment_id", "arm_id").get() == (experiment.pk, arm.pk)
+    fold(experiment.pk, lag=timedelta(0))
+    assert ArmRollup.objects.get(experiment=experiment, arm=arm).clicks == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_batches_store_each_event_once() -> None:
     batch = [_event(i) for i in range(2000)]
