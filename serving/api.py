@@ -55,7 +55,9 @@ class RecommendationsView(APIView):
         simulation = data.get("simulation")
         if simulation is not None and not may_simulate(request.auth):
             raise PermissionDenied(SIMULATION_NEEDS_SCOPE)
-        status_code, answer = recommendations_answer(key, data["user_id"], data["k"], data["query"], simulation)
+        status_code, answer = recommendations_answer(
+            key, data["user_id"], data["k"], data["query"], simulation, token=request.auth
+        )
         return Response(answer, status=status_code)
 
 
@@ -90,5 +92,5 @@ class EventsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        status_code, answer = ingest_answer(request.data)
+        status_code, answer = ingest_answer(request.data, request.auth)
         return Response(answer, status=status_code)

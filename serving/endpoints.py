@@ -11,18 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from serving.limits import DEFAULT_K, MAX_ID_LENGTH, MAX_K, MAX_QUERY_LENGTH
+from serving.models import ApiToken
 from serving.services import events as event_service
 from serving.services.config import LogWriter, ServingError, UnknownExperiment
 from serving.services.serve import serve
 
 
 def recommendations_answer(
-    key: str, user_id: str, k: int, query: str | None, simulation: int | None = None, *, log: LogWriter | None = None
-) -> tuple[int, dict[str, Any]]:
-    """200 and the served list; 404 for an unknown experiment, 409 when it does not serve traffic.
+    key: str, user_id: str, k: int, query: str | None, simulation: int | None = None, *,
+    log: LogWriter | None = None, token: ApiToken | None = None,
+) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """200 and the served list; 403 when the token is bound to other experiments, 404 for an unknown
+    experiment, 409 when it does not serve traffic.
 
     `simulation`: the simulation run the request names (the caller checked the token may name one).
     """
+    if token is not None and not token.allows(key):
+        return 403, {"detail": token.bound_message(key)}
     try:
         return 200, serve(key, user_id, k, query or None, log=log, simulation=simulation)
     except UnknownExperiment as error:
@@ -31,11 +36,14 @@ def recommendations_answer(
         return 409, {"detail": str(error)}
 
 
-def ingest_answer(body: Any) -> tuple[int, dict[str, Any]]:
-    """Store a batch (a list, or {"events": [...]}); 400 when it is refused whole or every event is invalid."""
+def ingest_answer(body: Any, token: ApiToken | None = None) -> tuple[int, dict[str, Any]]:
+    """Store a batch (a list, or {"events": [...]}); 400 when it is refused whole or every event is invalid.
+
+    A token bound to experiments has each event naming another experiment refused with its index.
+    """
     events = body.get("events") if isinstance(body, dict) else body
     try:
-        result = event_service.ingest(events)
+        result = event_service.ingest(events, token=token)
     except event_service.BatchError as error:
         return error.status, {"detail": str(error)}
     answer = {"received": result.received, "stored": result.stored, "duplicates": result.duplicates,

@@ -111,9 +111,9 @@ class LeanDispatcher:
                 args = plain_recommendation_request(body)
                 if args is None or (args[3] is not None and not may_simulate(token)):
                     raise _Delegate  # Django words the refusal (400, or 403 for a simulation without the scope)
-                status, answer = recommendations_answer(match.group(1), *args, log=self.log)
+                status, answer = recommendations_answer(match.group(1), *args, log=self.log, token=token)
             else:
-                status, answer = ingest_answer(body)
+                status, answer = ingest_answer(body, token)
             content, headers = _render(answer), self._answer_headers(environ)
         except _Delegate:
             return self.django_app(environ, start_response)

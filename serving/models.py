@@ -27,12 +27,22 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=12, unique=True)
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
+    # The experiment keys the token may serve and write events for; empty: every experiment.
+    experiments = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def allows(self, experiment_key: str) -> bool:
+        """Whether the token may serve and write events for this experiment."""
+        return not self.experiments or experiment_key in self.experiments
+
+    def bound_message(self, experiment_key: str) -> str:
+        return (f"this token may not write traffic for experiment {experiment_key!r}: it is bound to "
+                f"{', '.join(repr(key) for key in self.experiments)}")  # fmt: skip
 
 
 class Exposure(models.Model):

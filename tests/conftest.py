@@ -33,3 +33,15 @@ def _broker_answers() -> None:
 def _fast_password_hashing(settings: Any) -> None:
     # The production hasher is deliberately slow; tests only need passwords to round-trip.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Each test starts with empty serving caches: the experiment configurations, sticky bandit arms and
+    tokens a process remembers are keyed by names (experiment keys, secrets) that tests reuse."""
+    from recommenders import serving as recommender_serving
+    from serving.services import serve, tokens
+
+    serve.clear_cache()
+    tokens.clear_cache()
+    recommender_serving.clear_cache()

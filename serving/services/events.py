@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from experiments.models import Experiment
 from serving.limits import FUTURE_TOLERANCE, MAX_BATCH, MAX_ID_LENGTH, MAX_POSITION, MAX_REVENUE
-from serving.models import Event, Exposure, ServedRequest
+from serving.models import ApiToken, Event, Exposure, ServedRequest
 
 
 def impression_event_id(request_id: object, position: int) -> str:
@@ -73,8 +73,12 @@ class _Row:
     timestamp: datetime
 
 
-def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
-    """Validate and store a batch; invalid events are reported by index and reason, the rest stored."""
+def ingest(events: Any, *, now: datetime | None = None, token: ApiToken | None = None) -> IngestResult:
+    """Validate and store a batch; invalid events are reported by index and reason, the rest stored.
+
+    With a token bound to experiments, an event naming another experiment is refused, and an event
+    with only a request id counts for its request's experiment only when the token may write there.
+    """
     if not isinstance(events, list):
         raise BatchError('the body must be a JSON list of events, or {"events": [...]}')
     if len(events) > MAX_BATCH:
@@ -92,7 +96,9 @@ def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
     experiments, drafts = _experiments({row.experiment_key for row in rows if row.experiment_key})
     kept: list[_Row] = []
     for index, row in zip(_valid_indices(len(events), errors), rows, strict=True):
-        if row.experiment_key in drafts:
+        if token is not None and row.experiment_key and not token.allows(row.experiment_key):
+            errors.append({"index": index, "event_id": row.event_id, "error": token.bound_message(row.experiment_key)})
+        elif row.experiment_key in drafts:
             errors.append({"index": index, "event_id": row.event_id,
                            "error": f"experiment {row.experiment_key!r} is a draft: it accepts no traffic until it "
                            "is started"})  # fmt: skip
@@ -103,15 +109,22 @@ def ingest(events: Any, *, now: datetime | None = None) -> IngestResult:
         else:
             kept.append(row)
     errors.sort(key=lambda e: e["index"])
-    stored = store(kept, experiments, received_at=now)
+    allowed = None if token is None or not token.experiments else set(token.experiments)
+    stored = store(kept, experiments, received_at=now, allowed=allowed)
     return IngestResult(received=len(events), stored=stored, duplicates=len(kept) - stored, errors=errors)
 
 
-def store(rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: datetime) -> int:
-    """Insert the rows, skipping event_ids already stored; returns how many were new."""
+def store(
+    rows: Sequence[_Row], experiments: Mapping[str, int], *, received_at: datetime, allowed: set[str] | None = None
+) -> int:
+    """Insert the rows, skipping event_ids already stored; returns how many were new.
+
+    `allowed`: the experiment keys a bound token may write for (None: all); an event with only a
+    request id is counted for the request's experiment only when it is one of them.
+    """
     if not rows:
         return 0
-    served = _served_requests({r.request_id for r in rows if r.request_id})
+    served = _served_requests({r.request_id for r in rows if r.request_id}, allowed)
     wanted = {(experiments[r.experiment_key], r.user_id) for r in rows if r.experiment_key and not r.request_id}
     arm_of_user: dict[tuple[int, str], int] = {}
     if wanted:
@@ -175,10 +188,20 @@ def _copy_new_events(values: Sequence[tuple[Any, ...]]) -> int:
     return len(fresh)
 
 
-def _served_requests(request_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
-    """(experiment id, arm id) of each served request (requests not found are left out)."""
+def _served_requests(request_ids: set[uuid.UUID], allowed: set[str] | None) -> dict[uuid.UUID, tuple[int, int]]:
+    """(experiment id, arm id) of each served request (requests not found, or of experiments not in
+    `allowed` when given, are left out)."""
     if not request_ids:
         return {}
+    if allowed is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT r.request_id, r.experiment_id, r.arm_id FROM {ServedRequest._meta.db_table} r "
+                f"JOIN {Experiment._meta.db_table} x ON x.id = r.experiment_id "
+                "WHERE r.request_id = ANY(%s::uuid[]) AND x.key = ANY(%s)",
+                [[str(request_id) for request_id in request_ids], sorted(allowed)],
+            )
+            return {uuid.UUID(str(request_id)): (experiment_id, arm_id) for request_id, experiment_id, arm_id in cursor}
     # One array parameter: the ORM's IN (...) costs ~10 us per value to build, 10 ms for a batch of clicks.
     with connection.cursor() as cursor:
         cursor.execute(

@@ -12,11 +12,12 @@ from cachetools import TTLCache
 from django.db import IntegrityError
 from django.utils import timezone
 
+from experiments.models import Experiment
 from serving.models import ApiToken
 
 PREFIX = "abp_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 2.0  # a revoked token stops working within this time
 CACHE_SIZE = 10_000  # tokens a process remembers (the least recently used go first)
 _cache: TTLCache[str, ApiToken] = TTLCache(maxsize=CACHE_SIZE, ttl=CACHE_SECONDS)  # by the secret's digest
 _lock = threading.Lock()  # the cache reorders itself on reads too: every access holds the lock
@@ -26,17 +27,29 @@ class TokenError(Exception):
     pass
 
 
-def create_token(name: str, scopes: Sequence[str]) -> tuple[ApiToken, str]:
-    """Create a token; returns it and its secret (which is not stored and cannot be shown again)."""
+def create_token(name: str, scopes: Sequence[str], experiments: Sequence[str] = ()) -> tuple[ApiToken, str]:
+    """Create a token; returns it and its secret (which is not stored and cannot be shown again).
+
+    `experiments`: the keys of the experiments it may serve and write events for (empty: every one).
+    """
     unknown = sorted(set(scopes) - set(ApiToken.Scope.values))
     if unknown or not scopes:
         raise TokenError(f"scopes must be among {', '.join(ApiToken.Scope.values)}; got {', '.join(scopes) or 'none'}")
     if not name.strip():
         raise TokenError("give the token a name (e.g. the shop that uses it)")
+    unknown_experiments = sorted(
+        set(experiments) - set(Experiment.objects.filter(key__in=experiments).values_list("key", flat=True))
+    )
+    if unknown_experiments:
+        raise TokenError(f"no experiment {', '.join(map(repr, unknown_experiments))}: bind the token to existing keys")
     secret = PREFIX + secrets.token_urlsafe(32)
     try:
         token = ApiToken.objects.create(
-            name=name.strip(), prefix=secret[: len(PREFIX) + 8], key_hash=_digest(secret), scopes=sorted(set(scopes))
+            name=name.strip(),
+            prefix=secret[: len(PREFIX) + 8],
+            key_hash=_digest(secret),
+            scopes=sorted(set(scopes)),
+            experiments=sorted(set(experiments)),
         )
     except IntegrityError:
         raise TokenError(f"a token named {name!r} exists already") from None

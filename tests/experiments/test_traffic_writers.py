@@ -71,3 +71,45 @@ def test_a_draft_experiment_accepts_no_events_and_the_others_of_the_batch_are_st
     assert body["errors"] == [{"index": 1, "event_id": "e2", "error": reason}]
     assert list(Event.objects.values_list("event_id", "experiment__key")) == [("e1", "live")]
     assert running.status == "running"
+
+
+def test_a_token_bound_to_an_experiment_writes_and_serves_for_it_only() -> None:
+    bound_to, _, _ = running_experiment("rollup-ab")
+    other, _, _ = running_experiment("other-ab")
+    _, secret = create_token("shop-a", ["serve", "ingest"], [bound_to.key])
+    shop = APIClient()
+    shop.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    answer = shop.post("/api/v1/events", [_purchase("e1", bound_to.key), _purchase("e2", other.key)], format="json")
+    assert answer.status_code == 200
+    assert answer.json()["stored"] == 1
+    assert answer.json()["errors"] == [{
+        "index": 1, "event_id": "e2",
+        "error": "this token may not write traffic for experiment 'other-ab': it is bound to 'rollup-ab'",
+    }]  # fmt: skip
+    assert list(Event.objects.values_list("event_id", flat=True)) == ["e1"]
+    refused = shop.post(f"/api/v1/experiments/{other.key}/recommendations", {"user_id": "u1"}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("this token may not write traffic for experiment 'other-ab'")
+
+
+def test_binding_a_token_to_an_unknown_experiment_is_refused() -> None:
+    from serving.services.tokens import TokenError
+
+    with pytest.raises(TokenError, match="no experiment 'nope'"):
+        create_token("shop-b", ["ingest"], ["nope"])
+
+
+def test_a_revoked_token_stops_working_within_the_cache_time() -> None:
+    import time
+
+    from serving.services.tokens import CACHE_SECONDS, find_token, revoke_token
+
+    _, secret = create_token("shop-c", ["ingest"])
+    assert find_token(secret) is not None  # cached in this process from now on
+    revoked_at = time.monotonic()
+    assert revoke_token("shop-c")
+    while find_token(secret) is not None:
+        assert time.monotonic() - revoked_at < CACHE_SECONDS + 1, "still accepted after the cache time"
+        time.sleep(0.05)
+    assert CACHE_SECONDS <= 2.0

@@ -24,6 +24,11 @@ class Command(BaseCommand):
             "--scope", action="append", choices=ApiToken.Scope.values,
             help="repeat for several; default: serve and ingest",
         )  # fmt: skip
+        parser.add_argument(
+            "--experiment", action="append", default=[], metavar="KEY",
+            help="bind the token to this experiment (repeat for several): it may serve and write events for "
+            "these only; default: every experiment",
+        )  # fmt: skip
         parser.add_argument("--revoke", action="store_true", help="revoke the token of this name instead")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -34,9 +39,12 @@ class Command(BaseCommand):
             return
         try:
             scopes = options["scope"] or [ApiToken.Scope.SERVE, ApiToken.Scope.INGEST]
-            token, secret = create_token(options["name"], scopes)
+            token, secret = create_token(options["name"], scopes, options["experiment"])
         except TokenError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(self.style.SUCCESS(f"Created token {token.name!r} with scopes {', '.join(token.scopes)}."))
+        bound = f", bound to {', '.join(token.experiments)}" if token.experiments else ""
+        self.stdout.write(
+            self.style.SUCCESS(f"Created token {token.name!r} with scopes {', '.join(token.scopes)}{bound}.")
+        )
         self.stdout.write("Its secret (shown this once; store it now):")
         self.stdout.write(secret)
