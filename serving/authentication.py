@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from serving.models import ApiToken
-from serving.services.tokens import find_token
+from serving.services.tokens import FAILURE_WINDOW, blocked, find_token, note_failure
 
 
 class TokenClient:
@@ -38,10 +38,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].decode().lower() not in self.keywords:
             return None
+        address = request.META.get("REMOTE_ADDR", "")
+        if blocked(address):
+            raise exceptions.Throttled(
+                wait=FAILURE_WINDOW,
+                detail=f"Too many unknown or revoked API tokens from this address; retry in {FAILURE_WINDOW:g} "
+                "seconds.",
+            )
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
         token = find_token(header[1].decode(errors="replace"))
         if token is None:
+            note_failure(address)
             raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
         return TokenClient(token), token
 

@@ -49,7 +49,7 @@ from serving.endpoints import ingest_answer, plain_recommendation_request, recom
 from serving.models import ApiToken
 from serving.services import serving_log
 from serving.services.config import LogWriter
-from serving.services.tokens import find_token
+from serving.services.tokens import blocked, find_token
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -180,6 +180,8 @@ def _accepted(environ: dict[str, Any], scope: str, ssl_redirect: bool) -> tuple[
         raise _Delegate
     if ssl_redirect and not _is_secure(environ):
         raise _Delegate
+    if blocked(environ.get("REMOTE_ADDR", "")):
+        raise _Delegate  # Django answers 429 (serving.authentication)
     token = find_token(header[1])
     if token is None or scope not in token.scopes:
         raise _Delegate

@@ -23,8 +23,28 @@ _cache: TTLCache[str, ApiToken] = TTLCache(maxsize=CACHE_SIZE, ttl=CACHE_SECONDS
 _lock = threading.Lock()  # the cache reorders itself on reads too: every access holds the lock
 
 
+# Token guessing: an address that sent FAILURE_LIMIT unknown or revoked tokens, each within
+# FAILURE_WINDOW seconds of the last, is refused (429) until it has been quiet that long. Counted per
+# server process, in memory: with P processes an address gets at most P x FAILURE_LIMIT guesses a window.
+FAILURE_LIMIT = 20
+FAILURE_WINDOW = 60.0
+_failures: TTLCache[str, int] = TTLCache(maxsize=100_000, ttl=FAILURE_WINDOW)
+
+
 class TokenError(Exception):
     pass
+
+
+def note_failure(address: str) -> None:
+    """Count a request from `address` with an unknown or revoked token (restarts its window)."""
+    with _lock:
+        _failures[address] = _failures.get(address, 0) + 1
+
+
+def blocked(address: str) -> bool:
+    """Whether `address` sent too many bad tokens lately (see FAILURE_LIMIT)."""
+    with _lock:
+        return _failures.get(address, 0) >= FAILURE_LIMIT
 
 
 def create_token(name: str, scopes: Sequence[str], experiments: Sequence[str] = ()) -> tuple[ApiToken, str]:
@@ -82,6 +102,7 @@ def find_token(secret: str) -> ApiToken | None:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _failures.clear()
 
 
 def revoke_token(name: str) -> bool:

@@ -113,3 +113,22 @@ def test_a_revoked_token_stops_working_within_the_cache_time() -> None:
         assert time.monotonic() - revoked_at < CACHE_SECONDS + 1, "still accepted after the cache time"
         time.sleep(0.05)
     assert CACHE_SECONDS <= 2.0
+
+
+def test_an_address_guessing_tokens_gets_429_with_retry_after_even_with_a_right_token_then() -> None:
+    from serving.services.tokens import FAILURE_LIMIT
+
+    experiment, _, _ = running_experiment()
+    _, secret = create_token("shop-d", ["ingest"])
+    guesser = APIClient(REMOTE_ADDR="203.0.113.7")
+    for n in range(FAILURE_LIMIT):
+        guesser.credentials(HTTP_AUTHORIZATION=f"Bearer abp_guess{n}")
+        assert guesser.post("/api/v1/events", [_purchase(f"g{n}", experiment.key)], format="json").status_code == 401
+    guesser.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    refused = guesser.post("/api/v1/events", [_purchase("e1", experiment.key)], format="json")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
+    assert "Too many unknown or revoked API tokens" in refused.json()["detail"]
+    elsewhere = APIClient(REMOTE_ADDR="198.51.100.2")
+    elsewhere.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert elsewhere.post("/api/v1/events", [_purchase("e2", experiment.key)], format="json").status_code == 200
