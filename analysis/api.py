@@ -10,8 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis.results_types import results_data
 from analysis.serializers import SegmentBreakdownSerializer, segment_breakdown_data
-from analysis.services.results import TRAFFIC, experiment_results
+from analysis.services.arm_metrics import TRAFFIC
+from analysis.services.results import experiment_results
 from analysis.services.segments import DIMENSIONS, segment_results
 from experiments.api import ExperimentPermission, experiment_for
 
@@ -42,7 +44,7 @@ class ResultsView(APIView):
         traffic = request.query_params.get("traffic", "all")
         if traffic not in TRAFFIC:
             return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
-        return Response(experiment_results(experiment_for(key), fold_first=fold, traffic=traffic))
+        return Response(results_data(experiment_results(experiment_for(key), fold_first=fold, traffic=traffic)))
 
 
 class SegmentsView(APIView):
