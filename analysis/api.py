@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis.results_types import results_data
-from analysis.serializers import SegmentBreakdownSerializer, segment_breakdown_data
+from analysis.serializers import RESULTS_RESPONSE, SegmentBreakdownSerializer, segment_breakdown_data
 from analysis.services.arm_metrics import TRAFFIC
 from analysis.services.results import experiment_results
 from analysis.services.segments import DIMENSIONS, segment_results
@@ -33,7 +33,10 @@ class ResultsView(APIView):
                 description="users counted: live, simulated (simulation runs) or all (default)",
             ),
         ],
-        responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
+        responses={
+            200: RESULTS_RESPONSE,
+            400: OpenApiResponse(description="unknown traffic (the reason is under its parameter)"),
+        },
     )
     def get(self, request: Request, key: str) -> Response:
         """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
