@@ -15,6 +15,7 @@ from analysis.serializers import RESULTS_RESPONSE, SegmentBreakdownSerializer, s
 from analysis.services.arm_metrics import TRAFFIC
 from analysis.services.results import experiment_results
 from analysis.services.segments import DIMENSIONS, segment_results
+from core.api_schema import error_response, errors
 from experiments.api import ExperimentPermission, experiment_for
 
 
@@ -34,8 +35,13 @@ class ResultsView(APIView):
             ),
         ],
         responses={
-            200: RESULTS_RESPONSE,
-            400: OpenApiResponse(description="unknown traffic (the reason is under its parameter)"),
+            200: OpenApiResponse(
+                RESULTS_RESPONSE,
+                description="The results as of the last fold: ABResults for A/B "
+                "and bandit experiments, InterleavingResults for interleaving ones (by `design`).",
+            ),
+            400: error_response(400, "Unknown traffic: the allowed values under `traffic`."),
+            **errors(403, 404),
         },
     )
     def get(self, request: Request, key: str) -> Response:

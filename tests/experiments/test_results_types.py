@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from functools import cache
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from analysis.services.rollups import fold
 from experiments.models import Experiment
 from tests.experiments.factories import client_for, product_manager
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
+from tests.recommenders.factories import user_with_role
 
 
 def _metric(cuped: CupedTest | None, cuped_error: str | None) -> MetricResult:
@@ -54,9 +56,15 @@ def test_results_data_is_json_tuples_as_lists_and_no_float_that_is_not_finite() 
     assert data["lift"] is None
 
 
+@cache
+def _api_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
+    return schema
+
+
 def _schema_of(component: str) -> dict[str, Any]:
     """The API schema's `component` as JSON Schema: OpenAPI 3.0's `nullable` becomes a union with null."""
-    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    components = _api_schema()["components"]["schemas"]
 
     def convert(node: Any) -> Any:
         if isinstance(node, list):
@@ -111,3 +119,22 @@ def test_every_design_answers_what_the_api_schema_describes() -> None:
     assert answers[2]["bandit"]["error"] == "no exposed users in any period yet"
     assert answers[3]["interleaving"]["sessions"] == 100
     assert answers[4]["interleaving"]["share_a"] is None
+
+
+@pytest.mark.django_db
+def test_the_results_endpoints_refusals_are_the_documented_ones() -> None:
+    experiment, _, _ = running_experiment()
+    pm = client_for(product_manager())
+    documented = _api_schema()["paths"]["/api/v1/experiments/{key}/results/"]["get"]["responses"]
+    answers = {
+        400: pm.get(f"/api/v1/experiments/{experiment.key}/results/?traffic=fake"),
+        403: client_for(user_with_role("nobody", None)).get(f"/api/v1/experiments/{experiment.key}/results/"),
+        404: pm.get("/api/v1/experiments/no-such-key/results/"),
+    }
+
+    assert set(documented) == {"200", "400", "403", "404"}
+    for code, response in answers.items():
+        assert response.status_code == code
+        component = documented[str(code)]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        Draft202012Validator(_schema_of(component)).validate(response.json())
+    assert answers[400].json() == {"traffic": ["use one of all, live, simulated"]}
