@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from analysis import presentation
+from analysis.results_types import ABResults
 from analysis.services.results import experiment_badges, experiment_results
 from experiments.models import Experiment
 from recommenders.models import Dataset, TrainingRun
@@ -23,7 +24,7 @@ def _running_with_verdicts() -> list[dict[str, Any]]:
         results = experiment_results(experiment)
         out.append({"experiment": experiment, "users": presentation.exposed_users(results),
                     "badges": experiment_badges(experiment, results),
-                    "srm": results["srm"].get("mismatch", False)})  # fmt: skip
+                    "srm": results.srm.mismatch if isinstance(results, ABResults) else False})  # fmt: skip
     return out
 
 

@@ -10,9 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analysis.serializers import SegmentBreakdownSerializer, segment_breakdown_data
-from analysis.services.results import TRAFFIC, experiment_results
+from analysis.results_types import results_data
+from analysis.serializers import RESULTS_RESPONSE, SegmentBreakdownSerializer, segment_breakdown_data
+from analysis.services.arm_metrics import TRAFFIC
+from analysis.services.results import experiment_results
 from analysis.services.segments import DIMENSIONS, segment_results
+from core.api_schema import error_response, errors
 from experiments.api import ExperimentPermission, experiment_for
 
 
@@ -31,7 +34,15 @@ class ResultsView(APIView):
                 description="users counted: live, simulated (simulation runs) or all (default)",
             ),
         ],
-        responses={200: OpenApiResponse(description="per-arm counts, metrics, comparisons with the control, SRM")},
+        responses={
+            200: OpenApiResponse(
+                RESULTS_RESPONSE,
+                description="The results as of the last fold: ABResults for A/B "
+                "and bandit experiments, InterleavingResults for interleaving ones (by `design`).",
+            ),
+            400: error_response(400, "Unknown traffic: the allowed values under `traffic`."),
+            **errors(403, 404),
+        },
     )
     def get(self, request: Request, key: str) -> Response:
         """Per-arm users, exposures, impressions, clicks, CTR, add-to-carts, purchases, conversion and revenue per
@@ -42,7 +53,7 @@ class ResultsView(APIView):
         traffic = request.query_params.get("traffic", "all")
         if traffic not in TRAFFIC:
             return Response({"traffic": [f"use one of {', '.join(TRAFFIC)}"]}, status=400)
-        return Response(experiment_results(experiment_for(key), fold_first=fold, traffic=traffic))
+        return Response(results_data(experiment_results(experiment_for(key), fold_first=fold, traffic=traffic)))
 
 
 class SegmentsView(APIView):

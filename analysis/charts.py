@@ -1,4 +1,7 @@
-"""Plotly figures for the results dashboard, built from the results dict (Django-free).
+"""Plotly figures for the results dashboard, built from the serialised results (Django-free).
+
+The input is ``analysis.results_types.results_data(results)``, the JSON the API answers and the
+templates read, so a chart shows exactly the numbers beside it.
 
 Each function returns a plain ``{"data": [...], "layout": {...}}`` dict in plotly.js's JSON
 schema; the page embeds it with ``json_script`` and static/abplatform.js draws it with the

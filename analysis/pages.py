@@ -3,7 +3,8 @@ report, CSV/JSON export and decisions (thin views over the services), and the ba
 of the experiment page.
 
 Every page reads the experiment's rollups through experiment_results, never raw events, so it
-renders in milliseconds however much traffic the experiment had.
+renders in milliseconds however much traffic the experiment had; templates, charts and the exports
+show ``results_data`` of those results (the API's JSON), the badges and tables ``presentation``'s.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from analysis import charts, presentation
+from analysis.results_types import InterleavingResults, json_ready, results_data
 from analysis.serializers import segment_breakdown_data
-from analysis.services.results import TRAFFIC, experiment_badges, experiment_results
+from analysis.services.arm_metrics import TRAFFIC
+from analysis.services.results import experiment_badges, experiment_results
 from analysis.services.segments import DIMENSIONS, segment_results
 from experiments.forms import DecisionForm, EarlyReadForm
 from experiments.models import Experiment
@@ -101,12 +104,18 @@ def _traffic(request: HttpRequest) -> str:
 
 
 def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, Any]:
+    """The results page's context: `results` is ``results_data`` (what the API answers and the templates and
+    charts read), the badges and tables are ``presentation``'s reading of the same typed results."""
     results = experiment_results(experiment, traffic=traffic)
+    data = results_data(results)
     plan = experiment_plan(experiment)
-    interleaving = results.get("interleaving")
+    if isinstance(results, InterleavingResults):
+        has_traffic = results.interleaving.sessions > 0
+    else:
+        has_traffic = presentation.exposed_users(results) > 0
     return {
         "experiment": experiment,
-        "results": results,
+        "results": data,
         "plan": plan,
         "badges": experiment_badges(experiment, results),
         "rows": presentation.summary_rows(results),
@@ -114,10 +123,10 @@ def _results_context(experiment: Experiment, traffic: str = "all") -> dict[str, 
         "metric_rows": presentation.metric_rows(results),
         "sequential_tuning": presentation.sequential_tuning(results),
         "figures": [
-            {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(results).items()
+            {"id": id_, "data_id": f"{id_}-data", "figure": figure} for id_, figure in charts.dashboard(data).items()
         ],
-        "metric_label": presentation.METRIC_LABELS.get(results["primary_metric"], results["primary_metric"]),
-        "has_traffic": interleaving["sessions"] > 0 if interleaving else any(arm["users"] for arm in results["arms"]),
+        "metric_label": presentation.METRIC_LABELS.get(results.primary_metric, results.primary_metric),
+        "has_traffic": has_traffic,
         "traffic": traffic,
         "traffic_choices": TRAFFIC_CHOICES,
     }
@@ -224,7 +233,7 @@ def export_csv(request: HttpRequest, key: str) -> HttpResponse:
     columns, rows = presentation.export_table(experiment_results(experiment, traffic=_traffic(request)))
     writer = csv.DictWriter(response, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(json_ready(rows))  # the JSON's numbers: null (an empty cell) for a float that is not finite
     return response
 
 
@@ -236,7 +245,7 @@ def export_json(request: HttpRequest, key: str) -> HttpResponse:
     document = {
         "experiment": {"key": experiment.key, "owner": experiment.owner.username, **snapshot(experiment),
                        "started_at": experiment.started_at, "stopped_at": experiment.stopped_at},
-        "results": experiment_results(experiment, traffic=_traffic(request)),
+        "results": results_data(experiment_results(experiment, traffic=_traffic(request))),
         "decisions": [{"outcome": d.outcome, "winning_arm": d.winning_arm.name if d.winning_arm else None,
                        "rationale": d.rationale, "reviewer": d.reviewer.username, "at": d.at}
                       for d in experiment.decisions.select_related("reviewer", "winning_arm")],

@@ -20,7 +20,7 @@ its planning fields, so N* = the plan's users of both arms), or with `--no-plan`
 (30,000). The default plan, a 14 % two-week conversion and a +34 % lift, needs 945 users an arm: the
 plan a team would make to finish within the bundled shop's 1,893 shoppers, so the test is tightest
 where this shop's data are. For contrast, on the same cumulative statistics
-(`results.cumulative_statistics`, what the looks of `lift_history` are computed from):
+(`arm_metrics.cumulative_statistics`, what the looks of `lift_history` are computed from):
   * naive: the fixed-horizon test (`proportion_test`, relative) peeked at every day;
   * the fixed-horizon test at the last day only (exact 5 % when the statistic is calibrated);
   * the same always-valid test on the absolute difference (same null hypothesis, no ratio);
@@ -141,7 +141,8 @@ def prepare(args: argparse.Namespace) -> Any:
 
 def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float) -> SeedOutcome:
     """Simulate one seed on the empty experiment, read its looks, delete the run (`n_star`: the platform's)."""
-    from analysis.services.results import cumulative_statistics, experiment_results
+    from analysis.services.arm_metrics import cumulative_statistics
+    from analysis.services.results import experiment_results
     from engine.stats import StatisticError, proportion_test, sequential_test
     from experiments.models import Experiment
     from simulation.models import SimulationRun
@@ -163,8 +164,8 @@ def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float
         if simulation.status != "succeeded":
             raise SystemExit(f"seed {seed}: simulation {simulation.pk} {simulation.status}: {simulation.message}")
         results = experiment_results(experiment, traffic="simulated")
-        treatment = next(arm["name"] for arm in results["arms"] if not arm["is_control"])
-        looks = {look["day"]: look for look in results["lift_history"][treatment]}
+        treatment = next(arm.name for arm in results.arms if not arm.is_control)
+        looks = {look.day: look for look in results.lift_history[treatment]}
         arms = list(experiment.arms.order_by("position", "pk"))
         cumulative = cumulative_statistics(experiment, arms, "simulated", experiment.primary_metric)
     finally:
@@ -197,8 +198,8 @@ def run_seed(experiment: Any, args: argparse.Namespace, seed: int, n_star: float
         days=tuple(days),
         users=tuple(users),
         successes=tuple(successes),
-        sequential_p=tuple(looks[d]["p_value"] if d in looks else None for d in days),
-        effect=tuple(looks[d]["effect"] if d in looks else None for d in days),
+        sequential_p=tuple(looks[d].p_value if d in looks else None for d in days),
+        effect=tuple(looks[d].effect if d in looks else None for d in days),
         contrasts={name: tuple(p) for name, p in contrasts.items()},
     )
 
@@ -290,7 +291,7 @@ def print_tables(args: argparse.Namespace, summary: dict[str, Any], outcomes: li
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     experiment = prepare(args)
-    from analysis.services.results import sequential_n_stars
+    from analysis.services.horizon import sequential_n_stars
 
     arms = list(experiment.arms.order_by("position", "pk"))
     n_star = sequential_n_stars(experiment, arms)[arms[1].pk]

@@ -68,6 +68,7 @@ from benchdata import bench_experiment, held_out_retail  # noqa: E402  (bench/, 
 from django.db.models import Count, Exists, OuterRef  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
+from analysis.results_types import results_data  # noqa: E402
 from analysis.services.results import experiment_results  # noqa: E402
 from engine import bucketing  # noqa: E402
 from engine.simulation import Shoppers, SimulationConfig, SimulationResult, run  # noqa: E402
@@ -144,7 +145,8 @@ def offline_against_simulated(experiment: Experiment, users: float, days: int, s
     if simulation.status != "succeeded":
         sys.exit(f"simulation failed: {simulation.error}\n{simulation.traceback}")
     try:  # a run left behind would count in the next run's simulated results
-        results = {arm["name"]: arm for arm in experiment_results(experiment, traffic="simulated")["arms"]}
+        simulated = results_data(experiment_results(experiment, traffic="simulated"))
+        results = {arm["name"]: arm for arm in simulated["arms"]}
         split = _traffic_split(simulation, arms, data, shoppers)
     finally:
         delete_simulation(simulation)

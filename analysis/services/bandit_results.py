@@ -36,8 +36,9 @@ impression are correlated within a user, see ``engine.bandits.thompson``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,7 @@ from django.db import connection
 from django.utils import timezone
 
 from analysis.models import RollupState, UserRollup
+from analysis.results_types import BanditAnalysis, BanditCohort, BanditComparison, BanditSrm, PooledArm
 from analysis.services.fold_window import FOLD_LAG
 from analysis.services.rollups import fold
 from engine.bandits import (
@@ -59,6 +61,7 @@ from engine.bandits import (
     thompson_update,
 )
 from engine.stats import RatioSample, adjust_pvalues
+from engine.verdicts import verdict_of
 from experiments.models import Arm, BanditUpdate, Experiment
 from experiments.services.bandit_schedule import (
     SETTINGS,
@@ -194,7 +197,11 @@ def _successes(metric: str, cohort: CohortCounts) -> tuple[int, ...]:
     return cohort.purchasers if metric == Experiment.Metric.CONVERSION else cohort.clickers
 
 
-def bandit_results(experiment: Experiment, arms: Sequence[Arm], traffic: str, srm_alpha: float) -> dict[str, Any]:
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def bandit_results(experiment: Experiment, arms: Sequence[Arm], traffic: str, srm_alpha: float) -> BanditAnalysis:
     """The bandit block of the results: weights (current and history), cohorts, the period-weighted
     comparison of each treatment with the control (batched z test, Holm-adjusted across treatments:
     ``p_value_adjusted`` is what the verdict rests on) and the SRM check against the weights served in each period."""
@@ -202,64 +209,57 @@ def bandit_results(experiment: Experiment, arms: Sequence[Arm], traffic: str, sr
     control = next((i for i, arm in enumerate(arms) if arm.is_control), 0)
     metric = experiment.primary_metric
     histories: list[dict[str, Any]] = []
-    cohorts: list[dict[str, Any]] = []
+    cohorts: list[BanditCohort] = []
     periods: list[PeriodData] = []
     for simulation_id, source, rows in stored_histories(experiment, traffic):
         histories.append(history_dict(source, simulation_id, rows, names))
         counts = cohort_counts(experiment, arms, [r.starts_at for r in rows], simulation_id)
         for row, cohort in zip(rows, counts, strict=True):
             data = cohort_data(as_weight_update(row), cohort.users, _successes(metric, cohort))
-            cohorts.append({"source": source, "period": row.period, "starts_at": row.starts_at.isoformat(),
-                            "served_weights": list(data.weights), "users": list(data.users),
-                            "successes": list(data.successes)})  # fmt: skip
+            cohorts.append(BanditCohort(source, row.period, row.starts_at.isoformat(), tuple(data.weights),
+                                        tuple(data.users), tuple(data.successes)))  # fmt: skip
             if data.total_users:
                 # Periods of all histories are strata of one analysis: number them in sequence.
                 periods.append(PeriodData(len(periods), data.weights, data.users, data.successes))
     current = histories[0]["updates"][-1]["weights"] if histories else dict.fromkeys(names, 1 / len(names))
-    block: dict[str, Any] = {
-        "metric": metric,
-        "success": "purchased" if metric == Experiment.Metric.CONVERSION else "clicked at least once",
-        "settings": {name.removeprefix("bandit_"): getattr(experiment, name) for name in SETTINGS},
-        "current_weights": current,
-        "current_source": histories[0]["source"] if histories else None,
-        "histories": histories,
-        "cohorts": cohorts,
-        "comparisons": [],
-        "srm": None,
-        "pooled": None,
-        "error": None,
-    }
+    block = BanditAnalysis(
+        metric=metric,
+        success="purchased" if metric == Experiment.Metric.CONVERSION else "clicked at least once",
+        settings={name.removeprefix("bandit_"): getattr(experiment, name) for name in SETTINGS},
+        current_weights=current,
+        current_source=histories[0]["source"] if histories else None,
+        histories=tuple(histories),
+        cohorts=tuple(cohorts),
+    )
     if not periods:
-        block["error"] = "no exposed users in any period yet"
-        return block
+        return replace(block, error="no exposed users in any period yet")
     try:
         comparisons = stratified_comparison(periods, control=control, confidence=1 - experiment.alpha)
         srm = bandit_srm(periods, alpha=srm_alpha)
     except BanditError as error:
-        block["error"] = str(error)
-        return block
+        return replace(block, error=str(error))
     adjusted = adjust_pvalues([c.batched_p_value for c in comparisons], "holm", experiment.alpha).adjusted
-    for comparison, p_adjusted in zip(comparisons, adjusted, strict=True):
-        block["comparisons"].append({
-            "arm": names[comparison.arm], "control": names[comparison.control],
-            "arm_rate": comparison.arm_rate, "control_rate": comparison.control_rate,
-            "effect": comparison.effect, "std_error": comparison.std_error,
-            "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "wald_p_value": comparison.p_value,
-            "batched_z": comparison.batched_z, "batched_p_value": comparison.batched_p_value,
-            "batched_periods": comparison.batched_periods, "p_value_adjusted": float(p_adjusted),
-            "lift": comparison.lift, "lift_ci_low": comparison.lift_ci_low, "lift_ci_high": comparison.lift_ci_high,
-            "confidence": comparison.confidence, "users": comparison.users,
-            "periods_used": len(comparison.periods_used), "periods_skipped": len(comparison.periods_skipped),
-        })  # fmt: skip
-    block["srm"] = {
-        "p_value": srm.pooled.p_value, "chi2": srm.pooled.chi2, "mismatch": srm.mismatch,
-        "pooled_mismatch": srm.pooled.mismatch, "alpha": srm_alpha, "period_alpha": srm.period_alpha,
-        "observed": dict(zip(names, (sum(p.users[a] for p in periods) for a in range(len(names))), strict=True)),
-        "expected": dict(zip(names, srm.expected, strict=True)),
-        "periods_alarming": [i for i, r in enumerate(srm.per_period) if r is not None and r.mismatch],
-    }  # fmt: skip
-    block["pooled"] = [
-        {"arm": name, "users": users, "successes": successes}
-        for name, (users, successes) in zip(names, pooled_counts(periods), strict=True)
-    ]
-    return block
+    return replace(
+        block,
+        comparisons=tuple(
+            BanditComparison(
+                arm=names[c.arm], control=names[c.control], arm_rate=c.arm_rate, control_rate=c.control_rate,
+                effect=c.effect, std_error=c.std_error, ci_low=c.ci_low, ci_high=c.ci_high, wald_p_value=c.p_value,
+                batched_z=c.batched_z, batched_p_value=c.batched_p_value, batched_periods=c.batched_periods,
+                p_value_adjusted=float(p_adjusted), lift=_finite(c.lift), lift_ci_low=_finite(c.lift_ci_low),
+                lift_ci_high=_finite(c.lift_ci_high), confidence=c.confidence, users=c.users,
+                periods_used=len(c.periods_used), periods_skipped=len(c.periods_skipped),
+                verdict=verdict_of(c.effect, float(p_adjusted), experiment.alpha),
+            )
+            for c, p_adjusted in zip(comparisons, adjusted, strict=True)
+        ),
+        srm=BanditSrm(
+            p_value=srm.pooled.p_value, chi2=srm.pooled.chi2, mismatch=srm.mismatch,
+            pooled_mismatch=srm.pooled.mismatch, alpha=srm_alpha, period_alpha=srm.period_alpha,
+            observed=dict(zip(names, (sum(p.users[a] for p in periods) for a in range(len(names))), strict=True)),
+            expected=dict(zip(names, srm.expected, strict=True)),
+            periods_alarming=tuple(i for i, r in enumerate(srm.per_period) if r is not None and r.mismatch),
+        ),
+        pooled=tuple(PooledArm(name, users, successes)
+                     for name, (users, successes) in zip(names, pooled_counts(periods), strict=True)),
+    )  # fmt: skip

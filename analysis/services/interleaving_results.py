@@ -23,12 +23,13 @@ read was recorded; an imported log is complete). ``verdict_p_value`` is the basi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NamedTuple
 
 from django.db.models import Sum
 
 from analysis.models import InterleavingDaily, InterleavingState
-from engine.interleaving import InterleavingError, Tally, interleaving_test, sequential_sign_test
+from analysis.results_types import InterleavingAnalysis, InterleavingLook, InterleavingSequential
+from engine.interleaving import InterleavingError, InterleavingResult, Tally, interleaving_test, sequential_sign_test
 from engine.interleaving.sequential import DEFAULT_N_STAR, concentration_for
 from engine.planning import InterleavingPlan
 from experiments.models import Experiment, VerdictOverride
@@ -36,8 +37,6 @@ from experiments.services.plans import experiment_plan
 from serving.services.interleaving import teams
 
 NO_DIFFERENCE, NOT_ENOUGH_DATA = "no significant difference", "not enough data"
-_NO_TEST = dict.fromkeys(("share_a", "share_a_interval", "delta", "delta_interval", "p_value", "confidence",
-                          "significant", "preferred", "test", "sequential"))  # fmt: skip
 _SUMS = ("sessions", "wins_a", "wins_b", "ties", "clicks_a", "clicks_b")
 EXPLANATION = (
     "Interleaving (team draft): every exposed request gets one list built from both arms' rankings, like two "
@@ -67,42 +66,41 @@ def _n_star(experiment: Experiment) -> tuple[float, str]:
     return DEFAULT_N_STAR, "default"
 
 
+class _Tests(NamedTuple):
+    """Both tests on one tally: the sign test and the always-valid sign test."""
+
+    fixed: InterleavingResult
+    sequential: InterleavingSequential
+
+
+class _Decisive(NamedTuple):
+    """The verdict's test (the analysis method's): the team it prefers, its p-value and its interval for Δ."""
+
+    preferred: str | None
+    p_value: float
+    delta_interval: tuple[float, float] | None
+
+
 def _test(
     experiment: Experiment, counts: dict[str, int], n_star: tuple[float, str] = (DEFAULT_N_STAR, "default")
-) -> dict[str, Any] | None:
-    """interleaving_test (and under "sequential" sequential_sign_test, tightest at `n_star` decided
-    sessions) on the counts as a dict, or None when there is no session."""
+) -> _Tests | None:
+    """interleaving_test and sequential_sign_test (tightest at `n_star` decided sessions) on the counts, or
+    None when there is no session."""
     try:
         tally = Tally(counts["wins_a"], counts["wins_b"], counts["ties"])
         result = interleaving_test(tally, alpha=experiment.alpha)
         sequential = sequential_sign_test(tally, experiment.alpha, n_star=n_star[0])
     except InterleavingError:
         return None
-    return {
-        "sequential": {
-            "p_value": sequential.p_value,
-            "significant": sequential.significant,
-            "preferred": sequential.preferred,
-            "share_a_sequence": list(sequential.share_a_sequence) if sequential.share_a_sequence else None,
-            "delta_sequence": list(sequential.delta_sequence) if sequential.delta_sequence else None,
-            "n_star": sequential.n_star,
-            "n_star_source": n_star[1],
-            "concentration": sequential.concentration,
-            "test": sequential.method,
-        },
-        "share_a": result.share_a,
-        "share_a_interval": list(result.share_a_interval) if result.share_a_interval else None,
-        "delta": result.delta,
-        "delta_interval": list(result.delta_interval) if result.delta_interval else None,
-        "p_value": result.p_value,
-        "confidence": result.confidence,
-        "significant": result.significant,
-        "preferred": result.preferred,
-        "test": result.method,
-    }
+    return _Tests(result, InterleavingSequential(
+        p_value=sequential.p_value, significant=sequential.significant, preferred=sequential.preferred,
+        share_a_sequence=sequential.share_a_sequence, delta_sequence=sequential.delta_sequence,
+        n_star=sequential.n_star, n_star_source=n_star[1], concentration=sequential.concentration,
+        test=sequential.method,
+    ))  # fmt: skip
 
 
-def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) -> dict[str, Any]:
+def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) -> InterleavingAnalysis:
     """The interleaving block of the results (module docstring) over the chosen traffic's rows."""
     team_a, team_b = teams(list(experiment.arms.all()))
     n_star = _n_star(experiment)
@@ -118,15 +116,22 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
         for name in _SUMS:
             totals[name] += int(day[name])
         look = _test(experiment, totals, n_star)
-        if look is not None and look["delta_interval"] is not None:
-            history.append({"day": day["day"].isoformat(), **{n: totals[n] for n in _SUMS}, "delta": look["delta"],
-                            "ci_low": look["delta_interval"][0], "ci_high": look["delta_interval"][1],
-                            "p_value": look["p_value"], "sequential_p_value": look["sequential"]["p_value"],
-                            "cs_low": look["sequential"]["delta_sequence"][0],
-                            "cs_high": look["sequential"]["delta_sequence"][1]})  # fmt: skip
-    test = _test(experiment, totals, n_star)
+        if look is None or look.fixed.delta_interval is None or look.sequential.delta_sequence is None:
+            continue
+        (ci_low, ci_high), (cs_low, cs_high) = look.fixed.delta_interval, look.sequential.delta_sequence
+        history.append(InterleavingLook(
+            day=day["day"].isoformat(), sessions=totals["sessions"], wins_a=totals["wins_a"], wins_b=totals["wins_b"],
+            ties=totals["ties"], clicks_a=totals["clicks_a"], clicks_b=totals["clicks_b"], delta=look.fixed.delta,
+            ci_low=ci_low, ci_high=ci_high, p_value=look.fixed.p_value, sequential_p_value=look.sequential.p_value,
+            cs_low=cs_low, cs_high=cs_high,
+        ))  # fmt: skip
+    tests = _test(experiment, totals, n_star)
     basis = experiment.analysis_method
-    decisive = (test if basis == "fixed_horizon" else test["sequential"]) if test else None
+    decisive: _Decisive | None = None  # the basis's test; None without one
+    if tests is not None:
+        fixed, sequential = tests
+        decisive = (_Decisive(fixed.preferred, fixed.p_value, fixed.delta_interval) if basis == "fixed_horizon"
+                    else _Decisive(sequential.preferred, sequential.p_value, sequential.delta_sequence))  # fmt: skip
     plan = experiment_plan(experiment)
     waiting = (
         basis == "fixed_horizon"
@@ -137,29 +142,44 @@ def interleaving_block(experiment: Experiment, traffic_filter: dict[str, bool]) 
     interval = None
     if waiting:
         verdict, decisive = NOT_ENOUGH_DATA, None
-    elif test is None or test["share_a"] is None or decisive is None:
+    elif tests is None or tests.fixed.share_a is None or decisive is None:
         verdict = NOT_ENOUGH_DATA
-    elif decisive["preferred"] is None:
+    elif decisive.preferred is None:
         verdict = NO_DIFFERENCE
     else:
-        verdict = f"{(team_a if decisive['preferred'] == 'A' else team_b).name} wins"
+        verdict = f"{(team_a if decisive.preferred == 'A' else team_b).name} wins"
     if decisive is not None and verdict != NOT_ENOUGH_DATA:
-        interval = decisive["delta_sequence"] if basis == "sequential" else decisive["delta_interval"]
+        interval = decisive.delta_interval
     state = InterleavingState.objects.filter(pk=experiment.pk).first()
-    return {
-        "method": "team_draft",
-        "explanation": EXPLANATION,
-        "team_a": team_a.name,
-        "team_b": team_b.name,
-        **totals,
-        **(test or _NO_TEST),
-        "alpha": experiment.alpha,
-        "preferred_arm": {"A": team_a.name, "B": team_b.name}.get(decisive["preferred"]) if decisive else None,
-        "verdict": verdict,
-        "verdict_basis": basis,
-        "verdict_p_value": decisive["p_value"] if decisive else None,
-        "verdict_ci_low": interval[0] if interval else None,
-        "verdict_ci_high": interval[1] if interval else None,
-        "uncredited_clicks": state.uncredited_clicks if state else 0,
-        "history": history,
-    }
+    fixed_test = tests.fixed if tests else None
+    return InterleavingAnalysis(
+        method="team_draft",
+        explanation=EXPLANATION,
+        team_a=team_a.name,
+        team_b=team_b.name,
+        sessions=totals["sessions"],
+        wins_a=totals["wins_a"],
+        wins_b=totals["wins_b"],
+        ties=totals["ties"],
+        clicks_a=totals["clicks_a"],
+        clicks_b=totals["clicks_b"],
+        sequential=tests.sequential if tests else None,
+        share_a=fixed_test.share_a if fixed_test else None,
+        share_a_interval=fixed_test.share_a_interval if fixed_test else None,
+        delta=fixed_test.delta if fixed_test else None,
+        delta_interval=fixed_test.delta_interval if fixed_test else None,
+        p_value=fixed_test.p_value if fixed_test else None,
+        confidence=fixed_test.confidence if fixed_test else None,
+        significant=fixed_test.significant if fixed_test else None,
+        preferred=fixed_test.preferred if fixed_test else None,
+        test=fixed_test.method if fixed_test else None,
+        alpha=experiment.alpha,
+        preferred_arm={"A": team_a.name, "B": team_b.name}.get(decisive.preferred or "") if decisive else None,
+        verdict=verdict,
+        verdict_basis=basis,
+        verdict_p_value=decisive.p_value if decisive else None,
+        verdict_ci_low=interval[0] if interval else None,
+        verdict_ci_high=interval[1] if interval else None,
+        uncredited_clicks=state.uncredited_clicks if state else 0,
+        history=tuple(history),
+    )

@@ -2,10 +2,10 @@
 
 ``segment_results(experiment, dimension)`` splits the exposed users by `dimension` and compares each
 treatment with the control inside every segment, on the primary metric and every other metric of
-``results.METRICS``, with the test the results use (the experiment's analysis method,
+``arm_metrics.METRICS``, with the test the results use (the experiment's analysis method,
 ``verdicts.relative_interval``) on the relative difference: the lift t / c - 1 with its interval and
 p-value from that one test. The sufficient statistics of an (arm, segment) are built by
-``results._statistic``, so the metrics mean here exactly what they mean on the results page. Units
+``arm_metrics.statistic``, so the metrics mean here exactly what they mean on the results page. Units
 are exposed users; users without events count as zeros.
 
 Dimensions (``DIMENSIONS``; ``DEFINITIONS`` says the same in words for the pages):
@@ -44,8 +44,8 @@ from typing import Any
 from django.db import connection
 
 from analysis.models import ArmRollup, RollupState, UserRollup
+from analysis.services.arm_metrics import METRICS, statistic, traffic_filter
 from analysis.services.cuped import experiment_dataset_id, pre_period_sql, shopper_id_sql
-from analysis.services.results import METRICS, _statistic, _traffic_filter
 from engine.stats import StatisticError, adjust_pvalues
 from engine.verdicts import TESTS, relative_interval
 from experiments.models import Arm, Experiment
@@ -180,7 +180,7 @@ def _segment_rows(
     segment, in one statement. Segments other than "unknown" with fewer than `fold_below` users (0: none)
     become "other"."""
     join, segment, params = source
-    simulated = _traffic_filter(traffic).get("simulated")
+    simulated = traffic_filter(traffic).get("simulated")
     traffic_sql = "" if simulated is None else f"AND x.simulation_id IS {'NOT ' if simulated else ''}NULL"
     sums = {name: sql.format(**_PER_USER) for name, sql in _SUMS.items()}
     sql = f"""
@@ -215,7 +215,7 @@ def segment_results(
     counted together as "other". Raises ValueError for an unknown dimension or traffic."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}, got {dimension!r}")
-    _traffic_filter(traffic)
+    traffic_filter(traffic)
     metrics = (experiment.primary_metric, *(m for m in METRICS if m != experiment.primary_metric))
     empty = SegmentBreakdown(
         experiment=experiment.key, dimension=dimension, dimension_label=DIMENSIONS[dimension],
@@ -297,7 +297,7 @@ def _lift(lift: SegmentLift, method: str, metric: str, control: ArmRollup, treat
     """`lift` with the relative difference of `treatment` against `control` on `metric` by the experiment's
     analysis method (the results' test), or the engine's reason for refusing it."""
     try:
-        result = relative_interval(_statistic(metric, control), _statistic(metric, treatment), method=method,
+        result = relative_interval(statistic(metric, control), statistic(metric, treatment), method=method,
                                    alpha=alpha)  # fmt: skip
     except StatisticError as error:
         return replace(lift, error=f"not enough data in this segment: {error}")

@@ -16,6 +16,7 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from engine.stats import Proportion, RatioSample, SampleMean, sequential_test
 from engine.verdicts import CONTROL_WINS, NOT_ENOUGH_DATA, TREATMENT_WINS, decide, guardrail
@@ -102,10 +103,10 @@ def test_stop_keeps_the_sequential_verdict_and_warns_that_it_stopped_before_the_
 
     fold(experiment.pk, lag=NO_LAG)
     experiment.refresh_from_db()
-    before = experiment_results(experiment)
+    before = results_data(experiment_results(experiment))
     transition(experiment, "stop", product_manager())
     experiment.refresh_from_db()
-    after = experiment_results(experiment)
+    after = results_data(experiment_results(experiment))
 
     keys = ("verdict", "verdict_basis", "verdict_p_value", "verdict_ci_low", "verdict_ci_high")
     assert [after["comparisons"][0][k] for k in keys] == [before["comparisons"][0][k] for k in keys]
@@ -130,13 +131,13 @@ def test_fixed_horizon_needs_the_plan_or_an_early_read_which_the_report_shows() 
 
     fold(experiment.pk, lag=NO_LAG)
     experiment.refresh_from_db()
-    (waiting,) = experiment_results(experiment)["comparisons"]
+    (waiting,) = results_data(experiment_results(experiment))["comparisons"]
     assert (waiting["verdict"], waiting["verdict_p_value"], waiting["verdict_ci_low"]) == (NOT_ENOUGH_DATA, None, None)
     assert waiting["verdict_reason"] == "120 of the 963 users per arm the plan needs"
 
     pm = product_manager()
     record_early_read(experiment, pm, "the season ends; we accept the risk")
-    (read,) = experiment_results(experiment)["comparisons"]
+    (read,) = results_data(experiment_results(experiment))["comparisons"]
     assert read["verdict"] != NOT_ENOUGH_DATA
     assert read["override"]["reason"] == "the season ends; we accept the risk"
     assert _agrees(read["verdict"], read["verdict_p_value"], read["verdict_ci_low"], read["verdict_ci_high"], 0.05)
@@ -207,7 +208,7 @@ def test_the_same_variant_in_two_arms_and_a_538_day_plan_raise_notices(tmp_path:
     Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.015, minimum_detectable_effect=0.1,
                                                        expected_daily_users=400)  # fmt: skip
     experiment.refresh_from_db()
-    warnings = {w["code"]: w["message"] for w in experiment_results(experiment)["warnings"]}
+    warnings = {w["code"]: w["message"] for w in results_data(experiment_results(experiment))["warnings"]}
     assert warnings["same_variant"].startswith("arms control and knn serve the same variant version: an A/A test")
     assert warnings["underpowered"].startswith("the plan needs 541 days at 400 users a day")
 
@@ -221,7 +222,7 @@ def test_on_simulated_traffic_both_methods_give_agreeing_verdicts(tmp_path: Path
     for method, source in (("sequential", "platform"), ("fixed_horizon", "imported")):
         Experiment.objects.filter(pk=experiment.pk).update(analysis_method=method, source=source)
         experiment.refresh_from_db()
-        results = experiment_results(experiment)
+        results = results_data(experiment_results(experiment))
         (comparison,) = results["comparisons"]
         assert comparison["verdict_basis"] == method
         assert comparison["verdict"] != NOT_ENOUGH_DATA

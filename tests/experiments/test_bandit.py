@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis.results_types import results_data
 from analysis.services import bandit_results
 from analysis.services.results import experiment_results
 from analysis.services.rollups import fold
@@ -189,7 +190,7 @@ def test_results_of_a_bandit_use_the_cohorts_and_the_served_weights() -> None:
     experiment, _, _, _ = _two_periods()
     rows = bandit_schedule.history(experiment.pk)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     block = results["bandit"]
 
     weights = [served_weights(allocation_for(tuple(r.weights))) for r in rows]
@@ -215,9 +216,8 @@ def test_results_of_a_bandit_use_the_cohorts_and_the_served_weights() -> None:
     assert verdict["verdict_basis"] == "bandit_cohorts"
     assert verdict["verdict_p_value"] == core.batched_p_value
     assert verdict["verdict"] == comparison["verdict"] == "no significant difference"
-    assert (
-        experiment_results(experiment, traffic="simulated")["bandit"]["error"] == "no exposed users in any period yet"
-    )
+    simulated = results_data(experiment_results(experiment, traffic="simulated"))
+    assert simulated["bandit"]["error"] == "no exposed users in any period yet"
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.roles import PRODUCT_MANAGERS
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from engine import bucketing
 from engine.bandits import ArmCounts, thompson_update
@@ -198,7 +199,7 @@ def test_a_simulated_bandit_updates_its_weights_between_days_and_gets_a_verdict(
         )
         allocation = bucketing.Allocation(traffic=1.0, weights=tuple(r.weights))
         assert served <= {(a, bucketing.assignment_probability(allocation, a)) for a in (0, 1)}
-    block = experiment_results(experiment, traffic="simulated")["bandit"]
+    block = results_data(experiment_results(experiment, traffic="simulated"))["bandit"]
     assert [len(h["updates"]) for h in block["histories"]] == [6]
     assert sum(sum(c["users"]) for c in block["cohorts"]) == Exposure.objects.filter(simulation=run).count()
     (comparison,) = block["comparisons"]

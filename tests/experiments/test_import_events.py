@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from scipy import stats
 
 from analysis.models import ArmRollup
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from engine.stats import RatioSample, ratio_test
 from experiments.models import Experiment, ExperimentChange
@@ -66,7 +67,7 @@ def test_a_csv_log_becomes_a_stopped_imported_experiment_and_reimporting_stores_
     assert ExperimentChange.objects.filter(experiment=experiment, action="import").count() == 2
     knn = ArmRollup.objects.get(experiment=experiment, arm__name="knn")  # folded by the command
     assert (knn.exposed_users, knn.impressions, knn.purchases, str(knn.revenue)) == (1, 2, 1, "12.50")
-    assert experiment_results(experiment)["arms"][1]["revenue_per_user"] == 12.5
+    assert results_data(experiment_results(experiment))["arms"][1]["revenue_per_user"] == 12.5
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_the_open_bandit_men_campaign_gives_the_published_counts_and_the_engines
                      "--owner", "alice")  # fmt: skip
 
     assert "20,115 events stored" in output  # 2 x 10,000 impressions + 46 + 69 clicks
-    results = experiment_results(Experiment.objects.get(key="obd-men"))
+    results = results_data(experiment_results(Experiment.objects.get(key="obd-men")))
     arms = {arm["name"]: arm for arm in results["arms"]}
     assert (arms["random"]["is_control"], arms["bts"]["is_control"]) == (True, False)
     assert (arms["random"]["users"], arms["random"]["impressions"], arms["random"]["clicks"]) == (10_000, 10_000, 46)

@@ -11,6 +11,7 @@ import pytest
 from django.db.models import F
 
 from analysis.models import InterleavingSession
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from engine.interleaving import Tally, interleaving_test, sequential_sign_test
 from experiments.models import Experiment
@@ -59,7 +60,7 @@ def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and
     wins_a = sessions.filter(clicks_a__gt=F("clicks_b")).count()
     wins_b = sessions.filter(clicks_b__gt=F("clicks_a")).count()
 
-    block = experiment_results(experiment, traffic="simulated")["interleaving"]
+    block = results_data(experiment_results(experiment, traffic="simulated"))["interleaving"]
     tally = Tally(wins_a, wins_b, simulation.sessions - wins_a - wins_b)
     expected, sequential = interleaving_test(tally), sequential_sign_test(tally)
     assert (block["sessions"], block["wins_a"], block["wins_b"]) == (simulation.sessions, wins_a, wins_b)
@@ -68,7 +69,7 @@ def test_a_simulation_of_an_interleaving_experiment_yields_credited_sessions_and
     assert block["verdict"] != "not enough data"
     assert block["verdict"] == ("no significant difference" if sequential.preferred is None
                                 else f"{'control' if sequential.preferred == 'A' else 'knn'} wins")  # fmt: skip
-    assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0
+    assert results_data(experiment_results(experiment, traffic="live"))["interleaving"]["sessions"] == 0
 
 
 @pytest.mark.slow
@@ -105,8 +106,8 @@ def test_the_http_simulation_of_an_interleaving_experiment_reacts_to_the_served_
     assert set(sessions.values_list("simulated", flat=True)) == {True}
     assert sum(sessions.values_list("clicks_a", flat=True)) == expected_a
     assert sum(sessions.values_list("clicks_b", flat=True)) == len(clicks) - expected_a
-    block = experiment_results(experiment, traffic="simulated")["interleaving"]
+    block = results_data(experiment_results(experiment, traffic="simulated"))["interleaving"]
     assert (block["sessions"], block["uncredited_clicks"]) == (run.sessions, 0)
     assert block["wins_a"] == sessions.filter(clicks_a__gt=F("clicks_b")).count()
     assert block["wins_b"] == sessions.filter(clicks_b__gt=F("clicks_a")).count()
-    assert experiment_results(experiment, traffic="live")["interleaving"]["sessions"] == 0
+    assert results_data(experiment_results(experiment, traffic="live"))["interleaving"]["sessions"] == 0

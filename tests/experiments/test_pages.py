@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import DATA_SCIENTISTS, REVIEWERS
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from analysis.services.rollups import fold
 from engine.stats import sample_size_proportions
@@ -170,7 +171,7 @@ def experiment_with_traffic(status: str = "running", users: int = 80) -> Experim
 
 def test_the_results_dashboard_shows_the_numbers_verdicts_and_chart_data() -> None:
     experiment = experiment_with_traffic()
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     page = client_for(product_manager()).get(reverse("experiment_pages:results", args=["page-ab"])).content.decode()
 
     control = next(arm for arm in results["arms"] if arm["is_control"])
@@ -249,7 +250,7 @@ def test_a_reviewer_reads_the_report_exports_it_and_records_a_decision() -> None
 
     exported = client.get(reverse("experiment_pages:export-csv", args=["page-ab"]))
     rows = list(csv.DictReader(io.StringIO(exported.content.decode())))
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     assert exported["Content-Disposition"] == 'attachment; filename="page-ab-results.csv"'
     assert len(rows) == 2 * 5
     ctr = next(r for r in rows if r["arm"] == "treatment" and r["metric"] == "ctr")

@@ -13,7 +13,9 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
-from analysis.services.results import experiment_results, sequential_n_stars
+from analysis.results_types import results_data
+from analysis.services.horizon import sequential_n_stars
+from analysis.services.results import experiment_results
 from analysis.services.rollups import fold
 from engine.stats import Proportion, RatioSample, SampleMean, proportion_test, ratio_test, sequential_test
 from engine.stats.sequential import DEFAULT_N_STAR
@@ -31,7 +33,7 @@ def test_results_are_the_engine_tests_on_the_per_user_values() -> None:
     data = simulate(experiment, (control, treatment), users_per_arm=60)
     fold(experiment.pk, lag=NO_LAG)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     json.dumps(results, allow_nan=False)  # JSON-ready, no NaN
 
     c, t = data["control"], data["treatment"]
@@ -84,7 +86,7 @@ def test_an_experiment_without_traffic_answers_not_enough_data() -> None:
     send(experiment, ("1", "only-one", "impression", DAY1))
     fold(experiment.pk, lag=NO_LAG)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
 
     json.dumps(results, allow_nan=False)
     (comparison,) = results["comparisons"]
@@ -113,7 +115,7 @@ def test_a_sample_ratio_mismatch_is_flagged_and_conversion_tested() -> None:
          *[(f"t{i}", f"t{i}", "purchase", when, "10.00") for i in range(60)])  # fmt: skip
     fold(experiment.pk, lag=NO_LAG)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
 
     assert results["srm"]["mismatch"] is True
     assert results["srm"]["p_value"] == pytest.approx(stats.chisquare([600, 400]).pvalue, rel=1e-9)
@@ -159,7 +161,7 @@ def test_cuped_uses_the_shoppers_history_before_the_start(tmp_path, settings) ->
     send(experiment, *events)
     fold(experiment.pk, lag=NO_LAG)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     cuped = results["comparisons"][0]["metrics"]["clicks_per_user"]["cuped"]
     expected = cuped_adjust(
         CovariateSample.from_values(values[arms[0].pk][0], values[arms[0].pk][1]),
@@ -179,7 +181,7 @@ def test_the_lift_history_is_the_sequential_test_on_each_days_cumulative_data() 
     data = simulate(experiment, (control, treatment), users_per_arm=60)
     fold(experiment.pk, lag=NO_LAG)
 
-    (history,) = experiment_results(experiment)["lift_history"].values()
+    (history,) = results_data(experiment_results(experiment))["lift_history"].values()
 
     # simulate() exposes everyone on DAY1 (09:00) and sends user u's events at 09:00 + (u % 30) h:
     # users 0-14 of every 30 act on day 1, the others on day 2.
@@ -208,7 +210,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     ctr = (RatioSample.from_values(c["clk"], c["imp"]), RatioSample.from_values(t["clk"], t["imp"]))
 
     # Without planning fields: the engine's default N* (30,000 users), said so.
-    (comparison,) = experiment_results(experiment)["comparisons"]
+    (comparison,) = results_data(experiment_results(experiment))["comparisons"]
     default = sequential_test(*ctr, difference="log")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (30_000, "default")
     assert comparison["sequential"]["p_value"] == pytest.approx(default.p_value, rel=1e-12)
@@ -219,7 +221,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
     assert n_per_arm == 963
     Experiment.objects.filter(pk=experiment.pk).update(baseline_rate=0.3, minimum_detectable_effect=0.2)
     experiment.refresh_from_db()
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     (comparison,) = results["comparisons"]
     planned = sequential_test(*ctr, n_star=2 * n_per_arm, difference="log")
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (1_926, "plan")
@@ -244,7 +246,7 @@ def test_the_always_valid_test_is_tightest_at_the_plans_users_of_the_two_arms() 
 
     # Control weighted 3 : 1: the treatment reaches 963 users when the control has 3 x 963 = 2,889.
     Arm.objects.filter(pk=control.pk).update(weight=3.0)
-    (comparison,) = experiment_results(experiment)["comparisons"]
+    (comparison,) = results_data(experiment_results(experiment))["comparisons"]
     assert (comparison["sequential"]["n_star"], comparison["sequential"]["n_star_source"]) == (3_852, "plan")
     expected_p = sequential_test(*ctr, n_star=3_852, difference="log").p_value
     assert comparison["sequential"]["p_value"] == pytest.approx(expected_p, rel=1e-12)

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analysis.models import ArmRollup, DailyRollup, RollupState, UserRollup
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from analysis.services.rollups import experiments_to_fold, fold, recompute
 from analysis.tasks import fold_rollups_task
@@ -131,10 +132,10 @@ def test_live_and_simulated_users_fold_into_rows_of_their_own_that_add_up_to_the
         (date(2026, 11, 25), True, 0, 1, 1),
     ]
 
-    users = {t: [arm["users"] for arm in experiment_results(experiment, traffic=t)["arms"]]
+    users = {t: [arm["users"] for arm in results_data(experiment_results(experiment, traffic=t))["arms"]]
              for t in ("live", "simulated", "all")}  # fmt: skip
     assert users == {"live": [1, 0], "simulated": [1, 1], "all": [2, 1]}
-    every = experiment_results(experiment, traffic="all")
+    every = results_data(experiment_results(experiment, traffic="all"))
     assert (every["arms"][0]["impressions"], every["arms"][0]["clicks"], every["traffic"]) == (4, 2, "all")
     assert [d["impressions"] for d in every["daily"]["control"]] == [2, 2]
     with pytest.raises(ValueError, match="traffic must be one of all, live, simulated, got 'fake'"):

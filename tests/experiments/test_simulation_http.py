@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from engine import bucketing
 from experiments.models import Experiment
@@ -59,8 +60,9 @@ def test_http_mode_sends_the_sessions_and_events_through_a_live_server(  # type:
     assert Event.objects.filter(simulation=run, type="purchase").count() == run.purchases
     assert Event.objects.filter(simulation__isnull=True).count() == 0
     users = Exposure.objects.filter(simulation=run).count()
-    assert sum(arm["users"] for arm in experiment_results(experiment, traffic="simulated")["arms"]) == users > 0
-    assert sum(arm["users"] for arm in experiment_results(experiment, traffic="live")["arms"]) == 0
+    simulated, live = (results_data(experiment_results(experiment, traffic=t)) for t in ("simulated", "live"))
+    assert sum(arm["users"] for arm in simulated["arms"]) == users > 0
+    assert sum(arm["users"] for arm in live["arms"]) == 0
     assert f"Simulation run {run.pk} over HTTP: {run.sessions:,} recommendation requests" in out.getvalue()
 
 
@@ -112,12 +114,12 @@ def test_http_mode_on_a_bandit_serves_the_runs_own_weights_updated_between_days_
         periods.append(period)
     assert sorted(set(periods)) == [0, 1, 2, 3]  # new users arrived on every simulated day
 
-    block = experiment_results(experiment, traffic="simulated")["bandit"]
+    block = results_data(experiment_results(experiment, traffic="simulated"))["bandit"]
     assert [(h["source"], len(h["updates"])) for h in block["histories"]] == [(f"simulation {run.pk}", 5)]
     assert sum(sum(c["users"]) for c in block["cohorts"]) == len(exposures) > 20
     assert [sum(c["users"]) for c in block["cohorts"]] == [periods.count(p) for p in range(5)]
     (comparison,) = block["comparisons"]
     assert comparison["verdict"] in ("treatment wins", "control wins", "no significant difference")
     assert block["srm"]["mismatch"] is False
-    live = experiment_results(experiment, traffic="live")
+    live = results_data(experiment_results(experiment, traffic="live"))
     assert sum(arm["users"] for arm in live["arms"]) == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from analysis.results_types import results_data
 from analysis.services.results import experiment_results
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
@@ -50,7 +51,7 @@ def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_
     users = set(Exposure.objects.filter(simulation=run).values_list("user_id", flat=True))
     assert all(user.startswith(f"sim{run.pk}:") for user in users)
 
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     assert sum(arm["users"] for arm in results["arms"]) == len(users)
     assert sum(arm["impressions"] for arm in results["arms"]) == run.impressions
     # CUPED reads each simulated shopper's own history (the "sim<run>:" prefix is stripped).
@@ -61,7 +62,7 @@ def test_a_simulation_stores_marked_traffic_that_the_results_count_and_deletion_
     assert Event.objects.filter(simulation_id=run_id).count() == 0
     assert Exposure.objects.count() == ServedRequest.objects.count() == 0
     assert list(Event.objects.values_list("event_id", flat=True)) == ["live-1"]
-    assert sum(arm["users"] for arm in experiment_results(experiment)["arms"]) == 0
+    assert sum(arm["users"] for arm in results_data(experiment_results(experiment))["arms"]) == 0
 
 
 def test_the_same_seed_gives_the_same_traffic(experiment) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +121,7 @@ def test_the_demo_experiment_is_created_started_and_simulated_once(tmp_path: Pat
     assert experiment.status == "running"
     assert summary.startswith(f"{KEY}: ")
     assert "simulated sessions" in summary
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     assert [arm["name"] for arm in results["arms"]] == ["best-sellers", "ease", "item-knn"]
     assert all(arm["impressions"] > 0 for arm in results["arms"]), summary
     assert run_demo_experiment() == f"{KEY} has simulated traffic already"
@@ -148,7 +149,10 @@ def test_a_run_cancelled_while_running_stops_before_its_next_day_and_keeps_what_
     run.refresh_from_db()
     assert (run.status, run.progress, run.message) == ("cancelled", 25, "cancelled after 1 of 4 days")
     assert run.impressions == Event.objects.filter(simulation=run, type="impression").count() > 0
-    assert sum(a["impressions"] for a in experiment_results(experiment, traffic="simulated")["arms"]) == run.impressions
+    assert (
+        sum(a["impressions"] for a in results_data(experiment_results(experiment, traffic="simulated"))["arms"])
+        == run.impressions
+    )
     with pytest.raises(SimulationRefused, match=f"simulation run {run.pk} has already cancelled"):
         cancel_simulation(run)
 
@@ -226,7 +230,7 @@ def test_outside_a_transaction_days_are_stored_on_a_second_connection_with_the_s
         return sorted((e.split(":", 1)[0][20:], *rest) for e, *rest in rows)
 
     assert keys(first) == keys(second)
-    assert sum(a["impressions"] for a in experiment_results(experiment, traffic="simulated")["arms"]) == (
+    assert sum(a["impressions"] for a in results_data(experiment_results(experiment, traffic="simulated"))["arms"]) == (
         2 * first.impressions
     )
 
@@ -312,7 +316,7 @@ def test_a_scaled_population_stores_each_replica_as_its_own_user_under_the_real_
     assert prefixes == {f"sim{run.pk}", f"sim{run.pk}.1", f"sim{run.pk}.2"}
     shoppers = {user.partition(":")[2] for user in users}
     assert len(shoppers) == 34
-    results = experiment_results(experiment)
+    results = results_data(experiment_results(experiment))
     assert sum(arm["users"] for arm in results["arms"]) == 102
 
     # CUPED's covariate of a replica is its real shopper's pre-period activity, as for the shopper.
