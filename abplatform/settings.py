@@ -75,10 +75,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "abplatform.middleware.QueueUnavailableMiddleware",
     # Last, as django-axes requires: answers a locked-out login with abplatform.lockout's 429.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): scripts, images, fonts and fetches from this server only, and no
+# inline script or handler (the pages' JavaScript is in static/). Styles allow 'unsafe-inline': plotly.js
+# and Swagger UI insert <style> elements, and a few templates set a style attribute. Pages may not be framed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Password guessing: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
 # pair is locked for AXES_COOLOFF_TIME (429 with Retry-After, abplatform/lockout.py); a success resets it.

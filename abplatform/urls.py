@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from abplatform import views
 from abplatform.errors import server_error_or_unavailable
@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/v1/", include("recommenders.urls")),
     path("api/v1/", include("abplatform.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path(
         "api/redoc/",
         SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),

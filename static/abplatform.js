@@ -49,8 +49,20 @@ function confirmForms() {
   });
 }
 
+// Behaviours the templates ask for by attribute, since the Content-Security-Policy allows no inline handlers:
+// <select data-autosubmit> submits its form when changed; <button data-print> prints the page.
+function attributeBehaviours() {
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.submit());
+  });
+  document.querySelectorAll("button[data-print]").forEach((button) => {
+    button.addEventListener("click", () => window.print());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   renderCharts();
   pollProgress();
   confirmForms();
+  attributeBehaviours();
 });
