@@ -411,7 +411,7 @@ def recompute(experiment_id: int, *, lag: timedelta = FOLD_LAG) -> FoldResult:
     Set-based: one statement (``_recompute_sql``) writes the user, arm and daily rows from one
     scan of the events; then the CUPED sums (one grouped join) and the interleaving sessions. The
     rows are those that incremental folds of the same events in time order give
-    (``tests/experiments/test_rollups``).
+    (``tests/analysis/test_rollups``).
     """
     cutoff = timezone.now() - lag
     with transaction.atomic(), connection.cursor() as cursor:

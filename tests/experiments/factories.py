@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.test import Client
@@ -81,3 +82,44 @@ def simulated_retail_experiment(tmp_path: Path, key: str = "recs-ab") -> Experim
     run_simulation(run.pk)
     fold(experiment.pk, lag=timedelta(0))
     return experiment
+
+
+# The experiment of the API tests, as the API takes it.
+EXPERIMENT = {
+    "key": "home-recs",
+    "name": "kNN against popularity on the home page",
+    "hypothesis": "Similar items get more clicks than best sellers",
+    "traffic_percent": 100,
+    "primary_metric": "ctr",
+    "secondary_metrics": ["conversion_rate"],
+    "arms": [
+        {"name": "control", "variant": "pop@1", "is_control": True},
+        {"name": "knn", "variant": "knn@1"},
+    ],
+}
+
+
+def wizard_data(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "key": "home-knn", "name": "Item-kNN on the home page", "hypothesis": "similar items sell",
+        "surface": "recommendations", "traffic_percent": "50", "layer": "", "layer_share_percent": "100",
+        "primary_metric": "ctr", "secondary_metrics": ["conversion_rate"], "guardrail_metrics": [],
+        "baseline_rate": "0.015", "minimum_detectable_effect": "0.1", "expected_daily_users": "2000",
+        "alpha": "0.05", "power": "0.8", "control": "0",
+        "arm-0-name": "control", "arm-0-variant": "pop@1", "arm-0-weight": "1",
+        "arm-1-name": "knn", "arm-1-variant": "knn@1", "arm-1-weight": "1",
+    }  # fmt: skip
+    for i in range(2, 5):
+        data.update({f"arm-{i}-name": "", f"arm-{i}-variant": "", f"arm-{i}-weight": ""})
+    data.update(overrides)
+    return data
+
+
+# Shoppers of the bundled data set with history before its hold-out date.
+USERS = ("17850", "13047", "12583", "13748", "15100", "15291", "14688", "17809", "15311", "16098")
+
+
+def exploring(percent: float = 20.0, key: str = "explore-ab") -> Experiment:
+    owner = User.objects.filter(username="pm").first() or product_manager()
+    experiment = draft_experiment(owner, key, exploration_percent=percent)
+    return transition(experiment, "start", owner)

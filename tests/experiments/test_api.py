@@ -13,23 +13,10 @@ from experiments.models import Experiment
 from serving.models import Event, Exposure, ServedRequest
 from serving.services import serve
 from serving.services.tokens import create_token
-from tests.experiments.factories import trained_variants
+from tests.experiments.factories import EXPERIMENT, trained_variants
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
-
-EXPERIMENT = {
-    "key": "home-recs",
-    "name": "kNN against popularity on the home page",
-    "hypothesis": "Similar items get more clicks than best sellers",
-    "traffic_percent": 100,
-    "primary_metric": "ctr",
-    "secondary_metrics": ["conversion_rate"],
-    "arms": [
-        {"name": "control", "variant": "pop@1", "is_control": True},
-        {"name": "knn", "variant": "knn@1"},
-    ],
-}
 
 
 @pytest.fixture

@@ -26,9 +26,14 @@ from serving.services import serve
 from simulation.models import SimulationRun
 from simulation.services.runs import run_simulation
 from simulation.tasks import queue_simulation
-from tests.experiments.factories import draft_experiment, held_out_experiment, product_manager, trained_variants
-from tests.experiments.test_api import EXPERIMENT
-from tests.experiments.test_pages import wizard_data
+from tests.experiments.factories import (
+    EXPERIMENT,
+    draft_experiment,
+    held_out_experiment,
+    product_manager,
+    trained_variants,
+    wizard_data,
+)
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -37,10 +37,9 @@ from serving.services import serve, tokens
 from serving.services.interleaving import request_key
 from serving.services.serving_log import LogBuffer
 from serving.services.tokens import create_token
-from tests.experiments.factories import client_for, draft_experiment, trained_variants
-from tests.experiments.test_lean import DJANGO, _call, _keep
-from tests.experiments.test_pages import wizard_data
+from tests.experiments.factories import client_for, draft_experiment, trained_variants, wizard_data
 from tests.recommenders.factories import user_with_role
+from tests.serving.wsgi import DJANGO, _call, _keep
 
 pytestmark = pytest.mark.django_db
 NO_LAG = timedelta(0)

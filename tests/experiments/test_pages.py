@@ -8,7 +8,6 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -23,27 +22,11 @@ from engine.stats import sample_size_proportions
 from engine.verdicts import KINDS
 from experiments.models import Decision, Experiment, ExperimentChange
 from experiments.services.lifecycle import transition
-from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants
+from tests.experiments.factories import client_for, draft_experiment, product_manager, trained_variants, wizard_data
 from tests.experiments.traffic import NO_LAG, running_experiment, simulate
 from tests.recommenders.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
-
-
-def wizard_data(**overrides: Any) -> dict[str, Any]:
-    data = {
-        "key": "home-knn", "name": "Item-kNN on the home page", "hypothesis": "similar items sell",
-        "surface": "recommendations", "traffic_percent": "50", "layer": "", "layer_share_percent": "100",
-        "primary_metric": "ctr", "secondary_metrics": ["conversion_rate"], "guardrail_metrics": [],
-        "baseline_rate": "0.015", "minimum_detectable_effect": "0.1", "expected_daily_users": "2000",
-        "alpha": "0.05", "power": "0.8", "control": "0",
-        "arm-0-name": "control", "arm-0-variant": "pop@1", "arm-0-weight": "1",
-        "arm-1-name": "knn", "arm-1-variant": "knn@1", "arm-1-weight": "1",
-    }  # fmt: skip
-    for i in range(2, 5):
-        data.update({f"arm-{i}-name": "", f"arm-{i}-variant": "", f"arm-{i}-weight": ""})
-    data.update(overrides)
-    return data
 
 
 def test_a_product_manager_creates_an_experiment_with_the_wizard(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from engine.bucketing import Allocation, assign_many
 from engine.interleaving import random_coins, team_draft_many
 from engine.simulation import (
     DayBatch,
@@ -21,17 +20,13 @@ from engine.simulation import (
 from engine.simulation.engine import TEAM_DRAFT_STREAM, RecommendBatch
 from recommenders.algorithms.base import IntArray
 from tests.engine.simulation.data import popular_lists, retail_shoppers, toy_shoppers
+from tests.engine.simulation.factories import two_arms
 
 APPLE, DRILL, HAMMER, PEAR, PLUM, SAW = range(6)
 
 
 def everyone_in_arm_zero(user_ids: np.ndarray) -> IntArray:
     return np.zeros(len(user_ids), dtype=np.int64)
-
-
-def two_arms(user_ids: np.ndarray) -> IntArray:
-    """The platform's real bucketing: a 50/50 split of all users."""
-    return assign_many(Allocation(traffic=1.0, weights=[1, 1]), "simulation-test", user_ids).arm
 
 
 def oracle(arm: int, users: IntArray, queries: Sequence[str | None]) -> IntArray:

@@ -11,7 +11,7 @@ from engine.simulation import ConfigError, SimulationConfig, SimulationError, ru
 from engine.simulation.config import MAX_POPULATION_SCALE
 from recommenders.algorithms.base import IntArray
 from tests.engine.simulation.data import popular_lists, retail_shoppers, toy_shoppers
-from tests.engine.simulation.test_engine import two_arms
+from tests.engine.simulation.factories import two_arms
 
 APPLE, DRILL, HAMMER, PEAR, PLUM, SAW = range(6)
 

@@ -31,8 +31,7 @@ from recommenders.serving import model_for_run
 from serving.models import Event, ServedRequest
 from serving.services import serve
 from tests.celery_worker import worker_process
-from tests.experiments.factories import trained_variants
-from tests.experiments.test_exploration import USERS, exploring
+from tests.experiments.factories import USERS, exploring, trained_variants
 from tests.recommenders.factories import user_with_role
 
 K = 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -27,18 +26,12 @@ from serving.services.serve import write_log
 from serving.services.serving_log import LogBuffer
 from serving.services.tokens import create_token
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-
-DJANGO = get_wsgi_application()
-
+from tests.serving.wsgi import DJANGO, _call, _keep
 
 SERVE_SCOPE = (
     "This endpoint writes experiment traffic: it needs an API token with the 'serve' scope "
     "(manage.py create_api_token); signed-in users try recommendations on the variant pages."
 )
-
-
-def _keep(*args: Any) -> None:
-    """No connection upkeep: it would close the connection holding the test's transaction."""
 
 
 LEAN = LeanDispatcher(DJANGO, log=write_log, connection_upkeep=_keep)
@@ -75,32 +68,6 @@ def running(tmp_path: Path, settings: Any) -> Experiment:
     experiment = draft_experiment(owner, traffic_percent=50)
     transition(experiment, "start", owner)
     return experiment
-
-
-def _call(
-    app: Any, path: str, body: bytes | str | Any, *, method: str = "POST", **headers: str
-) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, decoded JSON body) of one WSGI call; `body` other than bytes/str is sent as JSON."""
-    raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
-    environ = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": headers.pop("query", ""),
-        "CONTENT_TYPE": headers.pop("content_type", "application/json"), "CONTENT_LENGTH": str(len(raw)),
-        "wsgi.input": io.BytesIO(raw), "wsgi.url_scheme": headers.pop("scheme", "http"), "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "HTTP_HOST": headers.pop("host", "testserver"), **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
-    }  # fmt: skip
-    answer: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        answer["status"], answer["headers"] = int(status.split()[0]), dict(response_headers)
-
-    content = b"".join(app(environ, start_response))
-    try:
-        decoded = json.loads(content)
-    except ValueError:
-        decoded = content
-    answer["headers"].pop("Content-Length", None)  # bodies differ in request_id only, but may differ in length
-    return answer["status"], answer["headers"], decoded
 
 
 def _same(path: str, body: Any, **headers: str) -> tuple[int, Any]:

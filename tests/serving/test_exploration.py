@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -20,12 +19,16 @@ from recommenders.serving import model_for_run
 from serving.models import Event, ServedRequest
 from serving.services import serve
 from serving.services.serving_log import LogBuffer
-from tests.experiments.factories import draft_experiment, product_manager, trained_variants
-from tests.experiments.test_api import EXPERIMENT
-from tests.experiments.test_pages import wizard_data
+from tests.experiments.factories import (
+    EXPERIMENT,
+    USERS,
+    draft_experiment,
+    exploring,
+    product_manager,
+    trained_variants,
+    wizard_data,
+)
 from tests.recommenders.factories import user_with_role
-
-USERS = ("17850", "13047", "12583", "13748", "15100", "15291", "14688", "17809", "15311", "16098")
 
 
 @pytest.fixture
@@ -33,12 +36,6 @@ def variants(tmp_path: Path, settings: Any) -> Any:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
     serve.clear_cache()
     return trained_variants(tmp_path)
-
-
-def exploring(percent: float = 20.0, key: str = "explore-ab") -> Experiment:
-    owner = User.objects.filter(username="pm").first() or product_manager()
-    experiment = draft_experiment(owner, key, exploration_percent=percent)
-    return transition(experiment, "start", owner)
 
 
 @pytest.mark.django_db
