@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers analysis/presentation.py analysis/charts.py analysis/results_types.py
+MYPY_PACKAGES := engine core accounts recommenders experiments serving analysis simulation offpolicy abplatform bench/report.py
 
 .PHONY: demo test lint docs format serve migrate stop clean help
 
@@ -10,7 +10,7 @@ help:
 	@echo "make demo    set up .venv, migrate, import the Online Retail demo data, create demo users, register and"
 	@echo "             queue the demo recommender variants, run web + worker (the worker trains them)"
 	@echo "make test    set up .venv with the dev tools and run the whole test suite"
-	@echo "make lint    ruff check, ruff format --check, mypy, import-linter contracts (.importlinter), no import"
+	@echo "make lint    ruff check, ruff format --check, mypy (strict, django-stubs), import-linter contracts (.importlinter), no import"
 	@echo "             cycles (scripts/check_import_cycles.py), and make docs"
 	@echo "make docs    build the documentation site (mkdocs build --strict) into var/site; mkdocs serve to browse it"
 	@echo "make stop    stop the embedded PostgreSQL (used when DATABASE_URL is unset; its data stays in var/)"

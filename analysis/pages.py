@@ -157,7 +157,7 @@ def early_read(request: HttpRequest, key: str) -> HttpResponse:
     experiment = experiment_or_404(key)
     form = EarlyReadForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Early read: " + " ".join(form.errors.get("reason", ["say why"])))
+        messages.error(request, "Early read: " + " ".join(map(str, form.errors.get("reason", ["say why"]))))
     else:
         try:
             record_early_read(experiment, request.user, form.cleaned_data["reason"])  # type: ignore[arg-type]

@@ -206,7 +206,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form.is_valid(raise_exception=True)
         arm_name = (form.validated_data.pop("winning_arm", None) or {}).get("name")
         try:
-            decision = record_decision(experiment, request.user, form.validated_data["outcome"],
+            decision = record_decision(experiment, request.user, form.validated_data["outcome"],  # type: ignore[arg-type]
                                        form.validated_data["rationale"], arm_name)  # fmt: skip
         except ExperimentError as error:
             return Response(error.errors, status=400)

@@ -86,7 +86,7 @@ def may_simulate(token: Any) -> bool:
     return isinstance(token, ApiToken) and ApiToken.Scope.SIMULATE in token.scopes
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc,no-untyped-call]
     """Documents the token scheme in the OpenAPI schema (drf-spectacular finds subclasses on import)."""
 
     target_class = "serving.authentication.ApiTokenAuthentication"

@@ -25,7 +25,7 @@ class RecommendationRequest(serializers.Serializer[Any]):
     user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
     k = serializers.IntegerField(default=DEFAULT_K, min_value=1, max_value=MAX_K)
     query = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH, default="")
-    context = serializers.DictField(required=False, default=dict)
+    context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]  # the field, not Field.context
     simulation = serializers.IntegerField(
         required=False, min_value=1,
         help_text="simulate --http only (a token with the 'simulate' scope): the simulation run this request is "
@@ -82,4 +82,4 @@ class IngestAnswer(serializers.Serializer[Any]):
     stored = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = EventError(many=True)
+    errors = EventError(many=True)  # type: ignore[assignment]  # the answer's field, not Serializer.errors

@@ -219,7 +219,7 @@ def insert_events(values: Sequence[tuple[Any, ...]], *, simulation_id: int | Non
     """
     if not values:
         return 0
-    columns_used = COLUMNS
+    columns_used: tuple[str, ...] = COLUMNS
     if simulation_id is not None:  # simulated traffic: every row points to its run
         columns_used = (*COLUMNS, "simulation_id")
         values = [(*row, simulation_id) for row in values]
@@ -323,13 +323,13 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
     get = raw.get
     event_id = get("event_id")
     if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH or not _storable(event_id):
-        event_id = _text(raw, "event_id", required=True)
+        event_id = _required_text(raw, "event_id")
     kind = get("type")
     if type(kind) is not str or kind not in EVENT_TYPES:  # a list or object is unhashable: not a set lookup
         raise ValueError(f"type must be one of {', '.join(sorted(EVENT_TYPES))}, got {kind!r}")
     user_id = get("user_id")
     if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH or not _storable(user_id):
-        user_id = _text(raw, "user_id", required=True)
+        user_id = _required_text(raw, "user_id")
     request_id = None
     if get("request_id") is not None:
         try:
@@ -351,10 +351,10 @@ def _parse(raw: Any, now: datetime, times: dict[str, datetime]) -> _Row:
     ):
         experiment = _text(raw, "experiment")
     stamp = get("timestamp")
-    when = times.get(stamp) if type(stamp) is str else None
+    when = times.get(stamp) if isinstance(stamp, str) else None
     if when is None:
         when = _timestamp(stamp, now)
-        times[stamp] = when
+        times[str(stamp)] = when
     return _Row(event_id, kind, user_id, item_id, request_id, experiment, position, None, revenue, when)
 
 
@@ -370,11 +370,16 @@ def _revenue(value: Any) -> Decimal:
     return revenue
 
 
-def _text(raw: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+def _required_text(raw: Mapping[str, Any], name: str) -> str:
+    text = _text(raw, name)
+    if text is None:
+        raise ValueError(f"{name} is required")
+    return text
+
+
+def _text(raw: Mapping[str, Any], name: str) -> str | None:
     value = raw.get(name)
     if value is None or value == "":
-        if required:
-            raise ValueError(f"{name} is required")
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{name} must be text, got {type(value).__name__}")

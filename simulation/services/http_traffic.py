@@ -85,7 +85,7 @@ def loopback_target(url: str) -> tuple[str, str, int]:
         raise SimulationRefused(f"--http needs an http:// or https:// URL, got {url!r}")
     host = parts.hostname
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except socket.gaierror:
         raise SimulationRefused(f"cannot resolve {host!r}") from None
     outside = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
@@ -101,11 +101,12 @@ class _Client:
     """JSON over one kept-alive connection, reconnecting once when the server closed it."""
 
     def __init__(self, scheme: str, host: str, port: int, token: str, timeout: float = 30.0) -> None:
-        self._factory: Callable[[], http.client.HTTPConnection] = (
-            (lambda: http.client.HTTPSConnection(host, port, timeout=timeout))
-            if scheme == "https"
-            else (lambda: http.client.HTTPConnection(host, port, timeout=timeout))
-        )
+        def connect() -> http.client.HTTPConnection:
+            if scheme == "https":
+                return http.client.HTTPSConnection(host, port, timeout=timeout)
+            return http.client.HTTPConnection(host, port, timeout=timeout)
+
+        self._factory: Callable[[], http.client.HTTPConnection] = connect
         self._connection = self._factory()
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.requests = 0
