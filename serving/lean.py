@@ -30,9 +30,10 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from cachetools import LRUCache
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
@@ -63,8 +64,8 @@ _render = JSONRenderer().render
 # What DRF puts on an answer of these views (a JSON render, content negotiation, the view's methods).
 _DRF_HEADERS = (("Content-Type", "application/json"), ("Vary", "Accept"), ("Allow", "POST, OPTIONS"))
 # The middleware whose only work on such an answer is adding headers, whatever its status.
-HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
-HeaderMiddleware = SecurityMiddleware | XFrameOptionsMiddleware
+HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware, CSPMiddleware)
+HeaderMiddleware = SecurityMiddleware | XFrameOptionsMiddleware | CSPMiddleware
 
 logger = logging.getLogger("django.request")
 
@@ -156,7 +157,8 @@ def answer_headers(middleware: list[HeaderMiddleware], *, secure: bool) -> list[
     request = WSGIRequest({"REQUEST_METHOD": "POST", "PATH_INFO": EVENTS_PATH, "wsgi.input": io.BytesIO(),
                            "wsgi.url_scheme": "https" if secure else "http"})  # fmt: skip
     for instance in middleware:
-        response = instance.process_response(request, response)
+        # Each adds headers to the answer it is given and returns it (none replaces it).
+        response = cast(HttpResponse, instance.process_response(request, response))
     return list(response.items())
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
-from django.test import override_settings
+from django.http import HttpResponse
+from django.test import RequestFactory, override_settings
 
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
@@ -192,10 +194,16 @@ def test_lean_event_batches_answer_like_the_drf_view(running: Experiment) -> Non
     assert Event.objects.count() == 1
 
 
+def _policy() -> str:
+    """The Content-Security-Policy header the configured policy gives (settings.CONTENT_SECURITY_POLICY)."""
+    middleware = CSPMiddleware(lambda request: HttpResponse())
+    return str(middleware.process_response(RequestFactory().post(RECS), HttpResponse())["Content-Security-Policy"])
+
+
 def _same_headers() -> dict[str, str]:
     return {"Content-Type": "application/json", "Vary": "Accept", "Allow": "POST, OPTIONS", "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-            "Cross-Origin-Opener-Policy": "same-origin"}  # fmt: skip
+            "Cross-Origin-Opener-Policy": "same-origin", "Content-Security-Policy": _policy()}  # fmt: skip
 
 
 @pytest.mark.django_db
@@ -214,7 +222,8 @@ def test_security_settings_show_on_lean_and_drf_answers_alike(running: Experimen
             for scheme in ("http", "https")
         }
     expected = {"Content-Type": "application/json", "Vary": "Accept", "Allow": "POST, OPTIONS",
-                "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "no-referrer"}  # fmt: skip
+                "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": _policy()}  # fmt: skip
     assert answers["http"] == [(200, expected)] * 2
     assert answers["https"] == [(200, {**expected, "Strict-Transport-Security": "max-age=3600; preload"})] * 2
     assert _call(ALONE, RECS, user, authorization=serve)[:2] == (200, _same_headers())  # built before: unchanged
