@@ -8,6 +8,7 @@ secures cookies and HTTPS.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -251,6 +252,12 @@ CELERY_BEAT_SCHEDULE = {
     # Jobs whose worker died (no heartbeat for core.jobs.STALE) are put back and re-sent.
     "recover-stale-jobs": {"task": "core.tasks.recover_stale_jobs_task", "schedule": 60.0, "options": {"expires": 55}},
 }
+
+# Prometheus metrics are added up over the web processes from files in this folder (prometheus_client's
+# multiprocess mode reads the variable, so it is set for every process here); the web server's start empties it.
+METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 LOGGING = {
     "version": 1,

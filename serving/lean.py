@@ -15,7 +15,9 @@ that is not plainly valid (endpoints.plain_recommendation_request), a disallowed
 when SECURE_SSL_REDIRECT is on. So every refusal keeps DRF's status and wording; a refused
 request pays the Django path once more, which only matters for clients that send errors
 at a high rate. The answers (status and body) come from serving/endpoints.py, shared
-with the DRF views; the headers repeat what the middleware adds to such an answer.
+with the DRF views; the headers repeat what the middleware adds to such an answer, the
+request id (`X-Request-ID`, core.request_context) included. Requests answered here are
+counted in the same request metrics as Django's (core.metrics, by URL name).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +36,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.db import close_old_connections
 from rest_framework.renderers import JSONRenderer
 
+from core import metrics, request_context
 from serving.authentication import ApiTokenAuthentication
 from serving.endpoints import ingest_answer, plain_recommendation_request, recommendations_answer
 from serving.services import serving_log
@@ -43,6 +47,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _RECOMMENDATIONS = re.compile(r"/api/v1/experiments/([-a-zA-Z0-9_]+)/recommendations")  # Django's <slug:key>
 EVENTS_PATH = "/api/v1/events"
+# The two endpoints' URL names (abplatform/api_urls.py): the `view` label of their request metrics, as Django's.
+RECOMMENDATIONS_VIEW = "experiment-recommendations"
+EVENTS_VIEW = "events"
 _JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _ACCEPT_JSON = frozenset({"", "*/*", "application/json"})
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Request Entity Too Large",
@@ -83,6 +90,30 @@ class LeanDispatcher:
         match = _RECOMMENDATIONS.fullmatch(path)
         if match is None and path != EVENTS_PATH:
             return self.django_app(environ, start_response)
+        started = time.perf_counter()
+        # The request id is the current one while the answer is made, so the serving log and every log line
+        # carry it; a delegated request gets its own from Django's middleware (ops.middleware), same rule.
+        request_id = request_context.request_id_from(environ.get(request_context.META_KEY))
+        token = request_context.bind(request_id)
+        try:
+            answered = self._answer(environ, match, path)
+        finally:
+            request_context.unbind(token)
+        if answered is None:
+            return self.django_app(environ, start_response)
+        status, reason, content, headers = answered
+        headers.append(("Content-Length", str(len(content))))
+        headers.append((request_context.HEADER, request_id))
+        start_response(f"{status} {reason}".rstrip(), headers)
+        view = RECOMMENDATIONS_VIEW if match else EVENTS_VIEW
+        metrics.HTTP_REQUESTS.inc(view, "POST", str(status))
+        metrics.HTTP_DURATION.observe(time.perf_counter() - started, view, "POST")
+        return [content]
+
+    def _answer(
+        self, environ: dict[str, Any], match: re.Match[str] | None, path: str
+    ) -> tuple[int, str, bytes, list[tuple[str, str]]] | None:
+        """(status, reason, body, headers) of the answer, or None when Django must answer the request."""
         try:
             body = _accepted(environ, "serve" if match else "ingest")
             if match is not None:
@@ -94,7 +125,7 @@ class LeanDispatcher:
                 status, answer = ingest_answer(body)
             content, headers = _render(answer), _headers(environ)
         except _Delegate:
-            return self.django_app(environ, start_response)
+            return None
         except Exception:
             logger.exception("Internal Server Error: %s", path)
             status, content, headers = 500, _render({"detail": "A server error occurred."}), _headers(environ)
@@ -102,12 +133,10 @@ class LeanDispatcher:
             # What Django's request signals do for the database (10x cheaper than sending them): close the
             # connection when it is broken or past CONN_MAX_AGE.
             self.connection_upkeep()
-        headers.append(("Content-Length", str(len(content))))
         reason = _REASONS.get(status, "")
         if status >= 400:
             logger.warning("%s: %s", reason, path)  # as Django logs its 4xx answers
-        start_response(f"{status} {reason}".rstrip(), headers)
-        return [content]
+        return status, reason, content, headers
 
 
 def _accepted(environ: dict[str, Any], scope: str) -> Any:
