@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers analysis/presentation.py analysis/charts.py core/metrics.py core/request_context.py
+MYPY_PACKAGES := engine abplatform/embedded_postgres.py bench/report.py recommenders/algorithms recommenders/evaluation recommenders/importers analysis/presentation.py analysis/charts.py core/metrics.py core/request_context.py ops/log_format.py
 
 .PHONY: demo test lint docs format serve migrate stop clean help
 

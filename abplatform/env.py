@@ -7,6 +7,7 @@ instead of surfacing later as a confusing runtime error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 
@@ -81,6 +82,42 @@ def env_list(name: str, default: Sequence[str] = (), *, environ: Mapping[str, st
     if raw is None:
         return list(default)
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> float:
+    """A number (such as 0.25) within [minimum, maximum] when those are given."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if value != value or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name}={raw.strip()} is outside [{minimum}, {maximum}].")
+    return value
+
+
+def env_networks(name: str, default: Sequence[str] = (), *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """A comma-separated list of IP networks in CIDR notation (a bare address is a /32 or /128), normalised
+    ("10.1.2.3/8" is 10.0.0.0/8); an empty value is an empty list."""
+    networks = []
+    for part in env_list(name, default, environ=environ):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {part!r} is not an IP network; use CIDR notation such as 10.0.0.0/8 or ::1/128."
+            ) from None
+    return networks
 
 
 def env_database(name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, object] | None:
