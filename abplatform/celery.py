@@ -20,11 +20,14 @@ app.steps["worker"].add(Heartbeat)
 
 
 @setup_logging.connect
-def use_the_platforms_logging(**kwargs: Any) -> None:
+def use_the_platforms_logging(loglevel: int | str | None = None, **kwargs: Any) -> None:
     """Workers and beat log as the web processes do (settings.LOGGING: JSON lines in production), instead of
-    Celery's own format: connecting this signal tells Celery to leave logging alone."""
+    Celery's own format: connecting this signal tells Celery to leave logging alone. Their `--loglevel`
+    still sets the level."""
     import logging.config
 
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
