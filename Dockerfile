@@ -16,5 +16,6 @@ USER app
 EXPOSE 8000
 # granian (Rust HTTP) serves the WSGI app with less CPU per request than gunicorn (bench/serving.py;
 # CHANGELOG.md, 2026-11-28); 2 blocking threads per worker overlap one request's database wait with another's work.
-CMD ["granian", "--interface", "wsgi", "abplatform.wsgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "3", "--blocking-threads", "2"]
+# The metric files of the previous run are removed first (the web processes add up their metrics in var/prometheus).
+CMD ["sh", "-c", "python manage.py clear_metrics && exec granian --interface wsgi abplatform.wsgi:application \
+     --host 0.0.0.0 --port 8000 --workers 3 --blocking-threads 2"]

@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-MYPY_PACKAGES := engine core accounts recommenders experiments serving analysis simulation offpolicy abplatform bench/report.py
+MYPY_PACKAGES := engine core accounts recommenders experiments serving analysis simulation offpolicy ops abplatform bench/report.py
 
 .PHONY: demo test lint docs format serve migrate stop clean help
 

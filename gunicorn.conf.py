@@ -9,8 +9,11 @@ Command-line flags win over these (the Dockerfile and compose set --workers).
   compares worker settings; figures in CHANGELOG.md).
 * `worker_exit` stores the serving logs still buffered in the worker
   (serving/services/serving_log.py) when it stops gracefully (SIGTERM, max-requests, reload).
+* `on_starting` empties the Prometheus multiprocess folder (core.metrics) in the master, before
+  any worker starts counting.
 """
 
+import os
 from typing import Any
 
 worker_class = "gthread"
@@ -22,3 +25,12 @@ def worker_exit(server: Any, worker: Any) -> None:
     from serving.services.serving_log import buffer
 
     buffer.stop()
+
+
+def on_starting(server: Any) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "abplatform.settings")
+    from django.conf import settings
+
+    from core.metrics import clear_directory
+
+    clear_directory(settings.METRICS_DIR)

@@ -7,6 +7,7 @@ instead of surfacing later as a confusing runtime error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,42 @@ def env_list(name: str, default: Sequence[str] = (), *, environ: Mapping[str, st
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> float:
+    """A number (such as 0.25) within [minimum, maximum] when those are given."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if value != value or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name}={raw.strip()} is outside [{minimum}, {maximum}].")
+    return value
+
+
+def env_networks(name: str, default: Sequence[str] = (), *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """A comma-separated list of IP networks in CIDR notation (a bare address is a /32 or /128), normalised
+    ("10.1.2.3/8" is 10.0.0.0/8); an empty value is an empty list."""
+    networks = []
+    for part in env_list(name, default, environ=environ):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {part!r} is not an IP network; use CIDR notation such as 10.0.0.0/8 or ::1/128."
+            ) from None
+    return networks
+
+
 def env_database(name: str, *, environ: Mapping[str, str] | None = None) -> dict[str, object] | None:
     """A Django DATABASES entry from a `postgres://user:pass@host:port/db` URL; None when unset.
 
@@ -122,7 +159,7 @@ def env_database(name: str, *, environ: Mapping[str, str] | None = None) -> dict
 # reads exactly the variables declared for it, that .env.example lists every variable, and that the
 # page shows them all.
 
-Kind = Literal["text", "boolean", "integer", "choice", "list", "database URL"]
+Kind = Literal["text", "boolean", "integer", "number", "choice", "list", "networks", "database URL"]
 
 
 @dataclass(frozen=True)
@@ -140,12 +177,12 @@ class Variable:
     group: str
     kind: Kind
     help: str
-    default: str | bool | int | tuple[str, ...] | None = None
+    default: str | bool | int | float | tuple[str, ...] | None = None
     default_doc: str = ""
     values: str = ""
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     # The file that reads it: abplatform/settings.py (through VARIABLES), or a script or test set-up.
     read_by: str = "abplatform/settings.py"
 
@@ -160,8 +197,14 @@ class Variable:
             bounds = [f"at least {self.minimum:,}" if self.minimum is not None else ""]
             bounds.append(f"at most {self.maximum:,}" if self.maximum is not None else "")
             return ", ".join(["a whole number", *filter(None, bounds)])
+        if self.kind == "number":
+            bounds = [f"from {self.minimum:g}" if self.minimum is not None else ""]
+            bounds.append(f"to {self.maximum:g}" if self.maximum is not None else "")
+            return " ".join(["a number", *filter(None, bounds)])
         if self.kind == "list":
             return f"comma-separated {self.values}".strip()
+        if self.kind == "networks":
+            return "comma-separated networks (CIDR, e.g. `10.0.0.0/8`) or addresses"
         return self.values or "text"
 
     def default_markdown(self) -> str:
@@ -181,6 +224,7 @@ class Variable:
 _PLATFORM = "Platform"
 _DJANGO = "Django"
 _SERVERS = "Database and broker"
+_OPERATIONS = "Operations"
 _TESTS = "Logging and tests"
 _IN_PRODUCTION = "`true` in production, `false` in development"
 
@@ -354,6 +398,85 @@ _DECLARED = (
         values="`django-db` or any Celery result backend URL",
     ),
     Variable(
+        "ABPLATFORM_METRICS_TOKEN",
+        _OPERATIONS,
+        "text",
+        "a bearer token (16+ characters) that lets a scraper read `/metrics` from any address; empty: none",
+        default="",
+    ),
+    Variable(
+        "ABPLATFORM_METRICS_ALLOW",
+        _OPERATIONS,
+        "networks",
+        "the networks (a bare address is one host) whose requests may read `/metrics` without the token; empty: none",
+        default=("127.0.0.0/8", "::1/128"),
+    ),
+    Variable(
+        "PROMETHEUS_MULTIPROC_DIR",
+        _OPERATIONS,
+        "text",
+        "where the web processes' metric files are added up; emptied by `manage.py clear_metrics` (and "
+        "gunicorn's start)",
+        default_doc="`$ABPLATFORM_VAR_DIR/prometheus`",
+        values="a folder",
+    ),
+    Variable(
+        "ABPLATFORM_WORKER_HEARTBEAT_SECONDS",
+        _OPERATIONS,
+        "integer",
+        "how often each Celery worker writes its heartbeat row; `/readyz` presumes a worker gone after three "
+        "missed beats",
+        default=10,
+        minimum=1,
+    ),
+    Variable(
+        "ABPLATFORM_READY_WORKER_QUEUES",
+        _OPERATIONS,
+        "list",
+        "the queues `/readyz` wants a live worker for",
+        default=("default", "training"),
+        values="queue names",
+    ),
+    Variable(
+        "ABPLATFORM_READY_MAX_ROLLUP_LAG_SECONDS",
+        _OPERATIONS,
+        "integer",
+        "`/readyz` fails when a running experiment has an event older than this not folded into the rollups",
+        default=300,
+        minimum=1,
+    ),
+    Variable(
+        "ABPLATFORM_LOG_FORMAT",
+        _OPERATIONS,
+        "choice",
+        "`json` (one JSON object per line, with the request id) or `text`",
+        default_doc="`json` in production, `text` otherwise",
+        choices=("json", "text"),
+    ),
+    Variable(
+        "SENTRY_DSN",
+        _OPERATIONS,
+        "text",
+        "report errors to Sentry; sentry-sdk is not imported without it",
+        default="",
+    ),
+    Variable(
+        "SENTRY_ENVIRONMENT",
+        _OPERATIONS,
+        "text",
+        "the environment name of the Sentry events",
+        default_doc="`$ABPLATFORM_ENV`",
+    ),
+    Variable(
+        "SENTRY_TRACES_SAMPLE_RATE",
+        _OPERATIONS,
+        "number",
+        "share of requests traced for Sentry's performance monitoring",
+        default=0.0,
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Variable(
         "LOG_LEVEL",
         _TESTS,
         "choice",
@@ -431,7 +554,21 @@ class Registry:
     def integer(self, name: str, default: int | None = None, *, environ: Mapping[str, str] | None = None) -> int:
         variable = self._declared(name, "integer", default)
         value = _default(variable, default, int)
-        return env_int(name, value, minimum=variable.minimum, maximum=variable.maximum, environ=environ)
+        low = None if variable.minimum is None else int(variable.minimum)
+        high = None if variable.maximum is None else int(variable.maximum)
+        return env_int(name, value, minimum=low, maximum=high, environ=environ)
+
+    def number(self, name: str, default: float | None = None, *, environ: Mapping[str, str] | None = None) -> float:
+        variable = self._declared(name, "number", default)
+        value = float(_default(variable, default, (int, float)))  # type: ignore[arg-type]
+        return env_float(name, value, minimum=variable.minimum, maximum=variable.maximum, environ=environ)
+
+    def networks(
+        self, name: str, default: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> list[str]:
+        variable = self._declared(name, "networks", default)
+        given = None if default is None else tuple(default)
+        return env_networks(name, _default(variable, given, tuple), environ=environ)
 
     def choice(self, name: str, default: str | None = None, *, environ: Mapping[str, str] | None = None) -> str:
         variable = self._declared(name, "choice", default)

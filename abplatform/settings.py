@@ -8,6 +8,7 @@ secures cookies and HTTPS.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -63,9 +64,14 @@ INSTALLED_APPS = [
     "analysis",
     "simulation",
     "offpolicy",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First: the request id (X-Request-ID, on every log line of the request), the request metrics, and
+    # /healthz, /readyz, /metrics answered before the host check and the HTTPS redirect (probes and
+    # scrapers use the machine's address and plain HTTP).
+    "ops.middleware.OpsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files (Plotly's bundle included) from gunicorn, with far-future caching.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -269,9 +275,53 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stale-jobs": {"task": "core.tasks.recover_stale_jobs_task", "schedule": 60.0, "options": {"expires": 55}},
 }
 
+# Operations (ops/): health checks, metrics, logs, errors. See docs/operations.md.
+# Prometheus metrics are added up over the web processes from files in this folder (prometheus_client's
+# multiprocess mode reads the variable, so it is set for every process here); the web server's start empties it.
+METRICS_DIR = Path(env.text("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Who may scrape /metrics: a request with this bearer token, or from one of these networks (default loopback).
+METRICS_TOKEN = env.text("ABPLATFORM_METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("ABPLATFORM_METRICS_TOKEN must be at least 16 characters (or unset).")
+METRICS_ALLOW = env.networks("ABPLATFORM_METRICS_ALLOW")
+# Each Celery worker writes a heartbeat row every WORKER_HEARTBEAT_SECONDS (ops.worker); /readyz wants a live
+# one (beat within 3 intervals) for each of READY_WORKER_QUEUES, and the rollups at most this far behind.
+WORKER_HEARTBEAT_SECONDS = env.integer("ABPLATFORM_WORKER_HEARTBEAT_SECONDS")
+READY_WORKER_QUEUES = env.text_list("ABPLATFORM_READY_WORKER_QUEUES")
+READY_MAX_ROLLUP_LAG_SECONDS = env.integer("ABPLATFORM_READY_MAX_ROLLUP_LAG_SECONDS")
+
+# Logs: JSON lines in production, readable text in development; each line carries the request id ("-" outside
+# a request). Celery's workers use this configuration too (abplatform/celery.py).
+LOG_FORMAT = env.choice("ABPLATFORM_LOG_FORMAT", "json" if PRODUCTION else "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "core.request_context.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "ops.log_format.json_formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
+    "loggers": {
+        # Django's own console handlers (DEFAULT_LOGGING) would print its lines a second time, unformatted.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "py.warnings": {"handlers": [], "propagate": True},  # Python's warnings, as log lines
+    },
     "root": {"handlers": ["console"], "level": env.choice("LOG_LEVEL")},
 }
+
+# Errors to Sentry, only when SENTRY_DSN is set (sentry-sdk is not even imported otherwise). Its Django, Celery,
+# Redis and logging integrations turn on by themselves; no personal data is sent.
+SENTRY_DSN = env.text("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env.text("SENTRY_ENVIRONMENT", ENVIRONMENT),
+        traces_sample_rate=env.number("SENTRY_TRACES_SAMPLE_RATE"),
+        send_default_pii=False,
+    )

@@ -27,6 +27,8 @@ urlpatterns = [
     # Pages without the layout's icon link (the API's browsable pages, Django's plain error pages) make
     # browsers ask for /favicon.ico; answer with the layout's icon instead of a 404 in their console.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    # /healthz, /readyz, /metrics (answered first by ops.middleware.OpsMiddleware).
+    path("", include("ops.urls")),
 ]
 
 # An unreachable database answers 503 with Retry-After (pages and API); other errors stay a 500.

@@ -13,8 +13,8 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("abplatform", "accounts", "analysis", "core", "engine", "experiments", "offpolicy", "recommenders",
-            "serving", "simulation")  # fmt: skip
+PACKAGES = ("abplatform", "accounts", "analysis", "core", "engine", "experiments", "offpolicy", "ops",
+            "recommenders", "serving", "simulation")  # fmt: skip
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:

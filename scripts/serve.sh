@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 ADDRESS=${ABPLATFORM_ADDRESS:-127.0.0.1:8000}
 
+# The metric files of a previous run go before any process of this one counts (docs/operations.md).
+"$VENV/bin/python" manage.py clear_metrics
+
 # Background jobs of a script ignore Ctrl-C, so the worker is stopped explicitly on exit.
 # -B runs the beat scheduler inside the worker (one process for the demo), so rollups fold every 30 s.
 "$VENV/bin/celery" -A abplatform worker -B -Q default,training --concurrency 1 --loglevel INFO \

@@ -19,7 +19,9 @@ from serving/endpoints.py, shared with the DRF views. The headers are DRF's (con
 Allow) and those the configured security middleware add (`header_middleware`: Django's
 SecurityMiddleware and XFrameOptionsMiddleware as listed in settings.MIDDLEWARE, run over the
 answer's headers when the dispatcher is built, as Django's handler builds its middleware once),
-so a security setting changes the answers of both paths alike.
+so a security setting changes the answers of both paths alike. The request id (`X-Request-ID`,
+core.request_context) is set as on Django's answers, and requests answered here are counted in the
+same request metrics as Django's (core.metrics, by URL name).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -44,6 +47,7 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
+from core import metrics, request_context
 from core.parsers import MAX_DEPTH, depth_exceeds
 from serving.authentication import ApiTokenAuthentication, may_simulate
 from serving.endpoints import ingest_answer, plain_recommendation_request, recommendations_answer
@@ -53,6 +57,9 @@ from serving.services.config import LogWriter
 from serving.services.tokens import blocked, find_token
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# The two endpoints' URL names (abplatform/api_urls.py): the `view` label of their request metrics, as Django's.
+RECOMMENDATIONS_VIEW = "experiment-recommendations"
+EVENTS_VIEW = "events"
 
 _RECOMMENDATIONS = re.compile(r"/api/v1/experiments/([-a-zA-Z0-9_]+)/recommendations")  # Django's <slug:key>
 EVENTS_PATH = "/api/v1/events"
@@ -106,6 +113,30 @@ class LeanDispatcher:
         match = _RECOMMENDATIONS.fullmatch(path)
         if match is None and path != EVENTS_PATH:
             return self.django_app(environ, start_response)
+        started = time.perf_counter()
+        # The request id is the current one while the answer is made, so the serving log and every log line
+        # carry it; a delegated request gets its own from Django's middleware (ops.middleware), same rule.
+        request_id = request_context.request_id_from(environ.get(request_context.META_KEY))
+        bound = request_context.bind(request_id)
+        try:
+            answered = self._answer(environ, match, path)
+        finally:
+            request_context.unbind(bound)
+        if answered is None:
+            return self.django_app(environ, start_response)
+        status, reason, content, headers = answered
+        headers.append(("Content-Length", str(len(content))))
+        headers.append((request_context.HEADER, request_id))
+        start_response(f"{status} {reason}".rstrip(), headers)
+        view = RECOMMENDATIONS_VIEW if match else EVENTS_VIEW
+        metrics.HTTP_REQUESTS.inc(view, "POST", str(status))
+        metrics.HTTP_DURATION.observe(time.perf_counter() - started, view, "POST")
+        return [content]
+
+    def _answer(
+        self, environ: dict[str, Any], match: re.Match[str] | None, path: str
+    ) -> tuple[int, str, bytes, list[tuple[str, str]]] | None:
+        """(status, reason, body, headers) of the answer, or None when Django must answer the request."""
         try:
             token, body = _accepted(environ, "serve" if match else "ingest", self.ssl_redirect)
             if match is not None:
@@ -117,21 +148,21 @@ class LeanDispatcher:
                 status, answer = ingest_answer(body, token)
             content, headers = _render(answer), self._answer_headers(environ)
         except _Delegate:
-            return self.django_app(environ, start_response)
+            return None
         except Exception:
-            logger.exception("Internal Server Error: %s", path)
+            # The id as a field of the record too: Sentry's logging integration (SENTRY_DSN) reads the record before
+            # the handlers' filter adds it.
+            logger.exception("Internal Server Error: %s", path, extra={"request_id": request_context.current()})
             status, content = 500, _render({"detail": "A server error occurred."})
             headers = self._answer_headers(environ)
         finally:
             # What Django's request signals do for the database (10x cheaper than sending them): close the
             # connection when it is broken or past CONN_MAX_AGE.
             self.connection_upkeep()
-        headers.append(("Content-Length", str(len(content))))
         reason = _REASONS.get(status, "")
         if status >= 400:
             logger.warning("%s: %s", reason, path)  # as Django logs its 4xx answers
-        start_response(f"{status} {reason}".rstrip(), headers)
-        return [content]
+        return status, reason, content, headers
 
     def _answer_headers(self, environ: dict[str, Any]) -> list[tuple[str, str]]:
         return list(self._headers[self._by_scheme and _is_secure(environ)])

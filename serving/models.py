@@ -86,6 +86,9 @@ class ServedRequest(models.Model):
     # With e > 0 its impressions' propensities are the mixture marginals (engine.offpolicy.exploration).
     exploration_share = models.FloatField(default=0.0, db_default=0.0)
     explored = models.BooleanField(default=False, db_default=False)
+    # The X-Request-ID of the HTTP request answered (core.request_context), to find its log lines; NULL for
+    # answers outside an HTTP request (an in-process simulation) and for rows stored before it was recorded.
+    http_request_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     simulation = models.ForeignKey(
         "simulation.SimulationRun",
         on_delete=models.CASCADE,

@@ -27,3 +27,15 @@ def shared_dataset(path: Path) -> Path:
     """A data set from ../shared/data (never copied into the repository: MovieLens may not be redistributed)."""
     skip_unless(path.exists(), f"{path} is not present")
     return path
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float:
+    """The value of the sample `name` with exactly `labels` in a Prometheus text exposition; 0 when absent
+    (a counter nobody incremented yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0

@@ -31,6 +31,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core import metrics, request_context
 from engine.interleaving import interleave
 from experiments.models import Arm
 from recommenders.serving import recommend_from_run
@@ -75,9 +76,11 @@ def serve_interleaved(
         for position, (item, team) in enumerate(zip(blended.items, blended.teams, strict=True), start=1)
     ]  # fmt: skip
     # No exploration share on interleaved lists (refused at creation): share 0, not explored.
-    served = (request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, 0.0, False, now)
+    served = (request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, 0.0, False,
+              request_context.current(), now)  # fmt: skip
     exposure = (config.experiment_id, team_a.pk, user_id, bucket, now)
     log(ServingLog(served, exposure, impressions))
+    metrics.RECOMMENDATIONS_SERVED.inc(config.key, INTERLEAVED)
     return {
         "request_id": str(request_id),
         "experiment": config.key,

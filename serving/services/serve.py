@@ -37,6 +37,7 @@ from cachetools import LRUCache, TTLCache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import metrics, request_context
 from engine import bucketing
 from experiments.models import Arm, BanditUpdate, Experiment
 from experiments.services.bandit_schedule import live_schedule
@@ -116,9 +117,10 @@ def serve(
     ]  # fmt: skip
     # served_at stays last: the buffered log's CSV writer formats the last column as the timestamp.
     served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, share,
-              answer.explored, now)  # fmt: skip
+              answer.explored, request_context.current(), now)  # fmt: skip
     exposure = (config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
     (log or write_log)(ServingLog(served, exposure, impressions))
+    metrics.RECOMMENDATIONS_SERVED.inc(config.key, arm.name)
     return {
         "request_id": str(request_id),
         "experiment": config.key,
@@ -133,9 +135,10 @@ def serve(
     }
 
 
+# http_request_id: the HTTP request's X-Request-ID (core.request_context), None outside a request.
 SERVED_COLUMNS = (
     "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, exploration_share, explored, "
-    "served_at"
+    "http_request_id, served_at"
 )
 EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
 
@@ -157,7 +160,7 @@ def _log_statements(
     """
     statements = [
         "SET LOCAL synchronous_commit TO OFF",
-        f"INSERT INTO {ServedRequest._meta.db_table} ({SERVED_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
+        f"INSERT INTO {ServedRequest._meta.db_table} ({SERVED_COLUMNS}) VALUES ({', '.join(['%s'] * len(served))})",
     ]
     params: list[Any] = list(served)
     if exposure is not None:

@@ -9,7 +9,16 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from abplatform.env import env_bool, env_choice, env_database, env_int, env_list, env_str
+from abplatform.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+)
 from tests.support import REPO
 
 
@@ -49,6 +58,24 @@ def test_env_str_without_default_is_required() -> None:
 
 def test_env_list_splits_on_commas_and_drops_blanks() -> None:
     assert env_list("HOSTS", environ={"HOSTS": " a.com, ,b.com "}) == ["a.com", "b.com"]
+
+
+def test_env_float_reads_numbers_within_bounds() -> None:
+    assert env_float("RATE", 0.0, minimum=0, maximum=1, environ={"RATE": " 0.25 "}) == 0.25
+    assert env_float("RATE", 0.1, environ={}) == 0.1
+    for raw, message in (("lots", "RATE='lots' is not a number"), ("1.5", r"RATE=1.5 is outside \[0, 1\]"),
+                         ("nan", r"RATE=nan is outside")):  # fmt: skip
+        with pytest.raises(ImproperlyConfigured, match=message):
+            env_float("RATE", 0.0, minimum=0, maximum=1, environ={"RATE": raw})
+
+
+def test_env_networks_reads_cidrs_and_bare_addresses_and_refuses_names() -> None:
+    raw = "10.1.2.3/8, 192.0.2.7,::1"
+    assert env_networks("ALLOW", environ={"ALLOW": raw}) == ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]
+    assert env_networks("ALLOW", ["127.0.0.0/8"], environ={}) == ["127.0.0.0/8"]
+    assert env_networks("ALLOW", ["127.0.0.0/8"], environ={"ALLOW": ""}) == []  # set but empty: nobody
+    with pytest.raises(ImproperlyConfigured, match="ALLOW: 'localhost' is not an IP network"):
+        env_networks("ALLOW", environ={"ALLOW": "localhost"})
 
 
 def test_env_database_reads_postgres_urls_and_socket_hosts() -> None:

@@ -38,4 +38,5 @@ def _call(
     except ValueError:
         decoded = content
     answer["headers"].pop("Content-Length", None)  # bodies differ in request_id only, but may differ in length
+    assert answer["headers"].pop("X-Request-ID")  # every answer has its own (tests/ops/test_request_id.py)
     return answer["status"], answer["headers"], decoded

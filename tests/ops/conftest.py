@@ -1,0 +1,94 @@
+"""Fixtures of the operations tests: fresh readiness per test, and a real multi-process web server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ops.services import health
+from tests.celery_worker import database_url
+from tests.support import REPO
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness() -> Iterator[None]:
+    health.forget()  # the checks' result is kept a second per process
+    yield
+    health.forget()
+
+
+@dataclass(frozen=True)
+class WebServer:
+    url: str
+    artifacts: Path
+    metrics_dir: Path
+    stderr: Path  # the platform's log lines (granian's own go to stdout)
+    worker_queue: str  # the queue /readyz wants a live worker for
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def web_server(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """granian with two worker processes, as the image runs it (the lean path in front of Django), on the test
+    database, with JSON logs, its own metrics folder, and readiness wanting a worker on a queue of its own."""
+    root = tmp_path_factory.mktemp("web")
+    port = _free_port()
+    server = WebServer(f"http://127.0.0.1:{port}", root / "artifacts", root / "prometheus", root / "stderr.log",
+                       f"ops-{uuid.uuid4().hex[:10]}")  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "ABPLATFORM_ARTIFACT_DIR": str(server.artifacts),
+        "PROMETHEUS_MULTIPROC_DIR": str(server.metrics_dir),
+        "ABPLATFORM_LOG_FORMAT": "json",
+        "ABPLATFORM_READY_WORKER_QUEUES": server.worker_queue,
+        "ABPLATFORM_WORKER_HEARTBEAT_SECONDS": "1",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_STATIC_ROOT": str(root / "static"),
+    }
+    (root / "static").mkdir()
+    subprocess.run([sys.executable, "manage.py", "clear_metrics"], cwd=REPO, env=env, check=True, capture_output=True)
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "abplatform.wsgi:application",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--blocking-threads", "2"]  # fmt: skip
+    with open(server.stderr, "w") as stderr, open(root / "stdout.log", "w") as stdout:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
+    try:
+        _wait_until_live(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_live(server: WebServer, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            if requests.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the web server did not start:\n" + server.stderr.read_text()[-4000:])
