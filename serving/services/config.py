@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import NamedTuple
 
 from engine import bucketing
 from experiments.models import Arm
+from serving.services.events import EventRow
 
 
 class ServingError(Exception):
@@ -36,17 +39,45 @@ class UnknownExperiment(ServingError):
     pass
 
 
+class ServedRow(NamedTuple):
+    """One answered request, as the served-requests table stores it (served_at last: the buffered log's
+    CSV writer formats the last column as the timestamp)."""
+
+    request_id: uuid.UUID
+    experiment_id: int
+    arm_id: int
+    user_id: str
+    exposed: bool
+    arm_probability: float
+    query: str
+    k: int
+    exploration_share: float
+    explored: bool
+    http_request_id: str | None  # the HTTP request's X-Request-ID (core.request_context), None outside one
+    served_at: datetime
+
+
+class ExposureRow(NamedTuple):
+    """A user's first exposure to an arm, as the exposures table stores it."""
+
+    experiment_id: int
+    arm_id: int
+    user_id: str
+    bucket: int
+    first_exposed_at: datetime
+
+
+SERVED_COLUMNS = ", ".join(ServedRow._fields)
+EXPOSURE_COLUMNS = ", ".join(ExposureRow._fields)
+
+
 @dataclass(frozen=True)
 class ServingLog:
-    """What one answer records: the served request, the exposure (None when not exposed), the impressions.
+    """What one answer records: the served request, the exposure (None when not exposed), the impressions."""
 
-    Rows are tuples in column order: `served` in SERVED_COLUMNS, `exposure` in
-    EXPOSURE_COLUMNS, each impression in events.COLUMNS.
-    """
-
-    served: tuple[Any, ...]
-    exposure: tuple[Any, ...] | None
-    impressions: list[tuple[Any, ...]]
+    served: ServedRow
+    exposure: ExposureRow | None
+    impressions: list[EventRow]
 
 
 LogWriter = Callable[[ServingLog], None]

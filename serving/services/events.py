@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -42,8 +42,26 @@ EVENT_TYPES = frozenset(Event.Type.values)
 _ALLOWED_KEYS = frozenset(
     {"event_id", "type", "user_id", "item_id", "request_id", "experiment", "revenue", "timestamp", "position"}
 )
-COLUMNS = ("event_id", "type", "user_id", "item_id", "request_id", "experiment_id", "arm_id", "position",
-           "propensity", "revenue", "timestamp", "received_at")  # fmt: skip
+
+
+class EventRow(NamedTuple):
+    """One row of the events table, as ingestion and the serving log write it (COPY or INSERT)."""
+
+    event_id: str
+    type: str
+    user_id: str
+    item_id: str
+    request_id: uuid.UUID | None
+    experiment_id: int | None
+    arm_id: int | None
+    position: int | None
+    propensity: float | None
+    revenue: Decimal | None
+    timestamp: datetime
+    received_at: datetime
+
+
+COLUMNS: tuple[str, ...] = EventRow._fields
 
 
 class BatchError(Exception):
@@ -174,8 +192,8 @@ def store(
             experiment_id = experiment_id or request_experiment
         if arm_id is None and experiment_id is not None:
             arm_id = arm_of_user.get((experiment_id, r.user_id))
-        values.append((r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id, r.position,
-                       r.propensity, r.revenue, r.timestamp, received_at))  # fmt: skip
+        values.append(EventRow(r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id,
+                               r.position, r.propensity, r.revenue, r.timestamp, received_at))  # fmt: skip
     return _copy_new_events(values)
 
 

@@ -35,8 +35,15 @@ from core import metrics, request_context
 from engine.interleaving import interleave
 from experiments.models import Arm
 from recommenders.serving import recommend_from_run
-from serving.services.config import LogWriter, ServingConfig, ServingLog, interleaved_probability
-from serving.services.events import impression_event_id
+from serving.services.config import (
+    ExposureRow,
+    LogWriter,
+    ServedRow,
+    ServingConfig,
+    ServingLog,
+    interleaved_probability,
+)
+from serving.services.events import EventRow, impression_event_id
 
 INTERLEAVED = "interleaved"
 """The `arm` of an interleaved answer."""
@@ -71,14 +78,14 @@ def serve_interleaved(
     probability = interleaved_probability(config)
     now = timezone.now()
     impressions = [
-        (impression_event_id(request_id, position), "impression", user_id, item, request_id, config.experiment_id,
-         arm_of[team].pk, position, probability, None, now, now)
+        EventRow(impression_event_id(request_id, position), "impression", user_id, item, request_id,
+                 config.experiment_id, arm_of[team].pk, position, probability, None, now, now)
         for position, (item, team) in enumerate(zip(blended.items, blended.teams, strict=True), start=1)
     ]  # fmt: skip
     # No exploration share on interleaved lists (refused at creation): share 0, not explored.
-    served = (request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, 0.0, False,
-              request_context.current(), now)  # fmt: skip
-    exposure = (config.experiment_id, team_a.pk, user_id, bucket, now)
+    served = ServedRow(request_id, config.experiment_id, team_a.pk, user_id, True, probability, query or "", k, 0.0,
+                       False, request_context.current(), now)  # fmt: skip
+    exposure = ExposureRow(config.experiment_id, team_a.pk, user_id, bucket, now)
     log(ServingLog(served, exposure, impressions))
     metrics.RECOMMENDATIONS_SERVED.inc(config.key, INTERLEAVED)
     return {

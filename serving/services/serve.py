@@ -44,14 +44,18 @@ from experiments.services.bandit_schedule import live_schedule
 from recommenders.serving import model_for_run, recommend_from_run
 from serving.models import Event, Exposure, ServedRequest
 from serving.services.config import (
+    EXPOSURE_COLUMNS,
+    SERVED_COLUMNS,
+    ExposureRow,
     LogWriter,
+    ServedRow,
     ServingConfig,
     ServingError,
     ServingLog,
     UnknownExperiment,
     interleaved_probability,
 )
-from serving.services.events import COLUMNS, impression_event_id
+from serving.services.events import COLUMNS, EventRow, impression_event_id
 from serving.services.exploration import ServedList, recommend_with_exploration
 from serving.services.interleaving import serve_interleaved
 
@@ -110,15 +114,14 @@ def serve(
     # of the mixture policy (serving.services.exploration).
     propensity = answer.propensities or [probability] * len(recommendations)
     impressions = [
-        (impression_event_id(request_id, position), "impression", user_id, rec.item_id, request_id,
-         config.experiment_id if exposed else None, arm.pk if exposed else None, position, propensity[position - 1],
-         None, now, now)
+        EventRow(impression_event_id(request_id, position), "impression", user_id, rec.item_id, request_id,
+                 config.experiment_id if exposed else None, arm.pk if exposed else None, position,
+                 propensity[position - 1], None, now, now)
         for position, rec in enumerate(recommendations, start=1)
     ]  # fmt: skip
-    # served_at stays last: the buffered log's CSV writer formats the last column as the timestamp.
-    served = (request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, share,
-              answer.explored, request_context.current(), now)  # fmt: skip
-    exposure = (config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
+    served = ServedRow(request_id, config.experiment_id, arm.pk, user_id, exposed, probability, query or "", k, share,
+                       answer.explored, request_context.current(), now)  # fmt: skip
+    exposure = ExposureRow(config.experiment_id, arm.pk, user_id, assignment.bucket, now) if exposed else None
     (log or write_log)(ServingLog(served, exposure, impressions))
     metrics.RECOMMENDATIONS_SERVED.inc(config.key, arm.name)
     return {
@@ -135,22 +138,12 @@ def serve(
     }
 
 
-# http_request_id: the HTTP request's X-Request-ID (core.request_context), None outside a request.
-SERVED_COLUMNS = (
-    "request_id, experiment_id, arm_id, user_id, exposed, arm_probability, query, k, exploration_share, explored, "
-    "http_request_id, served_at"
-)
-EXPOSURE_COLUMNS = "experiment_id, arm_id, user_id, bucket, first_exposed_at"
-
-
 def write_log(entry: ServingLog) -> None:
     """Store one answer's log now, in one transaction and one round trip."""
     _log_statements(entry.served, entry.exposure, entry.impressions)
 
 
-def _log_statements(
-    served: tuple[Any, ...], exposure: tuple[Any, ...] | None, impressions: list[tuple[Any, ...]]
-) -> None:
+def _log_statements(served: ServedRow, exposure: ExposureRow | None, impressions: list[EventRow]) -> None:
     """Write the served request, the first exposure and the impressions in one round trip.
 
     The transaction commits without waiting for the WAL flush (synchronous_commit off): a

@@ -39,9 +39,9 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 
 from serving.models import Exposure, ServedRequest
-from serving.services.config import ServingLog
+from serving.services.config import EXPOSURE_COLUMNS, SERVED_COLUMNS, ServingLog
 from serving.services.events import copy_events, csv_rows
-from serving.services.serve import EXPOSURE_COLUMNS, SERVED_COLUMNS, write_log
+from serving.services.serve import write_log
 
 FLUSH_SECONDS = 0.1
 FLUSH_ROWS = 2_000  # answers waiting that wake the flusher early
@@ -174,7 +174,7 @@ def _store_one_by_one(batch: Sequence[ServingLog]) -> None:
         try:
             write_log(entry)
         except Exception:
-            logger.exception("dropping the serving log of request %s", entry.served[0])
+            logger.exception("dropping the serving log of request %s", entry.served.request_id)
 
 
 def _csv(rows: Sequence[tuple[Any, ...]]) -> io.StringIO:
