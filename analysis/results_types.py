@@ -128,21 +128,9 @@ class BayesianLift:
 
 
 @dataclass(frozen=True, slots=True)
-class CupedTest:
-    """The CUPED-adjusted Welch test (``engine.stats.TestResult``'s fields), theta and the variance reduction."""
+class CupedTest(TestResult):
+    """The CUPED-adjusted Welch test (``engine.stats.TestResult``), with theta and the variance reduction."""
 
-    effect: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    significant: bool
-    std_error: float
-    dof: float
-    control_mean: float
-    treatment_mean: float
-    alpha: float
-    difference: str
-    distribution: str
     theta: float
     variance_reduction: float
     correlation: float
