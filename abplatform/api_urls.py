@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from analysis import api as analysis_api
 from experiments import api as experiments_api
 from offpolicy import api as offpolicy_api
+from ops import api as ops_api
 from serving import api as serving_api
 from simulation import api as simulation_api
 
@@ -40,5 +41,12 @@ urlpatterns = [
     path(
         "offpolicy-estimates/<int:estimate_id>", offpolicy_api.EstimateDetailView.as_view(), name="offpolicy-estimate"
     ),
+    path("alerts", ops_api.AlertViewSet.as_view({"get": "list"}), name="alerts"),
+    path(
+        "alerts/<int:pk>/acknowledge",
+        ops_api.AlertViewSet.as_view({"post": "acknowledge"}),
+        name="alert-acknowledge",
+    ),
+    path("alerts/<int:pk>/resolve", ops_api.AlertViewSet.as_view({"post": "resolve"}), name="alert-resolve"),
     path("", include(router.urls)),
 ]

@@ -446,6 +446,14 @@ _DECLARED = (
         minimum=1,
     ),
     Variable(
+        "ABPLATFORM_ALERT_NO_EVENTS_MINUTES",
+        _OPERATIONS,
+        "integer",
+        "the `no_events` alert opens when a running experiment received no event for this many minutes",
+        default=30,
+        minimum=1,
+    ),
+    Variable(
         "ABPLATFORM_LOG_FORMAT",
         _OPERATIONS,
         "choice",

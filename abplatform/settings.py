@@ -251,6 +251,9 @@ VARIANT_PAGE_PANELS = ["offpolicy.panels.predicted_ctr_panel"]
 # The same for the experiment page: callables (request, experiment) -> HTML or None, shown in order
 # after the arms, so `experiments` never imports the apps above it.
 EXPERIMENT_PAGE_PANELS = ["analysis.pages.bandit_weights_panel", "simulation.pages.simulation_panel"]
+# Called with the experiment's id after `manage.py import_events` stored a log (dotted paths, so the import, in
+# analysis, calls up into ops without importing it): the alert rules look at the imported experiment once.
+EVENTS_IMPORTED_HOOKS = ["ops.tasks.evaluate_imported"]
 
 CELERY_TASK_ROUTES = {
     "recommenders.tasks.train_variant_task": {"queue": "training"},
@@ -273,6 +276,8 @@ CELERY_BEAT_SCHEDULE = {
     "update-bandits": {"task": "analysis.tasks.update_bandits_task", "schedule": 60.0, "options": {"expires": 55}},
     # Jobs whose worker died (no heartbeat for core.jobs.STALE) are put back and re-sent.
     "recover-stale-jobs": {"task": "core.tasks.recover_stale_jobs_task", "schedule": 60.0, "options": {"expires": 55}},
+    # The alert rules on every running experiment; new alerts are delivered to their channels (docs/operations.md).
+    "evaluate-alerts": {"task": "ops.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 # Operations (ops/): health checks, metrics, logs, errors. See docs/operations.md.
@@ -291,6 +296,8 @@ METRICS_ALLOW = env.networks("ABPLATFORM_METRICS_ALLOW")
 WORKER_HEARTBEAT_SECONDS = env.integer("ABPLATFORM_WORKER_HEARTBEAT_SECONDS")
 READY_WORKER_QUEUES = env.text_list("ABPLATFORM_READY_WORKER_QUEUES")
 READY_MAX_ROLLUP_LAG_SECONDS = env.integer("ABPLATFORM_READY_MAX_ROLLUP_LAG_SECONDS")
+# Alerts (ops.services.alerts): a running experiment with no event for this many minutes opens `no_events`.
+ALERT_NO_EVENTS_MINUTES = env.integer("ABPLATFORM_ALERT_NO_EVENTS_MINUTES")
 
 # Logs: JSON lines in production, readable text in development; each line carries the request id ("-" outside
 # a request). Celery's workers use this configuration too (abplatform/celery.py).

@@ -26,6 +26,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "experiments.change_experiment",
         "experiments.run_experiment",
         "experiments.view_decision",
+        "ops.view_alert",
+        "ops.change_alert",
     ),
     DATA_SCIENTISTS: (
         "recommenders.view_dataset",
@@ -43,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "recommenders.add_evaluation",
         "experiments.view_experiment",
         "experiments.view_decision",
+        "ops.view_alert",
     ),
     REVIEWERS: (
         "recommenders.view_dataset",
@@ -52,6 +55,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "experiments.view_decision",
         "experiments.add_decision",
         "experiments.record_decision",
+        "ops.view_alert",
     ),
 }  # fmt: skip
 

@@ -74,6 +74,11 @@ class ExperimentForm(forms.Form):
         initial=0.0, required=False, min_value=0, max_value=1, label="Guardrail tolerance",
         help_text="relative drop a guardrail metric may show before it counts as breached, e.g. 0.02 for -2 %",
     )  # fmt: skip
+    auto_pause = forms.BooleanField(
+        required=False,
+        label="Pause automatically",
+        help_text="pause the experiment when a sample-ratio mismatch or a breached guardrail raises an alert",
+    )
     power = forms.FloatField(initial=0.8, min_value=0, max_value=1)
     # Optional: left empty, the bandit settings take ExperimentSpec's defaults.
     bandit_min_share = forms.FloatField(

@@ -83,6 +83,10 @@ class Experiment(models.Model):
         default=0.0, db_default=0.0,
         help_text="relative harm a guardrail metric may show before it counts as breached, e.g. 0.02 for -2 %",
     )  # fmt: skip
+    auto_pause = models.BooleanField(
+        default=False, db_default=False,
+        help_text="pause the experiment when an srm or guardrail alert opens (ops.services.alerts)",
+    )  # fmt: skip
     # Bandit design only (analysis.services.bandit_results): Thompson-sampling allocation settings.
     bandit_min_share = models.FloatField(default=0.05, help_text="every arm gets at least this share of new users")
     bandit_burn_in_trials = models.PositiveIntegerField(

@@ -29,7 +29,7 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
             "exploration_percent", "layer", "layer_share_percent", "layer_start", "layer_end", "primary_metric",
             "secondary_metrics",
             "guardrail_metrics", "baseline_rate", "minimum_detectable_effect", "expected_daily_users", "alpha",
-            "power", "analysis_method", "guardrail_tolerance",
+            "power", "analysis_method", "guardrail_tolerance", "auto_pause",
             "bandit_min_share", "bandit_burn_in_trials", "bandit_burn_in_periods",
             "bandit_update_minutes", "arms", "created_at", "started_at", "stopped_at", "concluded_at",
         ]  # fmt: skip
@@ -81,6 +81,9 @@ class ExperimentInput(serializers.Serializer[Any]):
     )  # fmt: skip
     guardrail_tolerance = serializers.FloatField(
         required=False, help_text="relative drop a guardrail metric may show before it is breached, 0-1 (default 0)"
+    )
+    auto_pause = serializers.BooleanField(
+        required=False, help_text="pause the experiment when an srm or guardrail alert opens (default false)"
     )
     bandit_min_share = serializers.FloatField(required=False)
     # Upper bounds only: the service words the refusal of values below its minimum.

@@ -46,7 +46,7 @@ DRAFT_FIELDS = (
     "name", "hypothesis", "design", "surface", "traffic_percent", "exploration_percent", "layer",
     "layer_share_percent", "primary_metric", "secondary_metrics", "guardrail_metrics", "baseline_rate",
     "minimum_detectable_effect", "expected_daily_users", "alpha", "power", "analysis_method", "guardrail_tolerance",
-    *bandit_schedule.SETTINGS,
+    "auto_pause", *bandit_schedule.SETTINGS,
 )  # fmt: skip
 
 
@@ -92,6 +92,7 @@ class ExperimentSpec:
     power: float = 0.8
     analysis_method: str = Experiment.AnalysisMethod.SEQUENTIAL
     guardrail_tolerance: float = 0.0
+    auto_pause: bool = False
     bandit_min_share: float = 0.05
     bandit_burn_in_trials: int = 1_000
     bandit_burn_in_periods: int = 1
@@ -188,8 +189,13 @@ def update_experiment(
 # ---- lifecycle ---------------------------------------------------------------------
 
 
-def transition(experiment: Experiment, action: str, user: User) -> Experiment:
-    """Perform `action` (start, pause, resume, stop, conclude, archive) or raise TransitionError."""
+def transition(
+    experiment: Experiment, action: str, user: User | None, *, reason: Mapping[str, Any] | None = None
+) -> Experiment:
+    """Perform `action` (start, pause, resume, stop, conclude, archive) or raise TransitionError.
+
+    `reason`, when given, is kept in the audit entry's `after` under "reason" (e.g. the alert behind an
+    automatic pause)."""
     if action not in TRANSITIONS:
         raise TransitionError(f"unknown action {action!r}; use {', '.join(TRANSITIONS)}")
     sources, target = TRANSITIONS[action]
@@ -212,7 +218,10 @@ def transition(experiment: Experiment, action: str, user: User) -> Experiment:
         experiment.save()
         if action == "start":
             bandit_schedule.start_live_history(experiment)  # period 0 of a bandit's weight history
-        _audit(experiment, user, action, before, snapshot(experiment))
+        after = snapshot(experiment)
+        if reason is not None:
+            after["reason"] = dict(reason)
+        _audit(experiment, user, action, before, after)
     return experiment
 
 

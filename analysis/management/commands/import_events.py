@@ -8,8 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 from tqdm import tqdm
 
 from analysis.services.external_import import (
@@ -111,9 +113,16 @@ class Command(BaseCommand):
             f"{result.stored:,} events stored, {result.duplicates:,} already there, {result.new_users:,} new users."
         ))  # fmt: skip
         if options["no_fold"]:
+            self._imported(result.experiment_id)
             return
         # Imports hold the fold lock while writing, so no lag is needed for this experiment's own rows;
         # an earlier first event of a known user moves a folded exposure's day: then fold from scratch.
         refold = recompute if result.exposures_moved else fold
         folded = refold(result.experiment_id, lag=timedelta(0))
         self.stdout.write(f"Folded {folded.events:,} events into the rollups (watermark {folded.event_watermark}).")
+        self._imported(result.experiment_id)
+
+    def _imported(self, experiment_id: int) -> None:
+        """Run settings.EVENTS_IMPORTED_HOOKS (the alert rules, from ops: a layer above this command)."""
+        for hook in settings.EVENTS_IMPORTED_HOOKS:
+            import_string(hook)(experiment_id)
