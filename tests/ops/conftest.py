@@ -92,3 +92,51 @@ def _wait_until_live(server: WebServer, process: subprocess.Popen[bytes]) -> Non
         time.sleep(0.3)
     process.kill()
     raise RuntimeError("the web server did not start:\n" + server.stderr.read_text()[-4000:])
+
+
+@dataclass
+class WebhookReceiver:
+    """A real HTTP server on loopback that records the JSON bodies POSTed to it and answers `status`."""
+
+    url: str
+    bodies: list[dict[str, Any]]
+    status: list[int]
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: list[dict[str, Any]] = []
+    status = [200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(status[0])
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{server.server_address[1]}/hook", bodies, status)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def deliveries_run_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivery tasks run in this process (Celery's apply: the task's own code, retries included) instead of
+    going to the broker."""
+    from ops.tasks import deliver_alert_task
+
+    monkeypatch.setattr(deliver_alert_task, "delay", lambda *args: deliver_alert_task.apply(args=args))
