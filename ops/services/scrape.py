@@ -13,16 +13,17 @@ Read at scrape time, by this process, from the database and the broker:
   {kind,status}``: jobs that succeeded, failed (or were cancelled); ``abplatform_job_duration_seconds
   {kind,status}``: how long the finished ones ran (started to finished), as a histogram. Kinds: training,
   evaluation, simulation, estimate. Deleting job rows lowers these (Prometheus reads it as a counter reset);
+- ``abplatform_alerts_open{rule,severity}``: the alerts not resolved yet (open or acknowledged), per rule of
+  ops.services.alert_rules and severity (0 for each rule and severity without one);
 - ``abplatform_dependency_up{dependency}``: 1 when the database (resp. the broker) answered this scrape, 0
   when it did not and its gauges are left out.
-
-Open alerts are not here: the platform has no alert store (yet).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,7 +35,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from analysis.services.rollup_lag import rollup_lags
 from core import metrics
 from offpolicy.models import OffPolicyEstimate
+from ops.models import Alert
 from ops.services import broker
+from ops.services.alert_rules import RULES
 from ops.services.health import live_workers
 from recommenders.models import Evaluation, TrainingRun
 from simulation.models import SimulationRun
@@ -101,7 +104,16 @@ def database_metrics() -> list[Metric]:
             buckets = [(str(bound), count) for bound, count in zip(JOB_BUCKETS, counts, strict=True)]
             buckets.append(("+Inf", row[2] if row else 0))
             durations.add_metric([kind, status], buckets, float(row[3]) if row else 0.0)
-    return [lag, alive, active, finished, durations]
+    alerts = GaugeMetricFamily(
+        "abplatform_alerts_open", "Alerts not resolved yet (open or acknowledged).", labels=["rule", "severity"]
+    )
+    open_alerts = Counter(
+        Alert.objects.exclude(status=Alert.Status.RESOLVED).values_list("rule", "severity").iterator()
+    )
+    for rule in RULES:
+        for severity in Alert.Severity.values:
+            alerts.add_metric([rule, severity], open_alerts[(rule, severity)])
+    return [lag, alive, active, finished, durations, alerts]
 
 
 def broker_metrics() -> list[Metric]:

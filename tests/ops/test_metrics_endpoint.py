@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from kombu import Connection
 
+from ops.models import Alert
 from ops.services import broker
 from recommenders.models import TrainingRun, Variant
 from tests.recommenders.factories import retail_sample
@@ -120,3 +121,15 @@ def test_an_unreachable_broker_leaves_its_gauges_out_and_says_so(settings: Any) 
     assert "abplatform_queue_depth{" not in text
     assert metric_value(text, "abplatform_dependency_up", dependency="broker") == 0
     assert metric_value(text, "abplatform_dependency_up", dependency="database") == 1
+
+
+@pytest.mark.django_db
+def test_unresolved_alerts_are_counted_by_rule_and_severity() -> None:
+    now = timezone.now()
+    for rule, severity, status in (("srm", "critical", "open"), ("job_failed", "warning", "acknowledged"),
+                                   ("job_failed", "warning", "resolved")):  # fmt: skip
+        Alert.objects.create(rule=rule, severity=severity, status=status, message="m", opened_at=now)
+    text = _scrape().content.decode()
+    assert metric_value(text, "abplatform_alerts_open", rule="srm", severity="critical") == 1
+    assert metric_value(text, "abplatform_alerts_open", rule="job_failed", severity="warning") == 1
+    assert metric_value(text, "abplatform_alerts_open", rule="no_events", severity="critical") == 0
