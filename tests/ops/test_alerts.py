@@ -20,7 +20,9 @@ from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.models import Arm, Experiment, ExperimentChange
 from ops.models import Alert, AlertDelivery, NotificationChannel
 from ops.services.alerts import evaluate
+from ops.tasks import queue_deliveries
 from serving.models import Event
+from simulation.models import SimulationRun
 from tests.ops.conftest import WebhookReceiver
 from tests.recommenders.factories import user_with_role
 
@@ -214,3 +216,45 @@ def test_the_api_lists_for_every_role_and_only_product_managers_acknowledge_and_
     srm.refresh_from_db()
     assert srm.acknowledged_by.username == "pm"
     assert srm.resolved_at is not None
+
+
+def test_alert_channel_adds_lists_and_removes_and_an_email_channel_gets_the_alert(
+    alice: User, mailoutbox: list[Any], settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    settings.ALERT_NO_EVENTS_MINUTES = 30
+    experiment = _running(alice)
+    out = io.StringIO()
+    call_command("alert_channel", "oncall", "--email", "a@example.com, b@example.com", "--experiment", "live",
+                 "--min-severity", "critical", stdout=out)  # fmt: skip
+    call_command("alert_channel", "--list", stdout=out)
+    assert "oncall\temail/json\tlive\tcritical+\ta@example.com, b@example.com" in out.getvalue()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queue_deliveries(evaluate(now=timezone.now() + timedelta(minutes=31)).opened)
+
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["a@example.com", "b@example.com"]
+    assert mailoutbox[0].subject.startswith("[A/B platform] CRITICAL no_events [live]: live: no events received")
+    assert AlertDelivery.objects.get().status == "sent"
+    call_command("alert_channel", "oncall", "--remove", stdout=out)
+    assert not NotificationChannel.objects.filter(experiment=experiment).exists()
+
+
+def test_a_job_failing_since_the_last_evaluation_opens_one_platform_alert_resolved_after_a_quiet_day(
+    alice: User,
+) -> None:
+    experiment = Experiment.objects.create(key="draft", name="draft", owner=alice, salt="s")
+    now = timezone.now()
+    evaluate(now=now - timedelta(minutes=1))
+    run = SimulationRun.objects.create(experiment=experiment, status="failed", finished_at=now, error="boom")
+
+    opened = evaluate(now=now + timedelta(seconds=1)).opened
+    again = evaluate(now=now + timedelta(minutes=1))
+    later = evaluate(now=now + timedelta(hours=25))
+
+    alert = Alert.objects.get(rule="job_failed")
+    assert opened == [alert.pk]
+    assert (again.opened, again.resolved, later.resolved) == ([], [], [alert.pk])
+    assert alert.experiment is None
+    assert alert.message == f"1 background job(s) failed: simulation {run.pk}"
+    assert alert.details["jobs"][0]["error"] == "boom"
