@@ -131,6 +131,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The navigation's alert badge (a count, taken only when a page shows it).
+                "ops.context_processors.alerts",
             ],
         },
     },
@@ -250,7 +252,11 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 VARIANT_PAGE_PANELS = ["offpolicy.panels.predicted_ctr_panel"]
 # The same for the experiment page: callables (request, experiment) -> HTML or None, shown in order
 # after the arms, so `experiments` never imports the apps above it.
-EXPERIMENT_PAGE_PANELS = ["analysis.pages.bandit_weights_panel", "simulation.pages.simulation_panel"]
+EXPERIMENT_PAGE_PANELS = [
+    "ops.pages.alerts_panel",
+    "analysis.pages.bandit_weights_panel",
+    "simulation.pages.simulation_panel",
+]
 # Called with the experiment's id after `manage.py import_events` stored a log (dotted paths, so the import, in
 # analysis, calls up into ops without importing it): the alert rules look at the imported experiment once.
 EVENTS_IMPORTED_HOOKS = ["ops.tasks.evaluate_imported"]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("variants/", include("recommenders.page_urls")),
     path("experiments/", include("abplatform.page_urls")),
+    path("alerts/", include("ops.page_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("recommenders.urls")),

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 from rest_framework.test import APIClient
@@ -258,3 +259,40 @@ def test_a_job_failing_since_the_last_evaluation_opens_one_platform_alert_resolv
     assert alert.experiment is None
     assert alert.message == f"1 background job(s) failed: simulation {run.pk}"
     assert alert.details["jobs"][0]["error"] == "boom"
+
+
+def test_the_pages_show_the_badge_and_the_experiments_alerts_and_product_managers_acknowledge_and_resolve(
+    alice: User,
+) -> None:
+    experiment = _running(alice)
+    alert = Alert.objects.create(
+        experiment=experiment,
+        rule="srm",
+        severity="critical",
+        message="sample-ratio mismatch",
+        opened_at=timezone.now(),
+    )
+    pm, reviewer = Client(), Client()
+    pm.force_login(user_with_role("pm", PRODUCT_MANAGERS))
+    reviewer.force_login(user_with_role("rev", REVIEWERS))
+    page = f"/experiments/{experiment.key}/"
+
+    seen = reviewer.get(page).content.decode()
+    assert '<span class="badge failed" id="alerts-badge">1</span>' in seen
+    assert f'id="alert-{alert.pk}"' in seen
+    assert "sample-ratio mismatch" in seen
+    assert "Acknowledge</button>" not in seen
+    assert reviewer.post(f"/alerts/{alert.pk}/acknowledge/", {"next": page}).status_code == 403
+
+    assert "Acknowledge</button>" in pm.get(page).content.decode()
+    answer = pm.post(f"/alerts/{alert.pk}/acknowledge/", {"next": page})
+    assert (answer.status_code, answer["Location"]) == (302, page)
+    alert.refresh_from_db()
+    assert (alert.status, alert.acknowledged_by.username) == ("acknowledged", "pm")
+    listed = pm.get("/alerts/").content.decode()
+    assert f'href="/experiments/{experiment.key}/">{experiment.key}</a>' in listed
+    assert pm.post(f"/alerts/{alert.pk}/resolve/", {"next": "https://elsewhere.example/"})["Location"] == "/alerts/"
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+    assert 'id="alerts-badge"' not in pm.get(page).content.decode()
+    assert 'id="no-alerts"' in pm.get("/alerts/").content.decode()
