@@ -96,7 +96,8 @@ def _wait_until_live(server: WebServer, process: subprocess.Popen[bytes]) -> Non
 
 @dataclass
 class WebhookReceiver:
-    """A real HTTP server on loopback that records the JSON bodies POSTed to it and answers `status`."""
+    """A real HTTP server on loopback that records the JSON bodies POSTed to it and answers `status` (the
+    codes in turn; the last one for good)."""
 
     url: str
     bodies: list[dict[str, Any]]
@@ -116,7 +117,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
             bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(status[0])
+            self.send_response(status.pop(0) if len(status) > 1 else status[0])
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:

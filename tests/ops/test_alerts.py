@@ -21,9 +21,10 @@ from accounts.roles import PRODUCT_MANAGERS, REVIEWERS
 from experiments.models import Arm, Experiment, ExperimentChange
 from ops.models import Alert, AlertDelivery, NotificationChannel
 from ops.services.alerts import evaluate
-from ops.tasks import queue_deliveries
+from ops.tasks import deliver_alert_task, evaluate_alerts_task, queue_deliveries
 from serving.models import Event
 from simulation.models import SimulationRun
+from tests.celery_worker import worker_process
 from tests.ops.conftest import WebhookReceiver
 from tests.recommenders.factories import user_with_role
 
@@ -296,3 +297,23 @@ def test_the_pages_show_the_badge_and_the_experiments_alerts_and_product_manager
     assert alert.status == "resolved"
     assert 'id="alerts-badge"' not in pm.get(page).content.decode()
     assert 'id="no-alerts"' in pm.get("/alerts/").content.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_tasks_through_a_real_worker_evaluate_and_retry_a_failing_webhook(
+    webhook_receiver: WebhookReceiver, settings: Any
+) -> None:
+    owner = User.objects.create(username="alice")
+    experiment = _running(owner)
+    webhook_receiver.status[:] = [503, 200]
+    with worker_process() as queue:
+        # No channel yet: the evaluation queues no delivery (those go to the default queue, not this one).
+        report = evaluate_alerts_task.apply_async(queue=queue).get(timeout=60)
+        alert = Alert.objects.get(experiment=experiment, rule="no_events")
+        assert report == {"opened": [alert.pk], "resolved": [], "paused": []}
+        channel = NotificationChannel.objects.create(name="hook", kind="webhook", url=webhook_receiver.url)
+        assert deliver_alert_task.apply_async((alert.pk, channel.pk), queue=queue).get(timeout=60) == "sent"
+    assert list(AlertDelivery.objects.values_list("attempt", "status", "response_code")) == [
+        (1, "failed", 503), (2, "sent", 200)]  # fmt: skip
+    assert [body["id"] for body in webhook_receiver.bodies] == [alert.pk, alert.pk]
