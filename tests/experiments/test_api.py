@@ -56,9 +56,9 @@ def test_product_managers_configure_and_run_others_read(variants) -> None:  # ty
     pm = _as(PRODUCT_MANAGERS, "pm")
     ds = _as(DATA_SCIENTISTS, "ds")
     assert ds.post("/api/v1/experiments/", EXPERIMENT, format="json").status_code == 403
-    created = pm.post("/api/v1/experiments/", EXPERIMENT, format="json")
+    created = pm.post("/api/v1/experiments/", {**EXPERIMENT, "auto_pause": True}, format="json")
     assert created.status_code == 201
-    assert created.json()["status"] == "draft"
+    assert (created.json()["status"], created.json()["auto_pause"]) == ("draft", True)
     assert ds.get("/api/v1/experiments/home-recs/").json()["arms"][1]["variant"] == "knn@1"
     assert ds.post("/api/v1/experiments/home-recs/start/").status_code == 403
     assert _as(None, "nobody").get("/api/v1/experiments/").status_code == 403

@@ -36,16 +36,18 @@ def test_a_product_manager_creates_an_experiment_with_the_wizard(tmp_path: Path)
     assert page.status_code == 200
     assert b"pop@1 \xc2\xb7 popularity" in page.content
     assert b'id="power-calculator"' in page.content
+    assert b'name="auto_pause"' in page.content
 
-    response = client.post(reverse("experiment_pages:create"), wizard_data())
+    response = client.post(reverse("experiment_pages:create"), wizard_data(auto_pause="on"))
 
     assert response.status_code == 302
     assert response["Location"] == reverse("experiment_pages:detail", args=["home-knn"])
     experiment = Experiment.objects.get(key="home-knn")
-    assert (experiment.status, experiment.traffic_percent, experiment.secondary_metrics) == (
+    assert (experiment.status, experiment.traffic_percent, experiment.secondary_metrics, experiment.auto_pause) == (
         "draft",
         50.0,
         ["conversion_rate"],
+        True,
     )
     assert [(a.name, a.variant.label, a.is_control) for a in experiment.arms.order_by("position")] == [
         ("control", "pop@1", True), ("knn", "knn@1", False)]  # fmt: skip
