@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Operations: health and readiness checks, Prometheus metrics, request ids, the workers' heartbeat."""
+    """Operations: health and readiness checks, Prometheus metrics, request ids, the workers' heartbeat, alerts."""
 
     name = "ops"
     verbose_name = "Operations"
