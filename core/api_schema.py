@@ -58,6 +58,11 @@ class ValidationErrorSchema(OpenApiSerializerExtension):  # type: ignore[misc,no
                 "oneOf": [
                     {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
                     {"type": "string"},
+                    {
+                        "type": "object",
+                        "description": "a list field's reasons by the index of the element refused, e.g. "
+                        '`{"3": ["This field may not be blank."]}`',
+                    },
                 ]
             },
         }

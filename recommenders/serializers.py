@@ -33,7 +33,7 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
 
 class VariantSerializer(serializers.ModelSerializer[Variant]):
     dataset = serializers.CharField(source="dataset.name")
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
     label = serializers.CharField(read_only=True)  # type: ignore[assignment]  # the variant's label, not Field.label
     latest_run = serializers.SerializerMethodField()
 
