@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api_schema import IdField, TextField
 from recommenders.models import Evaluation, TrainingRun, Variant
 
 
@@ -66,11 +67,9 @@ class EvaluateSerializer(serializers.Serializer[Any]):
 class RecommendSerializer(serializers.Serializer[Any]):
     """The body of POST /api/v1/variants/{id}/recommend/."""
 
-    user_id = serializers.CharField(
-        max_length=100, help_text="the data set's user id; an unknown user gets the cold-start list"
-    )
+    user_id = IdField(max_length=100, help_text="the data set's user id; an unknown user gets the cold-start list")
     k = serializers.IntegerField(default=10, min_value=1, max_value=1000, help_text="how many items")
-    query = serializers.CharField(
+    query = TextField(
         required=False, allow_blank=True, default="",
         help_text="a free-text search, used by algorithms that support queries (see /api/v1/algorithms/)",
     )  # fmt: skip

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -25,11 +26,14 @@ from experiments.models import Experiment
 from experiments.services.lifecycle import transition
 from recommenders.models import TrainingRun
 from serving.services.tokens import create_token
+from simulation.models import SimulationRun
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 25  # generated requests per operation (and as many again with the real objects' ids, see _real_ids)
+# Generated requests per operation: positive ones (valid for the schema; the path's ids replaced by real objects'
+# in about half, see _real_ids) and negative ones (invalid for the schema: the refusal must be documented too).
+POSITIVE, NEGATIVE = 30, 15
 CHECKS = [
     schemathesis.checks.not_a_server_error,  # type: ignore[attr-defined]
     status_code_conformance,
@@ -42,7 +46,12 @@ TOKEN_OPERATIONS = {"/api/v1/experiments/{key}/recommendations", "/api/v1/events
 # Run last, in this order: they end the experiment the others use (a transition refused in the new state is a 409,
 # which the schema documents, so they stay in).
 LAST = ["pause", "resume", "stop", "conclude", "archive"]
-# Nothing is excluded: every operation of the schema is sent its examples.
+# The operations whose schema says all that the server checks in a request: a request valid for the schema is not
+# refused with a 400 (before, the schema allowed "" and " " as user_id, which the server refuses). Elsewhere a
+# valid request may still be refused by the service (e.g. an arm naming no variant, an event in the future).
+ACCEPTS_VALID = {"/api/v1/experiments/{key}/recommendations", "/api/v1/variants/{id}/recommend/"}
+# Nothing is excluded: every operation of the schema is sent its examples. Those that queue a job (train, evaluate,
+# simulations, off-policy estimates) queue it on the test broker, with no worker: nothing runs.
 EXCLUDED: dict[tuple[str, str], str] = {}
 
 
@@ -56,6 +65,7 @@ def world(live_server: Any, tmp_path: Path) -> dict[str, Any]:
     control, _ = trained_variants(tmp_path, rows=600)
     pm = product_manager()
     experiment = transition(draft_experiment(pm, "recs-ab"), "start", pm)
+    SimulationRun.objects.create(experiment=experiment, config={"daily_users": 50, "days": 1, "seed": 5})  # queued
     _, secret = create_token("shop", ["serve", "ingest"])
     return {"pm": pm, "experiment": experiment, "variant": control, "secret": secret, "url": live_server.url}
 
@@ -75,27 +85,44 @@ def _real_ids(world: dict[str, Any], path: str) -> dict[str, Any]:
         ids["id"] = world["variant"].pk
     elif "/training-runs/{id}" in path:
         ids["id"] = TrainingRun.objects.filter(variant=world["variant"]).values_list("pk", flat=True).first()
+    ids["run_id"] = SimulationRun.objects.filter(experiment=world["experiment"]).values_list("pk", flat=True).first()
     return ids
 
 
-def _fuzz(operation: Any, url: str, headers: dict[str, str], real: dict[str, Any]) -> None:
-    """Send the operation EXAMPLES * 2 generated requests, the path's ids replaced by real ones in about half."""
+def valid_requests_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A request valid for the schema is not refused as invalid (a 400)."""
+    if case.meta.generation.mode.is_positive and response.status_code == 400:
+        raise AssertionError(f"a request valid for the schema was refused: {response.text[:300]}")
+    return None
 
-    @settings(
-        max_examples=EXAMPLES * 2,
-        derandomize=True,
+
+def _fuzz(operation: Any, url: str, headers: dict[str, str], real: dict[str, Any]) -> None:
+    """Send the operation POSITIVE requests valid for the schema, the path's ids replaced by real ones in about
+    half, then NEGATIVE invalid ones."""
+    checks = CHECKS + ([valid_requests_accepted] if operation.path in ACCEPTS_VALID else [])
+    bounded = settings(
+        derandomize=True,  # the same requests on every run
         deadline=None,
         database=None,
-        phases=[Phase.explicit, Phase.generate],
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(), use_real=st.booleans())
-    def run(case: Any, use_real: bool) -> None:
+
+    @settings(bounded, max_examples=POSITIVE)
+    @given(case=operation.as_strategy(GenerationMode.POSITIVE), use_real=st.booleans())
+    def positive(case: Any, use_real: bool) -> None:
         if use_real and case.path_parameters:
             case.path_parameters = {name: real.get(name, value) for name, value in case.path_parameters.items()}
+        case.call_and_validate(base_url=url, headers=headers, checks=checks)
+
+    @settings(bounded, max_examples=NEGATIVE)
+    @given(case=operation.as_strategy(GenerationMode.NEGATIVE))
+    def negative(case: Any) -> None:
         case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
 
-    run()
+    positive()
+    if operation.method in {"post", "patch", "put"} or operation.query or operation.path_parameters:
+        negative()
 
 
 def test_every_operation_answers_as_the_schema_says(world: dict[str, Any]) -> None:
@@ -115,10 +142,7 @@ def test_every_operation_answers_as_the_schema_says(world: dict[str, Any]) -> No
 
         try:
             _fuzz(operation, world["url"], headers, real)
-        except (
-            Exception,
-            BaseExceptionGroup,
-        ) as error:  # a failure of this operation: recorded, and the others still run
+        except (Exception, BaseExceptionGroup) as error:  # recorded; the other operations still run
             failures[name] = str(error)[:3000]
 
     assert not failures, "\n\n".join(f"== {name}\n{text}" for name, text in failures.items())
