@@ -12,7 +12,7 @@ from recommenders.models import Evaluation, TrainingRun, Variant
 
 class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
     variant = serializers.CharField(source="variant.label", read_only=True)
-    seconds = serializers.FloatField(read_only=True)
+    seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="null until the run has finished")
 
     class Meta:
         model = TrainingRun

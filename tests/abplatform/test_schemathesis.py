@@ -1,16 +1,18 @@
 """The OpenAPI schema matches the live server: schemathesis sends every operation of /api/schema/ a bounded number
 of generated requests (deterministic) against pytest-django's live server, with real data behind them (trained
-variants, a running experiment, a product manager's session, an API token with the serve and ingest scopes), and
-every answer must be no server error and match the schema: its status code, content type, body and headers."""
+variants, a running experiment, a product manager's session, an API token with the serve and ingest scopes; the
+lean path in front of Django, as in production), and every answer must be no server error and match the schema:
+its status code, content type, body and headers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -22,9 +24,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from accounts.roles import DATA_SCIENTISTS, REVIEWERS
 from experiments.models import Experiment
 from experiments.services.lifecycle import transition
 from recommenders.models import TrainingRun
+from serving.lean import LeanDispatcher
+from serving.services.serve import write_log
 from serving.services.tokens import create_token
 from simulation.models import SimulationRun
 from tests.experiments.factories import draft_experiment, product_manager, trained_variants
@@ -51,7 +56,8 @@ LAST = ["pause", "resume", "stop", "conclude", "archive"]
 # valid request may still be refused by the service (e.g. an arm naming no variant, an event in the future).
 ACCEPTS_VALID = {"/api/v1/experiments/{key}/recommendations", "/api/v1/variants/{id}/recommend/"}
 # Nothing is excluded: every operation of the schema is sent its examples. Those that queue a job (train, evaluate,
-# simulations, off-policy estimates) queue it on the test broker, with no worker: nothing runs.
+# simulations, off-policy estimates) queue it on the test broker with no worker listening: nothing runs (a later
+# worker finds no such job: the tables are emptied after the test).
 EXCLUDED: dict[tuple[str, str], str] = {}
 
 
@@ -61,13 +67,28 @@ def _order(operation: Any) -> tuple[int, str]:
 
 
 @pytest.fixture
-def world(live_server: Any, tmp_path: Path) -> dict[str, Any]:
+def lean_live_server(live_server: Any) -> Iterator[Any]:
+    """The live server as production serves: the lean path (serving/lean.py, abplatform/wsgi.py) in front of
+    Django, answering the plainly valid token requests for recommendations and events itself. (Served answers
+    are written at once rather than through the process's buffer, whose thread would outlive the test.)"""
+    httpd = live_server.thread.httpd
+    django_app = httpd.get_app()
+    httpd.set_app(LeanDispatcher(django_app, log=write_log))
+    yield live_server
+    httpd.set_app(django_app)
+
+
+@pytest.fixture
+def world(lean_live_server: Any, tmp_path: Path) -> dict[str, Any]:
     control, _ = trained_variants(tmp_path, rows=600)
+    # The session's user: a product manager who is also a data scientist and a reviewer, so that each operation
+    # is reached by a role that may do it (not only refused with a 403).
     pm = product_manager()
+    pm.groups.add(*Group.objects.filter(name__in=[DATA_SCIENTISTS, REVIEWERS]))
     experiment = transition(draft_experiment(pm, "recs-ab"), "start", pm)
     SimulationRun.objects.create(experiment=experiment, config={"daily_users": 50, "days": 1, "seed": 5})  # queued
     _, secret = create_token("shop", ["serve", "ingest"])
-    return {"pm": pm, "experiment": experiment, "variant": control, "secret": secret, "url": live_server.url}
+    return {"pm": pm, "experiment": experiment, "variant": control, "secret": secret, "url": lean_live_server.url}
 
 
 def _session_headers(user: User) -> dict[str, str]:
@@ -96,7 +117,7 @@ def valid_requests_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
-def _fuzz(operation: Any, url: str, headers: dict[str, str], real: dict[str, Any]) -> None:
+def _fuzz(operation: Any, url: str, headers: dict[str, str], real: dict[str, Any], seen: set[int]) -> None:
     """Send the operation POSITIVE requests valid for the schema, the path's ids replaced by real ones in about
     half, then NEGATIVE invalid ones."""
     checks = CHECKS + ([valid_requests_accepted] if operation.path in ACCEPTS_VALID else [])
@@ -113,12 +134,12 @@ def _fuzz(operation: Any, url: str, headers: dict[str, str], real: dict[str, Any
     def positive(case: Any, use_real: bool) -> None:
         if use_real and case.path_parameters:
             case.path_parameters = {name: real.get(name, value) for name, value in case.path_parameters.items()}
-        case.call_and_validate(base_url=url, headers=headers, checks=checks)
+        seen.add(case.call_and_validate(base_url=url, headers=headers, checks=checks).status_code)
 
     @settings(bounded, max_examples=NEGATIVE)
     @given(case=operation.as_strategy(GenerationMode.NEGATIVE))
     def negative(case: Any) -> None:
-        case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
+        seen.add(case.call_and_validate(base_url=url, headers=headers, checks=CHECKS).status_code)
 
     positive()
     if operation.method in {"post", "patch", "put"} or operation.query or operation.path_parameters:
@@ -132,6 +153,7 @@ def test_every_operation_answers_as_the_schema_says(world: dict[str, Any]) -> No
     operations = sorted((result.ok() for result in schema.get_all_operations()), key=_order)
     assert len(operations) >= 30
     failures: dict[str, str] = {}
+    statuses: dict[str, set[int]] = {}
 
     for operation in operations:
         name = f"{operation.method.upper()} {operation.path}"
@@ -141,9 +163,13 @@ def test_every_operation_answers_as_the_schema_says(world: dict[str, Any]) -> No
         real = _real_ids(world, operation.path)
 
         try:
-            _fuzz(operation, world["url"], headers, real)
+            _fuzz(operation, world["url"], headers, real, statuses.setdefault(name, set()))
         except (Exception, BaseExceptionGroup) as error:  # recorded; the other operations still run
             failures[name] = str(error)[:3000]
 
+    print("\n".join(f"{name}: {sorted(seen)}" for name, seen in statuses.items()))  # shown with -s
     assert not failures, "\n\n".join(f"== {name}\n{text}" for name, text in failures.items())
+    assert len(statuses) == len(operations) - len(EXCLUDED)
+    # The session and the token were taken: every operation answered something besides a refusal of who asks.
+    assert not [name for name, seen in statuses.items() if seen <= {401, 403}], statuses
     assert Experiment.objects.get(key="recs-ab").status in {"stopped", "concluded", "archived"}
