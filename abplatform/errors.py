@@ -1,4 +1,5 @@
-"""The answer to an uncaught error: 503 with Retry-After when the database is unreachable, else a 500.
+"""The answer to an uncaught error: 503 with Retry-After when the database is unreachable, else a 500; and the
+answer to a path that names nothing: under /api/ a JSON 404, as every API refusal (the schema says so).
 
 Django calls ``handler500`` (abplatform/urls.py) inside the ``except`` block of the request that
 failed, so ``sys.exc_info()`` names the error. An unreachable or restarting PostgreSQL is a
@@ -13,7 +14,7 @@ import sys
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import server_error
+from django.views.defaults import page_not_found, server_error
 
 DATABASE_RETRY_AFTER = 15  # seconds: a PostgreSQL restart or fail-over takes about that long
 
@@ -40,3 +41,11 @@ def server_error_or_unavailable(request: HttpRequest) -> HttpResponse:
         detail = "The database is unavailable; nothing was changed. Retry after the Retry-After seconds."
         return JsonResponse({"detail": detail}, status=503, headers=headers)
     return HttpResponse(UNAVAILABLE_PAGE, status=503, headers=headers)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: a JSON `detail` under /api/ (e.g. an experiment key that is not a slug matches no
+    route), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)  # type: ignore[arg-type]

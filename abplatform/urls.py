@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from abplatform import views
-from abplatform.errors import server_error_or_unavailable
+from abplatform.errors import not_found, server_error_or_unavailable
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -34,3 +34,5 @@ urlpatterns = [
 
 # An unreachable database answers 503 with Retry-After (pages and API); other errors stay a 500.
 handler500 = server_error_or_unavailable
+# Under /api/ a path that names nothing is a JSON 404, as the schema documents.
+handler404 = not_found

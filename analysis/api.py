@@ -75,7 +75,8 @@ class SegmentsView(APIView):
         ],
         responses={
             200: SegmentBreakdownSerializer,
-            400: OpenApiResponse(description="unknown dimension or traffic (the reason is under its parameter)"),
+            400: error_response(400, "Unknown dimension or traffic: the reason under its parameter."),
+            **errors(403, 404),
         },
     )  # fmt: skip
     def get(self, request: Request, key: str) -> Response:

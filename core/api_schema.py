@@ -16,7 +16,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from core.api_errors import QUEUE_RETRY_AFTER
@@ -58,6 +58,11 @@ class ValidationErrorSchema(OpenApiSerializerExtension):  # type: ignore[misc,no
                 "oneOf": [
                     {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
                     {"type": "string"},
+                    {
+                        "type": "object",
+                        "description": "a list field's reasons by the index of the element refused, e.g. "
+                        '`{"3": ["This field may not be blank."]}`',
+                    },
                 ]
             },
         }
@@ -92,3 +97,21 @@ def error_response(code: int, description: str | None = None) -> OpenApiResponse
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """The documented refusals `codes` with their default descriptions, for `extend_schema(responses=...)`."""
     return {code: error_response(code) for code in codes}
+
+
+# The text DRF's CharField takes, as JSON Schema patterns: no NUL character, and, where blank is refused, some
+# character besides whitespace, which it strips (str.isspace: \s and U+001C-U+001F, U+0085). NO_NUL takes no "":
+# drf-spectacular adds the empty string as the other alternative of a oneOf when the field allows blank.
+NO_NUL = "^[^\\u0000]+$"
+SOME_TEXT = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085][^\\u0000]*$"
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "pattern": SOME_TEXT})
+class IdField(serializers.CharField):
+    """An identifier (a user or event id): text with something besides spaces, without NUL. The schema says so
+    (without the pattern it allowed "" and " ", which the field refuses)."""
+
+
+@extend_schema_field({"type": "string", "pattern": NO_NUL})
+class TextField(serializers.CharField):
+    """Free text without NUL (a query; with allow_blank=True, "" too)."""

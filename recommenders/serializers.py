@@ -6,12 +6,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api_schema import IdField, TextField
 from recommenders.models import Evaluation, TrainingRun, Variant
 
 
 class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
     variant = serializers.CharField(source="variant.label", read_only=True)
-    seconds = serializers.FloatField(read_only=True)
+    seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="null until the run has finished")
 
     class Meta:
         model = TrainingRun
@@ -33,7 +34,7 @@ class EvaluationSerializer(serializers.ModelSerializer[Evaluation]):
 
 class VariantSerializer(serializers.ModelSerializer[Variant]):
     dataset = serializers.CharField(source="dataset.name")
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
     label = serializers.CharField(read_only=True)  # type: ignore[assignment]  # the variant's label, not Field.label
     latest_run = serializers.SerializerMethodField()
 
@@ -66,11 +67,9 @@ class EvaluateSerializer(serializers.Serializer[Any]):
 class RecommendSerializer(serializers.Serializer[Any]):
     """The body of POST /api/v1/variants/{id}/recommend/."""
 
-    user_id = serializers.CharField(
-        max_length=100, help_text="the data set's user id; an unknown user gets the cold-start list"
-    )
+    user_id = IdField(max_length=100, help_text="the data set's user id; an unknown user gets the cold-start list")
     k = serializers.IntegerField(default=10, min_value=1, max_value=1000, help_text="how many items")
-    query = serializers.CharField(
+    query = TextField(
         required=False, allow_blank=True, default="",
         help_text="a free-text search, used by algorithms that support queries (see /api/v1/algorithms/)",
     )  # fmt: skip

@@ -23,6 +23,7 @@ MAX_ID_LENGTH = 100  # characters
 
 # Event batches.
 MAX_BATCH = 10_000  # events per POST /api/v1/events (a larger batch is a 413)
+MAX_UTC_OFFSET = timedelta(hours=16)  # PostgreSQL's timestamps take offsets within +-15:59
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of shops drift; an event further ahead is a bug on their side
 MAX_POSITION = 1000  # an event's 1-based position in the answered list
 REVENUE_DIGITS, REVENUE_DECIMALS = 14, 2  # an event's revenue: at most 14 digits, 2 of them after the point

@@ -8,6 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.api_schema import IdField, TextField
 from serving.limits import (
     DEFAULT_K,
     FUTURE_TOLERANCE,
@@ -22,9 +23,9 @@ from serving.models import Event
 
 
 class RecommendationRequest(serializers.Serializer[Any]):
-    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    user_id = IdField(max_length=MAX_ID_LENGTH)
     k = serializers.IntegerField(default=DEFAULT_K, min_value=1, max_value=MAX_K)
-    query = serializers.CharField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH, default="")
+    query = TextField(required=False, allow_blank=True, max_length=MAX_QUERY_LENGTH, default="")
     context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]  # the field, not Field.context
     simulation = serializers.IntegerField(
         required=False, min_value=1,
@@ -57,9 +58,9 @@ class RecommendationAnswer(serializers.Serializer[Any]):
 class EventInput(serializers.Serializer[Any]):
     """One event (documentation: the endpoint validates events itself, one by one, for speed)."""
 
-    event_id = serializers.CharField(max_length=MAX_ID_LENGTH, help_text="idempotency key: a repeat is stored once")
+    event_id = IdField(max_length=MAX_ID_LENGTH, help_text="idempotency key: a repeat is stored once")
     type = serializers.ChoiceField(choices=Event.Type.values)
-    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    user_id = IdField(max_length=MAX_ID_LENGTH)
     item_id = serializers.CharField(max_length=MAX_ID_LENGTH, required=False)
     request_id = serializers.UUIDField(required=False, help_text="from the recommendations answer")
     experiment = serializers.CharField(max_length=MAX_ID_LENGTH, required=False, help_text="experiment key")

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from core import metrics
 from experiments.models import Experiment
-from serving.limits import FUTURE_TOLERANCE, MAX_BATCH, MAX_ID_LENGTH, MAX_POSITION, MAX_REVENUE
+from serving.limits import FUTURE_TOLERANCE, MAX_BATCH, MAX_ID_LENGTH, MAX_POSITION, MAX_REVENUE, MAX_UTC_OFFSET
 from serving.models import ApiToken, Event, Exposure, ServedRequest
 
 
@@ -459,6 +459,14 @@ def _timestamp(value: Any, now: datetime) -> datetime:
         raise ValueError(f"timestamp {value!r} is not ISO 8601 (e.g. 2026-11-27T10:15:00Z)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    offset = when.utcoffset()
+    if offset is not None and abs(offset) >= MAX_UTC_OFFSET:
+        # PostgreSQL stores offsets within +-15:59 only; a farther one failed the COPY of the whole batch
+        raise ValueError(f"timestamp {value!r} has a UTC offset beyond +-15:59")
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {value!r} is out of range") from None
     if when > now + FUTURE_TOLERANCE:
         raise ValueError(f"timestamp {value} is in the future (more than {FUTURE_TOLERANCE} ahead of the server)")
     return when

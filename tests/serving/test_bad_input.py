@@ -92,3 +92,27 @@ def test_numbers_beyond_what_the_database_stores_are_a_400_with_the_field(tmp_pa
     assert answer.status_code == 400
     assert "expected_daily_users" in answer.json()
     assert not Experiment.objects.filter(key="huge").exists()
+
+
+def test_a_timestamp_offset_beyond_what_postgresql_stores_is_refused_and_the_rest_of_its_batch_is_stored() -> None:
+    running_experiment()
+    far = {**_click("far"), "timestamp": "2026-11-24T09:00:00-23:37"}  # PostgreSQL takes offsets to +-15:59
+    near = {**_click("near"), "timestamp": "2026-11-24T09:00:00+14:00"}
+
+    answer = _shop().post("/api/v1/events", [_click("ok"), far, near], format="json")
+
+    assert answer.status_code == 200, answer.content
+    result = answer.json()
+    assert (result["received"], result["stored"]) == (3, 2)
+    assert [(e["index"], "UTC offset" in e["error"]) for e in result["errors"]] == [(1, True)]
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == ["near", "ok"]
+
+
+def test_an_api_path_that_names_nothing_is_a_json_404() -> None:
+    answer = APIClient().get("/api/v1/experiments/not a slug/results/")
+
+    assert (answer.status_code, answer["Content-Type"], answer.json()) == (
+        404,
+        "application/json",
+        {"detail": "Not found."},
+    )
