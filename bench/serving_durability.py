@@ -74,8 +74,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="kill runs, each with a graceful-stop control (default 3)")
-    parser.add_argument("--rate", type=float, default=400.0, help="offered requests per second, all clients "
-                        "together (default 400)")  # fmt: skip
+    parser.add_argument("--rate", type=float, nargs="+", default=[400.0, 3000.0],
+                        help="offered requests per second, all clients together; several rates are measured in "
+                        "turn in each run (default 400 3000: a moderate load, and more than 2 workers on 2 "
+                        "cores answer, i.e. saturation)")  # fmt: skip
     parser.add_argument("--clients", type=int, default=4, help="client threads, one keep-alive connection each "
                         "(default 4)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds of load before the kill (default 6)")
@@ -93,14 +95,14 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     secret = _prepare()
-    kills: list[_Outcome] = []
-    stops: list[_Outcome] = []
+    outcomes: dict[tuple[float, signal.Signals], list[_Outcome]] = {}
     for run in range(1, args.runs + 1):
-        for how in (signal.SIGKILL, signal.SIGTERM):
-            outcome = _run(args, secret, how)
-            (kills if how == signal.SIGKILL else stops).append(outcome)
-            print(f"run {run} {how.name:<7} {outcome.line()}", flush=True)
-    _summary(args, kills, stops)
+        for rate in args.rate:
+            for how in (signal.SIGKILL, signal.SIGTERM):
+                outcome = _run(args, secret, rate, how)
+                outcomes.setdefault((rate, how), []).append(outcome)
+                print(f"run {run} {rate:>6g}/s offered {how.name:<7} {outcome.line()}", flush=True)
+    _summary(args, outcomes)
 
 
 def _prepare() -> str:
@@ -117,7 +119,10 @@ def _prepare() -> str:
         print("importing the Online Retail data ...", flush=True)
         parsed = parse_online_retail(REPO / "data" / "online-retail" / "online_retail.csv.gz")
         dataset = save_dataset(parsed, "online-retail")
-    arms = [("control", "retail-popularity", "popularity", {}), ("knn", "retail-item-knn", "item_knn", {})]
+    arms: list[tuple[str, str, str, dict[str, object]]] = [
+        ("control", "retail-popularity", "popularity", {}),
+        ("knn", "retail-item-knn", "item_knn", {}),
+    ]
     bench_experiment(KEY, "Durability benchmark", dataset, arms)
     ApiToken.objects.filter(name="bench-durability").delete()
     return create_token("bench-durability", ["serve"])[1]
@@ -135,6 +140,7 @@ class _Outcome:
     impressions_lost: int
     oldest_lost_ms: float  # age at the stop of the oldest lost answer (0 when none)
     errors: int  # requests not answered 200 before the stop
+    cpu_ms: float  # CPU time of the server's processes per acknowledged answer, during the load
 
     @property
     def lost_share(self) -> float:
@@ -150,11 +156,12 @@ class _Outcome:
             f"acknowledged {self.acknowledged:>6,} at {self.rate:>5,.0f}/s, "
             f"lost {self.lost:>4} ({self.lost_share:6.2%}), "
             f"exposures {self.exposures_lost}, impressions {self.impressions_lost}; oldest lost "
-            f"{self.oldest_lost_ms:6.1f} ms, lost / rate {self.lost_ms:6.1f} ms; errors {self.errors}"
+            f"{self.oldest_lost_ms:6.1f} ms, lost / rate {self.lost_ms:6.1f} ms; errors {self.errors}; "
+            f"server CPU {self.cpu_ms:.2f} ms/answer"
         )
 
 
-def _run(args: argparse.Namespace, secret: str, how: signal.Signals) -> _Outcome:
+def _run(args: argparse.Namespace, secret: str, rate: float, how: signal.Signals) -> _Outcome:
     server = _start(args)
     try:
         prefix = f"dur-{uuid.uuid4().hex[:8]}"
@@ -163,12 +170,14 @@ def _run(args: argparse.Namespace, secret: str, how: signal.Signals) -> _Outcome
         stop = threading.Event()
         lock = threading.Lock()
         clients = [
-            threading.Thread(target=_client, args=(args, secret, prefix, index, stop, lock, acknowledged, errors))
+            threading.Thread(target=_client, args=(args, secret, rate, prefix, index, stop, lock, acknowledged, errors))
             for index in range(args.clients)
         ]
+        cpu_before = _group_cpu(server.pid)
         for client in clients:
             client.start()
         time.sleep(args.seconds)
+        cpu = _group_cpu(server.pid) - cpu_before
         stopped_at = time.time()
         if how == signal.SIGKILL:
             os.killpg(server.pid, signal.SIGKILL)
@@ -187,7 +196,7 @@ def _run(args: argparse.Namespace, secret: str, how: signal.Signals) -> _Outcome
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     _wait_backends_gone()
-    return _count(how, answered, stopped_at, errors[0])
+    return _count(how, answered, stopped_at, errors[0], cpu)
 
 
 def _start(args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -216,6 +225,7 @@ def _start(args: argparse.Namespace) -> subprocess.Popen[bytes]:
 def _client(
     args: argparse.Namespace,
     secret: str,
+    rate: float,
     prefix: str,
     index: int,
     stop: threading.Event,
@@ -224,7 +234,7 @@ def _client(
     errors: list[int],
 ) -> None:
     """Send requests at rate / clients per second on one keep-alive connection; record every 200 answer."""
-    interval = args.clients / args.rate
+    interval = args.clients / rate
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
     path = f"/api/v1/experiments/{KEY}/recommendations"
     connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
@@ -285,7 +295,23 @@ def _wait_backends_gone() -> None:
         time.sleep(0.05)
 
 
-def _count(how: signal.Signals, answered: list[tuple[str, str, float]], stopped_at: float, errors: int) -> _Outcome:
+def _group_cpu(pgid: int) -> float:
+    """User + system CPU seconds of every process of the server's process group (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _count(
+    how: signal.Signals, answered: list[tuple[str, str, float]], stopped_at: float, errors: int, cpu: float
+) -> _Outcome:
     from serving.models import Event, Exposure, ServedRequest
 
     ids = [request_id for request_id, _, _ in answered]
@@ -305,6 +331,7 @@ def _count(how: signal.Signals, answered: list[tuple[str, str, float]], stopped_
         impressions_lost=10 * len(answered) - impressions,
         oldest_lost_ms=1000 * (stopped_at - min(at for _, at in lost)) if lost else 0.0,
         errors=errors,
+        cpu_ms=1000 * cpu / len(answered) if answered else 0.0,
     )
     Event.objects.filter(request_id__in=ids).delete()
     ServedRequest.objects.filter(request_id__in=ids).delete()
@@ -312,35 +339,43 @@ def _count(how: signal.Signals, answered: list[tuple[str, str, float]], stopped_
     return outcome
 
 
-def _summary(args: argparse.Namespace, kills: list[_Outcome], stops: list[_Outcome]) -> None:
+def _summary(args: argparse.Namespace, outcomes: dict[tuple[float, signal.Signals], list[_Outcome]]) -> None:
     from report import Spread, write
 
-    def spreads(outcomes: list[_Outcome]) -> dict[str, Spread]:
+    def spreads(runs: list[_Outcome]) -> dict[str, Spread]:
         return {
-            "acknowledged": Spread.of([o.acknowledged for o in outcomes]),
-            "answers per second before the stop": Spread.of([o.rate for o in outcomes]),
-            "lost": Spread.of([o.lost for o in outcomes]),
-            "lost %": Spread.of([100 * o.lost_share for o in outcomes]),
-            "exposures lost": Spread.of([o.exposures_lost for o in outcomes]),
-            "impressions lost": Spread.of([o.impressions_lost for o in outcomes]),
-            "oldest lost answer's age at the stop (ms)": Spread.of([o.oldest_lost_ms for o in outcomes]),
-            "lost / throughput (ms)": Spread.of([o.lost_ms for o in outcomes]),
-            "errors": Spread.of([o.errors for o in outcomes]),
+            "acknowledged": Spread.of([o.acknowledged for o in runs]),
+            "answers per second before the stop": Spread.of([o.rate for o in runs]),
+            "lost": Spread.of([o.lost for o in runs]),
+            "lost %": Spread.of([100 * o.lost_share for o in runs]),
+            "exposures lost": Spread.of([o.exposures_lost for o in runs]),
+            "impressions lost": Spread.of([o.impressions_lost for o in runs]),
+            "oldest lost answer's age at the stop (ms)": Spread.of([o.oldest_lost_ms for o in runs]),
+            "lost / throughput (ms)": Spread.of([o.lost_ms for o in runs]),
+            "errors": Spread.of([o.errors for o in runs]),
+            "server CPU per answer (ms)": Spread.of([o.cpu_ms for o in runs]),
         }
 
-    load = {
-        "server": f"{args.server}, {args.workers} workers x {args.threads} threads",
-        "source": "this tree" if args.source == REPO else str(args.source),
-        "offered requests per second": args.rate,
-        "clients (keep-alive connections)": args.clients,
-        "seconds of load before the stop": args.seconds,
+    figures: dict[str, object] = {
+        "load": {
+            "server": f"{args.server}, {args.workers} workers x {args.threads} threads",
+            "source": "this tree" if args.source == REPO else str(args.source),
+            "clients (keep-alive connections)": args.clients,
+            "seconds of load before the stop": args.seconds,
+        }
     }
-    figures = {"load": load, "SIGKILL": spreads(kills), "SIGTERM (graceful control)": spreads(stops)}
-    print(f"\nover {args.runs} runs, {load['server']}, {args.rate:g} requests/s offered by {args.clients} clients:")
-    for name in ("SIGKILL", "SIGTERM (graceful control)"):
-        print(name)
-        for figure, spread in figures[name].items():
-            print(f"  {figure:<44}{spread.text(1)}")
+    for (rate, how), runs in outcomes.items():
+        name = "SIGKILL" if how == signal.SIGKILL else "SIGTERM (graceful control)"
+        figures.setdefault(f"{rate:g} requests/s offered", {})[name] = spreads(runs)  # type: ignore[index]
+    print(f"\nover {args.runs} runs, {args.server} {args.workers} workers x {args.threads} threads, "
+          f"{args.clients} clients:")  # fmt: skip
+    for key, value in figures.items():
+        if key == "load":
+            continue
+        for name, table in value.items():  # type: ignore[attr-defined]
+            print(f"{key}, {name}")
+            for figure, spread in table.items():
+                print(f"  {figure:<44}{spread.text(1)}")
     if not args.no_write:
         print(f"written to {write('serving_durability', figures)}")
 
