@@ -60,11 +60,22 @@ def write(name: str, figures: dict[str, Any]) -> Path:
         "command": "python " + " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "figures": {k: asdict(v) if isinstance(v, Spread) else v for k, v in figures.items()},
+        "figures": _plain(figures),
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+def _plain(value: Any) -> Any:
+    """`value` with every Spread, at any depth of mappings and lists, as its dict."""
+    if isinstance(value, Spread):
+        return asdict(value)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 # Reading the results back: the documentation's Benchmarks page (docs/hooks.py renders it at build time).

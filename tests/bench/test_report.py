@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from bench import report
 from bench.report import Spread, benchmarks_markdown, figure_rows, number, record_tables, scripts
 
 SCRIPT = '''"""How fast the widget spins.
@@ -102,6 +104,15 @@ def test_the_json_the_benches_write_renders(tmp_path: Path) -> None:
     document = _document("python bench/gadget.py", "2026-12-07T00:00:00Z", {"spin": asdict(spread)})
     (results / "gadget.json").write_text(json.dumps(document))
     assert "| spin | 0.2 (0.1–0.3, 3 runs) |" in benchmarks_markdown(bench, results)
+
+
+def test_spreads_nested_in_the_figures_are_written_as_numbers(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    spread = Spread.of([2.0, 1.0, 3.0])
+    path = report.write("nested", {"load": {"rate": 400}, "400/s": {"SIGKILL": {"lost": spread}}, "runs": [spread]})
+    figures = json.loads(path.read_text())["figures"]
+    assert figures["400/s"]["SIGKILL"]["lost"] == asdict(spread) == figures["runs"][0]
+    assert ("400/s · SIGKILL · lost", "2 (1–3, 3 runs)") in figure_rows(figures)
 
 
 def test_the_repositorys_own_scripts_and_results_render() -> None:

@@ -24,6 +24,7 @@ from serving.lean import LeanDispatcher
 from serving.limits import MAX_ID_LENGTH, MAX_K, MAX_QUERY_LENGTH
 from serving.models import Event, Exposure, ServedRequest
 from serving.services import serve, tokens
+from serving.services.config import ServingLog
 from serving.services.serve import write_log
 from serving.services.serving_log import LogBuffer
 from serving.services.tokens import create_token
@@ -321,3 +322,95 @@ def test_clicks_are_attributed_to_the_arm_of_their_served_request(running: Exper
     assert {event_id: arm_names[arm] for event_id, arm in stored.items()} == {
         f"c{i}": answer["arm"] for i, answer in enumerate(answers)
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_waits_for_the_flush_while_an_older_one_is_unstored_past_max_age(running: Experiment) -> None:
+    now = [0.0]
+    buffer = LogBuffer(flush_seconds=3600, max_age=0.1, clock=lambda: now[0])  # the thread never flushes by itself
+    entries: list[ServingLog] = []
+    for user in ("u1", "u2", "u3"):
+        serve.serve("recs-ab", user, 2, log=entries.append)
+    try:
+        buffer.add(entries[0])
+        now[0] = 0.1  # as old as allowed: still queued
+        buffer.add(entries[1])
+        assert (buffer.pending(), ServedRequest.objects.count()) == (2, 0)
+        now[0] = 0.2  # the first answer is now too old: the next one is not answered before both are stored
+        buffer.add(entries[2])
+        assert (buffer.pending(), ServedRequest.objects.count()) == (0, 3)
+    finally:
+        buffer.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_close_answers_are_stored_before_add_returns(running: Experiment) -> None:
+    buffer = LogBuffer(flush_seconds=3600, max_age=3600)
+    entries: list[ServingLog] = []
+    for user in ("u1", "u2"):
+        serve.serve("recs-ab", user, 2, log=entries.append)
+    try:
+        buffer.add(entries[0])
+        buffer.close()  # what the exit handlers call
+        assert ServedRequest.objects.count() == 1
+        buffer.add(entries[1])  # an answer made while the process ends
+        assert (buffer.pending(), ServedRequest.objects.count()) == (0, 2)
+    finally:
+        buffer.stop()
+
+
+def _worker_holding_an_answer(entry: ServingLog, report: Any) -> None:
+    """A granian-like worker process: SIGTERM sets its shutdown event, its main function returns, and the process
+    ends through multiprocessing's exit (finalizers, then os._exit). Its flusher thread is storing the answer's
+    batch when the signal comes, and finishes only after it."""
+    import signal
+    import threading
+
+    from serving.services import serving_log
+
+    terminating = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: terminating.set())
+    store = serving_log.store_batch
+
+    def store_after_the_signal(batch: Any) -> None:
+        report.send("storing")
+        while not terminating.wait(0.05):
+            pass
+        store(batch)
+
+    serving_log.store_batch = store_after_the_signal
+    buffer = LogBuffer(flush_seconds=0.01, max_age=3600)
+    buffer.add(entry)
+    while not terminating.wait(0.05):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_to_a_worker_stores_the_batch_its_flusher_is_storing_before_it_exits(running: Experiment) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from django.db import connection
+
+    entries: list[ServingLog] = []
+    serve.serve("recs-ab", "u1", 2, log=entries.append)
+    connection.close()  # the child opens its own connections, never this one's socket
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    worker = context.Process(target=_worker_holding_an_answer, args=(entries[0], sending))
+    worker.start()
+    try:
+        assert receiving.poll(30), "the worker's flusher never started storing"
+        assert receiving.recv() == "storing"
+        assert ServedRequest.objects.count() == 0  # acknowledged, not stored yet
+        os.kill(worker.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        worker.join(30)
+        assert worker.exitcode == 0
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    request_id = entries[0].served.request_id
+    assert ServedRequest.objects.filter(request_id=request_id).exists()
+    assert Event.objects.filter(request_id=request_id, type="impression").count() == 2
