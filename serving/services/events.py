@@ -187,9 +187,10 @@ def store(
         experiment_id = experiments.get(r.experiment_key) if r.experiment_key else None
         arm_id = None
         if r.request_id in served:
-            # The request names its experiment: an event sent with only the request id is counted too.
-            request_experiment, arm_id = served[r.request_id]
-            experiment_id = experiment_id or request_experiment
+            # The request names its experiment and arm: an event sent with only the request id is counted too.
+            request_experiment, request_arm = served[r.request_id]
+            if experiment_id is None or experiment_id == request_experiment:  # never another experiment's arm
+                experiment_id, arm_id = request_experiment, request_arm
         if arm_id is None and experiment_id is not None:
             arm_id = arm_of_user.get((experiment_id, r.user_id))
         values.append(EventRow(r.event_id, r.type, r.user_id, r.item_id, r.request_id, experiment_id, arm_id,
@@ -238,22 +239,15 @@ def _served_requests(request_ids: set[uuid.UUID], allowed: set[str] | None) -> d
     `allowed` when given, are left out)."""
     if not request_ids:
         return {}
-    if allowed is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT r.request_id, r.experiment_id, r.arm_id FROM {ServedRequest._meta.db_table} r "
-                f"JOIN {Experiment._meta.db_table} x ON x.id = r.experiment_id "
-                "WHERE r.request_id = ANY(%s::uuid[]) AND x.key = ANY(%s)",
-                [[str(request_id) for request_id in request_ids], sorted(allowed)],
-            )
-            return {uuid.UUID(str(request_id)): (experiment_id, arm_id) for request_id, experiment_id, arm_id in cursor}
     # One array parameter: the ORM's IN (...) costs ~10 us per value to build, 10 ms for a batch of clicks.
+    sql = f"SELECT r.request_id, r.experiment_id, r.arm_id FROM {ServedRequest._meta.db_table} r"
+    params: list[Any] = [[str(request_id) for request_id in request_ids]]
+    if allowed is not None:  # a token bound to experiments: only theirs
+        sql += f" JOIN {Experiment._meta.db_table} x ON x.id = r.experiment_id"
+        params.append(sorted(allowed))
+    sql += " WHERE r.request_id = ANY(%s::uuid[])" + (" AND x.key = ANY(%s)" if allowed is not None else "")
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT request_id, experiment_id, arm_id FROM {ServedRequest._meta.db_table} "
-            "WHERE request_id = ANY(%s::uuid[])",
-            [[str(request_id) for request_id in request_ids]],
-        )
+        cursor.execute(sql, params)
         return {uuid.UUID(str(request_id)): (experiment_id, arm_id) for request_id, experiment_id, arm_id in cursor}
 
 

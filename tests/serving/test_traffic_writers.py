@@ -93,6 +93,30 @@ def test_a_token_bound_to_an_experiment_writes_and_serves_for_it_only() -> None:
     assert refused.json()["detail"].startswith("this token may not write traffic for experiment 'other-ab'")
 
 
+def test_a_bound_tokens_event_with_only_a_request_id_counts_only_for_its_own_experiments() -> None:
+    from serving.models import ServedRequest
+
+    bound_to, bound_arm, _ = running_experiment("rollup-ab")
+    other, other_arm, _ = running_experiment("other-ab")
+    requests = {}
+    for experiment, arm in ((bound_to, bound_arm), (other, other_arm)):
+        requests[experiment.key] = ServedRequest.objects.create(
+            experiment=experiment, arm=arm, user_id="u1", exposed=True, arm_probability=0.5, k=5,
+            served_at=datetime(2026, 11, 24, 8, tzinfo=UTC),
+        ).request_id  # fmt: skip
+    _, secret = create_token("shop-e", ["ingest"], [bound_to.key])
+    shop = APIClient()
+    shop.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    clicks = [{"event_id": f"c-{key}", "user_id": "u1", "type": "click", "timestamp": WHEN, "item_id": "i1",
+               "request_id": str(request_id)} for key, request_id in requests.items()]  # fmt: skip
+
+    assert shop.post("/api/v1/events", clicks, format="json").json()["stored"] == 2
+    assert dict(Event.objects.values_list("event_id", "experiment_id")) == {
+        "c-rollup-ab": bound_to.pk,
+        "c-other-ab": None,  # stored, but not counted in an experiment the token may not write for
+    }
+
+
 def test_binding_a_token_to_an_unknown_experiment_is_refused() -> None:
     from serving.services.tokens import TokenError
 
